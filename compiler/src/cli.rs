@@ -1,0 +1,317 @@
+//! `dvtc` command line: argument types shared with `dvtr`, and the commands.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{DvtError, ErrorCode, Result};
+use crate::graph::Graph;
+use crate::loader::{self, LoadOptions};
+use crate::nodes::{Project, ResourceType};
+use crate::select::{self, IndirectSelection, SelectionSpec};
+
+/// Options every command that reads a project takes.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ProjectArgs {
+    /// Project directory (default: current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Directory with profiles.yml (also computes.yml, buckets.yml).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
+    /// Output of profiles.yml to use as the default target.
+    #[arg(short = 't', long, global = true)]
+    pub target: Option<String>,
+    /// Variables as YAML, e.g. '{start_date: 2024-01-01}'.
+    #[arg(long, global = true)]
+    pub vars: Option<String>,
+    /// Log format of messages and errors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ProjectArgs {
+    /// Loader options from the flags.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            project_dir: self.project_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+            profiles_dir: self.profiles_dir.clone(),
+            target: self.target.clone(),
+            vars: self.vars.clone(),
+        }
+    }
+}
+
+/// Text or JSON lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Selection flags (SPEC §6).
+#[derive(Debug, Clone, Args, Default)]
+pub struct SelectArgs {
+    /// Nodes to select (dbt grammar: names, method:value, +, @, commas).
+    #[arg(short = 's', long = "select", alias = "models", num_args = 1.., value_name = "SPEC")]
+    pub select: Vec<String>,
+    /// Nodes to leave out.
+    #[arg(long, num_args = 1.., value_name = "SPEC")]
+    pub exclude: Vec<String>,
+    /// A named selector from selectors.yml.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Only these resource types.
+    #[arg(long = "resource-type", alias = "resource-types", num_args = 1..)]
+    pub resource_type: Vec<String>,
+    /// Leave out these resource types.
+    #[arg(long = "exclude-resource-type", num_args = 1..)]
+    pub exclude_resource_type: Vec<String>,
+    /// How tests of selected nodes are picked up: eager, cautious, buildable, empty.
+    #[arg(long, default_value = "eager")]
+    pub indirect_selection: String,
+}
+
+impl SelectArgs {
+    /// Validates the flags into a spec.
+    pub fn spec(&self) -> Result<SelectionSpec> {
+        let types = |v: &[String]| -> Result<Vec<ResourceType>> {
+            v.iter()
+                .flat_map(|s| s.split(','))
+                .filter(|s| !s.is_empty() && *s != "all" && *s != "default")
+                .map(|s| {
+                    ResourceType::parse(s).ok_or_else(|| {
+                        DvtError::new(ErrorCode::Usage, format!("unknown resource type `{s}`")).hint("use model, seed, snapshot, test, analysis or source")
+                    })
+                })
+                .collect()
+        };
+        Ok(SelectionSpec {
+            select: self.select.clone(),
+            exclude: self.exclude.clone(),
+            selector: self.selector.clone(),
+            resource_types: types(&self.resource_type)?,
+            exclude_resource_types: types(&self.exclude_resource_type)?,
+            indirect: IndirectSelection::parse(&self.indirect_selection).ok_or_else(|| {
+                DvtError::new(ErrorCode::Usage, format!("unknown --indirect-selection `{}`", self.indirect_selection)).hint("use eager, cautious, buildable or empty")
+            })?,
+        })
+    }
+}
+
+/// `ls --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ListOutput {
+    #[default]
+    Selector,
+    Name,
+    Path,
+    Json,
+}
+
+/// `ls` / `list` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// What to print per node.
+    #[arg(short = 'o', long, value_enum, default_value_t = ListOutput::Selector)]
+    pub output: ListOutput,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "dvtc", version, about = "DVT compiler: parse, list and compile dbt-compatible projects into execution plans, offline.")]
+struct Cli {
+    #[command(flatten)]
+    project: ProjectArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the project, print counts and write target/manifest.json.
+    Parse,
+    /// List selected nodes.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+}
+
+/// Prints an error the way `--log-format` asks.
+pub fn print_error(e: &DvtError, format: LogFormat) {
+    let mut err = std::io::stderr().lock();
+    match format {
+        LogFormat::Text => {
+            let _ = writeln!(err, "{e}");
+        }
+        LogFormat::Json => {
+            let v = serde_json::json!({
+                "level": "error",
+                "code": e.code.as_str(),
+                "message": e.message,
+                "file": e.location.as_ref().map(|l| l.file.clone()),
+                "line": e.location.as_ref().map(|l| l.line),
+                "column": e.location.as_ref().map(|l| l.column),
+                "hint": e.hint,
+            });
+            let _ = writeln!(err, "{v}");
+        }
+    }
+}
+
+fn warn(msg: &str, format: LogFormat) {
+    let mut err = std::io::stderr().lock();
+    match format {
+        LogFormat::Text => {
+            let _ = writeln!(err, "warning: {msg}");
+        }
+        LogFormat::Json => {
+            let _ = writeln!(err, "{}", serde_json::json!({"level": "warn", "message": msg}));
+        }
+    }
+}
+
+/// Loads the project and prints its warnings.
+pub fn load(args: &ProjectArgs) -> Result<(Project, crate::jinja::Jinja, Graph)> {
+    let (project, jinja) = loader::load(&args.load_options())?;
+    for w in &project.warnings {
+        warn(w, args.log_format);
+    }
+    let graph = Graph::build(&project)?;
+    Ok((project, jinja, graph))
+}
+
+/// Writes an artifact under the project's target path.
+pub fn write_artifact(project: &Project, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let dir = project.root.join(project.root_package().file.target_path());
+    std::fs::create_dir_all(&dir).map_err(|e| DvtError::io(&dir, e))?;
+    let path = dir.join(name);
+    // Write-then-rename so a crash never leaves a truncated artifact.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| DvtError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| DvtError::io(&path, e))?;
+    Ok(path)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `dvtc parse`.
+pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
+    let start = Instant::now();
+    let (project, _jinja, graph) = load(args)?;
+    let manifest = crate::manifest::build(&project, &graph);
+    let c = &manifest.counts;
+    let summary = [
+        plural(c["model"], "model", "models"),
+        plural(c["seed"], "seed", "seeds"),
+        plural(c["test"], "data test", "data tests"),
+        plural(c["source"], "source", "sources"),
+        plural(c["snapshot"], "snapshot", "snapshots"),
+        plural(c["analysis"], "analysis", "analyses"),
+        plural(c["macro"], "macro", "macros"),
+        plural(c["doc"], "docs block", "docs blocks"),
+        plural(project.packages.len() - 1, "package", "packages"),
+    ];
+    let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| DvtError::new(ErrorCode::Io, e.to_string()))?;
+    json.push(b'\n');
+    let path = write_artifact(&project, "manifest.json", &json)?;
+    let rel = path.strip_prefix(&project.root).unwrap_or(&path).display().to_string();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Found {}", summary.join(", "));
+    let _ = writeln!(out, "Wrote {rel} in {:.3}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Prints the criteria that matched nothing.
+pub fn report_unmatched(unmatched: &[String], format: LogFormat) {
+    for u in unmatched {
+        warn(&format!("the selection criterion '{u}' does not match any enabled nodes"), format);
+    }
+}
+
+/// `dvtc ls`.
+pub fn cmd_ls(args: &ProjectArgs, ls: &ListArgs) -> Result<()> {
+    let (project, _jinja, graph) = load(args)?;
+    let selection = select::select(&project, &graph, &ls.select.spec()?)?;
+    report_unmatched(&selection.unmatched, args.log_format);
+    if selection.ids.is_empty() {
+        warn("no nodes selected: the selection does not match any enabled nodes", args.log_format);
+        return Ok(());
+    }
+    let mut lines: Vec<String> = selection.ids.iter().map(|id| list_line(&project, id, ls.output)).collect();
+    lines.sort();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    Ok(())
+}
+
+fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
+    use crate::config::ConfigExt;
+    if let Some(s) = project.sources.get(id) {
+        return match output {
+            ListOutput::Selector => format!("source:{}", s.fqn.join(".")),
+            ListOutput::Name => format!("{}.{}", s.source_name, s.name),
+            ListOutput::Path => s.file.clone(),
+            ListOutput::Json => serde_json::json!({
+                "name": s.name,
+                "resource_type": "source",
+                "package_name": s.package,
+                "source_name": s.source_name,
+                "original_file_path": s.file,
+                "unique_id": s.unique_id,
+                "connection": s.connection,
+                "config": s.config,
+                "tags": s.tags,
+            })
+            .to_string(),
+        };
+    }
+    let n = &project.nodes[id];
+    match output {
+        ListOutput::Selector => n.fqn.join("."),
+        ListOutput::Name => n.name.clone(),
+        ListOutput::Path => n.file.clone(),
+        ListOutput::Json => serde_json::json!({
+            "name": n.name,
+            "resource_type": n.resource_type.as_str(),
+            "package_name": n.package,
+            "original_file_path": n.file,
+            "unique_id": n.unique_id,
+            "alias": n.config.str("alias").unwrap_or(&n.name),
+            "config": n.config,
+            "tags": n.config.tags(),
+            "depends_on": {"nodes": n.depends_on, "macros": n.macros},
+        })
+        .to_string(),
+    }
+}
+
+/// Runs `dvtc` with `argv`; returns the process exit code.
+pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match &cli.command {
+        Command::Parse => cmd_parse(&cli.project),
+        Command::Ls(ls) => cmd_ls(&cli.project, ls),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            print_error(&e, cli.project.log_format);
+            2
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! SQL dialects of the databases DVT targets: identifier quoting and naming.
+//! One enum, so every place that emits SQL asks the same source of truth.
+
+use std::fmt;
+
+/// A target database's SQL dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dialect {
+    Postgres,
+    Mysql,
+    Sqlite,
+    Duckdb,
+    Snowflake,
+    Databricks,
+    /// The embedded federation engine's SQL (DataFusion).
+    DataFusion,
+}
+
+impl Dialect {
+    /// The dialect of an adapter type from `profiles.yml`.
+    pub fn from_adapter(kind: &str) -> Option<Dialect> {
+        Some(match kind {
+            "postgres" | "postgresql" | "redshift" => Dialect::Postgres,
+            "mysql" | "mariadb" => Dialect::Mysql,
+            "sqlite" => Dialect::Sqlite,
+            "duckdb" => Dialect::Duckdb,
+            "snowflake" => Dialect::Snowflake,
+            "databricks" | "spark" => Dialect::Databricks,
+            "datafusion" | "ballista" => Dialect::DataFusion,
+            _ => return None,
+        })
+    }
+
+    /// Adapter type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+            Dialect::Sqlite => "sqlite",
+            Dialect::Duckdb => "duckdb",
+            Dialect::Snowflake => "snowflake",
+            Dialect::Databricks => "databricks",
+            Dialect::DataFusion => "datafusion",
+        }
+    }
+
+    /// Adapter types whose `<type>__` macros dispatch falls back to, most specific first.
+    pub fn dispatch_prefixes(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Databricks => &["databricks", "spark"],
+            Dialect::Postgres => &["postgres"],
+            Dialect::Mysql => &["mysql"],
+            Dialect::Sqlite => &["sqlite"],
+            Dialect::Duckdb => &["duckdb"],
+            Dialect::Snowflake => &["snowflake"],
+            Dialect::DataFusion => &["datafusion"],
+        }
+    }
+
+    /// Quotes an identifier so that any name (spaces, quotes, case, unicode) survives.
+    pub fn quote(self, ident: &str) -> String {
+        match self {
+            Dialect::Mysql | Dialect::Databricks => format!("`{}`", ident.replace('`', "``")),
+            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+        }
+    }
+
+    /// Whether relations are written with a database part (`db.schema.table`).
+    pub fn three_part_names(self) -> bool {
+        !matches!(self, Dialect::Mysql | Dialect::Sqlite | Dialect::DataFusion)
+    }
+
+    /// Renders a relation name in this dialect.
+    pub fn relation(self, database: Option<&str>, schema: Option<&str>, identifier: &str) -> String {
+        let mut parts = Vec::with_capacity(3);
+        if self.three_part_names() {
+            if let Some(d) = database.filter(|d| !d.is_empty()) {
+                parts.push(self.quote(d));
+            }
+        }
+        if let Some(s) = schema.filter(|s| !s.is_empty()) {
+            parts.push(self.quote(s));
+        }
+        parts.push(self.quote(identifier));
+        parts.join(".")
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_nasty_names() {
+        assert_eq!(Dialect::Postgres.quote("a \"b\" c"), "\"a \"\"b\"\" c\"");
+        assert_eq!(Dialect::Mysql.quote("we`ird"), "`we``ird`");
+        assert_eq!(Dialect::Duckdb.quote("Ünïcødé"), "\"Ünïcødé\"");
+        assert_eq!(Dialect::Mysql.relation(Some("db"), Some("s"), "t"), "`s`.`t`");
+        assert_eq!(Dialect::Postgres.relation(Some("db"), Some("s"), "t"), "\"db\".\"s\".\"t\"");
+    }
+}

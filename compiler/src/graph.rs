@@ -1,0 +1,136 @@
+//! The DAG of nodes and sources on petgraph: topological order, ancestors,
+//! descendants, and cycle reports that print the cycle.
+
+use std::collections::{BTreeSet, HashMap};
+
+use petgraph::algo::{kosaraju_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::error::{DvtError, ErrorCode, Location, Result};
+use crate::nodes::Project;
+
+/// Edges point from upstream to downstream.
+pub struct Graph {
+    pub graph: DiGraph<String, ()>,
+    pub index: HashMap<String, NodeIndex>,
+}
+
+impl Graph {
+    /// Builds the graph of all enabled nodes and sources.
+    pub fn build(project: &Project) -> Result<Graph> {
+        let mut graph = DiGraph::new();
+        let mut index = HashMap::new();
+        for id in project.sources.keys().chain(project.nodes.keys()) {
+            index.insert(id.clone(), graph.add_node(id.clone()));
+        }
+        for (id, node) in &project.nodes {
+            let to = index[id];
+            for dep in &node.depends_on {
+                if let Some(&from) = index.get(dep) {
+                    graph.add_edge(from, to, ());
+                }
+            }
+        }
+        Ok(Graph { graph, index })
+    }
+
+    /// Errors with the cycle spelled out if the graph has one.
+    pub fn check_acyclic(&self, project: &Project) -> Result<()> {
+        if toposort(&self.graph, None).is_ok() {
+            return Ok(());
+        }
+        let mut cycles: Vec<Vec<NodeIndex>> = kosaraju_scc(&self.graph)
+            .into_iter()
+            .filter(|c| c.len() > 1 || c.iter().any(|&n| self.graph.find_edge(n, n).is_some()))
+            .collect();
+        cycles.sort_by_key(|c| c.iter().map(|n| self.graph[*n].clone()).min());
+        let scc = &cycles[0];
+        let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
+        // Walk the cycle from its smallest member so the message is stable.
+        let start = *scc.iter().min_by_key(|n| &self.graph[**n]).expect("non-empty");
+        let mut path = vec![start];
+        let mut cur = start;
+        loop {
+            let next = self
+                .graph
+                .edges_directed(cur, Direction::Outgoing)
+                .map(|e| e.target())
+                .filter(|t| members.contains(t))
+                .min_by_key(|t| if *t == start { String::new() } else { self.graph[*t].clone() })
+                .expect("a strongly connected component has an edge onward");
+            if next == start || path.contains(&next) {
+                break;
+            }
+            path.push(next);
+            cur = next;
+        }
+        let names: Vec<String> = path.iter().chain(std::iter::once(&start)).map(|n| self.graph[*n].clone()).collect();
+        let file = project.nodes.get(&names[0]).map(|n| n.file.clone()).unwrap_or_default();
+        Err(DvtError::new(ErrorCode::Cycle, format!("the DAG has a cycle: {}", names.join(" -> ")))
+            .at(Location::file(file))
+            .hint("remove one of these refs to break the cycle"))
+    }
+
+    /// Node ids in dependency order (upstream first), ties broken by id.
+    pub fn topo_order(&self) -> Vec<String> {
+        let mut indeg: HashMap<NodeIndex, usize> = self.graph.node_indices().map(|n| (n, self.graph.neighbors_directed(n, Direction::Incoming).count())).collect();
+        let mut ready: BTreeSet<(String, NodeIndex)> = indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| (self.graph[*n].clone(), *n)).collect();
+        let mut out = Vec::with_capacity(indeg.len());
+        while let Some(first) = ready.pop_first() {
+            out.push(first.0.clone());
+            for m in self.graph.neighbors_directed(first.1, Direction::Outgoing) {
+                let d = indeg.get_mut(&m).expect("known node");
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert((self.graph[m].clone(), m));
+                }
+            }
+        }
+        out
+    }
+
+    /// Ancestors (`up`) or descendants of `id` up to `depth` steps (None: all).
+    pub fn reach(&self, id: &str, up: bool, depth: Option<usize>) -> BTreeSet<String> {
+        let dir = if up { Direction::Incoming } else { Direction::Outgoing };
+        let mut out = BTreeSet::new();
+        let Some(&start) = self.index.get(id) else { return out };
+        let mut frontier = vec![start];
+        let mut seen: BTreeSet<NodeIndex> = BTreeSet::new();
+        let mut level = 0;
+        while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
+            let mut next = Vec::new();
+            for n in frontier {
+                for m in self.graph.neighbors_directed(n, dir) {
+                    if seen.insert(m) {
+                        out.insert(self.graph[m].clone());
+                        next.push(m);
+                    }
+                }
+            }
+            frontier = next;
+            level += 1;
+        }
+        out
+    }
+
+    /// Direct parents of `id`.
+    pub fn parents(&self, id: &str) -> Vec<String> {
+        self.index.get(id).map_or_else(Vec::new, |&n| {
+            let mut v: Vec<String> = self.graph.neighbors_directed(n, Direction::Incoming).map(|m| self.graph[m].clone()).collect();
+            v.sort();
+            v
+        })
+    }
+
+    /// Direct children of `id`.
+    pub fn children(&self, id: &str) -> Vec<String> {
+        self.index.get(id).map_or_else(Vec::new, |&n| {
+            let mut v: Vec<String> = self.graph.neighbors_directed(n, Direction::Outgoing).map(|m| self.graph[m].clone()).collect();
+            v.sort();
+            v.dedup();
+            v
+        })
+    }
+}

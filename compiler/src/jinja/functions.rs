@@ -1,0 +1,481 @@
+//! dbt's Jinja context: `ref`, `source`, `config`, `var`, `env_var`, `adapter`,
+//! `exceptions`, `modules` and the small helpers dbt projects call.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Kwargs, Object, Rest, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State};
+use serde_json::Value as Json;
+
+use super::context::{self, RefCall};
+use super::macros::{MacroFn, MacroIndex};
+use super::relation::Relation;
+use crate::dialect::Dialect;
+
+/// Marker in error messages for "needs a live database"; see [`is_runtime_only`].
+pub const RUNTIME_MARKER: &str = "needs a live database at run time";
+
+/// True when a render error means "render this node at run time".
+pub fn is_runtime_only(e: &Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string().contains(RUNTIME_MARKER) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+fn node() -> Result<Arc<context::NodeCtx>, Error> {
+    context::current().ok_or_else(|| err("this function is only available while rendering a node"))
+}
+
+/// Called by functions that need a database: marks the node and stops rendering
+/// when `execute` is true; returns `None` while parsing, as dbt does.
+fn runtime_only(what: &str) -> Result<Value, Error> {
+    let n = node()?;
+    n.record(|r| r.runtime_only.get_or_insert_with(|| what.to_string()).clone());
+    if n.execute { Err(err(format!("`{what}` {RUNTIME_MARKER}"))) } else { Ok(Value::from(())) }
+}
+
+pub fn to_json(v: &Value) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+fn split_kwargs(args: &[Value]) -> (Vec<Value>, Option<Kwargs>) {
+    match args.last().map(|a| Kwargs::try_from(a.clone())) {
+        Some(Ok(kw)) => (args[..args.len() - 1].to_vec(), Some(kw)),
+        _ => (args.to_vec(), None),
+    }
+}
+
+fn ref_fn(args: Rest<Value>) -> Result<Value, Error> {
+    let (pos, kw) = split_kwargs(&args);
+    let strs: Vec<String> = pos.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("ref() takes string arguments"))).collect::<Result<_, _>>()?;
+    let version = kw.as_ref().and_then(|k| k.get::<Option<Value>>("v").ok().flatten().or_else(|| k.get::<Option<Value>>("version").ok().flatten())).map(|v| v.to_string());
+    let call = match strs.as_slice() {
+        [name] => RefCall { package: None, name: name.clone(), version },
+        [pkg, name] => RefCall { package: Some(pkg.clone()), name: name.clone(), version },
+        _ => return Err(err(format!("ref() takes 1 or 2 arguments, got {}", strs.len()))),
+    };
+    let n = node()?;
+    n.record(|r| r.refs.push(call.clone()));
+    let from = context::current_package().unwrap_or_else(|| n.package.clone());
+    n.resolver.resolve_ref(&from, &call).map(Value::from_object).map_err(err)
+}
+
+fn source_fn(source: String, table: String) -> Result<Value, Error> {
+    let n = node()?;
+    n.record(|r| r.sources.push((source.clone(), table.clone())));
+    n.resolver.resolve_source(&source, &table).map(Value::from_object).map_err(err)
+}
+
+fn var_fn(name: String, default: Option<Value>) -> Result<Value, Error> {
+    let n = node()?;
+    let package = context::current_package().unwrap_or_else(|| n.package.clone());
+    match n.vars.get(&package, &name) {
+        Some(v) => Ok(crate::jinja::to_value(v)),
+        None => default.ok_or_else(|| {
+            err(format!("required var `{name}` is not set; define it under `vars:` in the project file or pass --vars '{{{name}: ...}}'"))
+        }),
+    }
+}
+
+/// `env_var(name, default)`: the environment, or the default, or an error.
+pub fn env_var_fn(name: String, default: Option<Value>) -> Result<Value, Error> {
+    match std::env::var(&name) {
+        Ok(v) => Ok(Value::from(v)),
+        Err(_) => default.map(|d| Value::from(d.to_string())).ok_or_else(|| {
+            err(format!("environment variable `{name}` is not set and has no default; export it or write env_var('{name}', 'default')"))
+        }),
+    }
+}
+
+fn return_fn(v: Option<Value>) -> Result<Value, Error> {
+    if context::set_return(v.unwrap_or_default()) {
+        // Unwinds the macro; the macro call turns this into its return value.
+        Err(Error::new(ErrorKind::InvalidOperation, "return() outside of a macro body"))
+    } else {
+        Err(err("return() can only be used inside a macro"))
+    }
+}
+
+fn log_fn(msg: Value, _kw: Kwargs) -> Result<String, Error> {
+    if let Some(n) = context::current() {
+        n.record(|r| r.logs.push(msg.to_string()));
+    }
+    Ok(String::new())
+}
+
+fn doc_fn(args: Rest<String>) -> Result<Value, Error> {
+    let n = node()?;
+    let (pkg, name) = match args.as_slice() {
+        [name] => (None, name.as_str()),
+        [pkg, name] => (Some(pkg.as_str()), name.as_str()),
+        _ => return Err(err("doc() takes 1 or 2 arguments")),
+    };
+    n.resolver.doc(pkg, name).map(Value::from).ok_or_else(|| err(format!("docs block `{name}` is not defined; add `{{% docs {name} %}}...{{% enddocs %}}` to a .md file")))
+}
+
+fn tojson_fn(v: Value, kw: Kwargs) -> Result<String, Error> {
+    let sort: Option<bool> = kw.get("sort_keys").ok().flatten();
+    let _ = sort;
+    serde_json::to_string(&to_json(&v)).map_err(|e| err(e.to_string()))
+}
+
+fn fromjson_fn(s: String, default: Option<Value>) -> Result<Value, Error> {
+    match serde_json::from_str::<Json>(&s) {
+        Ok(v) => Ok(crate::jinja::to_value(&v)),
+        Err(e) => default.ok_or_else(|| err(format!("fromjson: {e}"))),
+    }
+}
+
+fn fromyaml_fn(s: String, default: Option<Value>) -> Result<Value, Error> {
+    match serde_saphyr::from_str::<Json>(&s) {
+        Ok(v) => Ok(crate::jinja::to_value(&v)),
+        Err(e) => default.ok_or_else(|| err(format!("fromyaml: {}", e.without_snippet()))),
+    }
+}
+
+fn zip_fn(args: Rest<Value>) -> Result<Value, Error> {
+    let lists: Vec<Vec<Value>> = args.iter().map(|a| a.try_iter().map(|i| i.collect())).collect::<Result<_, _>>()?;
+    let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(Value::from((0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>()))
+}
+
+fn set_fn(v: Option<Value>) -> Result<Value, Error> {
+    let mut out: Vec<Value> = Vec::new();
+    if let Some(v) = v {
+        for item in v.try_iter()? {
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+    }
+    Ok(Value::from(out))
+}
+
+fn local_md5(s: String) -> String {
+    use md5::{Digest, Md5};
+    let d = Md5::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_incremental_fn() -> Result<bool, Error> {
+    Ok(context::current().is_some_and(|n| n.incremental))
+}
+
+/// `config` — callable (`config(materialized='table')`) with `get`/`require`.
+#[derive(Debug)]
+struct ConfigObj;
+
+impl fmt::Display for ConfigObj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("")
+    }
+}
+
+impl Object for ConfigObj {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let n = node()?;
+        let (pos, kw) = split_kwargs(args);
+        let mut pairs: Vec<(String, Json)> = Vec::new();
+        for p in pos {
+            match to_json(&p) {
+                Json::Object(m) => pairs.extend(m),
+                Json::Null => {}
+                other => return Err(err(format!("config() takes keyword arguments or a dict, got {other}"))),
+            }
+        }
+        if let Some(kw) = kw {
+            for k in kw.args() {
+                let v: Value = kw.peek(k)?;
+                pairs.push((k.to_string(), to_json(&v)));
+            }
+        }
+        n.record(|r| r.configs.extend(pairs));
+        Ok(Value::from(""))
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let n = node()?;
+        let (pos, kw) = split_kwargs(args);
+        let key = pos.first().and_then(|k| k.as_str()).map(crate::config::normalize_key).ok_or_else(|| err(format!("config.{method}() needs a key")))?;
+        let default = pos.get(1).cloned().or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("default").ok().flatten()));
+        // Values set by config() earlier in this render win over the known config.
+        let recorded = n.record(|r| r.configs.iter().rev().find(|(k, _)| crate::config::normalize_key(k) == key).map(|(_, v)| v.clone()));
+        let found = recorded.or_else(|| n.config.get(&key).cloned());
+        match method {
+            "get" => Ok(found.map(|v| crate::jinja::to_value(&v)).or(default).unwrap_or_default()),
+            "require" => found.map(|v| crate::jinja::to_value(&v)).ok_or_else(|| err(format!("config `{key}` is required but not set"))),
+            "set" => Ok(Value::from("")),
+            "meta_get" => {
+                let meta = n.config.get("meta").and_then(|m| m.get(&key)).cloned();
+                Ok(meta.map(|v| crate::jinja::to_value(&v)).or(default).unwrap_or_default())
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("config has no method `{method}`"))),
+        }
+    }
+}
+
+/// `adapter` — dispatch, quoting and (at run time) catalog queries.
+#[derive(Debug)]
+struct AdapterObj {
+    index: Arc<MacroIndex>,
+}
+
+impl Object for AdapterObj {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let n = node()?;
+        let (pos, kw) = split_kwargs(args);
+        let arg_str = |i: usize, name: &str| -> Option<String> {
+            pos.get(i).and_then(|v| v.as_str().map(str::to_string)).or_else(|| kw.as_ref().and_then(|k| k.get::<Option<String>>(name).ok().flatten()))
+        };
+        match method {
+            "dispatch" => {
+                let name = arg_str(0, "macro_name").ok_or_else(|| err("adapter.dispatch() needs a macro name"))?;
+                let ns = arg_str(1, "macro_namespace");
+                let from = context::current_package().unwrap_or_else(|| n.package.clone());
+                let def = self.index.dispatch(&name, ns.as_deref(), n.dialect, &from).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UnknownFunction,
+                        format!("no implementation of `{name}` for {} (looked for {}__{name} and default__{name})", n.dialect, n.dialect),
+                    )
+                })?;
+                Ok(Value::from_object(MacroFn { index: self.index.clone(), package: Some(def.package.clone()), name: def.name.clone() }))
+            }
+            "quote" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
+            "quote_as_configured" | "quote_seed_column" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
+            "type" => Ok(Value::from(n.dialect.name())),
+            "get_relation" | "get_columns_in_relation" | "get_missing_columns" | "list_relations_without_caching" | "get_relations_by_pattern"
+            | "check_schema_exists" | "list_schemas" | "drop_relation" | "truncate_relation" | "rename_relation" | "execute"
+            | "create_schema" | "drop_schema" | "expand_target_column_types" | "already_exists" | "cache_added" => runtime_only(&format!("adapter.{method}")),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}`"))),
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let n = context::current()?;
+        match key.as_str()? {
+            "type" => Some(Value::from(n.dialect.name())),
+            _ => None,
+        }
+    }
+}
+
+/// `exceptions` — raising errors from Jinja.
+#[derive(Debug)]
+struct ExceptionsObj;
+
+impl Object for ExceptionsObj {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let msg = args.first().map(|m| m.to_string()).unwrap_or_default();
+        match method {
+            "raise_compiler_error" | "raise_not_implemented" | "raise_database_error" | "raise_fail_fast_error" => {
+                if let Some(n) = context::current() {
+                    n.record(|r| r.compiler_error = Some(msg.clone()));
+                }
+                Err(err(format!("compilation error: {msg}")))
+            }
+            "warn" | "warn_deprecated" => {
+                if let Some(n) = context::current() {
+                    n.record(|r| r.logs.push(format!("warning: {msg}")));
+                }
+                Ok(Value::from(""))
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("exceptions has no method `{method}`"))),
+        }
+    }
+}
+
+/// `api.Relation.create(...)`.
+#[derive(Debug)]
+struct RelationFactory;
+
+impl Object for RelationFactory {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        if method != "create" {
+            return Err(Error::new(ErrorKind::UnknownMethod, format!("api.Relation has no method `{method}`")));
+        }
+        let dialect = context::current().map_or(Dialect::Postgres, |n| n.dialect);
+        let (_, kw) = split_kwargs(args);
+        let get = |k: &str| kw.as_ref().and_then(|kw| kw.get::<Option<String>>(k).ok().flatten());
+        let mut r = Relation::new(get("database"), get("schema"), get("identifier").unwrap_or_default(), dialect);
+        r.kind = get("type");
+        Ok(Value::from_object(r))
+    }
+}
+
+/// A civil date-time for `modules.datetime` (UTC).
+#[derive(Debug, Clone)]
+struct DateTime {
+    secs: i64,
+    date_only: bool,
+}
+
+impl DateTime {
+    fn now(date_only: bool) -> Self {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        DateTime { secs, date_only }
+    }
+    fn parts(&self) -> (i64, u32, u32, u32, u32, u32) {
+        let days = self.secs.div_euclid(86_400);
+        let rem = self.secs.rem_euclid(86_400) as u32;
+        // Howard Hinnant's civil-from-days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+    fn strftime(&self, fmt: &str) -> String {
+        let (y, m, d, hh, mm, ss) = self.parts();
+        fmt.replace("%Y", &format!("{y:04}"))
+            .replace("%m", &format!("{m:02}"))
+            .replace("%d", &format!("{d:02}"))
+            .replace("%H", &format!("{hh:02}"))
+            .replace("%M", &format!("{mm:02}"))
+            .replace("%S", &format!("{ss:02}"))
+            .replace("%f", "000000")
+    }
+}
+
+impl Object for DateTime {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "strftime" => Ok(Value::from(self.strftime(args.first().and_then(|a| a.as_str()).unwrap_or("%Y-%m-%d %H:%M:%S")))),
+            "isoformat" => Ok(Value::from(if self.date_only { self.strftime("%Y-%m-%d") } else { self.strftime("%Y-%m-%dT%H:%M:%S") })),
+            "date" => Ok(Value::from_object(DateTime { secs: self.secs, date_only: true })),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime has no method `{method}`"))),
+        }
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let (y, m, d, hh, mm, ss) = self.parts();
+        Some(Value::from(match key.as_str()? {
+            "year" => y,
+            "month" => i64::from(m),
+            "day" => i64::from(d),
+            "hour" => i64::from(hh),
+            "minute" => i64::from(mm),
+            "second" => i64::from(ss),
+            _ => return None,
+        }))
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&if self.date_only { self.strftime("%Y-%m-%d") } else { self.strftime("%Y-%m-%d %H:%M:%S") })
+    }
+}
+
+/// `modules.datetime.datetime` / `.date`: constructors only.
+#[derive(Debug)]
+struct DateTimeClass {
+    date_only: bool,
+}
+
+impl Object for DateTimeClass {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "now" | "utcnow" | "today" => Ok(Value::from_object(DateTime::now(self.date_only))),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime has no method `{method}`"))),
+        }
+    }
+}
+
+/// `modules.re`: `search`, `match`, `sub`, `findall` on the regex crate.
+#[derive(Debug)]
+struct ReModule;
+
+impl Object for ReModule {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let s = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let re = regex::Regex::new(&s(0)).map_err(|e| err(format!("modules.re: {e}")))?;
+        match method {
+            "search" => Ok(re.find(&s(1)).map_or(Value::from(()), |m| Value::from(m.as_str()))),
+            "match" | "fullmatch" => Ok(re.find(&s(1)).filter(|m| m.start() == 0 && (method == "match" || m.end() == s(1).len())).map_or(Value::from(()), |m| Value::from(m.as_str()))),
+            "sub" => Ok(Value::from(re.replace_all(&s(2), s(1).replace("\\", "$").as_str()).into_owned())),
+            "findall" => Ok(Value::from(re.find_iter(&s(1)).map(|m| Value::from(m.as_str())).collect::<Vec<_>>())),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("modules.re has no function `{method}`"))),
+        }
+    }
+}
+
+fn as_bool(v: Value) -> bool {
+    match v.kind() {
+        ValueKind::String => matches!(v.as_str().map(str::to_ascii_lowercase).as_deref(), Some("true" | "yes" | "1")),
+        _ => v.is_true(),
+    }
+}
+
+fn as_number(v: Value) -> Result<Value, Error> {
+    match v.kind() {
+        ValueKind::Number => Ok(v),
+        _ => {
+            let s = v.to_string();
+            s.trim().parse::<i64>().map(Value::from).or_else(|_| s.trim().parse::<f64>().map(Value::from)).map_err(|_| err(format!("`{s}` is not a number")))
+        }
+    }
+}
+
+/// Registers the context on `env`. Package namespaces and macro names are
+/// registered by the caller, which knows the packages.
+pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
+    env.add_function("ref", ref_fn);
+    env.add_function("source", source_fn);
+    env.add_function("var", var_fn);
+    env.add_function("env_var", env_var_fn);
+    env.add_function("return", return_fn);
+    env.add_function("log", log_fn);
+    env.add_function("print", |_v: Value| String::new());
+    env.add_function("doc", doc_fn);
+    env.add_function("tojson", tojson_fn);
+    env.add_function("fromjson", fromjson_fn);
+    env.add_function("toyaml", |v: Value| serde_json::to_string(&to_json(&v)).unwrap_or_default());
+    env.add_function("fromyaml", fromyaml_fn);
+    env.add_function("zip", zip_fn);
+    env.add_function("set", set_fn);
+    env.add_function("local_md5", local_md5);
+    env.add_function("is_incremental", is_incremental_fn);
+    env.add_function("run_query", |_: Rest<Value>| runtime_only("run_query"));
+    env.add_function("statement", |_: Rest<Value>| runtime_only("statement"));
+    env.add_function("load_result", |_: Rest<Value>| runtime_only("load_result"));
+    env.add_function("load_relation", |_: Rest<Value>| runtime_only("load_relation"));
+    env.add_function("load_cached_relation", |_: Rest<Value>| runtime_only("load_cached_relation"));
+    env.add_global("config", Value::from_object(ConfigObj));
+    env.add_global("adapter", Value::from_object(AdapterObj { index: index.clone() }));
+    env.add_global("exceptions", Value::from_object(ExceptionsObj));
+    let mut api = BTreeMap::new();
+    api.insert("Relation", Value::from_object(RelationFactory));
+    env.add_global("api", Value::from(api));
+    let mut dt = BTreeMap::new();
+    dt.insert("datetime", Value::from_object(DateTimeClass { date_only: false }));
+    dt.insert("date", Value::from_object(DateTimeClass { date_only: true }));
+    let mut modules = BTreeMap::new();
+    modules.insert("datetime", Value::from(dt));
+    modules.insert("re", Value::from_object(ReModule));
+    env.add_global("modules", Value::from(modules));
+    env.add_global("graph", crate::jinja::to_value(serde_json::json!({"nodes": {}, "sources": {}, "exposures": {}, "macros": {}})));
+    env.add_global("dbt_version", Value::from(env!("CARGO_PKG_VERSION")));
+    env.add_global("invocation_id", Value::from("00000000-0000-0000-0000-000000000000"));
+    env.add_filter("as_bool", as_bool);
+    env.add_filter("as_number", as_number);
+    env.add_filter("as_text", |v: Value| v.to_string());
+    env.add_filter("as_native", |v: Value| v);
+    let _ = Enumerator::Empty;
+}
+
+/// A serialisable Rust value as a Jinja value.
+pub fn to_value<T: serde::Serialize>(v: T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}

@@ -1,0 +1,208 @@
+//! Macros as callable values: package lookup, `adapter.dispatch`, `return()`
+//! and `caller()`. Each macro is its own template, so a call renders it in a
+//! fresh state with the active node's context (dbt macros see the caller's
+//! `ref`, `this`, `config`…).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Kwargs, Object, Value};
+use minijinja::{Error, ErrorKind, State};
+
+use super::context;
+use crate::dialect::Dialect;
+
+/// The package name of DVT's built-in macros (dbt's global project).
+pub const BUILTIN_PACKAGE: &str = "dbt";
+
+/// A macro found in a project or package.
+#[derive(Debug, Clone)]
+pub struct MacroDef {
+    pub package: String,
+    /// Name as called (`test_<x>` for `{% test x %}`).
+    pub name: String,
+    /// Project-relative file (empty for built-ins).
+    pub file: String,
+    /// Line of the opening tag in `file`.
+    pub line: u32,
+    /// The macro's own source text (one `{% macro %}` block).
+    pub source: String,
+}
+
+impl MacroDef {
+    /// Template name in the environment.
+    pub fn template_name(&self) -> String {
+        template_name(&self.package, &self.name)
+    }
+    /// `macro.<package>.<name>`.
+    pub fn unique_id(&self) -> String {
+        format!("macro.{}.{}", self.package, self.name)
+    }
+}
+
+/// Template name of a macro.
+pub fn template_name(package: &str, name: &str) -> String {
+    format!("__macro__/{package}/{name}")
+}
+
+/// All macros, by package, and the lookup rules between packages.
+#[derive(Debug, Default)]
+pub struct MacroIndex {
+    pub defs: HashMap<(String, String), MacroDef>,
+    pub root: String,
+    /// `dispatch:` search orders by namespace.
+    pub dispatch: HashMap<String, Vec<String>>,
+}
+
+impl MacroIndex {
+    /// Finds a macro by name as seen from code in `from_package`:
+    /// root project, then that package, then the built-ins.
+    pub fn lookup(&self, from_package: &str, name: &str) -> Option<&MacroDef> {
+        [self.root.as_str(), from_package, BUILTIN_PACKAGE]
+            .into_iter()
+            .find_map(|p| self.defs.get(&(p.to_string(), name.to_string())))
+    }
+
+    /// A macro of exactly this package.
+    pub fn get(&self, package: &str, name: &str) -> Option<&MacroDef> {
+        self.defs.get(&(package.to_string(), name.to_string()))
+    }
+
+    /// `adapter.dispatch(name, namespace)` for `dialect`.
+    pub fn dispatch(&self, name: &str, namespace: Option<&str>, dialect: Dialect, from_package: &str) -> Option<&MacroDef> {
+        let mut order: Vec<String> = match namespace {
+            Some(ns) => self.dispatch.get(ns).cloned().unwrap_or_else(|| vec![self.root.clone(), ns.to_string()]),
+            None => vec![self.root.clone(), from_package.to_string()],
+        };
+        order.push(BUILTIN_PACKAGE.to_string());
+        let mut prefixes: Vec<&str> = dialect.dispatch_prefixes().to_vec();
+        prefixes.push("default");
+        for package in &order {
+            for prefix in &prefixes {
+                if let Some(d) = self.get(package, &format!("{prefix}__{name}")) {
+                    return Some(d);
+                }
+            }
+            // dbt also accepts an un-prefixed implementation in the namespace.
+            if namespace.is_some() {
+                if let Some(d) = self.get(package, name).filter(|d| d.package != BUILTIN_PACKAGE || package == BUILTIN_PACKAGE) {
+                    if !d.source.contains(&format!("dispatch('{name}'")) && !d.source.contains(&format!("dispatch(\"{name}\"")) {
+                        return Some(d);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A callable macro value: bound to a package, or resolved by name at call time.
+#[derive(Debug)]
+pub struct MacroFn {
+    pub index: Arc<MacroIndex>,
+    /// `None`: resolve `name` from the calling package.
+    pub package: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for MacroFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<macro {}>", self.name)
+    }
+}
+
+/// `caller()` of a `{% call %}` block belongs to the caller's state, which the
+/// macro's state cannot reach: render it once here and pass the text on.
+fn resolve_caller(state: &mut State<'_, '_>, args: &[Value]) -> Result<Vec<Value>, Error> {
+    let Some(last) = args.last() else { return Ok(Vec::new()) };
+    let Ok(kwargs) = Kwargs::try_from(last.clone()) else { return Ok(args.to_vec()) };
+    if !kwargs.has("caller") {
+        return Ok(args.to_vec());
+    }
+    let mut new: Vec<(String, Value)> = Vec::new();
+    for key in kwargs.args() {
+        let v: Value = kwargs.peek(key)?;
+        if key == "caller" {
+            let body = v.call(state, &[])?;
+            new.push((key.to_string(), Value::from_function(move |_: minijinja::value::Rest<Value>| Ok::<_, Error>(body.clone()))));
+        } else {
+            new.push((key.to_string(), v));
+        }
+    }
+    let mut out = args[..args.len() - 1].to_vec();
+    out.push(Value::from(Kwargs::from_iter(new)));
+    Ok(out)
+}
+
+impl MacroFn {
+    fn def(&self) -> Result<&MacroDef, Error> {
+        let found = match &self.package {
+            Some(p) => self.index.get(p, &self.name),
+            None => {
+                let from = context::current_package().unwrap_or_else(|| self.index.root.clone());
+                self.index.lookup(&from, &self.name)
+            }
+        };
+        found.ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownFunction,
+                match &self.package {
+                    Some(p) => format!("macro `{p}.{}` is not defined", self.name),
+                    None => format!("macro `{}` is not defined", self.name),
+                },
+            )
+        })
+    }
+
+    /// Calls the macro with already-evaluated arguments.
+    pub fn invoke(&self, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let def = self.def()?;
+        if let Some(node) = context::current() {
+            node.record(|r| r.macros.insert(def.unique_id()));
+        }
+        let args = resolve_caller(state, args)?;
+        let tmpl = state.env().get_template(&def.template_name())?;
+        let mut captured = tmpl.render_captured(context::current_ctx())?;
+        context::enter_macro(&def.package);
+        let result = captured.with_state_mut(|st| match st.lookup(&def.name) {
+            Some(m) => m.call(st, &args),
+            None => Err(Error::new(ErrorKind::UnknownFunction, format!("macro `{}` did not define itself", def.name))),
+        });
+        let returned = context::leave_macro();
+        match (result, returned) {
+            (_, Some(v)) => Ok(v),
+            (Ok(v), None) => Ok(v),
+            (Err(e), None) => Err(e),
+        }
+    }
+}
+
+impl Object for MacroFn {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.invoke(state, args)
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<macro {}>", self.name)
+    }
+}
+
+/// A package namespace (`dbt_utils.star(...)`, `dbt.type_string()`).
+#[derive(Debug)]
+pub struct PackageNs {
+    pub index: Arc<MacroIndex>,
+    pub package: String,
+}
+
+impl Object for PackageNs {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        self.index.get(&self.package, name)?;
+        Some(Value::from_object(MacroFn { index: self.index.clone(), package: Some(self.package.clone()), name: name.to_string() }))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::NonEnumerable
+    }
+}

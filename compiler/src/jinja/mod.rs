@@ -1,0 +1,191 @@
+//! dbt's Jinja on minijinja: the environment with every package's macros and
+//! the dbt context, and rendering of one node with error locations that point
+//! at the user's file and line.
+
+mod blocks;
+mod context;
+mod functions;
+mod macros;
+mod mutable;
+mod relation;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use minijinja::{Environment, Value};
+
+pub use blocks::{Block, BlockKind, scan};
+pub use context::{NodeCtx, RefCall, Recorder, Resolver, Scope, Vars};
+pub use functions::{env_var_fn, is_runtime_only, to_json, to_value};
+pub use macros::{BUILTIN_PACKAGE, MacroDef, MacroIndex};
+pub use relation::Relation;
+
+use crate::error::{DvtError, ErrorCode, Location, Result};
+
+/// dbt's global-project macros that projects and packages call.
+const BUILTINS: &str = include_str!("builtins.sql");
+
+/// The outcome of rendering one template.
+#[derive(Debug)]
+pub enum Rendered {
+    /// The SQL.
+    Sql(String),
+    /// Rendering needs a live database (reason).
+    RuntimeOnly(String),
+}
+
+/// The Jinja environment of a project.
+pub struct Jinja {
+    env: Environment<'static>,
+    pub index: Arc<MacroIndex>,
+}
+
+/// Parses the built-in macros into definitions of package `dbt`.
+pub fn builtin_macros() -> Vec<MacroDef> {
+    let blocks = scan(BUILTINS, "<builtins>").expect("built-in macros are well-formed");
+    blocks.iter().filter_map(|b| macro_def(BUILTINS, b, BUILTIN_PACKAGE, "")).collect()
+}
+
+/// Turns a `macro`/`test` block into a definition (tests become `test_<name>` macros).
+pub fn macro_def(text: &str, b: &Block, package: &str, file: &str) -> Option<MacroDef> {
+    let src = &text[b.start..b.end];
+    let (name, source) = match b.kind {
+        BlockKind::Macro => (b.name.clone(), src.to_string()),
+        BlockKind::Test => {
+            let name = format!("test_{}", b.name);
+            let open = &text[b.start..b.open_tag_end];
+            let renamed_open = open.replacen("test", "macro", 1).replacen(&b.name, &name, 1);
+            let body = &text[b.body_start..b.body_end];
+            (name, format!("{renamed_open}{body}{{% endmacro %}}"))
+        }
+        _ => return None,
+    };
+    Some(MacroDef { package: package.to_string(), name, file: file.to_string(), line: b.line, source })
+}
+
+impl Jinja {
+    /// Builds the environment. `packages` are all package names (root first).
+    pub fn new(defs: Vec<MacroDef>, root: &str, packages: &[String], dispatch: HashMap<String, Vec<String>>) -> Result<Jinja> {
+        let mut env = Environment::new();
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("__dvt_list", || Value::from_object(mutable::MutList::default()));
+        env.add_function("__dvt_dict", || Value::from_object(mutable::MutDict::default()));
+        let mut index = MacroIndex { root: root.to_string(), dispatch, ..Default::default() };
+        for d in defs {
+            index.defs.insert((d.package.clone(), d.name.clone()), d);
+        }
+        for d in index.defs.values() {
+            let src = mutable::rewrite_empty_literals(&d.source).into_owned();
+            env.add_template_owned(d.template_name(), src).map_err(|e| {
+                let line = e.line().map_or(d.line, |l| d.line + l as u32 - 1);
+                DvtError::new(ErrorCode::JinjaSyntax, format!("macro `{}`: {}", d.name, e.detail().unwrap_or(&e.kind().to_string())))
+                    .at(Location::new(if d.file.is_empty() { "<builtins>" } else { &d.file }, line, 0))
+            })?;
+        }
+        let index = Arc::new(index);
+        functions::register(&mut env, &index);
+        let reserved: BTreeSet<String> = env.globals().map(|(k, _)| k.to_string()).collect();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for (pkg, name) in index.defs.keys() {
+            let _ = pkg;
+            names.insert(name);
+        }
+        for name in names {
+            if !reserved.contains(name) {
+                env.add_global(name.to_string(), Value::from_object(macros::MacroFn { index: index.clone(), package: None, name: name.to_string() }));
+            }
+        }
+        let mut pkgs: Vec<String> = packages.to_vec();
+        pkgs.push(BUILTIN_PACKAGE.to_string());
+        for p in pkgs {
+            if !reserved.contains(&p) {
+                env.add_global(p.clone(), Value::from_object(macros::PackageNs { index: index.clone(), package: p }));
+            }
+        }
+        Ok(Jinja { env, index })
+    }
+
+    /// Renders `source` (the content of project-relative `file`) for `node`.
+    pub fn render(&self, node: Arc<NodeCtx>, ctx: Value, file: &str, source: &str) -> Result<Rendered> {
+        let src = mutable::rewrite_empty_literals(source);
+        let _scope = Scope::enter(node.clone(), ctx.clone());
+        match self.env.render_named_str(file, &src, ctx) {
+            Ok(s) => {
+                if let Some(reason) = node.record(|r| r.runtime_only.clone()) {
+                    return Ok(Rendered::RuntimeOnly(reason));
+                }
+                Ok(Rendered::Sql(s))
+            }
+            Err(e) => {
+                if is_runtime_only(&e) {
+                    let reason = node.record(|r| r.runtime_only.clone()).unwrap_or_default();
+                    return Ok(Rendered::RuntimeOnly(reason));
+                }
+                Err(self.map_error(&e, file, node.record(|r| r.compiler_error.clone())))
+            }
+        }
+    }
+
+    /// Calls a macro by name for `node` and returns its value (rendered output or `return()`).
+    pub fn call_macro(&self, node: Arc<NodeCtx>, ctx: Value, name: &str, args: &[Value]) -> Result<Value> {
+        let _scope = Scope::enter(node.clone(), ctx);
+        let f = macros::MacroFn { index: self.index.clone(), package: None, name: name.to_string() };
+        let tmpl = self.env.template_from_str("").map_err(|e| self.map_error(&e, "<call>", None))?;
+        let mut state = tmpl.new_state();
+        f.invoke(&mut state, args).map_err(|e| self.map_error(&e, "<call>", node.record(|r| r.compiler_error.clone())))
+    }
+
+    /// Maps a minijinja error to a coded error at the innermost user location.
+    fn map_error(&self, e: &minijinja::Error, file: &str, raised: Option<String>) -> DvtError {
+        // Find the innermost error that knows its template and line.
+        let mut loc = Location::file(file);
+        let mut detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = cur {
+            if let Some(me) = err.downcast_ref::<minijinja::Error>() {
+                if let (Some(name), Some(line)) = (me.name(), me.line()) {
+                    loc = self.location_of(name, line as u32);
+                    detail = me.detail().map(str::to_string).unwrap_or_else(|| me.kind().to_string());
+                }
+            }
+            cur = err.source();
+        }
+        if let Some(msg) = raised {
+            return DvtError::new(ErrorCode::CompilerErrorRaised, msg).at(loc);
+        }
+        let code = match e.kind() {
+            minijinja::ErrorKind::SyntaxError | minijinja::ErrorKind::BadEscape => ErrorCode::JinjaSyntax,
+            minijinja::ErrorKind::UnknownFunction if detail.contains("macro") => ErrorCode::MacroNotFound,
+            _ => ErrorCode::JinjaRender,
+        };
+        DvtError::new(code, detail).at(loc)
+    }
+
+    fn location_of(&self, template: &str, line: u32) -> Location {
+        if let Some(rest) = template.strip_prefix("__macro__/") {
+            if let Some((pkg, name)) = rest.split_once('/') {
+                if let Some(d) = self.index.get(pkg, name) {
+                    let file = if d.file.is_empty() { "<builtins>".to_string() } else { d.file.clone() };
+                    return Location::new(file, d.line + line - 1, 0);
+                }
+            }
+        }
+        Location::new(template, line, 0)
+    }
+}
+
+static CONFIG_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.add_function("env_var", env_var_fn);
+    env.add_filter("as_number", |v: Value| v);
+    env.add_filter("as_text", |v: Value| v.to_string());
+    env.add_filter("as_bool", |v: Value| v);
+    env.add_filter("as_native", |v: Value| v);
+    env
+});
+
+/// Renders a string from a connection file: only `env_var()` and the `as_*`
+/// filters are available, so nothing else (and no secret) is evaluated.
+pub fn render_config_string(s: &str) -> std::result::Result<String, String> {
+    CONFIG_ENV.render_str(s, ()).map_err(|e| e.detail().map(str::to_string).unwrap_or_else(|| e.to_string()))
+}

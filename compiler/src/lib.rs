@@ -1,0 +1,23 @@
+//! The DVT compiler: loads a dbt-compatible project offline (no credentials,
+//! no drivers) and turns it into a manifest and a deterministic execution plan.
+//!
+//! Modules, one concern each: [`loader`] reads files, [`jinja`] renders,
+//! [`graph`] holds the DAG, [`select`] picks nodes, [`dialect`] knows SQL
+//! flavours, [`manifest`] writes the parse artifact.
+
+pub mod cli;
+pub mod config;
+pub mod dialect;
+pub mod error;
+pub mod graph;
+pub mod jinja;
+pub mod loader;
+pub mod manifest;
+pub mod nodes;
+pub mod profiles;
+pub mod project;
+pub mod seeds;
+pub mod select;
+pub mod yaml;
+
+pub use error::{DvtError, ErrorCode, Result};

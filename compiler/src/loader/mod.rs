@@ -1,0 +1,708 @@
+//! Loads a project: project files, packages, connection files, macros,
+//! models, seeds, snapshots, tests, analyses, sources and properties YAML.
+//! Models are rendered (in parallel) to find their `ref`s, `source`s and
+//! `config()`; the result is a [`Project`] with resolved dependencies.
+
+mod files;
+mod generic_tests;
+mod packages;
+mod properties;
+mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::config::{self, Config, ConfigExt};
+use crate::error::{DvtError, ErrorCode, Location, Result, line_col};
+use crate::jinja::{self, BlockKind, Jinja, MacroDef, RefCall, Vars};
+use crate::nodes::{Column, Node, Package, Project, ResourceType, Source};
+use crate::profiles;
+use crate::yaml;
+use generic_tests::TestTarget;
+use properties::{ColumnProps, NodePatch, PropertiesFile, tag_list};
+
+pub use render::{ParseResolver, model_value, target_value};
+
+/// What the loader needs from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub project_dir: PathBuf,
+    pub profiles_dir: Option<PathBuf>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--vars` as YAML/JSON text.
+    pub vars: Option<String>,
+}
+
+/// A file of a package awaiting node creation.
+struct PendingNode {
+    node: Node,
+}
+
+/// Loads and parses the project.
+pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
+    let project_dir = std::fs::canonicalize(&opts.project_dir).map_err(|e| {
+        DvtError::new(ErrorCode::ProjectNotFound, format!("project directory {} does not exist: {e}", opts.project_dir.display()))
+    })?;
+    let root_file = crate::project::load_project_file(&project_dir, "")?;
+    let packages = packages::discover(&project_dir, root_file)?;
+    let root = &packages[0];
+    let root_name = root.name.clone();
+
+    // Connections.
+    let dirs = profiles::search_dirs(opts.profiles_dir.as_deref(), &project_dir);
+    let profile_name = root.file.profile.clone().unwrap_or_else(|| root_name.clone());
+    let profile = profiles::load_profile(&dirs, &project_dir, &profile_name)?;
+    let active_target = opts.target.clone().unwrap_or_else(|| profile.default_target.clone());
+    if !profile.outputs.contains_key(&active_target) {
+        return Err(DvtError::new(
+            ErrorCode::TargetNotFound,
+            format!("target `{active_target}` is not an output of profile `{profile_name}` (outputs: {})", profile.outputs.keys().cloned().collect::<Vec<_>>().join(", ")),
+        )
+        .hint("pass --target with one of these outputs, or fix `target:` in profiles.yml"));
+    }
+    let computes = profiles::load_computes(&dirs, &project_dir, &profile_name)?;
+    let buckets = profiles::load_buckets(&dirs, &project_dir, &profile_name)?;
+
+    let vars = Arc::new(build_vars(&packages, opts.vars.as_deref())?);
+
+    // Macros and docs of every package, then the environment.
+    let mut macro_defs = jinja::builtin_macros();
+    let mut docs: BTreeMap<(String, String), String> = BTreeMap::new();
+    for pkg in &packages {
+        collect_macros_and_docs(pkg, &mut macro_defs, &mut docs)?;
+    }
+    let dispatch: HashMap<String, Vec<String>> = root
+        .file
+        .dispatch
+        .iter()
+        .flatten()
+        .map(|d| (d.macro_namespace.clone(), d.search_order.clone()))
+        .collect();
+    let package_names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
+    let jinja = Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?;
+
+    // Nodes from files.
+    let mut pending: Vec<PendingNode> = Vec::new();
+    for pkg in &packages {
+        collect_nodes(pkg, &packages[0], &mut pending)?;
+    }
+    let mut by_key: HashMap<(String, ResourceType, String), usize> = HashMap::new();
+    for (i, p) in pending.iter().enumerate() {
+        let key = (p.node.package.clone(), p.node.resource_type, p.node.name.clone());
+        if let Some(prev) = by_key.insert(key, i) {
+            let other = &pending[prev].node;
+            return Err(DvtError::new(
+                ErrorCode::DuplicateNode,
+                format!("two {}s are named `{}` in package `{}`: {} and {}", p.node.resource_type, p.node.name, p.node.package, other.file, p.node.file),
+            )
+            .at(Location::file(&p.node.file))
+            .hint("rename one of them (names must be unique per package and resource type)"));
+        }
+    }
+
+    // Properties YAML: patches, sources, and the tests they declare.
+    let target_output = profile.outputs[&active_target].clone();
+    let resolver = Arc::new(ParseResolver::new(docs.clone(), target_output.kind.clone()));
+    let target_val = target_value(&profile.name, &target_output);
+    let mut warnings = Vec::new();
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+    let mut test_decls: Vec<TestDecl> = Vec::new();
+    let require_connection = require_source_connection(&packages[0]);
+    let mut renderer = render::TextRenderer { jinja: &jinja, resolver: resolver.clone(), vars: vars.clone(), target: target_val.clone(), dialect_kind: target_output.kind.clone() };
+    for pkg in &packages {
+        let yml_files = properties_files(pkg);
+        for path in yml_files {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let text = files::read(&path, &display)?;
+            let props: PropertiesFile = yaml::parse(&text, &display)?;
+            apply_patches(pkg, &props, &display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
+            for group in &props.sources {
+                load_source_group(pkg, group, &display, &profile, &active_target, require_connection, &mut renderer, &mut sources, &mut test_decls)?;
+            }
+        }
+    }
+
+    // Render SQL nodes to learn refs, sources and config().
+    render::render_all(&jinja, &mut pending, resolver.clone(), vars.clone(), &target_val, &target_output.kind)?;
+
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut disabled: BTreeMap<String, Node> = BTreeMap::new();
+    for p in pending {
+        if p.node.config.enabled() {
+            nodes.insert(p.node.unique_id.clone(), p.node);
+        } else {
+            disabled.insert(p.node.unique_id.clone(), p.node);
+        }
+    }
+    sources.retain(|_, s| s.config.enabled());
+
+    // Generic tests, attached to enabled nodes only (dbt drops the others).
+    let project_tests = packages[0].file.tests.clone();
+    for decl in test_decls {
+        let attached_enabled = nodes.contains_key(&decl.attached) || sources.contains_key(&decl.attached);
+        if !attached_enabled {
+            continue;
+        }
+        let target = TestTarget { unique_id: &decl.attached, label: decl.label.clone(), package: &decl.package, file: &decl.file, line: decl.line };
+        let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests.as_ref())?;
+        let info = node.test.as_ref().expect("generic test");
+        let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);
+        node.refs = refs.into_iter().map(|r| (r, decl.line)).collect();
+        node.source_calls = srcs.into_iter().map(|(a, b)| (a, b, decl.line)).collect();
+        if !node.config.enabled() {
+            continue;
+        }
+        if let Some(prev) = nodes.get(&node.unique_id) {
+            warnings.push(format!("{}:{}: test `{}` is declared twice; keeping the first (from {})", decl.file, decl.line, node.name, prev.file));
+            continue;
+        }
+        nodes.insert(node.unique_id.clone(), node);
+    }
+
+    let mut project = Project {
+        root: project_dir,
+        name: root_name,
+        packages,
+        profile,
+        active_target,
+        target_from_cli: opts.target.is_some(),
+        computes,
+        buckets,
+        nodes,
+        disabled,
+        sources,
+        docs,
+        macros: macro_defs,
+        vars,
+        selectors: BTreeMap::new(),
+        warnings,
+    };
+    resolve_dependencies(&mut project)?;
+    crate::graph::Graph::build(&project)?.check_acyclic(&project)?;
+    project.selectors = crate::select::load_selectors(&project.root)?;
+    Ok((project, jinja))
+}
+
+/// SPEC §2 rule 4: the flag in `flags:` or `DVT_REQUIRE_SOURCE_CONNECTION`.
+fn require_source_connection(root: &Package) -> bool {
+    if let Ok(v) = std::env::var("DVT_REQUIRE_SOURCE_CONNECTION") {
+        return !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no");
+    }
+    root.file.flag("require_source_connection").unwrap_or(true)
+}
+
+fn build_vars(packages: &[Package], cli: Option<&str>) -> Result<Vars> {
+    let mut vars = Vars::default();
+    let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    if let Some(text) = cli.filter(|t| !t.trim().is_empty()) {
+        let parsed: Json = serde_saphyr::from_str(text).map_err(|e| {
+            DvtError::new(ErrorCode::VarsInvalid, format!("--vars is not valid YAML: {}", e.without_snippet())).hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01}'")
+        })?;
+        match parsed {
+            Json::Object(m) => vars.cli = m,
+            Json::Null => {}
+            other => {
+                return Err(DvtError::new(ErrorCode::VarsInvalid, format!("--vars must be a mapping, got {other}")).hint("pass a mapping, e.g. --vars '{key: value}'"));
+            }
+        }
+    }
+    // Package-scoped vars: the package's own file, then the root's scope for it (root wins).
+    for (i, pkg) in packages.iter().enumerate() {
+        for (k, v) in pkg.file.vars.iter().flatten() {
+            match (v.as_object(), names.contains(&k.as_str())) {
+                (Some(scoped), true) => {
+                    let entry = vars.by_package.entry(k.clone()).or_default();
+                    for (sk, sv) in scoped {
+                        if i == 0 || !entry.contains_key(sk) {
+                            entry.insert(sk.clone(), sv.clone());
+                        }
+                    }
+                }
+                _ if i == 0 => {
+                    vars.global.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    vars.by_package.entry(pkg.name.clone()).or_default().entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    Ok(vars)
+}
+
+fn resource_dirs(pkg: &Package, paths: &[String]) -> Vec<PathBuf> {
+    paths.iter().map(|p| pkg.root.join(p)).filter(|p| p.is_dir()).collect()
+}
+
+fn collect_macros_and_docs(pkg: &Package, defs: &mut Vec<MacroDef>, docs: &mut BTreeMap<(String, String), String>) -> Result<()> {
+    let f = &pkg.file;
+    let mut macro_dirs = resource_dirs(pkg, &f.macro_paths());
+    for t in resource_dirs(pkg, &f.test_paths()) {
+        let g = t.join("generic");
+        if g.is_dir() {
+            macro_dirs.push(g);
+        }
+    }
+    for dir in macro_dirs {
+        for path in files::walk(&dir, &["sql", "jinja", "j2"]) {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let text = files::read(&path, &display)?;
+            for b in jinja::scan(&text, &display)? {
+                match b.kind {
+                    BlockKind::Macro | BlockKind::Test => {
+                        if let Some(d) = jinja::macro_def(&text, &b, &pkg.name, &display) {
+                            defs.push(d);
+                        }
+                    }
+                    BlockKind::Docs => {
+                        docs.insert((pkg.name.clone(), b.name.clone()), text[b.body_start..b.body_end].trim().to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut doc_dirs: Vec<String> = f.docs_paths.clone().unwrap_or_default();
+    if doc_dirs.is_empty() {
+        for p in [f.model_paths(), f.seed_paths(), f.snapshot_paths(), f.analysis_paths(), f.macro_paths(), f.test_paths()] {
+            doc_dirs.extend(p);
+        }
+    }
+    doc_dirs.sort();
+    doc_dirs.dedup();
+    for dir in resource_dirs(pkg, &doc_dirs) {
+        for path in files::walk(&dir, &["md"]) {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let text = files::read(&path, &display)?;
+            for b in jinja::scan(&text, &display)? {
+                if b.kind == BlockKind::Docs {
+                    docs.insert((pkg.name.clone(), b.name.clone()), text[b.body_start..b.body_end].trim().to_string());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The resource tree of the project file for a resource type.
+fn tree(file: &crate::project::ProjectFile, rt: ResourceType) -> Option<&Json> {
+    match rt {
+        ResourceType::Model => file.models.as_ref(),
+        ResourceType::Seed => file.seeds.as_ref(),
+        ResourceType::Snapshot => file.snapshots.as_ref(),
+        ResourceType::Test => file.tests.as_ref(),
+        ResourceType::Analysis => file.analyses.as_ref(),
+        ResourceType::Source => file.sources.as_ref(),
+    }
+}
+
+/// Defaults, the package's own project file, then the root project file.
+pub(crate) fn base_config(rt: ResourceType, fqn: &[String], pkg: &Package, root: &Package) -> Config {
+    let mut cfg = Config::new();
+    let materialized = match rt {
+        ResourceType::Model => "view",
+        ResourceType::Seed => "seed",
+        ResourceType::Snapshot => "snapshot",
+        ResourceType::Test => "test",
+        ResourceType::Analysis => "view",
+        ResourceType::Source => "source",
+    };
+    if rt != ResourceType::Source {
+        cfg.insert("materialized".into(), Json::from(materialized));
+    }
+    cfg.insert("enabled".into(), Json::Bool(true));
+    config::apply_project_tree(&mut cfg, tree(&pkg.file, rt), fqn);
+    if pkg.name != root.name {
+        config::apply_project_tree(&mut cfg, tree(&root.file, rt), fqn);
+    }
+    cfg
+}
+
+fn new_node(rt: ResourceType, pkg: &Package, root: &Package, name: String, folders: Vec<String>, file: String, raw: String, raw_line: u32) -> Node {
+    let mut fqn = vec![pkg.name.clone()];
+    fqn.extend(folders);
+    fqn.push(name.clone());
+    let config = base_config(rt, &fqn, pkg, root);
+    Node {
+        unique_id: format!("{}.{}.{}", rt.as_str(), pkg.name, name),
+        resource_type: rt,
+        package: pkg.name.clone(),
+        name,
+        fqn,
+        file,
+        raw,
+        raw_line,
+        config,
+        description: String::new(),
+        columns: BTreeMap::new(),
+        refs: Vec::new(),
+        source_calls: Vec::new(),
+        depends_on: Vec::new(),
+        macros: Vec::new(),
+        runtime_only: None,
+        test: None,
+        seed_path: None,
+    }
+}
+
+fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> Result<()> {
+    let f = &pkg.file;
+    for dir in resource_dirs(pkg, &f.model_paths()) {
+        for path in files::walk(&dir, &["sql"]) {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let raw = files::read(&path, &display)?;
+            let node = new_node(ResourceType::Model, pkg, root, files::stem(&path), files::folders(&path, &dir), display, raw, 1);
+            out.push(PendingNode { node });
+        }
+    }
+    for dir in resource_dirs(pkg, &f.seed_paths()) {
+        for path in files::walk(&dir, &crate::seeds::SEED_EXTENSIONS) {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let mut node = new_node(ResourceType::Seed, pkg, root, files::stem(&path), files::folders(&path, &dir), display, String::new(), 1);
+            node.seed_path = Some(path.clone());
+            out.push(PendingNode { node });
+        }
+    }
+    for dir in resource_dirs(pkg, &f.snapshot_paths()) {
+        for path in files::walk(&dir, &["sql"]) {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let text = files::read(&path, &display)?;
+            for b in jinja::scan(&text, &display)? {
+                if b.kind != BlockKind::Snapshot {
+                    continue;
+                }
+                let (line, _) = line_col(&text, b.body_start);
+                // Keep the text before the body blank so error lines match the file.
+                let raw = text[b.body_start..b.body_end].to_string();
+                let node = new_node(ResourceType::Snapshot, pkg, root, b.name.clone(), files::folders(&path, &dir), display.clone(), raw, line);
+                out.push(PendingNode { node });
+            }
+        }
+    }
+    for dir in resource_dirs(pkg, &f.test_paths()) {
+        for path in files::walk(&dir, &["sql"]) {
+            let folders = files::folders(&path, &dir);
+            if folders.first().is_some_and(|f| f == "generic") {
+                continue;
+            }
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let raw = files::read(&path, &display)?;
+            let mut node = new_node(ResourceType::Test, pkg, root, files::stem(&path), folders, display, raw, 1);
+            node.config.entry("severity".into()).or_insert_with(|| Json::from("ERROR"));
+            out.push(PendingNode { node });
+        }
+    }
+    for dir in resource_dirs(pkg, &f.analysis_paths()) {
+        for path in files::walk(&dir, &["sql"]) {
+            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
+            let raw = files::read(&path, &display)?;
+            let node = new_node(ResourceType::Analysis, pkg, root, files::stem(&path), files::folders(&path, &dir), display, raw, 1);
+            out.push(PendingNode { node });
+        }
+    }
+    Ok(())
+}
+
+fn properties_files(pkg: &Package) -> Vec<PathBuf> {
+    let f = &pkg.file;
+    let mut dirs: Vec<String> = Vec::new();
+    for p in [f.model_paths(), f.seed_paths(), f.snapshot_paths(), f.analysis_paths(), f.macro_paths()] {
+        dirs.extend(p);
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut out: Vec<PathBuf> = resource_dirs(pkg, &dirs).iter().flat_map(|d| files::walk(d, &["yml", "yaml"])).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A generic test waiting for its attached node to be known enabled.
+struct TestDecl {
+    entry: Json,
+    attached: String,
+    label: String,
+    package: String,
+    file: String,
+    line: u32,
+    column: Option<String>,
+    column_tags: Vec<String>,
+}
+
+fn columns(cols: &[ColumnProps], renderer: &mut render::TextRenderer<'_>, package: &str, file: &str, line: u32) -> Result<BTreeMap<String, Column>> {
+    let mut out = BTreeMap::new();
+    for c in cols {
+        out.insert(
+            c.name.clone(),
+            Column {
+                name: c.name.clone(),
+                description: renderer.render(c.description.as_deref().unwrap_or(""), package, file, line)?,
+                data_type: c.data_type.clone(),
+                tags: tag_list(&c.tags),
+            },
+        );
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_patches(
+    pkg: &Package,
+    props: &PropertiesFile,
+    file: &str,
+    pending: &mut [PendingNode],
+    by_key: &HashMap<(String, ResourceType, String), usize>,
+    renderer: &mut render::TextRenderer<'_>,
+    tests: &mut Vec<TestDecl>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let groups: [(&[NodePatch], ResourceType); 4] = [
+        (&props.models, ResourceType::Model),
+        (&props.seeds, ResourceType::Seed),
+        (&props.snapshots, ResourceType::Snapshot),
+        (&props.analyses, ResourceType::Analysis),
+    ];
+    for (patches, rt) in groups {
+        for patch in patches {
+            let name = &patch.name.value;
+            let line = yaml::line_of(&patch.name);
+            let Some(&idx) = by_key.get(&(pkg.name.clone(), rt, name.clone())) else {
+                warnings.push(format!("{file}:{line}: {rt} `{name}` is described here but no such {rt} exists in package `{}`", pkg.name));
+                continue;
+            };
+            let node = &mut pending[idx].node;
+            if let Some(cfg) = &patch.config {
+                config::apply_all(&mut node.config, cfg);
+            }
+            if patch.tags.is_some() {
+                config::apply(&mut node.config, "tags", patch.tags.as_ref().expect("checked"));
+            }
+            if let Some(meta) = &patch.meta {
+                config::apply(&mut node.config, "meta", meta);
+            }
+            if let Some(docs) = &patch.docs {
+                config::apply(&mut node.config, "docs", docs);
+            }
+            node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
+            node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
+            for entry in &patch.tests {
+                tests.push(TestDecl { entry: entry.clone(), attached: node.unique_id.clone(), label: name.clone(), package: pkg.name.clone(), file: file.to_string(), line, column: None, column_tags: vec![] });
+            }
+            for c in &patch.columns {
+                for entry in &c.tests {
+                    tests.push(TestDecl {
+                        entry: entry.clone(),
+                        attached: node.unique_id.clone(),
+                        label: name.clone(),
+                        package: pkg.name.clone(),
+                        file: file.to_string(),
+                        line,
+                        column: Some(c.name.clone()),
+                        column_tags: tag_list(&c.tags),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_source_group(
+    pkg: &Package,
+    group: &properties::SourceGroup,
+    file: &str,
+    profile: &profiles::Profile,
+    active_target: &str,
+    require_connection: bool,
+    renderer: &mut render::TextRenderer<'_>,
+    sources: &mut BTreeMap<String, Source>,
+    tests: &mut Vec<TestDecl>,
+) -> Result<()> {
+    let sname = &group.name.value;
+    let line = yaml::line_of(&group.name);
+    let (connection, level) = match &group.connection {
+        Some(c) => {
+            if !profile.outputs.contains_key(&c.value) {
+                return Err(DvtError::new(
+                    ErrorCode::SourceConnectionUnknown,
+                    format!("source `{sname}` has `connection: {}`, which is not an output of profile `{}`", c.value, profile.name),
+                )
+                .at(Location::new(file, yaml::line_of(c), c.referenced.column() as u32))
+                .hint(format!("use one of: {}", profile.outputs.keys().cloned().collect::<Vec<_>>().join(", "))));
+            }
+            (c.value.clone(), "config")
+        }
+        None if require_connection => {
+            return Err(DvtError::new(ErrorCode::SourceConnectionMissing, format!("source `{sname}` has no `connection:`"))
+                .at(Location::new(file, line, group.name.referenced.column() as u32))
+                .hint(format!(
+                    "add `connection: <output>` (one of: {}) to the source, or set `flags: {{require_source_connection: false}}` in the project file to read it from the active target as dbt does",
+                    profile.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+        }
+        None => (active_target.to_string(), "default"),
+    };
+    let output = &profile.outputs[&connection];
+    let database = match &group.database {
+        Some(d) => Some(renderer.render(d, &pkg.name, file, line)?),
+        None => output.database.clone(),
+    };
+    let schema = match &group.schema {
+        Some(s) => renderer.render(s, &pkg.name, file, line)?,
+        None => sname.clone(),
+    };
+    let group_tags = tag_list(&group.tags);
+    for table in &group.tables {
+        let tname = &table.name.value;
+        let tline = yaml::line_of(&table.name);
+        let unique_id = format!("source.{}.{}.{}", pkg.name, sname, tname);
+        let mut cfg = Config::new();
+        cfg.insert("enabled".into(), Json::Bool(true));
+        let fqn = vec![pkg.name.clone(), sname.clone(), tname.clone()];
+        config::apply_project_tree(&mut cfg, pkg.file.sources.as_ref(), &fqn);
+        for c in [&group.config, &table.config].into_iter().flatten() {
+            config::apply_all(&mut cfg, c);
+        }
+        for (k, v) in [("freshness", &group.freshness), ("freshness", &table.freshness), ("meta", &group.meta), ("meta", &table.meta)] {
+            if let Some(v) = v {
+                config::apply(&mut cfg, k, v);
+            }
+        }
+        if let Some(f) = table.loaded_at_field.as_ref().or(group.loaded_at_field.as_ref()) {
+            cfg.insert("loaded_at_field".into(), Json::from(f.clone()));
+        }
+        let mut tags = group_tags.clone();
+        tags.extend(tag_list(&table.tags));
+        tags.extend(cfg.tags());
+        tags.sort();
+        tags.dedup();
+        let description = renderer.render(table.description.as_deref().unwrap_or(""), &pkg.name, file, tline)?;
+        let cols = columns(&table.columns, renderer, &pkg.name, file, tline)?;
+        let label = format!("source_{sname}_{tname}");
+        for entry in &table.tests {
+            tests.push(TestDecl { entry: entry.clone(), attached: unique_id.clone(), label: label.clone(), package: pkg.name.clone(), file: file.to_string(), line: tline, column: None, column_tags: vec![] });
+        }
+        for c in &table.columns {
+            for entry in &c.tests {
+                tests.push(TestDecl {
+                    entry: entry.clone(),
+                    attached: unique_id.clone(),
+                    label: label.clone(),
+                    package: pkg.name.clone(),
+                    file: file.to_string(),
+                    line: tline,
+                    column: Some(c.name.clone()),
+                    column_tags: tag_list(&c.tags),
+                });
+            }
+        }
+        if sources.contains_key(&unique_id) {
+            return Err(DvtError::new(ErrorCode::DuplicateNode, format!("source `{sname}.{tname}` is declared twice")).at(Location::new(file, tline, 0)));
+        }
+        sources.insert(
+            unique_id.clone(),
+            Source {
+                unique_id,
+                package: pkg.name.clone(),
+                source_name: sname.clone(),
+                name: tname.clone(),
+                identifier: table.identifier.clone().unwrap_or_else(|| tname.clone()),
+                database: database.clone(),
+                schema: schema.clone(),
+                connection: connection.clone(),
+                connection_level: level,
+                fqn,
+                file: file.to_string(),
+                line: tline,
+                description,
+                columns: cols,
+                tags,
+                config: cfg,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Line in `node.raw` where `needle` first appears (in file coordinates).
+fn line_in(node: &Node, needle: &regex::Regex) -> Location {
+    match needle.find(&node.raw) {
+        Some(m) => {
+            let (l, c) = line_col(&node.raw, m.start());
+            Location::new(&node.file, node.raw_line + l - 1, c)
+        }
+        None => Location::new(&node.file, node.raw_line, 0),
+    }
+}
+
+fn resolve_dependencies(project: &mut Project) -> Result<()> {
+    // Name index of ref-able nodes: (package, name) → unique id.
+    let refable = |n: &Node| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot);
+    let mut enabled: HashMap<(String, String), String> = HashMap::new();
+    for n in project.nodes.values().filter(|n| refable(n)) {
+        enabled.entry((n.package.clone(), n.name.clone())).or_insert_with(|| n.unique_id.clone());
+    }
+    let mut disabled: HashMap<(String, String), String> = HashMap::new();
+    for n in project.disabled.values().filter(|n| refable(n)) {
+        disabled.insert((n.package.clone(), n.name.clone()), n.file.clone());
+    }
+    let root = project.name.clone();
+    let package_names: Vec<String> = project.packages.iter().map(|p| p.name.clone()).collect();
+    let lookup = |index: &HashMap<(String, String), String>, from: &str, call: &RefCall| -> Option<String> {
+        match &call.package {
+            Some(p) => index.get(&(p.clone(), call.name.clone())).cloned(),
+            None => index
+                .get(&(from.to_string(), call.name.clone()))
+                .or_else(|| index.get(&(root.clone(), call.name.clone())))
+                .or_else(|| package_names.iter().find_map(|p| index.get(&(p.clone(), call.name.clone()))))
+                .cloned(),
+        }
+    };
+    let source_index: HashMap<(String, String), String> =
+        project.sources.values().map(|s| ((s.source_name.clone(), s.name.clone()), s.unique_id.clone())).collect();
+    for node in project.nodes.values_mut() {
+        let mut deps: Vec<String> = Vec::new();
+        if let Some(t) = &node.test {
+            deps.push(t.attached_node.clone());
+        }
+        for (call, line) in &node.refs {
+            match lookup(&enabled, &node.package, call) {
+                Some(id) => deps.push(id),
+                None => {
+                    let pattern = regex::Regex::new(&format!(r#"ref\(\s*(?:['"][^'"]*['"]\s*,\s*)?['"]{}['"]"#, regex::escape(&call.name))).expect("escaped");
+                    let loc = if node.raw.is_empty() { Location::new(&node.file, *line, 0) } else { line_in(node, &pattern) };
+                    let shown = call.package.as_ref().map_or_else(|| format!("'{}'", call.name), |p| format!("'{p}', '{}'", call.name));
+                    if let Some(file) = lookup(&disabled, &node.package, call) {
+                        return Err(DvtError::new(ErrorCode::RefDisabled, format!("{} `{}` depends on ref({shown}), which is disabled ({file})", node.resource_type, node.name))
+                            .at(loc)
+                            .hint("enable the referenced node or remove the ref"));
+                    }
+                    return Err(DvtError::new(ErrorCode::RefNotFound, format!("{} `{}` depends on ref({shown}), which was not found", node.resource_type, node.name))
+                        .at(loc)
+                        .hint("check the name; refs resolve to models, seeds and snapshots"));
+                }
+            }
+        }
+        for (s, t, line) in &node.source_calls {
+            match source_index.get(&(s.clone(), t.clone())) {
+                Some(id) => deps.push(id.clone()),
+                None => {
+                    let pattern = regex::Regex::new(&format!(r#"source\(\s*['"]{}['"]\s*,\s*['"]{}['"]"#, regex::escape(s), regex::escape(t))).expect("escaped");
+                    let loc = if node.raw.is_empty() { Location::new(&node.file, *line, 0) } else { line_in(node, &pattern) };
+                    return Err(DvtError::new(ErrorCode::SourceNotFound, format!("{} `{}` depends on source('{s}', '{t}'), which was not found", node.resource_type, node.name))
+                        .at(loc)
+                        .hint(format!("declare table `{t}` under source `{s}` in a properties YAML file (with `connection:`)")));
+                }
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        node.depends_on = deps;
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Properties YAML (`models:`, `sources:`, `seeds:`, `snapshots:`, …) as written.
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+use serde_saphyr::Spanned;
+
+/// One properties file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PropertiesFile {
+    pub version: Option<Json>,
+    pub models: Vec<NodePatch>,
+    pub seeds: Vec<NodePatch>,
+    pub snapshots: Vec<NodePatch>,
+    pub analyses: Vec<NodePatch>,
+    pub sources: Vec<SourceGroup>,
+    pub macros: Vec<Json>,
+    pub exposures: Vec<Json>,
+    pub metrics: Vec<Json>,
+    pub semantic_models: Vec<Json>,
+    pub saved_queries: Vec<Json>,
+    pub groups: Vec<Json>,
+    pub unit_tests: Vec<Json>,
+}
+
+/// Properties of a model, seed, snapshot or analysis.
+#[derive(Debug, Deserialize)]
+pub struct NodePatch {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, Json>>,
+    #[serde(default)]
+    pub columns: Vec<ColumnProps>,
+    #[serde(default, alias = "data_tests")]
+    pub tests: Vec<Json>,
+    #[serde(default)]
+    pub meta: Option<Json>,
+    #[serde(default)]
+    pub tags: Option<Json>,
+    #[serde(default)]
+    pub docs: Option<Json>,
+}
+
+/// A documented column.
+#[derive(Debug, Deserialize)]
+pub struct ColumnProps {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub data_type: Option<String>,
+    #[serde(default, alias = "data_tests")]
+    pub tests: Vec<Json>,
+    #[serde(default)]
+    pub tags: Option<Json>,
+}
+
+/// A source group.
+#[derive(Debug, Deserialize)]
+pub struct SourceGroup {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub connection: Option<Spanned<String>>,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default, alias = "catalog")]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Json>,
+    #[serde(default)]
+    pub meta: Option<Json>,
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, Json>>,
+    #[serde(default)]
+    pub freshness: Option<Json>,
+    #[serde(default)]
+    pub loaded_at_field: Option<String>,
+    #[serde(default)]
+    pub tables: Vec<SourceTable>,
+}
+
+/// A table of a source group.
+#[derive(Debug, Deserialize)]
+pub struct SourceTable {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub columns: Vec<ColumnProps>,
+    #[serde(default, alias = "data_tests")]
+    pub tests: Vec<Json>,
+    #[serde(default)]
+    pub tags: Option<Json>,
+    #[serde(default)]
+    pub meta: Option<Json>,
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, Json>>,
+    #[serde(default)]
+    pub freshness: Option<Json>,
+    #[serde(default)]
+    pub loaded_at_field: Option<String>,
+}
+
+/// Tags given as a string or a list.
+pub fn tag_list(v: &Option<Json>) -> Vec<String> {
+    match v {
+        Some(Json::String(s)) => vec![s.clone()],
+        Some(Json::Array(a)) => a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+        _ => vec![],
+    }
+}

@@ -1,0 +1,190 @@
+//! Parse-time rendering: models, snapshots, analyses and singular tests are
+//! rendered with `execute = false` to learn their refs, sources and `config()`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use minijinja::Value;
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::PendingNode;
+use crate::config::{self, Config, ConfigExt};
+use crate::dialect::Dialect;
+use crate::error::Result;
+use crate::jinja::{Jinja, NodeCtx, RefCall, Relation, Rendered, Resolver, Vars};
+use crate::nodes::ResourceType;
+use crate::profiles::Output;
+
+/// Resolves names to placeholders while parsing; dependencies are checked afterwards.
+pub struct ParseResolver {
+    docs: BTreeMap<(String, String), String>,
+    dialect: Dialect,
+}
+
+impl ParseResolver {
+    pub fn new(docs: BTreeMap<(String, String), String>, adapter: String) -> Self {
+        ParseResolver { docs, dialect: Dialect::from_adapter(&adapter).unwrap_or(Dialect::Postgres) }
+    }
+}
+
+impl Resolver for ParseResolver {
+    fn resolve_ref(&self, _from: &str, call: &RefCall) -> std::result::Result<Relation, String> {
+        Ok(Relation::new(None, None, call.name.clone(), self.dialect))
+    }
+    fn resolve_source(&self, source: &str, table: &str) -> std::result::Result<Relation, String> {
+        Ok(Relation::new(None, Some(source.to_string()), table.to_string(), self.dialect))
+    }
+    fn doc(&self, package: Option<&str>, name: &str) -> Option<String> {
+        match package {
+            Some(p) => self.docs.get(&(p.to_string(), name.to_string())).cloned(),
+            None => self.docs.iter().find(|((_, n), _)| n == name).map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+/// The `target` variable for an output.
+pub fn target_value(profile: &str, o: &Output) -> Value {
+    crate::jinja::to_value(json!({
+        "name": o.name,
+        "target_name": o.name,
+        "type": o.kind,
+        "schema": o.schema,
+        "database": o.database.clone().unwrap_or_default(),
+        "dbname": o.database.clone().unwrap_or_default(),
+        "profile_name": profile,
+        "threads": o.threads.unwrap_or(4),
+    }))
+}
+
+/// The `model` variable for a node.
+pub fn model_value(n: &crate::nodes::Node) -> Value {
+    crate::jinja::to_value(json!({
+        "name": n.name,
+        "unique_id": n.unique_id,
+        "resource_type": n.resource_type.as_str(),
+        "package_name": n.package,
+        "fqn": n.fqn,
+        "original_file_path": n.file,
+        "config": n.config,
+        "tags": n.config.tags(),
+        "alias": n.config.str("alias").unwrap_or(&n.name),
+        "description": n.description,
+        "raw_code": n.raw,
+    }))
+}
+
+fn flags_value(execute: bool) -> Value {
+    crate::jinja::to_value(json!({"FULL_REFRESH": false, "WHICH": if execute { "compile" } else { "parse" }, "STORE_FAILURES": false}))
+}
+
+/// The template context of a node render.
+pub fn context_value(node: &crate::nodes::Node, this: &Relation, target: &Value, execute: bool, project_name: &str) -> Value {
+    let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+    m.insert("this", Value::from_object(this.clone()));
+    m.insert("model", model_value(node));
+    m.insert("target", target.clone());
+    m.insert("execute", Value::from(execute));
+    m.insert("project_name", Value::from(project_name));
+    m.insert("flags", flags_value(execute));
+    Value::from(m)
+}
+
+/// Renders short Jinja strings of properties files (descriptions, source schemas).
+pub struct TextRenderer<'a> {
+    pub jinja: &'a Jinja,
+    pub resolver: Arc<dyn Resolver>,
+    pub vars: Arc<Vars>,
+    pub target: Value,
+    pub dialect_kind: String,
+}
+
+impl TextRenderer<'_> {
+    pub fn render(&mut self, text: &str, package: &str, file: &str, line: u32) -> Result<String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        let dialect = Dialect::from_adapter(&self.dialect_kind).unwrap_or(Dialect::Postgres);
+        let node = Arc::new(NodeCtx {
+            package: package.to_string(),
+            name: String::new(),
+            unique_id: String::new(),
+            resource_type: "properties".into(),
+            execute: false,
+            incremental: false,
+            dialect,
+            this: None,
+            resolver: self.resolver.clone(),
+            vars: self.vars.clone(),
+            config: Config::new(),
+            target: self.target.clone(),
+            recorder: Mutex::new(Default::default()),
+        });
+        let mut ctx: BTreeMap<&str, Value> = BTreeMap::new();
+        ctx.insert("target", self.target.clone());
+        ctx.insert("execute", Value::from(false));
+        match self.jinja.render(node, Value::from(ctx), file, text) {
+            Ok(Rendered::Sql(s)) => Ok(s),
+            Ok(Rendered::RuntimeOnly(_)) => Ok(text.to_string()),
+            Err(mut e) => {
+                // Properties strings live inside YAML: point at the entry.
+                if let Some(l) = e.location.as_mut() {
+                    l.line = line + l.line.saturating_sub(1);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Renders every SQL node in parallel and folds what it observed into the node.
+pub fn render_all(jinja: &Jinja, pending: &mut [PendingNode], resolver: Arc<dyn Resolver>, vars: Arc<Vars>, target: &Value, adapter: &str) -> Result<()> {
+    let dialect = Dialect::from_adapter(adapter).unwrap_or(Dialect::Postgres);
+    let root = jinja.index.root.clone();
+    let results: Vec<Result<()>> = pending
+        .par_iter_mut()
+        .filter(|p| p.node.resource_type != ResourceType::Seed && p.node.test.is_none())
+        .map(|p| {
+            let node = &mut p.node;
+            let this = Relation::new(None, None, node.config.str("alias").unwrap_or(&node.name).to_string(), dialect);
+            let ctx_val = context_value(node, &this, target, false, &root);
+            let ctx = Arc::new(NodeCtx {
+                package: node.package.clone(),
+                name: node.name.clone(),
+                unique_id: node.unique_id.clone(),
+                resource_type: node.resource_type.as_str().into(),
+                execute: false,
+                incremental: false,
+                dialect,
+                this: Some(this),
+                resolver: resolver.clone(),
+                vars: vars.clone(),
+                config: node.config.clone(),
+                target: target.clone(),
+                recorder: Mutex::new(Default::default()),
+            });
+            // Snapshot bodies start mid-file: pad so minijinja's lines are file lines.
+            let padded;
+            let src = if node.raw_line > 1 {
+                padded = format!("{}{}", "\n".repeat(node.raw_line as usize - 1), node.raw);
+                padded.as_str()
+            } else {
+                node.raw.as_str()
+            };
+            let rendered = jinja.render(ctx.clone(), ctx_val, &node.file, src)?;
+            let rec = std::mem::take(&mut *ctx.recorder.lock().unwrap_or_else(|p| p.into_inner()));
+            for (k, v) in &rec.configs {
+                config::apply(&mut node.config, k, v);
+            }
+            node.refs = rec.refs.into_iter().map(|r| (r, node.raw_line)).collect();
+            node.source_calls = rec.sources.into_iter().map(|(a, b)| (a, b, node.raw_line)).collect();
+            node.macros = rec.macros.into_iter().collect();
+            // `-- depends_on: {{ ref('x') }}` comments are already captured by rendering.
+            if let Rendered::RuntimeOnly(reason) = rendered {
+                node.runtime_only = Some(reason);
+            }
+            Ok(())
+        })
+        .collect();
+    results.into_iter().collect()
+}

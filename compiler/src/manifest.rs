@@ -1,0 +1,106 @@
+//! Builds the `dvtc parse` manifest artifact from a loaded project.
+
+use std::collections::BTreeMap;
+
+use dvt_schema::manifest::{DependsOn, MANIFEST_VERSION, Manifest, ManifestColumn, ManifestMacro, ManifestNode, ManifestSource, TestMetadata};
+
+use crate::config::ConfigExt;
+use crate::graph::Graph;
+use crate::nodes::{Column, Project, ResourceType};
+
+fn columns(cols: &BTreeMap<String, Column>) -> BTreeMap<String, ManifestColumn> {
+    cols.iter().map(|(k, c)| (k.clone(), ManifestColumn { name: c.name.clone(), description: c.description.clone(), data_type: c.data_type.clone() })).collect()
+}
+
+/// Node counts by resource type plus macros, in print order.
+pub fn counts(project: &Project) -> BTreeMap<String, usize> {
+    let mut c: BTreeMap<String, usize> = BTreeMap::new();
+    for rt in ResourceType::ALL {
+        c.insert(rt.as_str().to_string(), 0);
+    }
+    for n in project.nodes.values() {
+        *c.entry(n.resource_type.as_str().to_string()).or_default() += 1;
+    }
+    c.insert("source".into(), project.sources.len());
+    c.insert("macro".into(), project.macros.len());
+    c.insert("doc".into(), project.docs.len());
+    c
+}
+
+/// The manifest of `project`.
+pub fn build(project: &Project, graph: &Graph) -> Manifest {
+    let nodes = project
+        .nodes
+        .values()
+        .map(|n| {
+            let node = ManifestNode {
+                unique_id: n.unique_id.clone(),
+                resource_type: n.resource_type.as_str().to_string(),
+                package_name: n.package.clone(),
+                name: n.name.clone(),
+                fqn: n.fqn.clone(),
+                original_file_path: n.file.clone(),
+                config: n.config.clone(),
+                tags: n.config.tags(),
+                description: n.description.clone(),
+                columns: columns(&n.columns),
+                depends_on: DependsOn { nodes: n.depends_on.clone(), macros: n.macros.clone() },
+                raw_code: n.raw.clone(),
+                render_at_runtime: n.runtime_only.is_some(),
+                test_metadata: n.test.as_ref().map(|t| TestMetadata { name: t.name.clone(), namespace: t.namespace.clone(), kwargs: t.kwargs.clone() }),
+                attached_node: n.test.as_ref().map(|t| t.attached_node.clone()),
+                column_name: n.test.as_ref().and_then(|t| t.column_name.clone()),
+            };
+            (n.unique_id.clone(), node)
+        })
+        .collect();
+    let sources = project
+        .sources
+        .values()
+        .map(|s| {
+            let src = ManifestSource {
+                unique_id: s.unique_id.clone(),
+                package_name: s.package.clone(),
+                source_name: s.source_name.clone(),
+                name: s.name.clone(),
+                identifier: s.identifier.clone(),
+                database: s.database.clone(),
+                schema: s.schema.clone(),
+                connection: s.connection.clone(),
+                connection_level: s.connection_level.to_string(),
+                fqn: s.fqn.clone(),
+                original_file_path: s.file.clone(),
+                description: s.description.clone(),
+                columns: columns(&s.columns),
+                tags: s.tags.clone(),
+                config: s.config.clone(),
+            };
+            (s.unique_id.clone(), src)
+        })
+        .collect();
+    let macros = project
+        .macros
+        .iter()
+        .map(|m| (m.unique_id(), ManifestMacro { unique_id: m.unique_id(), package_name: m.package.clone(), name: m.name.clone(), original_file_path: m.file.clone() }))
+        .collect();
+    let docs = project.docs.iter().map(|((p, n), v)| (format!("doc.{p}.{n}"), v.clone())).collect();
+    let mut parent_map = BTreeMap::new();
+    let mut child_map = BTreeMap::new();
+    for id in project.nodes.keys().chain(project.sources.keys()) {
+        if project.nodes.contains_key(id) {
+            parent_map.insert(id.clone(), graph.parents(id));
+        }
+        child_map.insert(id.clone(), graph.children(id));
+    }
+    Manifest {
+        manifest_version: MANIFEST_VERSION.to_string(),
+        project_name: project.name.clone(),
+        nodes,
+        sources,
+        macros,
+        docs,
+        parent_map,
+        child_map,
+        counts: counts(project),
+    }
+}

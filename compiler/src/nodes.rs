@@ -1,0 +1,189 @@
+//! The loaded project: nodes, sources and the packages they come from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde_json::Value as Json;
+
+use crate::config::Config;
+use crate::jinja::RefCall;
+use crate::profiles::{Bucket, Compute, Profile, Registry};
+use crate::project::ProjectFile;
+
+/// The kinds of node a project defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Model,
+    Seed,
+    Snapshot,
+    Test,
+    Analysis,
+    Source,
+}
+
+impl ResourceType {
+    /// All types, in the order counts are printed.
+    pub const ALL: [ResourceType; 6] =
+        [ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Test, ResourceType::Analysis, ResourceType::Source];
+
+    /// Name as used in unique ids and `--resource-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Model => "model",
+            ResourceType::Seed => "seed",
+            ResourceType::Snapshot => "snapshot",
+            ResourceType::Test => "test",
+            ResourceType::Analysis => "analysis",
+            ResourceType::Source => "source",
+        }
+    }
+
+    /// Parses a `--resource-type` value.
+    pub fn parse(s: &str) -> Option<ResourceType> {
+        Some(match s {
+            "model" | "models" => ResourceType::Model,
+            "seed" | "seeds" => ResourceType::Seed,
+            "snapshot" | "snapshots" => ResourceType::Snapshot,
+            "test" | "tests" | "data_test" | "data_tests" | "unit_test" => ResourceType::Test,
+            "analysis" | "analyses" => ResourceType::Analysis,
+            "source" | "sources" => ResourceType::Source,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A documented column.
+#[derive(Debug, Clone, Default)]
+pub struct Column {
+    pub name: String,
+    pub description: String,
+    pub data_type: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// A generic test's origin.
+#[derive(Debug, Clone)]
+pub struct TestInfo {
+    /// Test name without `test_` (e.g. `unique`).
+    pub name: String,
+    /// `dbt_utils` in `dbt_utils.expression_is_true`.
+    pub namespace: Option<String>,
+    /// Arguments as written (without `config`/`name`).
+    pub kwargs: BTreeMap<String, Json>,
+    /// Tested model/seed/snapshot/source.
+    pub attached_node: String,
+    pub column_name: Option<String>,
+}
+
+/// A model, seed, snapshot, test or analysis.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub unique_id: String,
+    pub resource_type: ResourceType,
+    pub package: String,
+    pub name: String,
+    pub fqn: Vec<String>,
+    /// File, relative to the root project, `/`-separated.
+    pub file: String,
+    /// Jinja-SQL as written (snapshot: the block body; generic test: empty).
+    pub raw: String,
+    /// Line where `raw` starts in `file` (snapshot blocks start later).
+    pub raw_line: u32,
+    pub config: Config,
+    pub description: String,
+    pub columns: BTreeMap<String, Column>,
+    /// `ref()` calls with the line they appear on.
+    pub refs: Vec<(RefCall, u32)>,
+    /// `source()` calls with their line.
+    pub source_calls: Vec<(String, String, u32)>,
+    /// Resolved upstream unique ids, sorted.
+    pub depends_on: Vec<String>,
+    /// Macros called, sorted.
+    pub macros: Vec<String>,
+    /// Set when rendering needs a live database, with the reason.
+    pub runtime_only: Option<String>,
+    pub test: Option<TestInfo>,
+    /// For seeds: absolute path of the data file (never written to artifacts).
+    pub seed_path: Option<PathBuf>,
+}
+
+/// One table of a source group.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub unique_id: String,
+    pub package: String,
+    pub source_name: String,
+    pub name: String,
+    pub identifier: String,
+    pub database: Option<String>,
+    pub schema: String,
+    /// Output the source lives on.
+    pub connection: String,
+    /// `config` when declared, `default` when it follows the active target.
+    pub connection_level: &'static str,
+    pub fqn: Vec<String>,
+    pub file: String,
+    pub line: u32,
+    pub description: String,
+    pub columns: BTreeMap<String, Column>,
+    pub tags: Vec<String>,
+    pub config: Config,
+}
+
+/// A package (the root project or a dependency).
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub name: String,
+    pub root: PathBuf,
+    /// Path prefix from the root project to this package (`""` for the root).
+    pub rel: String,
+    pub file: ProjectFile,
+}
+
+/// Everything `dvtc parse` loads.
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub name: String,
+    /// Root first, then dependencies by name.
+    pub packages: Vec<Package>,
+    pub profile: Profile,
+    /// Output the run targets by default (CLI `--target` or the profile default).
+    pub active_target: String,
+    /// Whether `--target` was given.
+    pub target_from_cli: bool,
+    pub computes: Registry<Compute>,
+    pub buckets: Registry<Bucket>,
+    /// Enabled nodes by unique id.
+    pub nodes: BTreeMap<String, Node>,
+    /// Disabled nodes by unique id (kept to explain refs to them).
+    pub disabled: BTreeMap<String, Node>,
+    pub sources: BTreeMap<String, Source>,
+    /// Docs blocks by `(package, name)`.
+    pub docs: BTreeMap<(String, String), String>,
+    pub macros: Vec<crate::jinja::MacroDef>,
+    pub vars: std::sync::Arc<crate::jinja::Vars>,
+    /// `selectors.yml` definitions by name.
+    pub selectors: BTreeMap<String, Json>,
+    /// Non-fatal problems found while loading.
+    pub warnings: Vec<String>,
+}
+
+impl Project {
+    /// The root package.
+    pub fn root_package(&self) -> &Package {
+        &self.packages[0]
+    }
+
+    /// A node or source's fqn, tags and file, for selection.
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+}

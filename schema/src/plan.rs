@@ -1,0 +1,352 @@
+//! The execution plan written by `dvtc compile`: for every node, where it
+//! runs, how, and the exact SQL. This is DVT's contract with `dvtr` and with
+//! external tools; see `schema/README.md` for the compatibility policy.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Version of the plan format (semver). Readers accept the same major version.
+pub const PLAN_VERSION: &str = "1.0.0";
+
+/// A compiled project.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Plan {
+    /// Format version, see [`PLAN_VERSION`].
+    pub plan_version: String,
+    /// Root project name.
+    pub project_name: String,
+    /// How the plan was asked for (flags that change its content).
+    pub invocation: Invocation,
+    /// Outputs of `profiles.yml` the plan touches, without credentials.
+    pub targets: BTreeMap<String, PlanTarget>,
+    /// Compute engines used by federated nodes.
+    pub computes: BTreeMap<String, PlanCompute>,
+    /// Staging buckets used by federated nodes and seeds.
+    pub buckets: BTreeMap<String, PlanBucket>,
+    /// Sources read by selected nodes.
+    pub sources: BTreeMap<String, PlanSource>,
+    /// Selected nodes by unique id.
+    pub nodes: BTreeMap<String, PlanNode>,
+    /// Unique ids in execution order (upstream first).
+    pub order: Vec<String>,
+    /// Warnings raised while compiling (coercions, fallbacks).
+    pub warnings: Vec<PlanWarning>,
+}
+
+/// Flags that shaped the plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Invocation {
+    /// `--target`, if given.
+    pub target: Option<String>,
+    /// `--compute`, if given.
+    pub compute: Option<String>,
+    /// `--bucket`, if given.
+    pub bucket: Option<String>,
+    /// `--full-refresh`.
+    pub full_refresh: bool,
+    /// `--select` expressions.
+    pub select: Vec<String>,
+    /// `--exclude` expressions.
+    pub exclude: Vec<String>,
+    /// `--selector`, if given.
+    pub selector: Option<String>,
+    /// Names of `--vars` keys (values may be sensitive and are not recorded).
+    pub var_names: Vec<String>,
+}
+
+/// An output (database connection) without credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PlanTarget {
+    /// Output name in `profiles.yml`.
+    pub name: String,
+    /// Adapter type (`postgres`, `mysql`, `sqlite`, `duckdb`, `snowflake`, `databricks`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Database (catalog), if the engine has one.
+    pub database: Option<String>,
+    /// Default schema.
+    pub schema: String,
+}
+
+/// A compute engine.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PlanCompute {
+    pub name: String,
+    /// `datafusion` or `ballista`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A staging bucket (no credentials).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PlanBucket {
+    pub name: String,
+    /// `file`, `s3`, `gcs`, `azure`, or `local` for the implicit folder.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Location settings (bucket, prefix, region, endpoint, root, path).
+    pub settings: BTreeMap<String, String>,
+}
+
+/// A source table and where it lives.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PlanSource {
+    pub unique_id: String,
+    pub source_name: String,
+    pub name: String,
+    /// Output the source lives on, and why.
+    pub connection: Resolved<String>,
+    /// The physical relation.
+    pub relation: RelationRef,
+}
+
+/// Which rule produced a resolved value.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// A command-line flag.
+    Cli,
+    /// The node's config (SQL `config()`, properties YAML or project file).
+    Config,
+    /// A default (profile default output, computes.yml/buckets.yml default, built-in).
+    Default,
+}
+
+/// A resolved value and the level that won (SPEC §2).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Resolved<T> {
+    pub value: T,
+    pub level: Level,
+}
+
+/// A table or view in a database.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RelationRef {
+    /// Output the relation lives on.
+    pub target: String,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub identifier: String,
+    /// The name as rendered in the target's dialect (quoted).
+    pub rendered: String,
+}
+
+/// The execution path of a node (SPEC §2.6).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionPath {
+    /// All upstreams live on the node's target: SQL runs there.
+    Pushdown,
+    /// Upstreams span databases: fragments are read and joined in the compute.
+    Federation,
+}
+
+/// Requested vs effective materialization.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Materialization {
+    /// As configured.
+    pub requested: String,
+    /// As executed.
+    pub effective: String,
+    /// Why they differ, if they do.
+    pub coercion: Option<Coercion>,
+}
+
+/// A materialization change with its warning code.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Coercion {
+    /// Stable warning code, e.g. `DVTW201`.
+    pub code: String,
+    pub reason: String,
+}
+
+/// One node of the plan.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct PlanNode {
+    pub unique_id: String,
+    /// `model`, `seed`, `snapshot`, `test`, `analysis`.
+    pub resource_type: String,
+    pub name: String,
+    pub package_name: String,
+    pub fqn: Vec<String>,
+    /// Defining file, relative to the project.
+    pub file: String,
+    /// Upstream unique ids.
+    pub depends_on: Vec<String>,
+    /// Where the node writes (tests and analyses: where they run), and why.
+    pub target: Resolved<String>,
+    /// The relation the node materializes into (none for tests, analyses, ephemerals).
+    pub relation: Option<RelationRef>,
+    /// Compute engine, for federated nodes.
+    pub compute: Option<Resolved<String>>,
+    /// Staging bucket, for federated nodes and seeds.
+    pub bucket: Option<Resolved<String>>,
+    pub materialization: Materialization,
+    pub path: ExecutionPath,
+    /// Where every upstream lives.
+    pub upstreams: Vec<Upstream>,
+    /// Set when the node needs a live database to render (reason); `dvtr` renders it then.
+    pub render_at_runtime: Option<String>,
+    /// The node's rendered SELECT (ephemerals inlined), in the target's dialect.
+    pub compiled_sql: Option<String>,
+    /// Statements to run on the pushdown path.
+    pub pushdown: Option<PushdownPlan>,
+    /// Fragments and remainder on the federation path.
+    pub federation: Option<FederationPlan>,
+    /// How rows are written (incremental strategy, keys, schema changes).
+    pub write: Option<WriteStrategy>,
+    /// Tests attached to this node.
+    pub tests: Vec<String>,
+    /// For seeds: the data file.
+    pub seed: Option<SeedPlan>,
+    /// For tests: how failures count.
+    pub test: Option<TestPlan>,
+    /// Hooks run before/after the node, in order.
+    pub pre_hooks: Vec<String>,
+    pub post_hooks: Vec<String>,
+    /// Grants: privilege → grantees.
+    pub grants: BTreeMap<String, Vec<String>>,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+}
+
+/// Where an upstream lives.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Upstream {
+    pub unique_id: String,
+    /// Output it lives on.
+    pub target: String,
+    /// Its relation (none for ephemerals, which are inlined).
+    pub relation: Option<RelationRef>,
+}
+
+/// A SQL statement with what it is for.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Statement {
+    /// What the statement does (`create_schema`, `create_staging`, `swap`, `insert`, `merge`, …).
+    pub kind: String,
+    pub sql: String,
+}
+
+/// Pushdown statements, in the target's dialect. Both renderings are kept;
+/// `dvtr` picks one at run time from the target's real state (SPEC §4).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PushdownPlan {
+    pub dialect: String,
+    /// Build from scratch (first run, `--full-refresh`, non-incremental nodes).
+    pub full_refresh: Vec<Statement>,
+    /// Incremental run over an existing relation (incremental models, snapshots).
+    pub incremental: Option<Vec<Statement>>,
+    /// Replace the rows of an existing table in one transaction, keeping grants and dependent views.
+    pub replace: Option<Vec<Statement>>,
+}
+
+/// A federated node: fragments read per source, remainder run in the compute.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct FederationPlan {
+    /// Dialect of the remainder (`datafusion`).
+    pub compute_dialect: String,
+    /// One per source relation (or alias).
+    pub fragments: Vec<Fragment>,
+    /// Query over the fragments (by their `name`).
+    pub remainder: String,
+    /// Casts needed to write into the target.
+    pub casts: Vec<ColumnCast>,
+    /// Predicates pushed into fragments or kept in the remainder, with why.
+    pub predicates: Vec<PredicateDecision>,
+    /// Constructs that forced a conservative (whole-relation) read.
+    pub fallbacks: Vec<String>,
+}
+
+/// SQL read from one upstream relation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Fragment {
+    /// Name the remainder uses for this fragment.
+    pub name: String,
+    /// Unique id of the upstream (source or node).
+    pub upstream: String,
+    /// Output the fragment runs on.
+    pub target: String,
+    /// Dialect of `sql`.
+    pub dialect: String,
+    pub sql: String,
+    /// Output columns and their Arrow types (empty when not known offline).
+    pub columns: Vec<FragmentColumn>,
+}
+
+/// A fragment column.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct FragmentColumn {
+    pub name: String,
+    /// Arrow type name, e.g. `Int64`, `Decimal128(12, 2)`, `Utf8`.
+    pub arrow_type: Option<String>,
+}
+
+/// A cast applied when writing a federated result.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct ColumnCast {
+    pub column: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// Where a WHERE conjunct went.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PredicateDecision {
+    pub predicate: String,
+    /// Fragment name it was pushed into, or none when kept in the remainder.
+    pub pushed_to: Option<String>,
+    pub reason: String,
+}
+
+/// How a node writes its rows.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct WriteStrategy {
+    /// `replace`, `append`, `merge`, `delete+insert`, `insert_overwrite`, `snapshot`, `seed`.
+    pub strategy: String,
+    pub unique_key: Vec<String>,
+    /// `ignore`, `fail`, `append_new_columns`, `sync_all_columns`.
+    pub on_schema_change: String,
+    /// For incremental federated models: the `{{ this }}` subqueries to evaluate on the target at run time.
+    pub this_subqueries: Vec<String>,
+}
+
+/// A seed's data file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct SeedPlan {
+    /// Project-relative path.
+    pub file: String,
+    /// `csv`, `parquet`, `jsonl`.
+    pub format: String,
+    /// SHA-256 of the file; `dvtr` refuses a file that no longer matches.
+    pub sha256: String,
+    /// Column types from `column_types` (others are inferred at load).
+    pub column_types: BTreeMap<String, String>,
+    pub delimiter: String,
+    pub quote_columns: bool,
+}
+
+/// A test's pass/fail rules.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct TestPlan {
+    /// `ERROR` or `WARN`.
+    pub severity: String,
+    /// Tested node or source.
+    pub attached_node: Option<String>,
+    pub column_name: Option<String>,
+    /// e.g. `!= 0`.
+    pub warn_if: String,
+    pub error_if: String,
+    /// The query that counts failures.
+    pub sql: Option<String>,
+}
+
+/// A compile warning.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlanWarning {
+    pub code: String,
+    pub node: String,
+    pub message: String,
+}
