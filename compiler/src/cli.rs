@@ -84,7 +84,8 @@ impl SelectArgs {
                 .filter(|s| !s.is_empty() && *s != "all" && *s != "default")
                 .map(|s| {
                     ResourceType::parse(s).ok_or_else(|| {
-                        DvtError::new(ErrorCode::Usage, format!("unknown resource type `{s}`")).hint("use model, seed, snapshot, test, analysis or source")
+                        DvtError::new(ErrorCode::Usage, format!("unknown resource type `{s}`"))
+                            .hint("use model, seed, snapshot, test, analysis or source")
                     })
                 })
                 .collect()
@@ -96,7 +97,8 @@ impl SelectArgs {
             resource_types: types(&self.resource_type)?,
             exclude_resource_types: types(&self.exclude_resource_type)?,
             indirect: IndirectSelection::parse(&self.indirect_selection).ok_or_else(|| {
-                DvtError::new(ErrorCode::Usage, format!("unknown --indirect-selection `{}`", self.indirect_selection)).hint("use eager, cautious, buildable or empty")
+                DvtError::new(ErrorCode::Usage, format!("unknown --indirect-selection `{}`", self.indirect_selection))
+                    .hint("use eager, cautious, buildable or empty")
             })?,
         })
     }

@@ -147,13 +147,8 @@ impl ConfigExt for Config {
         }
     }
     fn tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .get("tags")
-            .map(as_list)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect();
+        let mut tags: Vec<String> =
+            self.get("tags").map(as_list).unwrap_or_default().iter().filter_map(|t| t.as_str().map(str::to_string)).collect();
         tags.sort();
         tags.dedup();
         tags

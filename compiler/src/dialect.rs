@@ -73,10 +73,10 @@ impl Dialect {
     /// Renders a relation name in this dialect.
     pub fn relation(self, database: Option<&str>, schema: Option<&str>, identifier: &str) -> String {
         let mut parts = Vec::with_capacity(3);
-        if self.three_part_names() {
-            if let Some(d) = database.filter(|d| !d.is_empty()) {
-                parts.push(self.quote(d));
-            }
+        if self.three_part_names()
+            && let Some(d) = database.filter(|d| !d.is_empty())
+        {
+            parts.push(self.quote(d));
         }
         if let Some(s) = schema.filter(|s| !s.is_empty()) {
             parts.push(self.quote(s));

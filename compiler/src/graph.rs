@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use petgraph::Direction;
 use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 
 use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::nodes::Project;
@@ -75,8 +75,10 @@ impl Graph {
 
     /// Node ids in dependency order (upstream first), ties broken by id.
     pub fn topo_order(&self) -> Vec<String> {
-        let mut indeg: HashMap<NodeIndex, usize> = self.graph.node_indices().map(|n| (n, self.graph.neighbors_directed(n, Direction::Incoming).count())).collect();
-        let mut ready: BTreeSet<(String, NodeIndex)> = indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| (self.graph[*n].clone(), *n)).collect();
+        let mut indeg: HashMap<NodeIndex, usize> =
+            self.graph.node_indices().map(|n| (n, self.graph.neighbors_directed(n, Direction::Incoming).count())).collect();
+        let mut ready: BTreeSet<(String, NodeIndex)> =
+            indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| (self.graph[*n].clone(), *n)).collect();
         let mut out = Vec::with_capacity(indeg.len());
         while let Some(first) = ready.pop_first() {
             out.push(first.0.clone());

@@ -2,14 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use dvt_schema::manifest::{DependsOn, MANIFEST_VERSION, Manifest, ManifestColumn, ManifestMacro, ManifestNode, ManifestSource, TestMetadata};
+use dvt_schema::manifest::{
+    DependsOn, MANIFEST_VERSION, Manifest, ManifestColumn, ManifestMacro, ManifestNode, ManifestSource, TestMetadata,
+};
 
 use crate::config::ConfigExt;
 use crate::graph::Graph;
 use crate::nodes::{Column, Project, ResourceType};
 
 fn columns(cols: &BTreeMap<String, Column>) -> BTreeMap<String, ManifestColumn> {
-    cols.iter().map(|(k, c)| (k.clone(), ManifestColumn { name: c.name.clone(), description: c.description.clone(), data_type: c.data_type.clone() })).collect()
+    cols.iter()
+        .map(|(k, c)| {
+            (k.clone(), ManifestColumn { name: c.name.clone(), description: c.description.clone(), data_type: c.data_type.clone() })
+        })
+        .collect()
 }
 
 /// Node counts by resource type plus macros, in print order.
@@ -47,7 +53,11 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
                 depends_on: DependsOn { nodes: n.depends_on.clone(), macros: n.macros.clone() },
                 raw_code: n.raw.clone(),
                 render_at_runtime: n.runtime_only.is_some(),
-                test_metadata: n.test.as_ref().map(|t| TestMetadata { name: t.name.clone(), namespace: t.namespace.clone(), kwargs: t.kwargs.clone() }),
+                test_metadata: n.test.as_ref().map(|t| TestMetadata {
+                    name: t.name.clone(),
+                    namespace: t.namespace.clone(),
+                    kwargs: t.kwargs.clone(),
+                }),
                 attached_node: n.test.as_ref().map(|t| t.attached_node.clone()),
                 column_name: n.test.as_ref().and_then(|t| t.column_name.clone()),
             };
@@ -81,7 +91,17 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
     let macros = project
         .macros
         .iter()
-        .map(|m| (m.unique_id(), ManifestMacro { unique_id: m.unique_id(), package_name: m.package.clone(), name: m.name.clone(), original_file_path: m.file.clone() }))
+        .map(|m| {
+            (
+                m.unique_id(),
+                ManifestMacro {
+                    unique_id: m.unique_id(),
+                    package_name: m.package.clone(),
+                    name: m.name.clone(),
+                    original_file_path: m.file.clone(),
+                },
+            )
+        })
         .collect();
     let docs = project.docs.iter().map(|((p, n), v)| (format!("doc.{p}.{n}"), v.clone())).collect();
     let mut parent_map = BTreeMap::new();

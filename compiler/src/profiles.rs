@@ -114,12 +114,9 @@ pub fn load_profile(dirs: &[PathBuf], project_dir: &Path, name: &str) -> Result<
     let doc: BTreeMap<String, Json> = yaml::parse(&text, &file)?;
     let Some(profile) = doc.get(name) else {
         let known: Vec<&str> = doc.keys().filter(|k| *k != "config").map(String::as_str).collect();
-        return Err(DvtError::new(
-            ErrorCode::ProfileNotFound,
-            format!("profile `{name}` is not in {file} (it has: {})", known.join(", ")),
-        )
-        .at(Location::file(&file))
-        .hint("set `profile:` in the project file to one of these, or add the profile"));
+        return Err(DvtError::new(ErrorCode::ProfileNotFound, format!("profile `{name}` is not in {file} (it has: {})", known.join(", ")))
+            .at(Location::file(&file))
+            .hint("set `profile:` in the project file to one of these, or add the profile"));
     };
     let outputs_json = profile.get("outputs").and_then(Json::as_object).ok_or_else(|| {
         DvtError::new(ErrorCode::ConfigInvalid, format!("profile `{name}` has no `outputs:` mapping")).at(Location::file(&file))
@@ -220,11 +217,11 @@ fn load_registry<T>(
         }
     }
     let default = section.get("target").and_then(Json::as_str).map(str::to_string);
-    if let Some(d) = &default {
-        if !entries.contains_key(d) {
-            return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("default `{d}` in {file_name} is not defined under `{key}:`"))
-                .at(Location::file(&file)));
-        }
+    if let Some(d) = &default
+        && !entries.contains_key(d)
+    {
+        return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("default `{d}` in {file_name} is not defined under `{key}:`"))
+            .at(Location::file(&file)));
     }
     Ok(Registry { default, entries })
 }

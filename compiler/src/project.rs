@@ -127,9 +127,6 @@ pub fn load_project_file(dir: &Path, rel_prefix: &str) -> Result<ProjectManifest
         }
         return Ok(ProjectManifestFile { root: dir.to_path_buf(), file_name: name, file });
     }
-    Err(DvtError::new(
-        ErrorCode::ProjectNotFound,
-        format!("no dbt_project.yml or dvt_project.yml in {}", dir.display()),
-    )
-    .hint("run the command inside a project, pass --project-dir, or create one with `dvtc init`"))
+    Err(DvtError::new(ErrorCode::ProjectNotFound, format!("no dbt_project.yml or dvt_project.yml in {}", dir.display()))
+        .hint("run the command inside a project, pass --project-dir, or create one with `dvtc init`"))
 }

@@ -138,7 +138,10 @@ struct Atom {
 }
 
 fn parse_atom(raw: &str) -> Result<Atom> {
-    let bad = |why: &str| DvtError::new(ErrorCode::SelectorInvalid, format!("invalid selector `{raw}`: {why}")).hint("see `dvtc ls --help` for the selection grammar");
+    let bad = |why: &str| {
+        DvtError::new(ErrorCode::SelectorInvalid, format!("invalid selector `{raw}`: {why}"))
+            .hint("see `dvtc ls --help` for the selection grammar")
+    };
     let mut s = raw.trim();
     if s.is_empty() {
         return Err(bad("empty"));
@@ -164,9 +167,15 @@ fn parse_atom(raw: &str) -> Result<Atom> {
         return Err(bad("`@` cannot be combined with `+`"));
     }
     let (method, value) = match s.split_once(':') {
-        Some((m, v)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') => (m.to_string(), v.to_string()),
+        Some((m, v)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') => {
+            (m.to_string(), v.to_string())
+        }
         _ => {
-            let default = if s.contains('/') || s.contains('\\') || [".sql", ".csv", ".py", ".yml"].iter().any(|e| s.ends_with(e)) { "path" } else { "fqn" };
+            let default = if s.contains('/') || s.contains('\\') || [".sql", ".csv", ".py", ".yml"].iter().any(|e| s.ends_with(e)) {
+                "path"
+            } else {
+                "fqn"
+            };
             (default.to_string(), s.to_string())
         }
     };
@@ -213,7 +222,7 @@ fn json_matches(v: &Json, sel: &str) -> bool {
         Json::Array(a) => a.iter().any(|x| json_matches(x, sel)),
         Json::Bool(b) => sel.eq_ignore_ascii_case(&b.to_string()),
         Json::Null => sel == "none" || sel == "null",
-        other => other.to_string() == sel,
+        other => *other == sel,
     }
 }
 
@@ -222,7 +231,9 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
         "fqn" => item.rt != ResourceType::Source && fqn_match(item.fqn, item.name, value),
         "tag" => item.tags.iter().any(|t| glob(value, t)),
         "path" => path_match(item.file, value, root),
-        "file" => item.file.rsplit('/').next().is_some_and(|f| glob(value, f) || f.rsplit_once('.').is_some_and(|(stem, _)| glob(value, stem))),
+        "file" => {
+            item.file.rsplit('/').next().is_some_and(|f| glob(value, f) || f.rsplit_once('.').is_some_and(|(stem, _)| glob(value, stem)))
+        }
         "package" => glob(value, item.package),
         "resource_type" => ResourceType::parse(value).is_some_and(|rt| rt == item.rt),
         "source" => {
@@ -243,16 +254,19 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
             ("singular" | "data", None) => item.rt == ResourceType::Test,
             _ => false,
         },
-        "test_name" => item.test.is_some_and(|t| {
-            glob(value, &t.name) || t.namespace.as_ref().is_some_and(|ns| glob(value, &format!("{ns}.{}", t.name)))
-        }),
+        "test_name" => item
+            .test
+            .is_some_and(|t| glob(value, &t.name) || t.namespace.as_ref().is_some_and(|ns| glob(value, &format!("{ns}.{}", t.name)))),
         m if m.starts_with("config.") => {
             let key = crate::config::normalize_key(&m["config.".len()..]);
             item.config.get(&key).is_some_and(|v| json_matches(v, value))
         }
         "state" | "result" | "source_status" => {
-            return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("`{method}:` selection needs a previous run's state, which this command does not read"))
-                .hint("select by name, tag, path, config or graph operators"));
+            return Err(DvtError::new(
+                ErrorCode::SelectorInvalid,
+                format!("`{method}:` selection needs a previous run's state, which this command does not read"),
+            )
+            .hint("select by name, tag, path, config or graph operators"));
         }
         "exposure" | "metric" | "semantic_model" | "saved_query" | "unit_test" | "version" | "access" | "group" => false,
         other => {
@@ -286,7 +300,13 @@ impl Selector<'_> {
         Ok(self.expand(base, a.parents, a.children, a.at))
     }
 
-    fn expand(&self, base: BTreeSet<String>, parents: Option<Option<usize>>, children: Option<Option<usize>>, at: bool) -> BTreeSet<String> {
+    fn expand(
+        &self,
+        base: BTreeSet<String>,
+        parents: Option<Option<usize>>,
+        children: Option<Option<usize>>,
+        at: bool,
+    ) -> BTreeSet<String> {
         let mut out = base.clone();
         for id in &base {
             if let Some(d) = parents {
@@ -329,7 +349,10 @@ impl Selector<'_> {
 
     fn definition(&self, def: &Json, depth: usize) -> Result<BTreeSet<String>> {
         if depth > 32 {
-            return Err(DvtError::new(ErrorCode::SelectorInvalid, "selectors.yml definitions nest too deeply (a selector refers to itself?)"));
+            return Err(DvtError::new(
+                ErrorCode::SelectorInvalid,
+                "selectors.yml definitions nest too deeply (a selector refers to itself?)",
+            ));
         }
         match def {
             Json::String(s) => self.expression(s, &mut Vec::new()),
@@ -373,11 +396,18 @@ impl Selector<'_> {
                         (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))
                     }
                     _ => {
-                        return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("selector definition needs `method` and `value`, or union/intersection: {def}")));
+                        return Err(DvtError::new(
+                            ErrorCode::SelectorInvalid,
+                            format!("selector definition needs `method` and `value`, or union/intersection: {def}"),
+                        ));
                     }
                 };
                 let base = if method == "selector" {
-                    let d = self.project.selectors.get(&value).ok_or_else(|| DvtError::new(ErrorCode::SelectorInvalid, format!("selector `{value}` is not defined")))?;
+                    let d = self
+                        .project
+                        .selectors
+                        .get(&value)
+                        .ok_or_else(|| DvtError::new(ErrorCode::SelectorInvalid, format!("selector `{value}` is not defined")))?;
                     self.definition(d, depth + 1)?
                 } else {
                     let mut set = BTreeSet::new();
@@ -471,7 +501,9 @@ pub fn select(project: &Project, graph: &Graph, spec: &SelectionSpec) -> Result<
     // Tests of excluded nodes go with them.
     let excluded = if excluded.is_empty() { excluded } else { sel.add_tests(&excluded, IndirectSelection::Eager) };
     ids.retain(|id| !excluded.contains(id));
-    let rt_of = |id: &str| -> Option<ResourceType> { project.nodes.get(id).map(|n| n.resource_type).or_else(|| project.sources.get(id).map(|_| ResourceType::Source)) };
+    let rt_of = |id: &str| -> Option<ResourceType> {
+        project.nodes.get(id).map(|n| n.resource_type).or_else(|| project.sources.get(id).map(|_| ResourceType::Source))
+    };
     if !spec.resource_types.is_empty() {
         ids.retain(|id| rt_of(id).is_some_and(|rt| spec.resource_types.contains(&rt)));
     }
@@ -493,10 +525,13 @@ pub fn load_selectors(root: &Path) -> Result<BTreeMap<String, Json>> {
     let mut out = BTreeMap::new();
     for s in doc.get("selectors").and_then(Json::as_array).into_iter().flatten() {
         let Some(name) = s.get("name").and_then(Json::as_str) else {
-            return Err(DvtError::new(ErrorCode::SelectorInvalid, "a selector in selectors.yml has no `name:`").at(Location::file("selectors.yml")));
+            return Err(
+                DvtError::new(ErrorCode::SelectorInvalid, "a selector in selectors.yml has no `name:`").at(Location::file("selectors.yml"))
+            );
         };
         let Some(def) = s.get("definition") else {
-            return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("selector `{name}` has no `definition:`")).at(Location::file("selectors.yml")));
+            return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("selector `{name}` has no `definition:`"))
+                .at(Location::file("selectors.yml")));
         };
         if s.get("default").and_then(Json::as_bool) == Some(true) {
             out.insert("__default__".to_string(), def.clone());

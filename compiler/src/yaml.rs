@@ -19,9 +19,7 @@ pub fn parse<T: DeserializeOwned + Default>(text: &str, file: &str) -> Result<T>
     if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
         return Ok(T::default());
     }
-    serde_saphyr::from_str_with_options::<Option<T>>(text, options())
-        .map(Option::unwrap_or_default)
-        .map_err(|e| yaml_error(&e, file))
+    serde_saphyr::from_str_with_options::<Option<T>>(text, options()).map(Option::unwrap_or_default).map_err(|e| yaml_error(&e, file))
 }
 
 fn yaml_error(e: &serde_saphyr::Error, file: &str) -> DvtError {
@@ -32,9 +30,7 @@ fn yaml_error(e: &serde_saphyr::Error, file: &str) -> DvtError {
         Some(l) => Location::new(file, l.line() as u32, l.column() as u32),
         None => Location::file(file),
     };
-    DvtError::new(ErrorCode::YamlInvalid, format!("invalid YAML: {msg}"))
-        .at(loc)
-        .hint("fix the YAML syntax or shape at this position")
+    DvtError::new(ErrorCode::YamlInvalid, format!("invalid YAML: {msg}")).at(loc).hint("fix the YAML syntax or shape at this position")
 }
 
 /// Line of a spanned value, 0 if unknown.

@@ -8,8 +8,8 @@ use dvt_schema::plan::{PLAN_VERSION, Plan};
 /// Reads and version-checks a plan.
 pub fn read(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path).map_err(|e| DvtError::io(path, e))?;
-    let raw: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| DvtError::new(ErrorCode::PlanInvalid, format!("{} is not JSON: {e}", path.display())))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| DvtError::new(ErrorCode::PlanInvalid, format!("{} is not JSON: {e}", path.display())))?;
     let version = raw.get("plan_version").and_then(|v| v.as_str()).unwrap_or("");
     if !compatible(version) {
         return Err(DvtError::new(

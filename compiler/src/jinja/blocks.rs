@@ -108,14 +108,24 @@ pub fn scan(text: &str, file: &str) -> Result<Vec<Block>> {
                 let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 let (line, col) = line_col(text, tag.start);
                 if name.is_empty() {
-                    return Err(DvtError::new(ErrorCode::JinjaSyntax, format!("`{{% {word} %}}` needs a name"))
-                        .at(Location::new(file, line, col)));
+                    return Err(
+                        DvtError::new(ErrorCode::JinjaSyntax, format!("`{{% {word} %}}` needs a name")).at(Location::new(file, line, col))
+                    );
                 }
                 open = Some((kind, name, tag.start, tag.end, line));
             }
             (Some((k, ..)), false) if *k == kind => {
                 let (k, name, start, open_end, line) = open.take().expect("checked above");
-                out.push(Block { kind: k, name, start, end: tag.end, body_start: open_end, body_end: tag.start, open_tag_end: open_end, line });
+                out.push(Block {
+                    kind: k,
+                    name,
+                    start,
+                    end: tag.end,
+                    body_start: open_end,
+                    body_end: tag.start,
+                    open_tag_end: open_end,
+                    line,
+                });
             }
             (Some((k, n, s, ..)), true) if *k == BlockKind::Materialization || kind == *k => {
                 // Nested blocks of the same kind are not valid Jinja for dbt.

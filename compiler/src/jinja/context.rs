@@ -62,10 +62,7 @@ pub struct Vars {
 impl Vars {
     /// Looks a var up for a node of `package`.
     pub fn get(&self, package: &str, name: &str) -> Option<&Json> {
-        self.cli
-            .get(name)
-            .or_else(|| self.by_package.get(package).and_then(|m| m.get(name)))
-            .or_else(|| self.global.get(name))
+        self.cli.get(name).or_else(|| self.by_package.get(package).and_then(|m| m.get(name))).or_else(|| self.global.get(name))
     }
 }
 

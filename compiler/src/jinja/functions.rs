@@ -58,8 +58,12 @@ fn split_kwargs(args: &[Value]) -> (Vec<Value>, Option<Kwargs>) {
 
 fn ref_fn(args: Rest<Value>) -> Result<Value, Error> {
     let (pos, kw) = split_kwargs(&args);
-    let strs: Vec<String> = pos.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("ref() takes string arguments"))).collect::<Result<_, _>>()?;
-    let version = kw.as_ref().and_then(|k| k.get::<Option<Value>>("v").ok().flatten().or_else(|| k.get::<Option<Value>>("version").ok().flatten())).map(|v| v.to_string());
+    let strs: Vec<String> =
+        pos.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("ref() takes string arguments"))).collect::<Result<_, _>>()?;
+    let version = kw
+        .as_ref()
+        .and_then(|k| k.get::<Option<Value>>("v").ok().flatten().or_else(|| k.get::<Option<Value>>("version").ok().flatten()))
+        .map(|v| v.to_string());
     let call = match strs.as_slice() {
         [name] => RefCall { package: None, name: name.clone(), version },
         [pkg, name] => RefCall { package: Some(pkg.clone()), name: name.clone(), version },
@@ -121,7 +125,10 @@ fn doc_fn(args: Rest<String>) -> Result<Value, Error> {
         [pkg, name] => (Some(pkg.as_str()), name.as_str()),
         _ => return Err(err("doc() takes 1 or 2 arguments")),
     };
-    n.resolver.doc(pkg, name).map(Value::from).ok_or_else(|| err(format!("docs block `{name}` is not defined; add `{{% docs {name} %}}...{{% enddocs %}}` to a .md file")))
+    n.resolver
+        .doc(pkg, name)
+        .map(Value::from)
+        .ok_or_else(|| err(format!("docs block `{name}` is not defined; add `{{% docs {name} %}}...{{% enddocs %}}` to a .md file")))
 }
 
 fn tojson_fn(v: Value, kw: Kwargs) -> Result<String, Error> {
@@ -207,7 +214,11 @@ impl Object for ConfigObj {
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         let n = node()?;
         let (pos, kw) = split_kwargs(args);
-        let key = pos.first().and_then(|k| k.as_str()).map(crate::config::normalize_key).ok_or_else(|| err(format!("config.{method}() needs a key")))?;
+        let key = pos
+            .first()
+            .and_then(|k| k.as_str())
+            .map(crate::config::normalize_key)
+            .ok_or_else(|| err(format!("config.{method}() needs a key")))?;
         let default = pos.get(1).cloned().or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("default").ok().flatten()));
         // Values set by config() earlier in this render win over the known config.
         let recorded = n.record(|r| r.configs.iter().rev().find(|(k, _)| crate::config::normalize_key(k) == key).map(|(_, v)| v.clone()));
@@ -236,7 +247,9 @@ impl Object for AdapterObj {
         let n = node()?;
         let (pos, kw) = split_kwargs(args);
         let arg_str = |i: usize, name: &str| -> Option<String> {
-            pos.get(i).and_then(|v| v.as_str().map(str::to_string)).or_else(|| kw.as_ref().and_then(|k| k.get::<Option<String>>(name).ok().flatten()))
+            pos.get(i)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<String>>(name).ok().flatten()))
         };
         match method {
             "dispatch" => {
@@ -254,9 +267,22 @@ impl Object for AdapterObj {
             "quote" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
             "quote_as_configured" | "quote_seed_column" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
             "type" => Ok(Value::from(n.dialect.name())),
-            "get_relation" | "get_columns_in_relation" | "get_missing_columns" | "list_relations_without_caching" | "get_relations_by_pattern"
-            | "check_schema_exists" | "list_schemas" | "drop_relation" | "truncate_relation" | "rename_relation" | "execute"
-            | "create_schema" | "drop_schema" | "expand_target_column_types" | "already_exists" | "cache_added" => runtime_only(&format!("adapter.{method}")),
+            "get_relation"
+            | "get_columns_in_relation"
+            | "get_missing_columns"
+            | "list_relations_without_caching"
+            | "get_relations_by_pattern"
+            | "check_schema_exists"
+            | "list_schemas"
+            | "drop_relation"
+            | "truncate_relation"
+            | "rename_relation"
+            | "execute"
+            | "create_schema"
+            | "drop_schema"
+            | "expand_target_column_types"
+            | "already_exists"
+            | "cache_added" => runtime_only(&format!("adapter.{method}")),
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}`"))),
         }
     }
@@ -403,7 +429,10 @@ impl Object for ReModule {
         let re = regex::Regex::new(&s(0)).map_err(|e| err(format!("modules.re: {e}")))?;
         match method {
             "search" => Ok(re.find(&s(1)).map_or(Value::from(()), |m| Value::from(m.as_str()))),
-            "match" | "fullmatch" => Ok(re.find(&s(1)).filter(|m| m.start() == 0 && (method == "match" || m.end() == s(1).len())).map_or(Value::from(()), |m| Value::from(m.as_str()))),
+            "match" | "fullmatch" => Ok(re
+                .find(&s(1))
+                .filter(|m| m.start() == 0 && (method == "match" || m.end() == s(1).len()))
+                .map_or(Value::from(()), |m| Value::from(m.as_str()))),
             "sub" => Ok(Value::from(re.replace_all(&s(2), s(1).replace("\\", "$").as_str()).into_owned())),
             "findall" => Ok(Value::from(re.find_iter(&s(1)).map(|m| Value::from(m.as_str())).collect::<Vec<_>>())),
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("modules.re has no function `{method}`"))),
@@ -423,7 +452,11 @@ fn as_number(v: Value) -> Result<Value, Error> {
         ValueKind::Number => Ok(v),
         _ => {
             let s = v.to_string();
-            s.trim().parse::<i64>().map(Value::from).or_else(|_| s.trim().parse::<f64>().map(Value::from)).map_err(|_| err(format!("`{s}` is not a number")))
+            s.trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| s.trim().parse::<f64>().map(Value::from))
+                .map_err(|_| err(format!("`{s}` is not a number")))
         }
     }
 }

@@ -56,12 +56,11 @@ pub struct MacroIndex {
 }
 
 impl MacroIndex {
-    /// Finds a macro by name as seen from code in `from_package`:
-    /// root project, then that package, then the built-ins.
+    /// Finds a macro by name as seen from code in `from_package`, as dbt does:
+    /// that package, then the root project, then the built-ins. Other
+    /// packages' macros need their namespace (`pkg.macro`).
     pub fn lookup(&self, from_package: &str, name: &str) -> Option<&MacroDef> {
-        [self.root.as_str(), from_package, BUILTIN_PACKAGE]
-            .into_iter()
-            .find_map(|p| self.defs.get(&(p.to_string(), name.to_string())))
+        [from_package, self.root.as_str(), BUILTIN_PACKAGE].into_iter().find_map(|p| self.defs.get(&(p.to_string(), name.to_string())))
     }
 
     /// A macro of exactly this package.
@@ -85,12 +84,12 @@ impl MacroIndex {
                 }
             }
             // dbt also accepts an un-prefixed implementation in the namespace.
-            if namespace.is_some() {
-                if let Some(d) = self.get(package, name).filter(|d| d.package != BUILTIN_PACKAGE || package == BUILTIN_PACKAGE) {
-                    if !d.source.contains(&format!("dispatch('{name}'")) && !d.source.contains(&format!("dispatch(\"{name}\"")) {
-                        return Some(d);
-                    }
-                }
+            if namespace.is_some()
+                && let Some(d) = self.get(package, name).filter(|d| d.package != BUILTIN_PACKAGE || package == BUILTIN_PACKAGE)
+                && !d.source.contains(&format!("dispatch('{name}'"))
+                && !d.source.contains(&format!("dispatch(\"{name}\""))
+            {
+                return Some(d);
             }
         }
         None

@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use minijinja::{Environment, Value};
 
 pub use blocks::{Block, BlockKind, scan};
-pub use context::{NodeCtx, RefCall, Recorder, Resolver, Scope, Vars};
+pub use context::{NodeCtx, Recorder, RefCall, Resolver, Scope, Vars};
 pub use functions::{env_var_fn, is_runtime_only, to_json, to_value};
 pub use macros::{BUILTIN_PACKAGE, MacroDef, MacroIndex};
 pub use relation::Relation;
@@ -92,7 +92,10 @@ impl Jinja {
         }
         for name in names {
             if !reserved.contains(name) {
-                env.add_global(name.to_string(), Value::from_object(macros::MacroFn { index: index.clone(), package: None, name: name.to_string() }));
+                env.add_global(
+                    name.to_string(),
+                    Value::from_object(macros::MacroFn { index: index.clone(), package: None, name: name.to_string() }),
+                );
             }
         }
         let mut pkgs: Vec<String> = packages.to_vec();
@@ -142,11 +145,11 @@ impl Jinja {
         let mut detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(err) = cur {
-            if let Some(me) = err.downcast_ref::<minijinja::Error>() {
-                if let (Some(name), Some(line)) = (me.name(), me.line()) {
-                    loc = self.location_of(name, line as u32);
-                    detail = me.detail().map(str::to_string).unwrap_or_else(|| me.kind().to_string());
-                }
+            if let Some(me) = err.downcast_ref::<minijinja::Error>()
+                && let (Some(name), Some(line)) = (me.name(), me.line())
+            {
+                loc = self.location_of(name, line as u32);
+                detail = me.detail().map(str::to_string).unwrap_or_else(|| me.kind().to_string());
             }
             cur = err.source();
         }
@@ -162,13 +165,12 @@ impl Jinja {
     }
 
     fn location_of(&self, template: &str, line: u32) -> Location {
-        if let Some(rest) = template.strip_prefix("__macro__/") {
-            if let Some((pkg, name)) = rest.split_once('/') {
-                if let Some(d) = self.index.get(pkg, name) {
-                    let file = if d.file.is_empty() { "<builtins>".to_string() } else { d.file.clone() };
-                    return Location::new(file, d.line + line - 1, 0);
-                }
-            }
+        if let Some(rest) = template.strip_prefix("__macro__/")
+            && let Some((pkg, name)) = rest.split_once('/')
+            && let Some(d) = self.index.get(pkg, name)
+        {
+            let file = if d.file.is_empty() { "<builtins>".to_string() } else { d.file.clone() };
+            return Location::new(file, d.line + line - 1, 0);
         }
         Location::new(template, line, 0)
     }

@@ -65,7 +65,11 @@ impl Object for MutList {
             "clear" => v.clear(),
             "reverse" => v.reverse(),
             "index" => {
-                return args.first().and_then(|x| v.iter().position(|e| e == x)).map(Value::from).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "value not in list"));
+                return args
+                    .first()
+                    .and_then(|x| v.iter().position(|e| e == x))
+                    .map(Value::from)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "value not in list"));
             }
             "count" => return Ok(Value::from(args.first().map_or(0, |x| v.iter().filter(|e| *e == x).count()))),
             _ => return Err(unknown()),
@@ -175,7 +179,11 @@ pub fn rewrite_empty_literals(src: &str) -> std::borrow::Cow<'_, str> {
 
 /// `x[]` is not a literal (and not valid Jinja either); only rewrite after an operator.
 fn prev_is_operand(b: &[u8], j: usize) -> bool {
-    b[..j].iter().rev().find(|c| !c.is_ascii_whitespace()).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b')' || *c == b']')
+    b[..j]
+        .iter()
+        .rev()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b')' || *c == b']')
 }
 
 #[cfg(test)]
@@ -185,9 +193,6 @@ mod tests {
     #[test]
     fn rewrites_only_inside_tags_and_outside_strings() {
         let s = "select '[]' {% set a = [] %}{% set b = {} %}{{ '[]' }}{{ x[0] }}";
-        assert_eq!(
-            rewrite_empty_literals(s),
-            "select '[]' {% set a = __dvt_list() %}{% set b = __dvt_dict() %}{{ '[]' }}{{ x[0] }}"
-        );
+        assert_eq!(rewrite_empty_literals(s), "select '[]' {% set a = __dvt_list() %}{% set b = __dvt_dict() %}{{ '[]' }}{{ x[0] }}");
     }
 }

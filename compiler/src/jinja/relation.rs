@@ -70,14 +70,14 @@ impl Object for Relation {
             "quote" | "incorporate" | "include" => {
                 // `include(database=False)` drops parts; other options keep the relation.
                 let mut r = (**self).clone();
-                if method == "include" {
-                    if let Some(kw) = args.last().and_then(|a| minijinja::value::Kwargs::try_from(a.clone()).ok()) {
-                        if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
-                            r.database = None;
-                        }
-                        if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
-                            r.schema = None;
-                        }
+                if method == "include"
+                    && let Some(kw) = args.last().and_then(|a| minijinja::value::Kwargs::try_from(a.clone()).ok())
+                {
+                    if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
+                        r.database = None;
+                    }
+                    if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
+                        r.schema = None;
                     }
                 }
                 Ok(Value::from_object(r))

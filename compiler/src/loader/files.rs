@@ -51,8 +51,11 @@ pub fn stem(path: &Path) -> String {
 pub fn read(path: &Path, display: &str) -> crate::error::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| crate::error::DvtError::io(path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        crate::error::DvtError::new(crate::error::ErrorCode::Io, format!("{display} is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()))
-            .at(crate::error::Location::file(display))
+        crate::error::DvtError::new(
+            crate::error::ErrorCode::Io,
+            format!("{display} is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+        )
+        .at(crate::error::Location::file(display))
     })?;
     Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
 }

@@ -10,8 +10,21 @@ use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::nodes::{Node, ResourceType, TestInfo};
 
 /// Keys of a test entry that configure the test rather than pass arguments.
-const CONFIG_KEYS: [&str; 13] =
-    ["severity", "tags", "where", "limit", "enabled", "store_failures", "store_failures_as", "warn_if", "error_if", "fail_calc", "meta", "alias", "database"];
+const CONFIG_KEYS: [&str; 13] = [
+    "severity",
+    "tags",
+    "where",
+    "limit",
+    "enabled",
+    "store_failures",
+    "store_failures_as",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "meta",
+    "alias",
+    "database",
+];
 
 /// What the test is attached to.
 pub struct TestTarget<'a> {
@@ -57,7 +70,13 @@ fn md5_hex(s: &str) -> String {
 }
 
 /// Builds the test node for one entry of a `data_tests:` list.
-pub fn build(entry: &Json, target: &TestTarget<'_>, column: Option<&str>, column_tags: &[String], project_tests: Option<&Json>) -> Result<Node> {
+pub fn build(
+    entry: &Json,
+    target: &TestTarget<'_>,
+    column: Option<&str>,
+    column_tags: &[String],
+    project_tests: Option<&Json>,
+) -> Result<Node> {
     let at = || Location::new(target.file, target.line, 0);
     let (full_name, body): (String, serde_json::Map<String, Json>) = match entry {
         Json::String(s) => (s.clone(), serde_json::Map::new()),
@@ -73,16 +92,20 @@ pub fn build(entry: &Json, target: &TestTarget<'_>, column: Option<&str>, column
                 Json::Object(b) => b.clone(),
                 Json::Null => serde_json::Map::new(),
                 other => {
-                    return Err(DvtError::new(ErrorCode::YamlInvalid, format!("arguments of test `{k}` must be a mapping, got {other}"))
-                        .at(at()));
+                    return Err(
+                        DvtError::new(ErrorCode::YamlInvalid, format!("arguments of test `{k}` must be a mapping, got {other}")).at(at())
+                    );
                 }
             };
             (k.clone(), body)
         }
         other => {
-            return Err(DvtError::new(ErrorCode::YamlInvalid, format!("a test entry must be a name or a mapping with one test, got {other}"))
-                .at(at())
-                .hint("write `- unique` or `- accepted_values: {values: [a, b]}`"));
+            return Err(DvtError::new(
+                ErrorCode::YamlInvalid,
+                format!("a test entry must be a name or a mapping with one test, got {other}"),
+            )
+            .at(at())
+            .hint("write `- unique` or `- accepted_values: {values: [a, b]}`"));
         }
     };
     if full_name.is_empty() {
@@ -134,7 +157,11 @@ pub fn build(entry: &Json, target: &TestTarget<'_>, column: Option<&str>, column
     });
     if name.len() > 64 {
         let hash = md5_hex(&name);
-        name = format!("{}_{}", &name[..name.char_indices().take_while(|(i, _)| *i < 30).last().map_or(0, |(i, c)| i + c.len_utf8())], &hash[..32]);
+        name = format!(
+            "{}_{}",
+            &name[..name.char_indices().take_while(|(i, _)| *i < 30).last().map_or(0, |(i, c)| i + c.len_utf8())],
+            &hash[..32]
+        );
     }
     // Project-level `data_tests:` config, then column tags, then the entry's own config.
     let fqn_path = vec![target.package.to_string(), name.clone()];
@@ -216,10 +243,19 @@ mod tests {
     fn names_follow_dbt() {
         let n = build(&json!("unique"), &target(), Some("id"), &[], None).unwrap();
         assert_eq!(n.name, "unique_orders_id");
-        let n = build(&json!({"accepted_values": {"values": ["a", "b"], "config": {"severity": "warn"}}}), &target(), Some("status"), &[], None).unwrap();
+        let n = build(
+            &json!({"accepted_values": {"values": ["a", "b"], "config": {"severity": "warn"}}}),
+            &target(),
+            Some("status"),
+            &[],
+            None,
+        )
+        .unwrap();
         assert_eq!(n.name, "accepted_values_orders_status__a__b");
         assert_eq!(n.config["severity"], json!("WARN"));
-        let n = build(&json!({"relationships": {"arguments": {"to": "ref('customers')", "field": "id"}}}), &target(), Some("cid"), &[], None).unwrap();
+        let n =
+            build(&json!({"relationships": {"arguments": {"to": "ref('customers')", "field": "id"}}}), &target(), Some("cid"), &[], None)
+                .unwrap();
         assert_eq!(n.name, "relationships_orders_cid__id__ref_customers_");
         let (refs, _) = kwarg_dependencies(&n.test.unwrap().kwargs);
         assert_eq!(refs[0].name, "customers");

@@ -60,7 +60,10 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
     if !profile.outputs.contains_key(&active_target) {
         return Err(DvtError::new(
             ErrorCode::TargetNotFound,
-            format!("target `{active_target}` is not an output of profile `{profile_name}` (outputs: {})", profile.outputs.keys().cloned().collect::<Vec<_>>().join(", ")),
+            format!(
+                "target `{active_target}` is not an output of profile `{profile_name}` (outputs: {})",
+                profile.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         )
         .hint("pass --target with one of these outputs, or fix `target:` in profiles.yml"));
     }
@@ -75,13 +78,8 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
     for pkg in &packages {
         collect_macros_and_docs(pkg, &mut macro_defs, &mut docs)?;
     }
-    let dispatch: HashMap<String, Vec<String>> = root
-        .file
-        .dispatch
-        .iter()
-        .flatten()
-        .map(|d| (d.macro_namespace.clone(), d.search_order.clone()))
-        .collect();
+    let dispatch: HashMap<String, Vec<String>> =
+        root.file.dispatch.iter().flatten().map(|d| (d.macro_namespace.clone(), d.search_order.clone())).collect();
     let package_names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
     let jinja = Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?;
 
@@ -97,7 +95,10 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
             let other = &pending[prev].node;
             return Err(DvtError::new(
                 ErrorCode::DuplicateNode,
-                format!("two {}s are named `{}` in package `{}`: {} and {}", p.node.resource_type, p.node.name, p.node.package, other.file, p.node.file),
+                format!(
+                    "two {}s are named `{}` in package `{}`: {} and {}",
+                    p.node.resource_type, p.node.name, p.node.package, other.file, p.node.file
+                ),
             )
             .at(Location::file(&p.node.file))
             .hint("rename one of them (names must be unique per package and resource type)"));
@@ -112,7 +113,13 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut test_decls: Vec<TestDecl> = Vec::new();
     let require_connection = require_source_connection(&packages[0]);
-    let mut renderer = render::TextRenderer { jinja: &jinja, resolver: resolver.clone(), vars: vars.clone(), target: target_val.clone(), dialect_kind: target_output.kind.clone() };
+    let mut renderer = render::TextRenderer {
+        jinja: &jinja,
+        resolver: resolver.clone(),
+        vars: vars.clone(),
+        target: target_val.clone(),
+        dialect_kind: target_output.kind.clone(),
+    };
     for pkg in &packages {
         let yml_files = properties_files(pkg);
         for path in yml_files {
@@ -121,7 +128,17 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
             let props: PropertiesFile = yaml::parse(&text, &display)?;
             apply_patches(pkg, &props, &display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
             for group in &props.sources {
-                load_source_group(pkg, group, &display, &profile, &active_target, require_connection, &mut renderer, &mut sources, &mut test_decls)?;
+                load_source_group(
+                    pkg,
+                    group,
+                    &display,
+                    &profile,
+                    &active_target,
+                    require_connection,
+                    &mut renderer,
+                    &mut sources,
+                    &mut test_decls,
+                )?;
             }
         }
     }
@@ -147,7 +164,8 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
         if !attached_enabled {
             continue;
         }
-        let target = TestTarget { unique_id: &decl.attached, label: decl.label.clone(), package: &decl.package, file: &decl.file, line: decl.line };
+        let target =
+            TestTarget { unique_id: &decl.attached, label: decl.label.clone(), package: &decl.package, file: &decl.file, line: decl.line };
         let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests.as_ref())?;
         let info = node.test.as_ref().expect("generic test");
         let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);
@@ -157,7 +175,10 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
             continue;
         }
         if let Some(prev) = nodes.get(&node.unique_id) {
-            warnings.push(format!("{}:{}: test `{}` is declared twice; keeping the first (from {})", decl.file, decl.line, node.name, prev.file));
+            warnings.push(format!(
+                "{}:{}: test `{}` is declared twice; keeping the first (from {})",
+                decl.file, decl.line, node.name, prev.file
+            ));
             continue;
         }
         nodes.insert(node.unique_id.clone(), node);
@@ -200,13 +221,15 @@ fn build_vars(packages: &[Package], cli: Option<&str>) -> Result<Vars> {
     let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
     if let Some(text) = cli.filter(|t| !t.trim().is_empty()) {
         let parsed: Json = serde_saphyr::from_str(text).map_err(|e| {
-            DvtError::new(ErrorCode::VarsInvalid, format!("--vars is not valid YAML: {}", e.without_snippet())).hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01}'")
+            DvtError::new(ErrorCode::VarsInvalid, format!("--vars is not valid YAML: {}", e.without_snippet()))
+                .hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01}'")
         })?;
         match parsed {
             Json::Object(m) => vars.cli = m,
             Json::Null => {}
             other => {
-                return Err(DvtError::new(ErrorCode::VarsInvalid, format!("--vars must be a mapping, got {other}")).hint("pass a mapping, e.g. --vars '{key: value}'"));
+                return Err(DvtError::new(ErrorCode::VarsInvalid, format!("--vars must be a mapping, got {other}"))
+                    .hint("pass a mapping, e.g. --vars '{key: value}'"));
             }
         }
     }
@@ -322,7 +345,17 @@ pub(crate) fn base_config(rt: ResourceType, fqn: &[String], pkg: &Package, root:
     cfg
 }
 
-fn new_node(rt: ResourceType, pkg: &Package, root: &Package, name: String, folders: Vec<String>, file: String, raw: String, raw_line: u32) -> Node {
+/// Where a node comes from in its package.
+struct NodeSource {
+    name: String,
+    folders: Vec<String>,
+    file: String,
+    raw: String,
+    raw_line: u32,
+}
+
+fn new_node(rt: ResourceType, pkg: &Package, root: &Package, src: NodeSource) -> Node {
+    let NodeSource { name, folders, file, raw, raw_line } = src;
     let mut fqn = vec![pkg.name.clone()];
     fqn.extend(folders);
     fqn.push(name.clone());
@@ -355,14 +388,30 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
         for path in files::walk(&dir, &["sql"]) {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let raw = files::read(&path, &display)?;
-            let node = new_node(ResourceType::Model, pkg, root, files::stem(&path), files::folders(&path, &dir), display, raw, 1);
+            let node = new_node(
+                ResourceType::Model,
+                pkg,
+                root,
+                NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line: 1 },
+            );
             out.push(PendingNode { node });
         }
     }
     for dir in resource_dirs(pkg, &f.seed_paths()) {
         for path in files::walk(&dir, &crate::seeds::SEED_EXTENSIONS) {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let mut node = new_node(ResourceType::Seed, pkg, root, files::stem(&path), files::folders(&path, &dir), display, String::new(), 1);
+            let mut node = new_node(
+                ResourceType::Seed,
+                pkg,
+                root,
+                NodeSource {
+                    name: files::stem(&path),
+                    folders: files::folders(&path, &dir),
+                    file: display,
+                    raw: String::new(),
+                    raw_line: 1,
+                },
+            );
             node.seed_path = Some(path.clone());
             out.push(PendingNode { node });
         }
@@ -378,7 +427,12 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
                 let (line, _) = line_col(&text, b.body_start);
                 // Keep the text before the body blank so error lines match the file.
                 let raw = text[b.body_start..b.body_end].to_string();
-                let node = new_node(ResourceType::Snapshot, pkg, root, b.name.clone(), files::folders(&path, &dir), display.clone(), raw, line);
+                let node = new_node(
+                    ResourceType::Snapshot,
+                    pkg,
+                    root,
+                    NodeSource { name: b.name.clone(), folders: files::folders(&path, &dir), file: display.clone(), raw, raw_line: line },
+                );
                 out.push(PendingNode { node });
             }
         }
@@ -391,7 +445,8 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
             }
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let raw = files::read(&path, &display)?;
-            let mut node = new_node(ResourceType::Test, pkg, root, files::stem(&path), folders, display, raw, 1);
+            let mut node =
+                new_node(ResourceType::Test, pkg, root, NodeSource { name: files::stem(&path), folders, file: display, raw, raw_line: 1 });
             node.config.entry("severity".into()).or_insert_with(|| Json::from("ERROR"));
             out.push(PendingNode { node });
         }
@@ -400,7 +455,12 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
         for path in files::walk(&dir, &["sql"]) {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let raw = files::read(&path, &display)?;
-            let node = new_node(ResourceType::Analysis, pkg, root, files::stem(&path), files::folders(&path, &dir), display, raw, 1);
+            let node = new_node(
+                ResourceType::Analysis,
+                pkg,
+                root,
+                NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line: 1 },
+            );
             out.push(PendingNode { node });
         }
     }
@@ -433,7 +493,13 @@ struct TestDecl {
     column_tags: Vec<String>,
 }
 
-fn columns(cols: &[ColumnProps], renderer: &mut render::TextRenderer<'_>, package: &str, file: &str, line: u32) -> Result<BTreeMap<String, Column>> {
+fn columns(
+    cols: &[ColumnProps],
+    renderer: &mut render::TextRenderer<'_>,
+    package: &str,
+    file: &str,
+    line: u32,
+) -> Result<BTreeMap<String, Column>> {
     let mut out = BTreeMap::new();
     for c in cols {
         out.insert(
@@ -478,8 +544,8 @@ fn apply_patches(
             if let Some(cfg) = &patch.config {
                 config::apply_all(&mut node.config, cfg);
             }
-            if patch.tags.is_some() {
-                config::apply(&mut node.config, "tags", patch.tags.as_ref().expect("checked"));
+            if let Some(tags) = &patch.tags {
+                config::apply(&mut node.config, "tags", tags);
             }
             if let Some(meta) = &patch.meta {
                 config::apply(&mut node.config, "meta", meta);
@@ -490,7 +556,16 @@ fn apply_patches(
             node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
             node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
             for entry in &patch.tests {
-                tests.push(TestDecl { entry: entry.clone(), attached: node.unique_id.clone(), label: name.clone(), package: pkg.name.clone(), file: file.to_string(), line, column: None, column_tags: vec![] });
+                tests.push(TestDecl {
+                    entry: entry.clone(),
+                    attached: node.unique_id.clone(),
+                    label: name.clone(),
+                    package: pkg.name.clone(),
+                    file: file.to_string(),
+                    line,
+                    column: None,
+                    column_tags: vec![],
+                });
             }
             for c in &patch.columns {
                 for entry in &c.tests {
@@ -585,7 +660,16 @@ fn load_source_group(
         let cols = columns(&table.columns, renderer, &pkg.name, file, tline)?;
         let label = format!("source_{sname}_{tname}");
         for entry in &table.tests {
-            tests.push(TestDecl { entry: entry.clone(), attached: unique_id.clone(), label: label.clone(), package: pkg.name.clone(), file: file.to_string(), line: tline, column: None, column_tags: vec![] });
+            tests.push(TestDecl {
+                entry: entry.clone(),
+                attached: unique_id.clone(),
+                label: label.clone(),
+                package: pkg.name.clone(),
+                file: file.to_string(),
+                line: tline,
+                column: None,
+                column_tags: vec![],
+            });
         }
         for c in &table.columns {
             for entry in &c.tests {
@@ -602,7 +686,8 @@ fn load_source_group(
             }
         }
         if sources.contains_key(&unique_id) {
-            return Err(DvtError::new(ErrorCode::DuplicateNode, format!("source `{sname}.{tname}` is declared twice")).at(Location::new(file, tline, 0)));
+            return Err(DvtError::new(ErrorCode::DuplicateNode, format!("source `{sname}.{tname}` is declared twice"))
+                .at(Location::new(file, tline, 0)));
         }
         sources.insert(
             unique_id.clone(),
@@ -674,17 +759,24 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
             match lookup(&enabled, &node.package, call) {
                 Some(id) => deps.push(id),
                 None => {
-                    let pattern = regex::Regex::new(&format!(r#"ref\(\s*(?:['"][^'"]*['"]\s*,\s*)?['"]{}['"]"#, regex::escape(&call.name))).expect("escaped");
+                    let pattern = regex::Regex::new(&format!(r#"ref\(\s*(?:['"][^'"]*['"]\s*,\s*)?['"]{}['"]"#, regex::escape(&call.name)))
+                        .expect("escaped");
                     let loc = if node.raw.is_empty() { Location::new(&node.file, *line, 0) } else { line_in(node, &pattern) };
                     let shown = call.package.as_ref().map_or_else(|| format!("'{}'", call.name), |p| format!("'{p}', '{}'", call.name));
                     if let Some(file) = lookup(&disabled, &node.package, call) {
-                        return Err(DvtError::new(ErrorCode::RefDisabled, format!("{} `{}` depends on ref({shown}), which is disabled ({file})", node.resource_type, node.name))
-                            .at(loc)
-                            .hint("enable the referenced node or remove the ref"));
-                    }
-                    return Err(DvtError::new(ErrorCode::RefNotFound, format!("{} `{}` depends on ref({shown}), which was not found", node.resource_type, node.name))
+                        return Err(DvtError::new(
+                            ErrorCode::RefDisabled,
+                            format!("{} `{}` depends on ref({shown}), which is disabled ({file})", node.resource_type, node.name),
+                        )
                         .at(loc)
-                        .hint("check the name; refs resolve to models, seeds and snapshots"));
+                        .hint("enable the referenced node or remove the ref"));
+                    }
+                    return Err(DvtError::new(
+                        ErrorCode::RefNotFound,
+                        format!("{} `{}` depends on ref({shown}), which was not found", node.resource_type, node.name),
+                    )
+                    .at(loc)
+                    .hint("check the name; refs resolve to models, seeds and snapshots"));
                 }
             }
         }
@@ -692,11 +784,16 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
             match source_index.get(&(s.clone(), t.clone())) {
                 Some(id) => deps.push(id.clone()),
                 None => {
-                    let pattern = regex::Regex::new(&format!(r#"source\(\s*['"]{}['"]\s*,\s*['"]{}['"]"#, regex::escape(s), regex::escape(t))).expect("escaped");
+                    let pattern =
+                        regex::Regex::new(&format!(r#"source\(\s*['"]{}['"]\s*,\s*['"]{}['"]"#, regex::escape(s), regex::escape(t)))
+                            .expect("escaped");
                     let loc = if node.raw.is_empty() { Location::new(&node.file, *line, 0) } else { line_in(node, &pattern) };
-                    return Err(DvtError::new(ErrorCode::SourceNotFound, format!("{} `{}` depends on source('{s}', '{t}'), which was not found", node.resource_type, node.name))
-                        .at(loc)
-                        .hint(format!("declare table `{t}` under source `{s}` in a properties YAML file (with `connection:`)")));
+                    return Err(DvtError::new(
+                        ErrorCode::SourceNotFound,
+                        format!("{} `{}` depends on source('{s}', '{t}'), which was not found", node.resource_type, node.name),
+                    )
+                    .at(loc)
+                    .hint(format!("declare table `{t}` under source `{s}` in a properties YAML file (with `connection:`)")));
                 }
             }
         }

@@ -41,7 +41,9 @@ pub fn discover(project_dir: &Path, root: ProjectManifestFile) -> Result<Vec<Pac
                 })?;
                 let name = pf.file.name.clone();
                 deps.insert(name.clone(), Package { name, root: pf.root, rel, file: pf.file });
-            } else if let Some(p) = entry.get("package").or_else(|| entry.get("git")).or_else(|| entry.get("tarball")).and_then(Json::as_str) {
+            } else if let Some(p) =
+                entry.get("package").or_else(|| entry.get("git")).or_else(|| entry.get("tarball")).and_then(Json::as_str)
+            {
                 declared_remote.push((p.to_string(), file_name.to_string()));
             }
         }

@@ -138,7 +138,14 @@ impl TextRenderer<'_> {
 }
 
 /// Renders every SQL node in parallel and folds what it observed into the node.
-pub fn render_all(jinja: &Jinja, pending: &mut [PendingNode], resolver: Arc<dyn Resolver>, vars: Arc<Vars>, target: &Value, adapter: &str) -> Result<()> {
+pub fn render_all(
+    jinja: &Jinja,
+    pending: &mut [PendingNode],
+    resolver: Arc<dyn Resolver>,
+    vars: Arc<Vars>,
+    target: &Value,
+    adapter: &str,
+) -> Result<()> {
     let dialect = Dialect::from_adapter(adapter).unwrap_or(Dialect::Postgres);
     let root = jinja.index.root.clone();
     let results: Vec<Result<()>> = pending

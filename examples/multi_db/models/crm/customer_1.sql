@@ -1,0 +1,2 @@
+select id, name, surname, city, cast(created_at as date) as created_at
+from {{ source('crm', 'customers_db_1') }}

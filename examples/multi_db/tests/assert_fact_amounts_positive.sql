@@ -1,0 +1,1 @@
+select * from {{ ref('fact_transactions') }} where amount < 0
