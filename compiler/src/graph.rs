@@ -55,8 +55,8 @@ impl Graph {
         loop {
             let next = self
                 .graph
-                .edges_directed(cur, Direction::Outgoing)
-                .map(|e| e.target())
+                .edges_directed(cur, Direction::Incoming)
+                .map(|e| e.source())
                 .filter(|t| members.contains(t))
                 .min_by_key(|t| if *t == start { String::new() } else { self.graph[*t].clone() })
                 .expect("a strongly connected component has an edge onward");
@@ -68,7 +68,7 @@ impl Graph {
         }
         let names: Vec<String> = path.iter().chain(std::iter::once(&start)).map(|n| self.graph[*n].clone()).collect();
         let file = project.nodes.get(&names[0]).map(|n| n.file.clone()).unwrap_or_default();
-        Err(DvtError::new(ErrorCode::Cycle, format!("the DAG has a cycle: {}", names.join(" -> ")))
+        Err(DvtError::new(ErrorCode::Cycle, format!("the DAG has a cycle (-> means depends on): {}", names.join(" -> ")))
             .at(Location::file(file))
             .hint("remove one of these refs to break the cycle"))
     }

@@ -18,6 +18,7 @@ pub mod profiles;
 pub mod project;
 pub mod seeds;
 pub mod select;
+pub mod timing;
 pub mod yaml;
 
 pub use error::{DvtError, ErrorCode, Result};

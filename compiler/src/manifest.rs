@@ -33,11 +33,20 @@ pub fn counts(project: &Project) -> BTreeMap<String, usize> {
     c
 }
 
-/// The manifest of `project`.
-pub fn build(project: &Project, graph: &Graph) -> Manifest {
+/// The manifest of `project`, which it consumes (no copies of large texts).
+pub fn build(project: Project, graph: &Graph) -> Manifest {
+    let counts = counts(&project);
+    let mut parent_map = BTreeMap::new();
+    let mut child_map = BTreeMap::new();
+    for id in project.nodes.keys().chain(project.sources.keys()) {
+        if project.nodes.contains_key(id) {
+            parent_map.insert(id.clone(), graph.parents(id));
+        }
+        child_map.insert(id.clone(), graph.children(id));
+    }
     let nodes = project
         .nodes
-        .values()
+        .into_values()
         .map(|n| {
             let node = ManifestNode {
                 unique_id: n.unique_id.clone(),
@@ -104,14 +113,6 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
         })
         .collect();
     let docs = project.docs.iter().map(|((p, n), v)| (format!("doc.{p}.{n}"), v.clone())).collect();
-    let mut parent_map = BTreeMap::new();
-    let mut child_map = BTreeMap::new();
-    for id in project.nodes.keys().chain(project.sources.keys()) {
-        if project.nodes.contains_key(id) {
-            parent_map.insert(id.clone(), graph.parents(id));
-        }
-        child_map.insert(id.clone(), graph.children(id));
-    }
     Manifest {
         manifest_version: MANIFEST_VERSION.to_string(),
         project_name: project.name.clone(),
@@ -121,6 +122,6 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
         docs,
         parent_map,
         child_map,
-        counts: counts(project),
+        counts,
     }
 }

@@ -7,8 +7,9 @@ use crate::error::{DvtError, ErrorCode, Location, Result};
 
 fn options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
-    // dbt (PyYAML) keeps the last of duplicate keys; real projects rely on it.
-    o.duplicate_keys = DuplicateKeyPolicy::LastWins;
+    // A duplicate key is an error with its line (PyYAML silently keeps the last
+    // one, which hides mistakes); it is also the streaming, fast path.
+    o.duplicate_keys = DuplicateKeyPolicy::Error;
     o.with_snippet = false;
     o
 }

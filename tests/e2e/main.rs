@@ -1,2 +1,7 @@
-#[test]
-fn t() {}
+//! End-to-end tests: the real binaries on the example projects and on
+//! throwaway projects written into temporary directories.
+
+mod errors;
+mod parse_ls;
+mod robustness;
+mod support;

@@ -67,6 +67,8 @@ impl Jinja {
     /// Builds the environment. `packages` are all package names (root first).
     pub fn new(defs: Vec<MacroDef>, root: &str, packages: &[String], dispatch: HashMap<String, Vec<String>>) -> Result<Jinja> {
         let mut env = Environment::new();
+        // dbt never escapes; minijinja would JSON-escape templates named `*.yml`.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("__dvt_list", || Value::from_object(mutable::MutList::default()));
         env.add_function("__dvt_dict", || Value::from_object(mutable::MutDict::default()));
@@ -190,4 +192,19 @@ static CONFIG_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
 /// filters are available, so nothing else (and no secret) is evaluated.
 pub fn render_config_string(s: &str) -> std::result::Result<String, String> {
     CONFIG_ENV.render_str(s, ()).map_err(|e| e.detail().map(str::to_string).unwrap_or_else(|| e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_strings_render_env_var_defaults_raw() {
+        assert_eq!(super::render_config_string("{{ env_var('DVT_SURELY_UNSET_VAR', 'dev_schema') }}").unwrap(), "dev_schema");
+    }
+
+    #[test]
+    fn json_values_convert_to_plain_jinja_values() {
+        let v = super::to_value(serde_json::json!({"schema": "s", "n": 1}));
+        let env = minijinja::Environment::new();
+        assert_eq!(env.render_str("{{ t.schema }}-{{ t.n }}", minijinja::context! { t => v }).unwrap(), "s-1");
+    }
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde_json::Value as Json;
 
 use crate::config::{self, Config, ConfigExt};
@@ -43,7 +44,7 @@ struct PendingNode {
 }
 
 /// Loads and parses the project.
-pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
+pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)> {
     let project_dir = std::fs::canonicalize(&opts.project_dir).map_err(|e| {
         DvtError::new(ErrorCode::ProjectNotFound, format!("project directory {} does not exist: {e}", opts.project_dir.display()))
     })?;
@@ -82,12 +83,14 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
         root.file.dispatch.iter().flatten().map(|d| (d.macro_namespace.clone(), d.search_order.clone())).collect();
     let package_names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
     let jinja = Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?;
+    crate::timing::phase("macros and Jinja environment");
 
     // Nodes from files.
     let mut pending: Vec<PendingNode> = Vec::new();
     for pkg in &packages {
         collect_nodes(pkg, &packages[0], &mut pending)?;
     }
+    crate::timing::phase("files read");
     let mut by_key: HashMap<(String, ResourceType, String), usize> = HashMap::new();
     for (i, p) in pending.iter().enumerate() {
         let key = (p.node.package.clone(), p.node.resource_type, p.node.name.clone());
@@ -119,33 +122,41 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
         vars: vars.clone(),
         target: target_val.clone(),
         dialect_kind: target_output.kind.clone(),
+        cache: HashMap::new(),
     };
-    for pkg in &packages {
-        let yml_files = properties_files(pkg);
-        for path in yml_files {
-            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let text = files::read(&path, &display)?;
-            let props: PropertiesFile = yaml::parse(&text, &display)?;
-            apply_patches(pkg, &props, &display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
-            for group in &props.sources {
-                load_source_group(
-                    pkg,
-                    group,
-                    &display,
-                    &profile,
-                    &active_target,
-                    require_connection,
-                    &mut renderer,
-                    &mut sources,
-                    &mut test_decls,
-                )?;
-            }
+    // Read and parse every properties file in parallel, then apply them in file order.
+    let yml: Vec<(usize, PathBuf, String)> = packages
+        .iter()
+        .enumerate()
+        .flat_map(|(i, pkg)| {
+            properties_files(pkg).into_iter().map(move |p| (i, p.clone(), format!("{}{}", pkg.rel, files::rel(&p, &pkg.root))))
+        })
+        .collect();
+    let parsed: Vec<Result<PropertiesFile>> =
+        yml.par_iter().map(|(_, path, display)| yaml::parse(&files::read(path, display)?, display)).collect();
+    for ((i, _, display), props) in yml.iter().zip(parsed) {
+        let props = props?;
+        let pkg = &packages[*i];
+        apply_patches(pkg, &props, display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
+        for group in &props.sources {
+            load_source_group(
+                pkg,
+                group,
+                display,
+                &profile,
+                &active_target,
+                require_connection,
+                &mut renderer,
+                &mut sources,
+                &mut test_decls,
+            )?;
         }
     }
-
+    crate::timing::phase("properties YAML");
     // Render SQL nodes to learn refs, sources and config().
     render::render_all(&jinja, &mut pending, resolver.clone(), vars.clone(), &target_val, &target_output.kind)?;
 
+    crate::timing::phase("nodes rendered");
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut disabled: BTreeMap<String, Node> = BTreeMap::new();
     for p in pending {
@@ -159,31 +170,23 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
 
     // Generic tests, attached to enabled nodes only (dbt drops the others).
     let project_tests = packages[0].file.tests.clone();
-    for decl in test_decls {
-        let attached_enabled = nodes.contains_key(&decl.attached) || sources.contains_key(&decl.attached);
-        if !attached_enabled {
-            continue;
-        }
-        let target =
-            TestTarget { unique_id: &decl.attached, label: decl.label.clone(), package: &decl.package, file: &decl.file, line: decl.line };
-        let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests.as_ref())?;
-        let info = node.test.as_ref().expect("generic test");
-        let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);
-        node.refs = refs.into_iter().map(|r| (r, decl.line)).collect();
-        node.source_calls = srcs.into_iter().map(|(a, b)| (a, b, decl.line)).collect();
-        if !node.config.enabled() {
-            continue;
-        }
+    // Consume the declarations: their YAML values move into the test nodes.
+    let built: Vec<(String, u32, Result<Option<Node>>)> = test_decls
+        .into_par_iter()
+        .map(|decl| {
+            let built = build_test(&decl, &nodes, &sources, project_tests.as_ref());
+            (decl.file, decl.line, built)
+        })
+        .collect();
+    for (file, line, node) in built {
+        let Some(node) = node? else { continue };
         if let Some(prev) = nodes.get(&node.unique_id) {
-            warnings.push(format!(
-                "{}:{}: test `{}` is declared twice; keeping the first (from {})",
-                decl.file, decl.line, node.name, prev.file
-            ));
+            warnings.push(format!("{file}:{line}: test `{}` is declared twice; keeping the first (from {})", node.name, prev.file));
             continue;
         }
         nodes.insert(node.unique_id.clone(), node);
     }
-
+    crate::timing::phase("generic tests");
     let mut project = Project {
         root: project_dir,
         name: root_name,
@@ -203,9 +206,12 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja)> {
         warnings,
     };
     resolve_dependencies(&mut project)?;
-    crate::graph::Graph::build(&project)?.check_acyclic(&project)?;
+    crate::timing::phase("dependencies resolved");
+    let graph = crate::graph::Graph::build(&project)?;
+    graph.check_acyclic(&project)?;
+    crate::timing::phase("DAG checked");
     project.selectors = crate::select::load_selectors(&project.root)?;
-    Ok((project, jinja))
+    Ok((project, jinja, graph))
 }
 
 /// SPEC §2 rule 4: the flag in `flags:` or `DVT_REQUIRE_SOURCE_CONNECTION`.
@@ -712,6 +718,26 @@ fn load_source_group(
         );
     }
     Ok(())
+}
+
+/// Builds one declared generic test; `None` when its node is disabled or the test is.
+fn build_test(
+    decl: &TestDecl,
+    nodes: &BTreeMap<String, Node>,
+    sources: &BTreeMap<String, Source>,
+    project_tests: Option<&Json>,
+) -> Result<Option<Node>> {
+    if !nodes.contains_key(&decl.attached) && !sources.contains_key(&decl.attached) {
+        return Ok(None);
+    }
+    let target =
+        TestTarget { unique_id: &decl.attached, label: decl.label.clone(), package: &decl.package, file: &decl.file, line: decl.line };
+    let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests)?;
+    let info = node.test.as_ref().expect("generic test");
+    let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);
+    node.refs = refs.into_iter().map(|r| (r, decl.line)).collect();
+    node.source_calls = srcs.into_iter().map(|(a, b)| (a, b, decl.line)).collect();
+    Ok(node.config.enabled().then_some(node))
 }
 
 /// Line in `node.raw` where `needle` first appears (in file coordinates).

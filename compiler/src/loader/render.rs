@@ -1,7 +1,7 @@
 //! Parse-time rendering: models, snapshots, analyses and singular tests are
 //! rendered with `execute = false` to learn their refs, sources and `config()`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use minijinja::Value;
@@ -97,6 +97,8 @@ pub struct TextRenderer<'a> {
     pub vars: Arc<Vars>,
     pub target: Value,
     pub dialect_kind: String,
+    /// Rendered strings by (package, text): descriptions repeat a lot.
+    pub cache: HashMap<(String, String), String>,
 }
 
 impl TextRenderer<'_> {
@@ -104,6 +106,16 @@ impl TextRenderer<'_> {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(text.to_string());
         }
+        let key = (package.to_string(), text.to_string());
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.clone());
+        }
+        let out = self.render_uncached(text, package, file, line)?;
+        self.cache.insert(key, out.clone());
+        Ok(out)
+    }
+
+    fn render_uncached(&mut self, text: &str, package: &str, file: &str, line: u32) -> Result<String> {
         let dialect = Dialect::from_adapter(&self.dialect_kind).unwrap_or(Dialect::Postgres);
         let node = Arc::new(NodeCtx {
             package: package.to_string(),

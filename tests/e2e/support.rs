@@ -1,0 +1,95 @@
+//! Helpers: locating binaries and projects, running commands, writing projects.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A built binary of the workspace (cargo builds them before running tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "binary {} not built; run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// An example project directory.
+pub fn example(name: &str) -> PathBuf {
+    workspace().join("examples").join(name)
+}
+
+/// A test fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace().join("tests").join("fixtures").join(name)
+}
+
+/// Result of a command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `dvtc` with `args` in `dir`, with a clean environment for DVT variables.
+pub fn dvtc(dir: &Path, args: &[&str]) -> Run {
+    dvtc_env(dir, args, &[])
+}
+
+/// Like [`dvtc`] with extra environment variables.
+pub fn dvtc_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin("dvtc"));
+    cmd.current_dir(dir).args(args).env_remove("DVT_PROFILES_DIR").env_remove("DVT_REQUIRE_SOURCE_CONNECTION");
+    // Keep ~/.dvt and ~/.dbt of the machine out of the tests.
+    cmd.env("HOME", dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("dvtc runs").into()
+}
+
+/// Writes `files` (path, content) into a new temporary project.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+    dir
+}
+
+/// A minimal valid project with two outputs (`pg`, `duck`); add files on top.
+pub const BASE: [(&str, &str); 2] = [
+    ("dbt_project.yml", "name: proj\nversion: '1.0'\nprofile: proj\n"),
+    (
+        "profiles.yml",
+        "proj:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      dbname: db\n      schema: public\n      password: \"{{ env_var('NEVER_SET_SECRET') }}\"\n    duck:\n      type: duckdb\n      path: w.duckdb\n",
+    ),
+];
+
+/// [`BASE`] plus `extra`.
+pub fn base_project(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let mut files: Vec<(&str, &str)> = BASE.to_vec();
+    files.extend_from_slice(extra);
+    project(&files)
+}
+
+/// Lines of stdout.
+pub fn lines(s: &str) -> Vec<&str> {
+    s.lines().filter(|l| !l.trim().is_empty()).collect()
+}
