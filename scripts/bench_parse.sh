@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # dvtc parse vs dbt parse, same machine, same run. Prints wall time, peak RSS and ratios.
 set -euo pipefail
-build=${1:?build dir}; shared=${2:?shared dir}
+build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}")
 mkdir -p "$build"
 bash "$(dirname "$0")/dbt_venv.sh" "$build"
 dvtc="$(pwd)/target/release/dvtc"
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false
+tfile=$(mktemp)
 measure() { # prints "seconds max_rss_kb" of a command
-  local out; out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
-  echo "$out"
+  /usr/bin/time -o "$tfile" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+  tail -1 "$tfile"
 }
 printf '%-8s %-6s %10s %10s %10s %10s %8s\n' models tool wall_s rss_MB dbt_s dbt_MB ratio
 for n in 1000 5000; do
   proj="$build/bench_parse_$n"
   [ -d "$proj" ] || python3 "$shared/bench/gen_project.py" --out "$proj" --models "$n" >/dev/null
+  # dbt rejects DVT's `connection:` key: give it the same project without it.
+  dbtproj="$proj-dbt"
+  if [ ! -d "$dbtproj" ]; then
+    cp -r "$proj" "$dbtproj"
+    grep -rl --include='*.yml' 'connection:' "$dbtproj/models" | xargs sed -i '/^ *connection: /d'
+  fi
   (cd "$proj" && "$dvtc" parse >/dev/null)          # warm the page cache
   best=""; best_rss=""
   for _ in 1 2 3; do
     read -r s kb < <(cd "$proj" && measure "$dvtc" parse)
     if [ -z "$best" ] || awk "BEGIN{exit !($s < $best)}"; then best=$s; best_rss=$kb; fi
   done
-  rm -rf "$proj/target/partial_parse.msgpack"
-  read -r ds dkb < <(cd "$proj" && DBT_PROFILES_DIR="$proj" measure "$build/dbtvenv/bin/dbt" parse --no-partial-parse)
+  rm -rf "$dbtproj/target/partial_parse.msgpack"
+  read -r ds dkb < <(cd "$dbtproj" && DBT_PROFILES_DIR="$dbtproj" measure "$build/dbtvenv/bin/dbt" parse --no-partial-parse)
   ratio=$(awk "BEGIN{printf \"%.0fx\", $ds / ($best > 0 ? $best : 0.001)}")
   printf '%-8s %-6s %10s %10.1f %10s %10.1f %8s\n' "$n" dvtc "$best" "$(awk "BEGIN{print $best_rss/1024}")" "$ds" "$(awk "BEGIN{print $dkb/1024}")" "$ratio"
 done

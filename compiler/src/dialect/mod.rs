@@ -1,7 +1,19 @@
-//! SQL dialects of the databases DVT targets: identifier quoting and naming.
-//! One enum, so every place that emits SQL asks the same source of truth.
+//! SQL dialects of the databases DVT targets: identifier quoting, naming and
+//! the DDL/DML each materialization needs. One file per database; the
+//! [`Dialect`] enum is the single source of truth every SQL emitter asks.
+
+mod databricks;
+mod datafusion;
+mod duckdb;
+mod mysql;
+mod postgres;
+mod snowflake;
+mod sql;
+mod sqlite;
 
 use std::fmt;
+
+pub use sql::{LogicalType, SqlDialect};
 
 /// A target database's SQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,9 +71,19 @@ impl Dialect {
 
     /// Quotes an identifier so that any name (spaces, quotes, case, unicode) survives.
     pub fn quote(self, ident: &str) -> String {
+        self.sql().quote(ident)
+    }
+
+    /// The DDL/DML generator of this dialect.
+    pub fn sql(self) -> &'static dyn SqlDialect {
         match self {
-            Dialect::Mysql | Dialect::Databricks => format!("`{}`", ident.replace('`', "``")),
-            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+            Dialect::Postgres => &postgres::Postgres,
+            Dialect::Mysql => &mysql::Mysql,
+            Dialect::Sqlite => &sqlite::Sqlite,
+            Dialect::Duckdb => &duckdb::Duckdb,
+            Dialect::Snowflake => &snowflake::Snowflake,
+            Dialect::Databricks => &databricks::Databricks,
+            Dialect::DataFusion => &datafusion::DataFusion,
         }
     }
 

@@ -1,0 +1,56 @@
+//! MySQL and MariaDB: backtick quoting, schemas are databases, DDL is not transactional.
+
+use super::sql::{LogicalType, SqlDialect};
+
+pub struct Mysql;
+
+impl SqlDialect for Mysql {
+    fn quote(&self, ident: &str) -> String {
+        format!("`{}`", ident.replace('`', "``"))
+    }
+    fn create_schema(&self, _database: Option<&str>, schema: &str) -> Option<String> {
+        Some(format!("create database if not exists {}", self.quote(schema)))
+    }
+    fn transactional_ddl(&self) -> bool {
+        false
+    }
+    fn create_table_as(&self, rel: &str, sql: &str) -> String {
+        format!("create table {rel} as\n{sql}")
+    }
+    fn replace_view(&self, rel: &str, sql: &str) -> Vec<String> {
+        vec![format!("create or replace view {rel} as\n{sql}")]
+    }
+    fn rename_table(&self, rel: &str, new_ident: &str) -> String {
+        // RENAME TABLE takes a qualified target; keep the schema of `rel`.
+        let schema = rel.rsplit_once('.').map(|(s, _)| format!("{s}.")).unwrap_or_default();
+        format!("rename table {rel} to {schema}{}", self.quote(new_ident))
+    }
+    fn delete_matching(&self, target: &str, stage: &str, keys: &[String]) -> String {
+        let cond: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}", k = self.quote(k))).collect();
+        format!("delete t from {target} t join {stage} s on {}", cond.join(" and "))
+    }
+    fn distinct(&self, a: &str, b: &str) -> String {
+        format!("not ({a} <=> {b})")
+    }
+    fn concat(&self, parts: &[String]) -> String {
+        format!("concat({})", parts.join(", "))
+    }
+    fn type_name(&self, t: &LogicalType) -> String {
+        match t {
+            LogicalType::Boolean => "boolean".into(),
+            LogicalType::Integer => "int".into(),
+            LogicalType::BigInt => "bigint".into(),
+            LogicalType::Decimal(p, s) => format!("decimal({p}, {s})"),
+            LogicalType::Float => "double".into(),
+            LogicalType::Date => "date".into(),
+            LogicalType::Timestamp => "datetime(6)".into(),
+            LogicalType::Text => "text".into(),
+        }
+    }
+    fn text_cast(&self, expr: &str) -> String {
+        format!("cast({expr} as char)")
+    }
+    fn bulk_load(&self, rel: &str) -> String {
+        format!("load data local infile '<stream>' into table {rel}")
+    }
+}
