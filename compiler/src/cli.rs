@@ -124,6 +124,51 @@ pub struct ListArgs {
     pub output: ListOutput,
 }
 
+/// `compile` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Compute engine for every federated node (overrides config).
+    #[arg(long)]
+    pub compute: Option<String>,
+    /// Staging bucket for every federated node and seed (overrides config).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Plan as for `run --full-refresh` (`flags.FULL_REFRESH` is true while rendering).
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Where to write the plan (default: target/plan.json).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print how a node is executed: path, target, fragments, SQL.
+    #[arg(long, value_name = "NODE")]
+    pub explain: Option<String>,
+}
+
+impl CompileArgs {
+    /// Compiler options from the flags.
+    pub fn options(&self, project: &ProjectArgs) -> Result<crate::compile::CompileOptions> {
+        let var_names = match &project.vars {
+            Some(v) => match serde_saphyr::from_str::<serde_json::Value>(v) {
+                Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+                _ => vec![],
+            },
+            None => vec![],
+        };
+        Ok(crate::compile::CompileOptions {
+            selection: self.select.spec()?,
+            overrides: crate::compile::Overrides {
+                target: project.target.clone(),
+                compute: self.compute.clone(),
+                bucket: self.bucket.clone(),
+            },
+            full_refresh: self.full_refresh,
+            var_names,
+        })
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "dvtc", version, about = "DVT compiler: parse, list and compile dbt-compatible projects into execution plans, offline.")]
 struct Cli {
@@ -140,6 +185,15 @@ enum Command {
     /// List selected nodes.
     #[command(alias = "list")]
     Ls(ListArgs),
+    /// Resolve, render and write the execution plan (and target/compiled/ SQL).
+    Compile(CompileArgs),
+    /// What changes between two plans (exit 1 when they differ).
+    Diff {
+        /// The plan before the change.
+        old: PathBuf,
+        /// The plan after the change.
+        new: PathBuf,
+    },
 }
 
 /// Prints an error the way `--log-format` asks.
@@ -313,6 +367,64 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
     }
 }
 
+/// Serialises a plan deterministically (pretty JSON, trailing newline).
+pub fn plan_bytes(plan: &dvt_schema::Plan) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(plan).expect("plans serialise");
+    v.push(b'\n');
+    v
+}
+
+/// `dvtc compile`.
+pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs) -> Result<()> {
+    let start = Instant::now();
+    let (project, jinja, graph) = load(args)?;
+    let compiled = crate::compile::compile(&project, &jinja, &graph, &c.options(args)?)?;
+    report_unmatched(&compiled.unmatched, args.log_format);
+    for w in &compiled.plan.warnings {
+        warn(&format!("[{}] {}", w.code, w.message), args.log_format);
+    }
+    let target_dir = project.root.join(project.root_package().file.target_path());
+    let compiled_dir = target_dir.join("compiled");
+    for (path, sql) in &compiled.files {
+        let p = compiled_dir.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| DvtError::io(parent, e))?;
+        }
+        std::fs::write(&p, format!("{sql}\n")).map_err(|e| DvtError::io(&p, e))?;
+    }
+    let bytes = plan_bytes(&compiled.plan);
+    let out = match &c.output {
+        Some(p) => {
+            let p = if p.is_absolute() { p.clone() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.clone()) };
+            if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| DvtError::io(parent, e))?;
+            }
+            std::fs::write(&p, &bytes).map_err(|e| DvtError::io(&p, e))?;
+            p
+        }
+        None => write_artifact(&project, "plan.json", &bytes)?,
+    };
+    crate::timing::phase("plan written");
+    let mut stdout = std::io::stdout().lock();
+    if let Some(name) = &c.explain {
+        let _ = write!(stdout, "{}", crate::compile::explain(&compiled.plan, name)?);
+    }
+    let _ = writeln!(stdout, "{}", compiled.summary());
+    let _ = writeln!(stdout, "Wrote {} in {:.3}s", out.display(), start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `dvtc diff`: true when the plans are equal.
+pub fn cmd_diff(old: &std::path::Path, new: &std::path::Path) -> Result<bool> {
+    let read = |p: &std::path::Path| -> Result<dvt_schema::Plan> {
+        let text = std::fs::read_to_string(p).map_err(|e| DvtError::io(p, e))?;
+        serde_json::from_str(&text).map_err(|e| DvtError::new(ErrorCode::PlanInvalid, format!("{} is not a DVT plan: {e}", p.display())))
+    };
+    let d = crate::compile::diff::diff(&read(old)?, &read(new)?);
+    print!("{d}");
+    Ok(d.is_empty())
+}
+
 /// Runs `dvtc` with `argv`; returns the process exit code.
 pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
     let cli = match Cli::try_parse_from(argv) {
@@ -326,6 +438,12 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
     let result = match &cli.command {
         Command::Parse => cmd_parse(&cli.project),
         Command::Ls(ls) => cmd_ls(&cli.project, ls),
+        Command::Compile(c) => cmd_compile(&cli.project, c),
+        Command::Diff { old, new } => match cmd_diff(old, new) {
+            Ok(true) => return 0,
+            Ok(false) => return 1,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => 0,

@@ -6,6 +6,7 @@
 //! flavours, [`manifest`] writes the parse artifact.
 
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod dialect;
 pub mod error;

@@ -181,7 +181,18 @@ struct Candidates {
 
 impl Default for Candidates {
     fn default() -> Self {
-        Candidates { boolean: true, integer: true, bigint: true, decimal: true, float: true, date: true, timestamp: true, int_digits: 1, scale: 0, seen: false }
+        Candidates {
+            boolean: true,
+            integer: true,
+            bigint: true,
+            decimal: true,
+            float: true,
+            date: true,
+            timestamp: true,
+            int_digits: 1,
+            scale: 0,
+            seen: false,
+        }
     }
 }
 
@@ -257,7 +268,7 @@ impl Candidates {
             }
         }
         let has_exp = v.contains(['e', 'E']);
-        if !(has_exp && v.parse::<f64>().is_ok_and(f64::is_finite)) && !(is_canonical_int(v) || self.decimal) {
+        if !(is_canonical_int(v) || self.decimal || has_exp && v.parse::<f64>().is_ok_and(f64::is_finite)) {
             self.float = false;
         }
         if !valid_date(v) {
@@ -359,7 +370,9 @@ mod tests {
 
     #[test]
     fn inference_never_changes_values() {
-        let t = infer("\u{feff}id,code,price,pct,flag,d,ts,big,e, Price \r\n1,007,1.50,12%,true,2024-02-29,2024-01-01 10:00:00,9999999999,1e3,x\r\n2,010,10.25,3%,false,2023-01-01,2024-01-01T10:00:00.5,1,2.5E-1,\"a,\"\"b\"\"\nc\"\r\n");
+        let t = infer(
+            "\u{feff}id,code,price,pct,flag,d,ts,big,e, Price \r\n1,007,1.50,12%,true,2024-02-29,2024-01-01 10:00:00,9999999999,1e3,x\r\n2,010,10.25,3%,false,2023-01-01,2024-01-01T10:00:00.5,1,2.5E-1,\"a,\"\"b\"\"\nc\"\r\n",
+        );
         use LogicalType::*;
         assert_eq!(
             t,

@@ -250,8 +250,10 @@ pub struct FederationPlan {
     pub compute_dialect: String,
     /// One per source relation (or alias).
     pub fragments: Vec<Fragment>,
-    /// Query over the fragments (by their `name`).
+    /// Query over the fragments (by their `name`), first run / full refresh.
     pub remainder: String,
+    /// Query over the fragments for an incremental run (incremental models only).
+    pub remainder_incremental: Option<String>,
     /// Casts needed to write into the target.
     pub casts: Vec<ColumnCast>,
     /// Predicates pushed into fragments or kept in the remainder, with why.

@@ -2,6 +2,7 @@
 //! throwaway projects written into temporary directories.
 
 mod errors;
+mod golden;
 mod parse_ls;
 mod robustness;
 mod support;

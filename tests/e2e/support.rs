@@ -93,3 +93,33 @@ pub fn base_project(extra: &[(&str, &str)]) -> tempfile::TempDir {
 pub fn lines(s: &str) -> Vec<&str> {
     s.lines().filter(|l| !l.trim().is_empty()).collect()
 }
+
+/// Copies a project (without its top-level `target/`) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    copy_tree(from, to, true);
+}
+
+fn copy_tree(from: &Path, to: &Path, top: bool) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let name = e.file_name();
+        if top && (name == "target" || name == "logs") {
+            continue;
+        }
+        if p.is_dir() {
+            copy_tree(&p, &to.join(&name), false);
+        } else {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A copy of a project in a new temporary directory.
+pub fn scratch_copy(from: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(from.file_name().unwrap());
+    copy_dir(from, &p);
+    (dir, p)
+}

@@ -461,6 +461,14 @@ fn as_number(v: Value) -> Result<Value, Error> {
     }
 }
 
+/// `__dvt_where(relation, condition)`: the relation filtered by a test's `where` config.
+fn where_fn(rel: Value, condition: String) -> Result<Value, Error> {
+    let base = rel.downcast_object::<Relation>().map(|r| (*r).clone()).ok_or_else(|| err("__dvt_where expects a relation"))?;
+    let mut r = base.clone();
+    r.cte_name = Some(format!("(select * from {} where {condition}) dbt_subquery", base.render()));
+    Ok(Value::from_object(r))
+}
+
 /// Registers the context on `env`. Package namespaces and macro names are
 /// registered by the caller, which knows the packages.
 pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
@@ -479,6 +487,7 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_function("zip", zip_fn);
     env.add_function("set", set_fn);
     env.add_function("local_md5", local_md5);
+    env.add_function("__dvt_where", where_fn);
     env.add_function("is_incremental", is_incremental_fn);
     env.add_function("run_query", |_: Rest<Value>| runtime_only("run_query"));
     env.add_function("statement", |_: Rest<Value>| runtime_only("statement"));

@@ -1,0 +1,655 @@
+//! `dvtc compile`: resolution (SPEC §2), coercion, rendering and the
+//! execution plan (SPEC §5). The plan is deterministic: same inputs, same bytes.
+
+pub mod diff;
+mod materialize;
+mod render;
+mod resolve;
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use dvt_schema::plan::{
+    Coercion, ExecutionPath, FederationPlan, Fragment, Invocation, Level, Materialization, PLAN_VERSION, Plan, PlanBucket, PlanCompute,
+    PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, SeedPlan, Statement, TestPlan, Upstream,
+    WriteStrategy,
+};
+use rayon::prelude::*;
+use serde_json::Value as Json;
+
+use crate::config::ConfigExt;
+use crate::dialect::{Dialect, LogicalType};
+use crate::error::{DvtError, ErrorCode, Location, Result};
+use crate::graph::Graph;
+use crate::jinja::Jinja;
+use crate::nodes::{Node, Project, ResourceType};
+use crate::select::{self, SelectionSpec};
+use render::{Index, Mode, Renderer, THIS, fragment_name};
+pub use resolve::Overrides;
+
+/// What `dvtc compile` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    pub selection: SelectionSpec,
+    pub overrides: Overrides,
+    pub full_refresh: bool,
+    /// Names of `--vars` keys (values are not recorded).
+    pub var_names: Vec<String>,
+}
+
+/// A compiled plan and the SQL files dbt users expect under `target/compiled/`.
+pub struct Compiled {
+    pub plan: Plan,
+    /// (path under `target/compiled/`, SQL).
+    pub files: Vec<(String, String)>,
+    /// Criteria that matched nothing.
+    pub unmatched: Vec<String>,
+}
+
+impl Compiled {
+    /// "N nodes: P pushdown, F federation, C coerced".
+    pub fn summary(&self) -> String {
+        let n = self.plan.nodes.len();
+        let p = self.plan.nodes.values().filter(|x| x.path == ExecutionPath::Pushdown).count();
+        let c = self.plan.nodes.values().filter(|x| x.materialization.coercion.is_some()).count();
+        format!("{n} nodes: {p} pushdown, {} federation, {c} coerced", n - p)
+    }
+}
+
+const MODEL_MATERIALIZATIONS: [&str; 4] = ["view", "table", "incremental", "ephemeral"];
+
+struct Ctx<'a> {
+    project: &'a Project,
+    jinja: &'a Jinja,
+    renderer: Renderer<'a>,
+    index: Arc<Index>,
+    opts: &'a CompileOptions,
+    tests_of: HashMap<String, Vec<String>>,
+}
+
+impl Ctx<'_> {
+    /// Outputs an upstream lives on (ephemerals: wherever their own upstreams live).
+    fn locations(&self, uid: &str, depth: usize) -> BTreeSet<String> {
+        if let Some(s) = self.project.sources.get(uid) {
+            return BTreeSet::from([s.connection.clone()]);
+        }
+        if self.index.ephemeral.contains(uid) && depth < 64 {
+            let n = &self.project.nodes[uid];
+            return n.depends_on.iter().flat_map(|d| self.locations(d, depth + 1)).collect();
+        }
+        self.index.placements.get(uid).map(|p| BTreeSet::from([p.target.value.clone()])).unwrap_or_default()
+    }
+
+    fn upstreams(&self, node: &Node) -> Vec<Upstream> {
+        node.depends_on
+            .iter()
+            .filter(|d| {
+                self.project.sources.contains_key(*d) || self.project.nodes.get(*d).is_some_and(|n| n.resource_type != ResourceType::Test)
+            })
+            .map(|d| {
+                let relation = if let Some(s) = self.project.sources.get(d) {
+                    let o = &self.project.profile.outputs[&s.connection];
+                    Some(resolve::relation_ref(o, s.database.clone(), Some(s.schema.clone()), s.identifier.clone()))
+                } else {
+                    self.index.placements.get(d).and_then(|p| p.relation.clone())
+                };
+                Upstream { unique_id: d.clone(), target: self.locations(d, 0).into_iter().collect::<Vec<_>>().join(","), relation }
+            })
+            .collect()
+    }
+
+    fn dialect_of(&self, target: &str) -> Dialect {
+        Dialect::from_adapter(&self.project.profile.outputs[target].kind).unwrap_or(Dialect::Postgres)
+    }
+
+    /// One fragment per upstream relation read by a federated node (whole relation; the
+    /// federation compiler narrows them).
+    fn fragments(&self, node: &Node, uses_this: Option<&RelationRef>) -> Vec<Fragment> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&String> = node.depends_on.iter().collect();
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d.clone()) {
+                continue;
+            }
+            if self.index.ephemeral.contains(d) {
+                stack.extend(self.project.nodes[d].depends_on.iter());
+                continue;
+            }
+            let upstream = if let Some(s) = self.project.sources.get(d) {
+                let o = &self.project.profile.outputs[&s.connection];
+                Some((s.connection.clone(), resolve::relation_ref(o, s.database.clone(), Some(s.schema.clone()), s.identifier.clone())))
+            } else {
+                self.index.placements.get(d).and_then(|p| p.relation.clone().map(|r| (p.target.value.clone(), r)))
+            };
+            if let Some((target, rel)) = upstream {
+                out.push(Fragment {
+                    name: fragment_name(self.project, d),
+                    upstream: d.clone(),
+                    dialect: self.dialect_of(&target).name().to_string(),
+                    sql: format!("select * from {}", rel.rendered),
+                    target,
+                    columns: vec![],
+                });
+            }
+        }
+        if let Some(this) = uses_this {
+            out.push(Fragment {
+                name: fragment_name(self.project, THIS),
+                upstream: node.unique_id.clone(),
+                dialect: self.dialect_of(&this.target).name().to_string(),
+                sql: format!("select * from {}", this.rendered),
+                target: this.target.clone(),
+                columns: vec![],
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+fn coerce_err(code: ErrorCode, node: &Node, msg: String, hint: &str) -> DvtError {
+    DvtError::new(code, msg).at(Location::file(&node.file)).hint(hint.to_string())
+}
+
+fn hooks(node: &Node, key: &str) -> Vec<String> {
+    match node.config.get(key) {
+        Some(Json::Array(a)) => a
+            .iter()
+            .filter_map(|h| match h {
+                Json::String(s) => Some(s.clone()),
+                Json::Object(m) => m.get("sql").and_then(Json::as_str).map(str::to_string),
+                _ => None,
+            })
+            .collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+fn grants_of(node: &Node) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    if let Some(Json::Object(m)) = node.config.get("grants") {
+        for (k, v) in m {
+            let list: Vec<String> = match v {
+                Json::String(s) => vec![s.clone()],
+                Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                _ => vec![],
+            };
+            out.insert(k.clone(), list);
+        }
+    }
+    out
+}
+
+fn compiled_path(node: &Node) -> String {
+    if node.test.is_some() {
+        format!("{}/{}/{}.sql", node.package, node.file, node.name)
+    } else {
+        format!("{}/{}", node.package, node.file)
+    }
+}
+
+struct NodeOut {
+    node: PlanNode,
+    warnings: Vec<PlanWarning>,
+    file: Option<(String, String)>,
+}
+
+fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
+    let path = node.seed_path.as_ref().expect("seeds have a path");
+    let format = crate::seeds::format_of(path).to_string();
+    let sha256 = crate::seeds::sha256_file(path).map_err(|e| DvtError::io(path, e))?;
+    let delimiter = node.config.str("delimiter").unwrap_or(",").to_string();
+    let overrides: BTreeMap<String, String> = match node.config.get("column_types") {
+        Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect(),
+        _ => BTreeMap::new(),
+    };
+    let mut columns: Vec<(String, LogicalType)> = Vec::new();
+    let mut column_types = BTreeMap::new();
+    if format == "csv" {
+        let d = delimiter.bytes().next().unwrap_or(b',');
+        for (name, t) in crate::seeds::infer_csv(path, &node.file, d)? {
+            let t = match overrides.get(&name) {
+                Some(o) => crate::seeds::parse_type(o).ok_or_else(|| {
+                    DvtError::new(ErrorCode::ConfigInvalid, format!("column_types `{name}: {o}` is not a type DVT can load"))
+                        .at(Location::file(&node.file))
+                        .hint("use boolean, integer, bigint, numeric(p,s), double, date, timestamp or text")
+                })?,
+                None => t,
+            };
+            column_types.insert(name.clone(), dialect.sql().type_name(&t));
+            columns.push((name, t));
+        }
+    } else {
+        // Parquet and JSON lines carry or reveal their types at load time.
+        for (k, v) in &overrides {
+            column_types.insert(k.clone(), v.clone());
+        }
+    }
+    let quote_columns = node.config.bool("quote_columns").unwrap_or(true);
+    Ok((SeedPlan { file: node.file.clone(), format, sha256, column_types, delimiter, quote_columns }, columns))
+}
+
+fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
+    let project = cx.project;
+    let o = &cx.opts.overrides;
+    let mut warnings = Vec::new();
+    let upstreams = cx.upstreams(node);
+    let locations: BTreeSet<String> = node
+        .depends_on
+        .iter()
+        .filter(|d| project.sources.contains_key(*d) || project.nodes.get(*d).is_some_and(|n| n.resource_type != ResourceType::Test))
+        .flat_map(|d| cx.locations(d, 0))
+        .collect();
+    let placement = cx.index.placements.get(&node.unique_id).cloned();
+    let target: Resolved<String> = match &placement {
+        Some(p) => p.target.clone(),
+        // Tests and analyses run where what they read lives (SPEC §2.9).
+        None => match locations.len() {
+            1 => Resolved { value: locations.iter().next().expect("one").clone(), level: Level::Default },
+            _ => match &o.target {
+                Some(t) => Resolved { value: t.clone(), level: Level::Cli },
+                None => Resolved { value: project.profile.default_target.clone(), level: Level::Default },
+            },
+        },
+    };
+    let path = if locations.iter().all(|l| *l == target.value) { ExecutionPath::Pushdown } else { ExecutionPath::Federation };
+    let requested = node.config.str("materialized").unwrap_or("view").to_string();
+    let mut effective = requested.clone();
+    let mut coercion = None;
+    match node.resource_type {
+        ResourceType::Model => {
+            if !MODEL_MATERIALIZATIONS.contains(&requested.as_str()) {
+                return Err(coerce_err(
+                    ErrorCode::MaterializationInvalid,
+                    node,
+                    format!("model `{}` has unknown materialization `{requested}`", node.name),
+                    "use view, table, incremental or ephemeral",
+                ));
+            }
+            if path == ExecutionPath::Federation {
+                match requested.as_str() {
+                    "view" => {
+                        effective = "table".into();
+                        let reason = format!(
+                            "a view cannot span databases: `{}` reads from {} and is built as a table on `{}`",
+                            node.name,
+                            locations.iter().cloned().collect::<Vec<_>>().join(", "),
+                            target.value
+                        );
+                        warnings.push(PlanWarning { code: "DVTW201".into(), node: node.unique_id.clone(), message: reason.clone() });
+                        coercion = Some(Coercion { code: "DVTW201".into(), reason });
+                    }
+                    "ephemeral" => {
+                        return Err(coerce_err(
+                            ErrorCode::EphemeralFederated,
+                            node,
+                            format!(
+                                "ephemeral model `{}` reads from {} but would be inlined into `{}`: it cannot be federated",
+                                node.name,
+                                locations.iter().cloned().collect::<Vec<_>>().join(", "),
+                                target.value
+                            ),
+                            "materialize it as a table (config(materialized='table')), or give it a target where all its upstreams live",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ResourceType::Snapshot if path == ExecutionPath::Federation => {
+            return Err(coerce_err(
+                ErrorCode::SnapshotFederated,
+                node,
+                format!(
+                    "snapshot `{}` reads from {} but writes to `{}`: snapshots cannot be federated",
+                    node.name,
+                    locations.iter().cloned().collect::<Vec<_>>().join(", "),
+                    target.value
+                ),
+                "snapshot a model that lives on the snapshot's target, or set the snapshot's target to where its source lives",
+            ));
+        }
+        _ => {}
+    }
+    let federated = path == ExecutionPath::Federation;
+    let compute = if federated { Some(resolve::compute_of(project, node, o)?) } else { None };
+    let bucket = if federated || node.resource_type == ResourceType::Seed { Some(resolve::bucket_of(project, node, o)?) } else { None };
+    let dialect = cx.dialect_of(&target.value);
+    let mode = if federated { Mode::Federation } else { Mode::Pushdown(dialect) };
+    let relation = placement.as_ref().and_then(|p| p.relation.clone());
+    let mut plan = PlanNode {
+        unique_id: node.unique_id.clone(),
+        resource_type: node.resource_type.as_str().into(),
+        name: node.name.clone(),
+        package_name: node.package.clone(),
+        fqn: node.fqn.clone(),
+        file: node.file.clone(),
+        depends_on: node.depends_on.clone(),
+        target,
+        relation: relation.clone(),
+        compute,
+        bucket,
+        materialization: Materialization { requested, effective: effective.clone(), coercion },
+        path,
+        upstreams,
+        render_at_runtime: node.runtime_only.clone(),
+        compiled_sql: None,
+        pushdown: None,
+        federation: None,
+        write: None,
+        tests: cx.tests_of.get(&node.unique_id).cloned().unwrap_or_default(),
+        seed: None,
+        test: None,
+        pre_hooks: vec![],
+        post_hooks: vec![],
+        grants: grants_of(node),
+        tags: node.config.tags(),
+    };
+    if plan.render_at_runtime.is_some() {
+        return Ok(NodeOut { node: plan, warnings, file: None });
+    }
+    // Seeds: no SQL to render.
+    if node.resource_type == ResourceType::Seed {
+        let (seed, columns) = seed_plan(node, dialect)?;
+        let r = relation.expect("seeds have a relation");
+        let s = materialize::seed(dialect, &r, &columns);
+        plan.pushdown =
+            Some(PushdownPlan { dialect: dialect.name().into(), full_refresh: s.full_refresh, incremental: None, replace: s.replace });
+        plan.write = s.write;
+        plan.seed = Some(seed);
+        return Ok(NodeOut { node: plan, warnings, file: None });
+    }
+    // Tests: render their query, wrap it.
+    let raw_template;
+    let raw = if node.test.is_some() {
+        raw_template = tests::generic_test_template(project, cx.jinja, node)?;
+        Some(raw_template.as_str())
+    } else {
+        None
+    };
+    let render = |incremental: bool| -> Result<std::result::Result<String, render::RuntimeOnly>> {
+        Ok(match raw {
+            Some(t) => cx.renderer.render(node, Some(t), mode, incremental)?.map(|o| o.sql),
+            None => cx.renderer.render_inlined(node, mode, incremental)?,
+        })
+    };
+    let sql = match render(false)? {
+        Ok(s) => s,
+        Err(render::RuntimeOnly(reason)) => {
+            plan.render_at_runtime = Some(reason);
+            return Ok(NodeOut { node: plan, warnings, file: None });
+        }
+    };
+    let incremental_sql = if effective == "incremental" { render(true)?.ok() } else { None };
+    for (key, into) in [("pre-hook", &mut plan.pre_hooks), ("post-hook", &mut plan.post_hooks)] {
+        for h in hooks(node, key) {
+            if let Ok(out) = cx.renderer.render(node, Some(&h), Mode::Pushdown(dialect), false)? {
+                into.push(out.sql);
+            }
+        }
+    }
+    let file_sql;
+    match node.resource_type {
+        ResourceType::Test => {
+            let wrapped = tests::wrap(if federated { Dialect::DataFusion } else { dialect }, node, &sql);
+            plan.test = Some(TestPlan {
+                severity: node.config.str("severity").unwrap_or("ERROR").to_ascii_uppercase(),
+                attached_node: node.test.as_ref().map(|t| t.attached_node.clone()),
+                column_name: node.test.as_ref().and_then(|t| t.column_name.clone()),
+                warn_if: node.config.str("warn_if").unwrap_or("!= 0").into(),
+                error_if: node.config.str("error_if").unwrap_or("!= 0").into(),
+                sql: Some(wrapped.clone()),
+            });
+            if federated {
+                plan.federation = Some(federation(cx, node, wrapped.clone(), None, None));
+            } else {
+                plan.pushdown = Some(PushdownPlan {
+                    dialect: dialect.name().into(),
+                    full_refresh: vec![Statement { kind: "test".into(), sql: wrapped }],
+                    incremental: None,
+                    replace: None,
+                });
+            }
+            file_sql = sql.clone();
+        }
+        ResourceType::Analysis => {
+            file_sql = sql.clone();
+        }
+        _ if effective == "ephemeral" => {
+            file_sql = sql.clone();
+        }
+        _ if federated => {
+            let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains("\"__this\"")));
+            plan.federation = Some(federation(cx, node, sql.clone(), incremental_sql.clone(), this));
+            let keys = match node.config.get("unique_key") {
+                Some(Json::String(s)) => vec![s.clone()],
+                Some(Json::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                _ => vec![],
+            };
+            plan.write = Some(WriteStrategy {
+                strategy: if effective == "incremental" {
+                    node.config.str("incremental_strategy").unwrap_or(if keys.is_empty() { "append" } else { "merge" }).into()
+                } else {
+                    "replace".into()
+                },
+                unique_key: keys,
+                on_schema_change: node
+                    .config
+                    .str("on_schema_change")
+                    .unwrap_or(if effective == "incremental" { "ignore" } else { "fail" })
+                    .into(),
+                this_subqueries: if this.is_some() {
+                    vec![format!("select * from {}", relation.as_ref().expect("checked").rendered)]
+                } else {
+                    vec![]
+                },
+            });
+            file_sql = sql.clone();
+        }
+        _ => {
+            let r = relation.clone().expect("writing nodes have a relation");
+            let s = match (node.resource_type, effective.as_str()) {
+                (ResourceType::Snapshot, _) => materialize::snapshot(dialect, &r, &sql, &node.config, &node.file)?,
+                (_, "view") => materialize::view(dialect, &r, &sql),
+                (_, "table") => materialize::table(dialect, &r, &sql),
+                (_, "incremental") => {
+                    materialize::incremental(dialect, &r, &sql, incremental_sql.as_deref().unwrap_or(&sql), &node.config, &node.file)?
+                }
+                (_, other) => unreachable!("materialization {other} was validated"),
+            };
+            let mut full = s.full_refresh;
+            full.extend(materialize::grants(dialect, &r, &plan.grants));
+            let mut replace = s.replace;
+            if let Some(rep) = replace.as_mut() {
+                rep.extend(materialize::grants(dialect, &r, &plan.grants));
+            }
+            plan.pushdown = Some(PushdownPlan { dialect: dialect.name().into(), full_refresh: full, incremental: s.incremental, replace });
+            plan.write = s.write;
+            file_sql = sql.clone();
+        }
+    }
+    plan.compiled_sql = Some(sql);
+    Ok(NodeOut { node: plan, warnings, file: Some((compiled_path(node), file_sql)) })
+}
+
+fn federation(cx: &Ctx<'_>, node: &Node, remainder: String, incremental: Option<String>, this: Option<&RelationRef>) -> FederationPlan {
+    FederationPlan {
+        compute_dialect: Dialect::DataFusion.name().into(),
+        fragments: cx.fragments(node, this),
+        remainder,
+        remainder_incremental: incremental,
+        casts: vec![],
+        predicates: vec![],
+        fallbacks: vec!["each fragment reads its whole relation (no projection or filter pushdown yet)".into()],
+    }
+}
+
+/// Compiles the selected nodes of `project`.
+pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOptions) -> Result<Compiled> {
+    let placements = resolve::place_all(project, jinja, &opts.overrides)?;
+    crate::timing::phase("nodes placed");
+    let index = Arc::new(Index::new(project, placements));
+    let selection = select::select(project, graph, &opts.selection)?;
+    let mut tests_of: HashMap<String, Vec<String>> = HashMap::new();
+    for n in project.nodes.values() {
+        if let Some(t) = &n.test {
+            tests_of.entry(t.attached_node.clone()).or_default().push(n.unique_id.clone());
+        }
+    }
+    for v in tests_of.values_mut() {
+        v.sort();
+    }
+    let cx = Ctx { project, jinja, renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh), index, opts, tests_of };
+    let order: Vec<String> =
+        graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
+    let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
+    crate::timing::phase("nodes compiled");
+    let mut nodes = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut files = Vec::new();
+    for out in outs {
+        let out = out?;
+        warnings.extend(out.warnings);
+        files.extend(out.file);
+        nodes.insert(out.node.unique_id.clone(), out.node);
+    }
+    warnings.sort();
+    // Everything the plan touches, and nothing else.
+    let mut used_targets: BTreeSet<String> = BTreeSet::new();
+    let mut used_sources: BTreeSet<String> = BTreeSet::new();
+    let mut used_computes: BTreeSet<String> = BTreeSet::new();
+    let mut used_buckets: BTreeSet<String> = BTreeSet::new();
+    for n in nodes.values() {
+        used_targets.insert(n.target.value.clone());
+        for u in &n.upstreams {
+            used_targets.extend(u.target.split(',').filter(|t| !t.is_empty()).map(str::to_string));
+            if project.sources.contains_key(&u.unique_id) {
+                used_sources.insert(u.unique_id.clone());
+            }
+        }
+        used_computes.extend(n.compute.as_ref().map(|c| c.value.clone()));
+        used_buckets.extend(n.bucket.as_ref().map(|b| b.value.clone()));
+    }
+    let targets = used_targets
+        .iter()
+        .filter_map(|t| project.profile.outputs.get(t))
+        .map(|o| {
+            (
+                o.name.clone(),
+                PlanTarget { name: o.name.clone(), kind: o.kind.clone(), database: o.database.clone(), schema: o.schema.clone() },
+            )
+        })
+        .collect();
+    let computes = used_computes
+        .iter()
+        .filter_map(|c| project.computes.entries.get(c))
+        .map(|c| (c.name.clone(), PlanCompute { name: c.name.clone(), kind: c.kind.clone() }))
+        .collect();
+    let buckets = used_buckets
+        .iter()
+        .map(|b| match project.buckets.entries.get(b) {
+            Some(x) => (x.name.clone(), PlanBucket { name: x.name.clone(), kind: x.kind.clone(), settings: x.settings.clone() }),
+            None => (
+                b.clone(),
+                PlanBucket {
+                    name: b.clone(),
+                    kind: "file".into(),
+                    settings: BTreeMap::from([("root".to_string(), ".dvt/staging".to_string())]),
+                },
+            ),
+        })
+        .collect();
+    let sources = used_sources
+        .iter()
+        .map(|id| {
+            let s = &project.sources[id];
+            let o = &project.profile.outputs[&s.connection];
+            let level = if s.connection_level == "config" { Level::Config } else { Level::Default };
+            (
+                id.clone(),
+                PlanSource {
+                    unique_id: id.clone(),
+                    source_name: s.source_name.clone(),
+                    name: s.name.clone(),
+                    connection: Resolved { value: s.connection.clone(), level },
+                    relation: resolve::relation_ref(o, s.database.clone(), Some(s.schema.clone()), s.identifier.clone()),
+                },
+            )
+        })
+        .collect();
+    let mut var_names = opts.var_names.clone();
+    var_names.sort();
+    let plan = Plan {
+        plan_version: PLAN_VERSION.into(),
+        project_name: project.name.clone(),
+        invocation: Invocation {
+            target: opts.overrides.target.clone(),
+            compute: opts.overrides.compute.clone(),
+            bucket: opts.overrides.bucket.clone(),
+            full_refresh: opts.full_refresh,
+            select: opts.selection.select.clone(),
+            exclude: opts.selection.exclude.clone(),
+            selector: opts.selection.selector.clone(),
+            var_names,
+        },
+        targets,
+        computes,
+        buckets,
+        sources,
+        order: order.iter().filter(|id| nodes.contains_key(*id)).cloned().collect(),
+        nodes,
+        warnings,
+    };
+    files.sort();
+    Ok(Compiled { plan, files, unmatched: selection.unmatched })
+}
+
+/// `--explain <node>`: a readable account of how a node runs.
+pub fn explain(plan: &Plan, name: &str) -> Result<String> {
+    use std::fmt::Write;
+    let node = plan.nodes.values().find(|n| n.name == name || n.unique_id == name).ok_or_else(|| {
+        DvtError::new(ErrorCode::Usage, format!("--explain: `{name}` is not a selected node")).hint("give a node name from `dvtc ls`")
+    })?;
+    let lvl = |l: Level| serde_json::to_value(l).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let mut s = String::new();
+    let _ = writeln!(s, "{} ({})", node.unique_id, node.file);
+    let _ = writeln!(s, "  target: {} [{}]", node.target.value, lvl(node.target.level));
+    if let Some(r) = &node.relation {
+        let _ = writeln!(s, "  relation: {}", r.rendered);
+    }
+    let _ = writeln!(
+        s,
+        "  materialization: {}{}",
+        node.materialization.effective,
+        node.materialization
+            .coercion
+            .as_ref()
+            .map_or(String::new(), |c| format!(" (requested {}; {}: {})", node.materialization.requested, c.code, c.reason))
+    );
+    let path = if node.path == ExecutionPath::Pushdown { "pushdown" } else { "federation" };
+    let _ = writeln!(s, "  path: {path}");
+    for u in &node.upstreams {
+        let _ = writeln!(s, "  upstream: {} on {}", u.unique_id, u.target);
+    }
+    if let Some(c) = &node.compute {
+        let _ = writeln!(s, "  compute: {} [{}]", c.value, lvl(c.level));
+    }
+    if let Some(f) = &node.federation {
+        for fr in &f.fragments {
+            let _ = writeln!(s, "  fragment {} on {} ({}):\n    {}", fr.name, fr.target, fr.dialect, fr.sql.replace('\n', "\n    "));
+        }
+        for p in &f.predicates {
+            let _ = writeln!(s, "  predicate {} -> {} ({})", p.predicate, p.pushed_to.as_deref().unwrap_or("kept in remainder"), p.reason);
+        }
+        for fb in &f.fallbacks {
+            let _ = writeln!(s, "  note: {fb}");
+        }
+        let _ = writeln!(s, "  remainder ({}):\n    {}", f.compute_dialect, f.remainder.replace('\n', "\n    "));
+    } else if let Some(sql) = &node.compiled_sql {
+        let _ = writeln!(s, "  sql:\n    {}", sql.replace('\n', "\n    "));
+    }
+    Ok(s)
+}

@@ -1,0 +1,395 @@
+//! Compile-time rendering: `ref`/`source`/`this` resolve to real relations in
+//! the node's dialect (or to fragment names under federation), ephemerals are
+//! inlined as CTEs, and incremental models are rendered both ways.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use minijinja::Value;
+
+use super::resolve::Placement;
+use crate::config::ConfigExt;
+use crate::dialect::Dialect;
+use crate::error::{DvtError, ErrorCode, Location, Result};
+use crate::jinja::{Jinja, NodeCtx, RefCall, Relation, Rendered, Resolver};
+use crate::loader::target_value;
+use crate::nodes::{Node, Project};
+
+/// Name lookups shared by every render.
+pub struct Index {
+    /// (package, name) → unique id of ref-able nodes.
+    pub by_name: HashMap<(String, String), String>,
+    pub root: String,
+    pub package_order: Vec<String>,
+    pub placements: BTreeMap<String, Placement>,
+    /// Source unique id by (source, table).
+    pub sources: HashMap<(String, String), String>,
+    pub ephemeral: BTreeSet<String>,
+    pub docs: BTreeMap<(String, String), String>,
+}
+
+impl Index {
+    pub fn new(project: &Project, placements: BTreeMap<String, Placement>) -> Self {
+        let mut by_name = HashMap::new();
+        let mut ephemeral = BTreeSet::new();
+        for n in project.nodes.values() {
+            if matches!(
+                n.resource_type,
+                crate::nodes::ResourceType::Model | crate::nodes::ResourceType::Seed | crate::nodes::ResourceType::Snapshot
+            ) {
+                by_name.entry((n.package.clone(), n.name.clone())).or_insert_with(|| n.unique_id.clone());
+                if n.config.str("materialized") == Some("ephemeral") {
+                    ephemeral.insert(n.unique_id.clone());
+                }
+            }
+        }
+        Index {
+            by_name,
+            root: project.name.clone(),
+            package_order: project.packages.iter().map(|p| p.name.clone()).collect(),
+            placements,
+            sources: project.sources.values().map(|s| ((s.source_name.clone(), s.name.clone()), s.unique_id.clone())).collect(),
+            ephemeral,
+            docs: project.docs.clone(),
+        }
+    }
+
+    /// The unique id a `ref()` from `from` names (same rules as the loader).
+    pub fn find_ref(&self, from: &str, call: &RefCall) -> Option<&String> {
+        match &call.package {
+            Some(p) => self.by_name.get(&(p.clone(), call.name.clone())),
+            None => self
+                .by_name
+                .get(&(from.to_string(), call.name.clone()))
+                .or_else(|| self.by_name.get(&(self.root.clone(), call.name.clone())))
+                .or_else(|| self.package_order.iter().find_map(|p| self.by_name.get(&(p.clone(), call.name.clone())))),
+        }
+    }
+}
+
+/// The name a fragment gets in a federated remainder.
+pub fn fragment_name(project: &Project, uid: &str) -> String {
+    if let Some(s) = project.sources.get(uid) {
+        return format!("{}__{}", s.source_name, s.name);
+    }
+    if uid == THIS {
+        return "__this".into();
+    }
+    project.nodes.get(uid).map_or_else(|| uid.to_string(), |n| n.name.clone())
+}
+
+/// Pseudo unique id of `{{ this }}` when a federated incremental model reads its target.
+pub const THIS: &str = "__this__";
+
+/// Where a source lives: (connection, database, schema, identifier).
+type SourceLoc = (String, Option<String>, String, String);
+
+/// How relations render.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Real names in the target's dialect.
+    Pushdown(Dialect),
+    /// Fragment names (DataFusion quoting).
+    Federation,
+}
+
+struct NodeResolver {
+    index: Arc<Index>,
+    project_sources: Arc<BTreeMap<String, SourceLoc>>,
+    outputs: Arc<BTreeMap<String, crate::profiles::Output>>,
+    fragment_names: Arc<HashMap<String, String>>,
+    mode: Mode,
+}
+
+impl NodeResolver {
+    fn dialect(&self) -> Dialect {
+        match self.mode {
+            Mode::Pushdown(d) => d,
+            Mode::Federation => Dialect::DataFusion,
+        }
+    }
+
+    fn as_fragment(&self, uid: &str, mut r: Relation) -> Relation {
+        if self.mode == Mode::Federation {
+            let name = self.fragment_names.get(uid).cloned().unwrap_or_else(|| uid.to_string());
+            r.cte_name = Some(Dialect::DataFusion.quote(&name));
+        }
+        r
+    }
+}
+
+impl Resolver for NodeResolver {
+    fn resolve_ref(&self, from: &str, call: &RefCall) -> std::result::Result<Relation, String> {
+        let uid = self.index.find_ref(from, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
+        if self.index.ephemeral.contains(uid) {
+            let mut r = Relation::new(None, None, call.name.clone(), self.dialect());
+            r.cte_name = Some(format!("__dbt__cte__{}", call.name));
+            r.kind = Some("cte".into());
+            return Ok(r);
+        }
+        let p = self
+            .index
+            .placements
+            .get(uid)
+            .and_then(|p| p.relation.clone())
+            .ok_or_else(|| format!("ref('{}') has no relation", call.name))?;
+        let mut r = Relation::new(p.database, p.schema, p.identifier, self.dialect());
+        r.kind = Some("table".into());
+        Ok(self.as_fragment(uid, r))
+    }
+
+    fn resolve_source(&self, source: &str, table: &str) -> std::result::Result<Relation, String> {
+        let uid = self
+            .index
+            .sources
+            .get(&(source.to_string(), table.to_string()))
+            .ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
+        let (conn, database, schema, identifier) = self.project_sources.get(uid).cloned().ok_or("unknown source")?;
+        let three = self.outputs.get(&conn).and_then(|o| Dialect::from_adapter(&o.kind)).is_none_or(Dialect::three_part_names);
+        let r = Relation::new(if three { database } else { None }, Some(schema), identifier, self.dialect());
+        Ok(self.as_fragment(uid, r))
+    }
+
+    fn doc(&self, package: Option<&str>, name: &str) -> Option<String> {
+        match package {
+            Some(p) => self.index.docs.get(&(p.to_string(), name.to_string())).cloned(),
+            None => self.index.docs.iter().find(|((_, n), _)| n == name).map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+/// What rendering one node produced.
+#[derive(Debug, Clone)]
+pub struct RenderOut {
+    pub sql: String,
+    /// Ephemeral upstreams inlined (unique ids).
+    pub ephemerals: Vec<String>,
+}
+
+/// Renders nodes for compile.
+pub struct Renderer<'a> {
+    pub project: &'a Project,
+    pub jinja: &'a Jinja,
+    pub index: Arc<Index>,
+    sources: Arc<BTreeMap<String, SourceLoc>>,
+    outputs: Arc<BTreeMap<String, crate::profiles::Output>>,
+    pub full_refresh: bool,
+}
+
+/// Rendering marked "needs a live database".
+pub struct RuntimeOnly(pub String);
+
+impl<'a> Renderer<'a> {
+    pub fn new(project: &'a Project, jinja: &'a Jinja, index: Arc<Index>, full_refresh: bool) -> Self {
+        let sources = project
+            .sources
+            .values()
+            .map(|s| (s.unique_id.clone(), (s.connection.clone(), s.database.clone(), s.schema.clone(), s.identifier.clone())))
+            .collect();
+        Renderer { project, jinja, index, sources: Arc::new(sources), outputs: Arc::new(project.profile.outputs.clone()), full_refresh }
+    }
+
+    fn fragment_names(&self, node: &Node) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = node.depends_on.iter().map(|d| (d.clone(), fragment_name(self.project, d))).collect();
+        m.insert(THIS.into(), fragment_name(self.project, THIS));
+        m
+    }
+
+    /// Renders `node` (its own raw SQL, or `raw` when given) in `mode`.
+    /// `Ok(Err(_))` means the node must render at run time.
+    pub fn render(
+        &self,
+        node: &Node,
+        raw: Option<&str>,
+        mode: Mode,
+        incremental: bool,
+    ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
+        let target_name = self
+            .index
+            .placements
+            .get(&node.unique_id)
+            .map_or_else(|| self.project.profile.default_target.clone(), |p| p.target.value.clone());
+        let output = &self.project.profile.outputs[&target_name];
+        let resolver = Arc::new(NodeResolver {
+            index: self.index.clone(),
+            project_sources: self.sources.clone(),
+            outputs: self.outputs.clone(),
+            fragment_names: Arc::new(self.fragment_names(node)),
+            mode,
+        });
+        let dialect = resolver.dialect();
+        let this = match self.index.placements.get(&node.unique_id).and_then(|p| p.relation.clone()) {
+            Some(r) => {
+                let mut rel = Relation::new(r.database, r.schema, r.identifier, dialect);
+                if mode == Mode::Federation {
+                    rel.cte_name = Some(Dialect::DataFusion.quote("__this"));
+                }
+                rel
+            }
+            None => Relation::new(None, None, node.name.clone(), dialect),
+        };
+        let target = target_value(&self.project.profile.name, output);
+        let adapter_dialect = Dialect::from_adapter(&output.kind).unwrap_or(Dialect::Postgres);
+        let ctx_val = {
+            let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+            m.insert("this", Value::from_object(this.clone()));
+            m.insert("model", crate::loader::model_value(node));
+            m.insert("target", target.clone());
+            m.insert("execute", Value::from(true));
+            m.insert("project_name", Value::from(self.project.name.as_str()));
+            m.insert("flags", crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": self.full_refresh, "WHICH": "compile"})));
+            Value::from(m)
+        };
+        let ctx = Arc::new(NodeCtx {
+            package: node.package.clone(),
+            name: node.name.clone(),
+            unique_id: node.unique_id.clone(),
+            resource_type: node.resource_type.as_str().into(),
+            execute: true,
+            incremental,
+            // Macros dispatch on the target's adapter even when relations render for the compute.
+            dialect: adapter_dialect,
+            this: Some(this),
+            resolver: resolver.clone(),
+            vars: self.project.vars.clone(),
+            config: node.config.clone(),
+            target,
+            recorder: Mutex::new(Default::default()),
+        });
+        let raw = raw.unwrap_or(&node.raw);
+        let padded;
+        let src = if raw.is_empty() || node.raw_line <= 1 || raw.as_ptr() != node.raw.as_ptr() {
+            raw
+        } else {
+            padded = format!("{}{}", "\n".repeat(node.raw_line as usize - 1), raw);
+            padded.as_str()
+        };
+        let sql = match self.jinja.render(ctx.clone(), ctx_val, &node.file, src)? {
+            Rendered::Sql(s) => s,
+            Rendered::RuntimeOnly(r) => return Ok(Err(RuntimeOnly(r))),
+        };
+        let rec = ctx.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ephemerals = Vec::new();
+        for call in &rec.refs {
+            if let Some(uid) = self.index.find_ref(&node.package, call)
+                && self.index.ephemeral.contains(uid)
+                && !ephemerals.contains(uid)
+            {
+                ephemerals.push(uid.clone());
+            }
+        }
+        Ok(Ok(RenderOut { sql: sql.trim().to_string(), ephemerals }))
+    }
+
+    /// Renders `node` and inlines its ephemeral upstreams (recursively) as CTEs.
+    pub fn render_inlined(&self, node: &Node, mode: Mode, incremental: bool) -> Result<std::result::Result<String, RuntimeOnly>> {
+        let out = match self.render(node, None, mode, incremental)? {
+            Ok(o) => o,
+            Err(r) => return Ok(Err(r)),
+        };
+        if out.ephemerals.is_empty() {
+            return Ok(Ok(out.sql));
+        }
+        // Depth-first: an ephemeral's own ephemerals come first.
+        let mut ordered: Vec<(String, String)> = Vec::new();
+        let mut stack: Vec<String> = Vec::new();
+        for e in &out.ephemerals {
+            if let Err(r) = self.collect_ephemeral(e, mode, &mut ordered, &mut stack, node)? {
+                return Ok(Err(r));
+            }
+        }
+        let ctes: Vec<String> =
+            ordered.iter().map(|(uid, sql)| format!("__dbt__cte__{} as (\n{}\n)", self.project.nodes[uid].name, sql)).collect();
+        Ok(Ok(inject_ctes(&out.sql, &ctes)))
+    }
+
+    fn collect_ephemeral(
+        &self,
+        uid: &str,
+        mode: Mode,
+        ordered: &mut Vec<(String, String)>,
+        stack: &mut Vec<String>,
+        consumer: &Node,
+    ) -> Result<std::result::Result<(), RuntimeOnly>> {
+        if ordered.iter().any(|(u, _)| u == uid) {
+            return Ok(Ok(()));
+        }
+        if stack.iter().any(|u| u == uid) {
+            return Err(DvtError::new(
+                ErrorCode::Cycle,
+                format!("ephemeral models reference each other in a cycle: {}", stack.join(" -> ")),
+            )
+            .at(Location::file(&consumer.file)));
+        }
+        let node = &self.project.nodes[uid];
+        stack.push(uid.to_string());
+        let out = match self.render(node, None, mode, false)? {
+            Ok(o) => o,
+            Err(r) => return Ok(Err(r)),
+        };
+        for e in &out.ephemerals {
+            if let Err(r) = self.collect_ephemeral(e, mode, ordered, stack, consumer)? {
+                return Ok(Err(r));
+            }
+        }
+        stack.pop();
+        ordered.push((uid.to_string(), out.sql));
+        Ok(Ok(()))
+    }
+}
+
+/// Adds CTEs to a query: merged into its leading `WITH` if it has one.
+pub fn inject_ctes(sql: &str, ctes: &[String]) -> String {
+    let joined = ctes.join(",\n");
+    let body_start = skip_comments(sql);
+    let rest = &sql[body_start..];
+    let starts_with_with = rest.len() >= 4 && rest[..4].eq_ignore_ascii_case("with") && rest[4..].starts_with(|c: char| c.is_whitespace());
+    if starts_with_with {
+        let after = rest[4..].trim_start();
+        let recursive = after.len() >= 9 && after[..9].eq_ignore_ascii_case("recursive");
+        if recursive {
+            return format!("{}with recursive {joined},\n{}", &sql[..body_start], after[9..].trim_start());
+        }
+        format!("{}with {joined},\n{after}", &sql[..body_start])
+    } else {
+        format!("{}with {joined}\n{rest}", &sql[..body_start])
+    }
+}
+
+/// Offset of the first byte that is not whitespace or a SQL comment.
+fn skip_comments(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if b[i..].starts_with(b"--") {
+            i = sql[i..].find('\n').map_or(b.len(), |p| i + p + 1);
+        } else if b[i..].starts_with(b"/*") {
+            i = sql[i..].find("*/").map_or(b.len(), |p| i + p + 2);
+        } else {
+            return i;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inject_ctes;
+
+    #[test]
+    fn ctes_merge_into_a_leading_with() {
+        let c = vec!["__dbt__cte__e as (\nselect 1\n)".to_string()];
+        assert_eq!(
+            inject_ctes("-- hi\nwith a as (select 2) select * from a", &c),
+            "-- hi\nwith __dbt__cte__e as (\nselect 1\n),\na as (select 2) select * from a"
+        );
+        assert_eq!(inject_ctes("select * from x", &c), "with __dbt__cte__e as (\nselect 1\n)\nselect * from x");
+        assert_eq!(
+            inject_ctes("WITH RECURSIVE r as (select 1) select 1", &c),
+            "with recursive __dbt__cte__e as (\nselect 1\n),\nr as (select 1) select 1"
+        );
+        assert_eq!(inject_ctes("select 'without' as w", &c), "with __dbt__cte__e as (\nselect 1\n)\nselect 'without' as w");
+    }
+}

@@ -1,0 +1,284 @@
+//! Golden plans (checked by insta; `make golden` reviews changes), plan schema
+//! validation, determinism, and the compile-time errors of SPEC §2.
+
+use std::path::Path;
+
+use crate::support::*;
+
+/// (golden name, project, extra args)
+const GOLDEN: &[(&str, &str, &[&str])] = &[
+    ("quickstart", "examples/quickstart", &[]),
+    ("multi_db", "examples/multi_db", &[]),
+    ("jaffle_plain", "tests/fixtures/jaffle_plain", &[]),
+    ("rules_resolution", "tests/fixtures/rules/resolution", &[]),
+    ("rules_resolution_cli", "tests/fixtures/rules/resolution", &["--target", "duck", "--compute", "small", "--bucket", "s3_stage"]),
+    ("rules_coercion", "tests/fixtures/rules/coercion", &[]),
+    ("rules_incremental", "tests/fixtures/rules/incremental", &[]),
+    ("rules_incremental_full_refresh", "tests/fixtures/rules/incremental", &["--full-refresh", "-s", "pg_delete_insert"]),
+    ("rules_quoting", "tests/fixtures/rules/quoting", &[]),
+    ("rules_snapshots", "tests/fixtures/rules/snapshots", &[]),
+    ("rules_tests_hooks", "tests/fixtures/rules/tests_hooks", &[]),
+];
+
+fn compile_to_string(project: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let plan = out.path().join("plan.json");
+    let mut all = vec!["compile", "-o", plan.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let r = dvtc_env(project, &all, env);
+    assert_eq!(r.code, 0, "compile {} {args:?} failed: {}", project.display(), r.stderr);
+    std::fs::read_to_string(plan).unwrap()
+}
+
+fn plan_validator() -> jsonschema::Validator {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace().join("schema/plan.schema.json")).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+#[test]
+fn golden_plans() {
+    let validator = plan_validator();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(workspace().join("golden"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    for (name, dir, args) in GOLDEN {
+        let (_tmp, project) = scratch_copy(&workspace().join(dir));
+        let text = compile_to_string(&project, args, &[]);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{name}: plan does not match plan.schema.json: {errors:?}");
+        settings.bind(|| insta::assert_snapshot!(*name, text));
+    }
+}
+
+#[test]
+fn plans_are_deterministic_and_location_free() {
+    let (_a, p1) = scratch_copy(&example("multi_db"));
+    let (_b, p2) = scratch_copy(&example("multi_db"));
+    let first = compile_to_string(&p1, &[], &[]);
+    assert_eq!(first, compile_to_string(&p1, &[], &[]), "two compiles differ");
+    assert_eq!(first, compile_to_string(&p2, &[], &[]), "the plan depends on where the project lives");
+    // From another working directory with --project-dir.
+    let other = tempfile::tempdir().unwrap();
+    let plan = other.path().join("p.json");
+    let r = dvtc(other.path(), &["--project-dir", p1.to_str().unwrap(), "compile", "-o", plan.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(first, std::fs::read_to_string(plan).unwrap());
+    assert!(!first.contains(p1.to_str().unwrap()) && !first.contains("/tmp/"), "absolute paths in the plan");
+    // Secrets never reach the plan, even when set.
+    let (_c, p3) = scratch_copy(&workspace().join("tests/fixtures/rules/resolution"));
+    let with_secrets = compile_to_string(
+        &p3,
+        &[],
+        &[("NEVER_SET_PG_PASSWORD", "pg-s3cr3t"), ("AWS_KEY", "AKIA-s3cr3t"), ("DATABRICKS_TOKEN", "dapi-s3cr3t")],
+    );
+    assert!(!with_secrets.contains("s3cr3t"), "a secret reached the plan");
+}
+
+#[test]
+fn compile_writes_compiled_sql_and_summary() {
+    let (_t, p) = scratch_copy(&example("multi_db"));
+    let r = dvtc(&p, &["compile", "-s", "fact_transactions", "maria_to_pg"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The singular test on fact_transactions comes along (eager indirect selection).
+    assert!(r.stdout.contains("3 nodes: 2 pushdown, 1 federation, 1 coerced"), "{}", r.stdout);
+    assert!(r.stderr.contains("DVTW201"), "{}", r.stderr);
+    let sql = std::fs::read_to_string(p.join("target/compiled/multi_db/models/target/fact_transactions.sql")).unwrap();
+    assert!(sql.contains("\"dvt\".\"public\".\"stg_fact_transactions\""), "{sql}");
+    assert!(sql.contains("amount >= 0"), "vars are rendered: {sql}");
+    let plan: dvt_schema::Plan = serde_json::from_str(&std::fs::read_to_string(p.join("target/plan.json")).unwrap()).unwrap();
+    let n = &plan.nodes["model.multi_db.maria_to_pg"];
+    assert_eq!(n.materialization.effective, "table");
+    assert_eq!(n.federation.as_ref().unwrap().fragments[0].sql, "select * from `erp`.`countries`");
+    assert_eq!(
+        plan.order,
+        vec!["model.multi_db.maria_to_pg", "model.multi_db.fact_transactions", "test.multi_db.assert_fact_amounts_positive"]
+    );
+}
+
+#[test]
+fn explain_prints_the_decomposition() {
+    let (_t, p) = scratch_copy(&example("multi_db"));
+    let r = dvtc(&p, &["compile", "--explain", "three_way_to_duck"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for needle in [
+        "path: federation",
+        "compute: local [config]",
+        "fragment erp__countries on maria (mysql)",
+        "fragment hr__employees on pg (postgres)",
+        "remainder (datafusion)",
+    ] {
+        assert!(r.stdout.contains(needle), "missing `{needle}` in:\n{}", r.stdout);
+    }
+}
+
+fn compile_err(files: &[(&str, &str)], args: &[&str]) -> Run {
+    let dir = base_project(files);
+    let mut all = vec!["compile"];
+    all.extend_from_slice(args);
+    let r = dvtc(dir.path(), &all);
+    assert_eq!(r.code, 2, "expected an error: {} {}", r.stdout, r.stderr);
+    r
+}
+
+const SRC: (&str, &str) = ("models/src.yml", "version: 2\nsources:\n  - name: lake\n    connection: duck\n    tables: [{name: events}]\n");
+
+#[test]
+fn coercion_errors() {
+    let r =
+        compile_err(&[SRC, ("models/e.sql", "{{ config(materialized='ephemeral') }}\nselect * from {{ source('lake', 'events') }}")], &[]);
+    assert!(r.stderr.contains("error[DVT161] models/e.sql") && r.stderr.contains("materialize it as a table"), "{}", r.stderr);
+    let r = compile_err(
+        &[
+            SRC,
+            (
+                "snapshots/s.sql",
+                "{% snapshot s %}\n{{ config(unique_key='id', strategy='timestamp', updated_at='u') }}\nselect * from {{ source('lake', 'events') }}\n{% endsnapshot %}",
+            ),
+        ],
+        &[],
+    );
+    assert!(r.stderr.contains("DVT162"), "{}", r.stderr);
+    let r = compile_err(&[("models/m.sql", "{{ config(materialized='materialized_cube') }}\nselect 1")], &[]);
+    assert!(r.stderr.contains("DVT160") && r.stderr.contains("materialized_cube"), "{}", r.stderr);
+    let r = compile_err(
+        &[("models/m.sql", "{{ config(materialized='incremental', incremental_strategy='insert_overwrite') }}\nselect 1")],
+        &[],
+    );
+    assert!(r.stderr.contains("DVT160") && r.stderr.contains("not supported on postgres"), "{}", r.stderr);
+    let r = compile_err(&[("models/m.sql", "{{ config(target='nowhere') }}\nselect 1")], &[]);
+    assert!(r.stderr.contains("DVT104") && r.stderr.contains("models/m.sql"), "{}", r.stderr);
+    let r = compile_err(
+        &[SRC, ("models/m.sql", "{{ config(materialized='table') }}\nselect * from {{ source('lake', 'events') }}")],
+        &["--compute", "gpu_cluster"],
+    );
+    assert!(r.stderr.contains("DVT102") && r.stderr.contains("gpu_cluster"), "{}", r.stderr);
+    let r = compile_err(&[("models/m.sql", "{{ config(materialized='incremental', incremental_strategy='merge') }}\nselect 1")], &[]);
+    assert!(r.stderr.contains("needs a `unique_key`"), "{}", r.stderr);
+}
+
+#[test]
+fn ephemeral_on_pushdown_is_inlined_and_resolution_levels_are_recorded() {
+    let (_t, p) = scratch_copy(&workspace().join("tests/fixtures/rules/coercion"));
+    let text = compile_to_string(&p, &[], &[]);
+    let plan: dvt_schema::Plan = serde_json::from_str(&text).unwrap();
+    let sql = plan.nodes["model.coercion.uses_ephemerals"].compiled_sql.clone().unwrap();
+    let inner = sql.find("__dbt__cte__eph_inner as").expect("inner CTE");
+    let outer = sql.find("__dbt__cte__eph_outer as").expect("outer CTE");
+    assert!(inner < outer, "inner ephemeral must come first:\n{sql}");
+    assert_eq!(sql.matches("__dbt__cte__eph_inner as").count(), 1, "{sql}");
+    let fed = &plan.nodes["model.coercion.fed_incremental"];
+    let f = fed.federation.as_ref().unwrap();
+    assert!(f.remainder_incremental.as_ref().unwrap().contains("from \"__this\""), "{f:?}");
+    assert!(f.fragments.iter().any(|fr| fr.name == "__this" && fr.target == "duck"), "{f:?}");
+    let (_t2, p2) = scratch_copy(&workspace().join("tests/fixtures/rules/resolution"));
+    let plan: dvt_schema::Plan = serde_json::from_str(&compile_to_string(&p2, &[], &[])).unwrap();
+    let lvl = |id: &str| {
+        let n = &plan.nodes[id];
+        (
+            n.target.value.clone(),
+            serde_json::to_value(n.target.level).unwrap(),
+            n.compute.as_ref().map(|c| (c.value.clone(), serde_json::to_value(c.level).unwrap())),
+        )
+    };
+    assert_eq!(lvl("model.resolution.default_target"), ("pg".into(), "default".into(), None));
+    assert_eq!(lvl("model.resolution.config_target"), ("duck".into(), "config".into(), None));
+    assert_eq!(lvl("model.resolution.config_compute"), ("duck".into(), "config".into(), Some(("big".into(), "config".into()))));
+    assert_eq!(lvl("model.resolution.default_compute"), ("pg".into(), "default".into(), Some(("small".into(), "default".into()))));
+    let plan: dvt_schema::Plan = serde_json::from_str(&compile_to_string(&p2, &["--target", "duck", "--compute", "small"], &[])).unwrap();
+    let n = &plan.nodes["model.resolution.config_compute"];
+    assert_eq!((n.target.value.as_str(), n.compute.as_ref().unwrap().value.as_str()), ("duck", "small"));
+    assert_eq!(serde_json::to_value(n.target.level).unwrap(), "cli");
+    // With everything on duck, a duck-only model is pushed down.
+    assert_eq!(plan.nodes["model.resolution.config_target"].path, dvt_schema::plan::ExecutionPath::Pushdown);
+}
+
+#[test]
+fn diff_explains_a_change_and_exits_1() {
+    let (_t, p) = scratch_copy(&example("multi_db"));
+    let old = compile_to_string(&p, &[], &[]);
+    std::fs::write(
+        p.join("models/target/dim_packs.sql"),
+        "{{ config(target='duck') }}\nselect pack_id, pack_name from {{ ref('packs_db') }}\n",
+    )
+    .unwrap();
+    std::fs::remove_file(p.join("models/legacy/legacy_audit.sql")).unwrap();
+    std::fs::write(p.join("models/target/new_model.sql"), "select 1 as one\n").unwrap();
+    let new = compile_to_string(&p, &[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("old.json"), dir.path().join("new.json"));
+    std::fs::write(&a, &old).unwrap();
+    std::fs::write(&b, &new).unwrap();
+    let r = dvtc(dir.path(), &["diff", "old.json", "new.json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for needle in [
+        "nodes added (1):\n  model.multi_db.new_model",
+        "nodes removed (1):\n  model.multi_db.legacy_audit",
+        "model.multi_db.dim_packs: pg \"dvt\".\"public\".\"dim_packs\" -> duck \"warehouse\".\"main\".\"dim_packs\"",
+        "model.multi_db.dim_packs: pushdown -> federation",
+        "--- old/model.multi_db.dim_packs",
+        "-select pack_id, pack_name, category_id",
+    ] {
+        assert!(r.stdout.contains(needle), "missing `{needle}` in:\n{}", r.stdout);
+    }
+    let r = dvtc(dir.path(), &["diff", "old.json", "old.json"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("plans are equal"));
+    std::fs::write(&b, "{\"nope\": 1}").unwrap();
+    let r = dvtc(dir.path(), &["diff", "old.json", "new.json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("DVT170"), "{}", r.stderr);
+}
+
+/// Deterministic random projects (xorshift): the compiler either compiles them
+/// or reports a coded error — it never panics.
+#[test]
+fn random_projects_never_panic() {
+    use dvt_compiler::{cli::ProjectArgs, compile::CompileOptions, loader};
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mats = ["view", "table", "incremental", "ephemeral", "bogus"];
+    let targets = ["", "pg", "duck", "nowhere"];
+    let (mut ok, mut err) = (0, 0);
+    for case in 0..60 {
+        let mut files: Vec<(String, String)> = vec![(SRC.0.into(), SRC.1.into())];
+        let n = 1 + rnd(8) as usize;
+        for i in 0..n {
+            let mut cfg = format!("materialized='{}'", mats[rnd(mats.len() as u64) as usize]);
+            let t = targets[rnd(targets.len() as u64) as usize];
+            if !t.is_empty() {
+                cfg.push_str(&format!(", target='{t}'"));
+            }
+            if rnd(3) == 0 {
+                cfg.push_str(", unique_key='id'");
+            }
+            let from = match (i, rnd(3)) {
+                (0, _) | (_, 0) => "{{ source('lake', 'events') }}".to_string(),
+                _ => format!("{{{{ ref('m{}') }}}}", rnd(i as u64 + 1)),
+            };
+            let body = if rnd(5) == 0 { "{% if is_incremental() %}".to_string() } else { format!("select id from {from}") };
+            files.push((format!("models/m{i}.sql"), format!("{{{{ config({cfg}) }}}}\n{body}\n")));
+        }
+        let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let dir = base_project(&refs);
+        let args = ProjectArgs { project_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+        let result = loader::load(&args.load_options()).and_then(|(project, jinja, graph)| {
+            dvt_compiler::compile::compile(&project, &jinja, &graph, &CompileOptions::default()).map(|_| ())
+        });
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                assert!(e.code.as_str().starts_with("DVT1"), "case {case}: uncoded error {e}");
+                err += 1;
+            }
+        }
+    }
+    assert!(ok > 0 && err > 0, "both outcomes expected: {ok} ok, {err} errors");
+}
