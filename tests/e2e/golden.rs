@@ -92,9 +92,10 @@ fn compile_writes_compiled_sql_and_summary() {
     let n = &plan.nodes["model.multi_db.maria_to_pg"];
     assert_eq!(n.materialization.effective, "table");
     assert_eq!(n.federation.as_ref().unwrap().fragments[0].sql, "select * from `erp`.`countries`");
+    // Topological, ties broken by id.
     assert_eq!(
         plan.order,
-        vec!["model.multi_db.maria_to_pg", "model.multi_db.fact_transactions", "test.multi_db.assert_fact_amounts_positive"]
+        vec!["model.multi_db.fact_transactions", "model.multi_db.maria_to_pg", "test.multi_db.assert_fact_amounts_positive"]
     );
 }
 
