@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
 
-.PHONY: all build test demo golden schema fmt lint bench bench-parse clean
+.PHONY: all build test demo golden schema fmt lint bench bench-parse bench-compile clean
 
 all: build
 
@@ -39,12 +39,23 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: bench-parse
+bench: bench-parse bench-compile
 
 ## dvtc parse vs dbt parse on generated projects (1,000 and 5,000 models).
 bench-parse:
 	$(CARGO) build --workspace --release
-	bash scripts/bench_parse.sh "$(BUILD)" "$(SHARED)"
+	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" parse 1000 5000
+
+## dvtc compile vs dbt compile on generated projects (1,000 and 5,000 models).
+bench-compile:
+	$(CARGO) build --workspace --release
+	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" compile 1000 5000
+
+## Review golden plan changes (accepts them; inspect with git diff golden/).
+golden:
+	$(CARGO) build --workspace
+	INSTA_UPDATE=always $(CARGO) test -p dvt-e2e --test e2e golden
+	git --no-pager diff --stat golden/
 
 clean:
 	$(CARGO) clean

@@ -367,11 +367,53 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
     }
 }
 
-/// Serialises a plan deterministically (pretty JSON, trailing newline).
-pub fn plan_bytes(plan: &dvt_schema::Plan) -> Vec<u8> {
-    let mut v = serde_json::to_vec_pretty(plan).expect("plans serialise");
-    v.push(b'\n');
-    v
+/// Writes a plan deterministically (pretty JSON, trailing newline), streamed,
+/// through a temporary file so a crash never leaves half a plan.
+pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let file = std::fs::File::create(&tmp).map_err(|e| DvtError::io(&tmp, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    serde_json::to_writer_pretty(&mut w, plan).map_err(|e| DvtError::new(ErrorCode::Io, format!("cannot write {name}: {e}")))?;
+    w.write_all(b"\n").and_then(|()| w.flush()).map_err(|e| DvtError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| DvtError::io(&path, e))?;
+    Ok(path)
+}
+
+/// Writes `target/compiled/` files, each directory created once. File creation
+/// blocks on the file system rather than the CPU, so more threads than cores
+/// help; files whose content is unchanged are not rewritten.
+fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_schema::Plan) -> Result<()> {
+    let dirs: std::collections::BTreeSet<PathBuf> = files.iter().filter_map(|(p, _)| dir.join(p).parent().map(std::path::Path::to_path_buf)).collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).map_err(|e| DvtError::io(d, e))?;
+    }
+    const THREADS: usize = 8;
+    let chunk = files.len().div_ceil(THREADS).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<()> {
+                    for (path, uid) in part {
+                        let sql = plan.nodes.get(uid).and_then(|n| n.compiled_sql.as_deref()).unwrap_or_default();
+                        let p = dir.join(path);
+                        let mut text = String::with_capacity(sql.len() + 1);
+                        text.push_str(sql);
+                        text.push('\n');
+                        let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == text.len() as u64)
+                            && std::fs::read(&p).is_ok_and(|old| old == text.as_bytes());
+                        if !unchanged {
+                            std::fs::write(&p, text).map_err(|e| DvtError::io(&p, e))?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "a writer thread panicked"))))
+    })
 }
 
 /// `dvtc compile`.
@@ -384,25 +426,19 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs) -> Result<()> {
         warn(&format!("[{}] {}", w.code, w.message), args.log_format);
     }
     let target_dir = project.root.join(project.root_package().file.target_path());
-    let compiled_dir = target_dir.join("compiled");
-    for (path, sql) in &compiled.files {
-        let p = compiled_dir.join(path);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| DvtError::io(parent, e))?;
-        }
-        std::fs::write(&p, format!("{sql}\n")).map_err(|e| DvtError::io(&p, e))?;
-    }
-    let bytes = plan_bytes(&compiled.plan);
+    // The project is no longer needed, and the process ends soon: freeing it piece by piece costs ~0.2 s on 5,000 models.
+    std::mem::forget((project, jinja, graph));
+    crate::timing::phase("project freed");
+    write_compiled(&target_dir.join("compiled"), &compiled.files, &compiled.plan)?;
+    crate::timing::phase("compiled SQL written");
     let out = match &c.output {
         Some(p) => {
             let p = if p.is_absolute() { p.clone() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.clone()) };
-            if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| DvtError::io(parent, e))?;
-            }
-            std::fs::write(&p, &bytes).map_err(|e| DvtError::io(&p, e))?;
-            p
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plan.json".into());
+            write_plan(&dir, &name, &compiled.plan)?
         }
-        None => write_artifact(&project, "plan.json", &bytes)?,
+        None => write_plan(&target_dir, "plan.json", &compiled.plan)?,
     };
     crate::timing::phase("plan written");
     let mut stdout = std::io::stdout().lock();
@@ -411,6 +447,8 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs) -> Result<()> {
     }
     let _ = writeln!(stdout, "{}", compiled.summary());
     let _ = writeln!(stdout, "Wrote {} in {:.3}s", out.display(), start.elapsed().as_secs_f64());
+    // The process ends next; freeing the plan piece by piece is wasted time.
+    std::mem::forget(compiled);
     Ok(())
 }
 

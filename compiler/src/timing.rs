@@ -11,8 +11,8 @@ pub fn phase(name: &str) {
     if *ENABLED {
         let rss = std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
             .unwrap_or_default();
-        eprintln!("[timing] {:>8.1} ms  rss {rss:>7} kB  {name}", START.elapsed().as_secs_f64() * 1000.0);
+        eprintln!("[timing] {:>8.1} ms  peak {rss:>7} kB  {name}", START.elapsed().as_secs_f64() * 1000.0);
     }
 }

@@ -341,8 +341,6 @@ pub struct TestPlan {
     /// e.g. `!= 0`.
     pub warn_if: String,
     pub error_if: String,
-    /// The query that counts failures.
-    pub sql: Option<String>,
 }
 
 /// A compile warning.

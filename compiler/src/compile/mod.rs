@@ -41,7 +41,7 @@ pub struct CompileOptions {
 /// A compiled plan and the SQL files dbt users expect under `target/compiled/`.
 pub struct Compiled {
     pub plan: Plan,
-    /// (path under `target/compiled/`, SQL).
+    /// (path under `target/compiled/`, unique id of the node whose `compiled_sql` it holds).
     pub files: Vec<(String, String)>,
     /// Criteria that matched nothing.
     pub unmatched: Vec<String>,
@@ -194,7 +194,8 @@ fn compiled_path(node: &Node) -> String {
 struct NodeOut {
     node: PlanNode,
     warnings: Vec<PlanWarning>,
-    file: Option<(String, String)>,
+    /// Path under `target/compiled/`.
+    file: Option<String>,
 }
 
 fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
@@ -391,7 +392,6 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             }
         }
     }
-    let file_sql;
     match node.resource_type {
         ResourceType::Test => {
             let wrapped = tests::wrap(if federated { Dialect::DataFusion } else { dialect }, node, &sql);
@@ -401,10 +401,9 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 column_name: node.test.as_ref().and_then(|t| t.column_name.clone()),
                 warn_if: node.config.str("warn_if").unwrap_or("!= 0").into(),
                 error_if: node.config.str("error_if").unwrap_or("!= 0").into(),
-                sql: Some(wrapped.clone()),
             });
             if federated {
-                plan.federation = Some(federation(cx, node, wrapped.clone(), None, None));
+                plan.federation = Some(federation(cx, node, wrapped, None, None));
             } else {
                 plan.pushdown = Some(PushdownPlan {
                     dialect: dialect.name().into(),
@@ -413,13 +412,10 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                     replace: None,
                 });
             }
-            file_sql = sql.clone();
         }
         ResourceType::Analysis => {
-            file_sql = sql.clone();
         }
         _ if effective == "ephemeral" => {
-            file_sql = sql.clone();
         }
         _ if federated => {
             let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains("\"__this\"")));
@@ -447,7 +443,6 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                     vec![]
                 },
             });
-            file_sql = sql.clone();
         }
         _ => {
             let r = relation.clone().expect("writing nodes have a relation");
@@ -468,11 +463,10 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             }
             plan.pushdown = Some(PushdownPlan { dialect: dialect.name().into(), full_refresh: full, incremental: s.incremental, replace });
             plan.write = s.write;
-            file_sql = sql.clone();
         }
     }
     plan.compiled_sql = Some(sql);
-    Ok(NodeOut { node: plan, warnings, file: Some((compiled_path(node), file_sql)) })
+    Ok(NodeOut { node: plan, warnings, file: Some(compiled_path(node)) })
 }
 
 fn federation(cx: &Ctx<'_>, node: &Node, remainder: String, incremental: Option<String>, this: Option<&RelationRef>) -> FederationPlan {
@@ -505,15 +499,16 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let cx = Ctx { project, jinja, renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh), index, opts, tests_of };
     let order: Vec<String> =
         graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
-    let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
+    // Boxed: moving 20k large nodes out of an inline Vec into the map would hold both at once.
+    let outs: Vec<Result<Box<NodeOut>>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id]).map(Box::new)).collect();
     crate::timing::phase("nodes compiled");
     let mut nodes = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut files = Vec::new();
     for out in outs {
-        let out = out?;
+        let out = *out?;
         warnings.extend(out.warnings);
-        files.extend(out.file);
+        files.extend(out.file.map(|f| (f, out.node.unique_id.clone())));
         nodes.insert(out.node.unique_id.clone(), out.node);
     }
     warnings.sort();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# dvtc parse vs dbt parse, same machine, same run. Prints wall time, peak RSS and ratios.
+# dvtc <cmd> vs dbt <cmd> (parse or compile), same machine, same run. Prints wall time, peak RSS and ratios.
+# usage: bench_dbt.sh <build dir> <shared dir> <parse|compile> [model counts...]
 set -euo pipefail
-build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}")
+build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}"); cmd=${3:-parse}; shift 3 || true
+counts=${*:-1000 5000}
 mkdir -p "$build"
 bash "$(dirname "$0")/dbt_venv.sh" "$build"
 dvtc="$(pwd)/target/release/dvtc"
@@ -11,8 +13,8 @@ measure() { # prints "seconds max_rss_kb" of a command
   /usr/bin/time -o "$tfile" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
   tail -1 "$tfile"
 }
-printf '%-8s %-6s %10s %10s %10s %10s %8s\n' models tool wall_s rss_MB dbt_s dbt_MB ratio
-for n in 1000 5000; do
+printf '%-8s %-8s %10s %10s %10s %10s %8s\n' models command dvt_s dvt_MB dbt_s dbt_MB ratio
+for n in $counts; do
   proj="$build/bench_parse_$n"
   [ -d "$proj" ] || python3 "$shared/bench/gen_project.py" --out "$proj" --models "$n" >/dev/null
   # dbt rejects DVT's `connection:` key: give it the same project without it.
@@ -21,14 +23,14 @@ for n in 1000 5000; do
     cp -r "$proj" "$dbtproj"
     grep -rl --include='*.yml' 'connection:' "$dbtproj/models" | xargs sed -i '/^ *connection: /d'
   fi
-  (cd "$proj" && "$dvtc" parse >/dev/null)          # warm the page cache
+  (cd "$proj" && "$dvtc" "$cmd" >/dev/null)          # warm caches (and target/compiled/)
   best=""; best_rss=""
   for _ in 1 2 3; do
-    read -r s kb < <(cd "$proj" && measure "$dvtc" parse)
+    read -r s kb < <(cd "$proj" && measure "$dvtc" "$cmd")
     if [ -z "$best" ] || awk "BEGIN{exit !($s < $best)}"; then best=$s; best_rss=$kb; fi
   done
   rm -rf "$dbtproj/target/partial_parse.msgpack"
-  read -r ds dkb < <(cd "$dbtproj" && DBT_PROFILES_DIR="$dbtproj" measure "$build/dbtvenv/bin/dbt" parse --no-partial-parse)
+  read -r ds dkb < <(cd "$dbtproj" && DBT_PROFILES_DIR="$dbtproj" measure "$build/dbtvenv/bin/dbt" "$cmd" --no-partial-parse)
   ratio=$(awk "BEGIN{printf \"%.0fx\", $ds / ($best > 0 ? $best : 0.001)}")
-  printf '%-8s %-6s %10s %10.1f %10s %10.1f %8s\n' "$n" dvtc "$best" "$(awk "BEGIN{print $best_rss/1024}")" "$ds" "$(awk "BEGIN{print $dkb/1024}")" "$ratio"
+  printf '%-8s %-8s %10s %10.1f %10s %10.1f %8s\n' "$n" "$cmd" "$best" "$(awk "BEGIN{print $best_rss/1024}")" "$ds" "$(awk "BEGIN{print $dkb/1024}")" "$ratio"
 done
