@@ -385,7 +385,8 @@ pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan) ->
 /// blocks on the file system rather than the CPU, so more threads than cores
 /// help; files whose content is unchanged are not rewritten.
 fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_schema::Plan) -> Result<()> {
-    let dirs: std::collections::BTreeSet<PathBuf> = files.iter().filter_map(|(p, _)| dir.join(p).parent().map(std::path::Path::to_path_buf)).collect();
+    let dirs: std::collections::BTreeSet<PathBuf> =
+        files.iter().filter_map(|(p, _)| dir.join(p).parent().map(std::path::Path::to_path_buf)).collect();
     for d in &dirs {
         std::fs::create_dir_all(d).map_err(|e| DvtError::io(d, e))?;
     }

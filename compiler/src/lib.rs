@@ -10,6 +10,7 @@ pub mod compile;
 pub mod config;
 pub mod dialect;
 pub mod error;
+pub mod federate;
 pub mod graph;
 pub mod jinja;
 pub mod loader;

@@ -91,7 +91,8 @@ fn compile_writes_compiled_sql_and_summary() {
     let plan: dvt_schema::Plan = serde_json::from_str(&std::fs::read_to_string(p.join("target/plan.json")).unwrap()).unwrap();
     let n = &plan.nodes["model.multi_db.maria_to_pg"];
     assert_eq!(n.materialization.effective, "table");
-    assert_eq!(n.federation.as_ref().unwrap().fragments[0].sql, "select * from `erp`.`countries`");
+    // Only the columns the model reads.
+    assert_eq!(n.federation.as_ref().unwrap().fragments[0].sql, "select country_code, country_name, region_id from `erp`.`countries`");
     // Topological, ties broken by id.
     assert_eq!(
         plan.order,

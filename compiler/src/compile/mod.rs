@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use dvt_schema::plan::{
-    Coercion, ExecutionPath, FederationPlan, Fragment, Invocation, Level, Materialization, PLAN_VERSION, Plan, PlanBucket, PlanCompute,
-    PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, SeedPlan, Statement, TestPlan, Upstream,
-    WriteStrategy,
+    Coercion, ExecutionPath, FederationPlan, Fragment, FragmentColumn, Invocation, Level, Materialization, PLAN_VERSION, Plan, PlanBucket,
+    PlanCompute, PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, SeedPlan, Statement, TestPlan,
+    Upstream, WriteStrategy,
 };
 use rayon::prelude::*;
 use serde_json::Value as Json;
@@ -403,7 +403,9 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 error_if: node.config.str("error_if").unwrap_or("!= 0").into(),
             });
             if federated {
-                plan.federation = Some(federation(cx, node, wrapped, None, None));
+                let (f, w) = federation(cx, node, wrapped, None, None);
+                plan.federation = Some(f);
+                warnings.extend(w);
             } else {
                 plan.pushdown = Some(PushdownPlan {
                     dialect: dialect.name().into(),
@@ -413,13 +415,13 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 });
             }
         }
-        ResourceType::Analysis => {
-        }
-        _ if effective == "ephemeral" => {
-        }
+        ResourceType::Analysis => {}
+        _ if effective == "ephemeral" => {}
         _ if federated => {
             let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains("\"__this\"")));
-            plan.federation = Some(federation(cx, node, sql.clone(), incremental_sql.clone(), this));
+            let (f, w) = federation(cx, node, sql.clone(), incremental_sql.clone(), this);
+            plan.federation = Some(f);
+            warnings.extend(w);
             let keys = match node.config.get("unique_key") {
                 Some(Json::String(s)) => vec![s.clone()],
                 Some(Json::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
@@ -469,16 +471,95 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     Ok(NodeOut { node: plan, warnings, file: Some(compiled_path(node)) })
 }
 
-fn federation(cx: &Ctx<'_>, node: &Node, remainder: String, incremental: Option<String>, this: Option<&RelationRef>) -> FederationPlan {
-    FederationPlan {
+fn federation(
+    cx: &Ctx<'_>,
+    node: &Node,
+    remainder: String,
+    incremental: Option<String>,
+    this: Option<&RelationRef>,
+) -> (FederationPlan, Vec<PlanWarning>) {
+    let mut fragments = cx.fragments(node, this);
+    let inputs: Vec<crate::federate::FragmentInput> = fragments
+        .iter()
+        .map(|f| crate::federate::FragmentInput {
+            name: f.name.clone(),
+            dialect: Dialect::from_adapter(&f.dialect).unwrap_or(Dialect::Postgres),
+            relation: f.sql.trim_start_matches("select * from ").to_string(),
+        })
+        .collect();
+    let mut sqls: Vec<&str> = vec![&remainder];
+    if let Some(i) = &incremental {
+        sqls.push(i);
+    }
+    let split = crate::federate::split(&sqls, &inputs);
+    for f in &mut fragments {
+        if let Some(out) = split.fragments.get(&f.name) {
+            f.sql = out.sql.clone();
+            let declared = declared_types(cx.project, &f.upstream);
+            f.columns = out
+                .columns
+                .iter()
+                .flatten()
+                .map(|c| {
+                    let bare = c.trim_matches(|ch| ch == '"' || ch == '`');
+                    FragmentColumn {
+                        name: bare.to_string(),
+                        arrow_type: declared.get(&bare.to_ascii_lowercase()).and_then(|t| arrow_type(t)),
+                    }
+                })
+                .collect();
+        }
+    }
+    let warnings = split
+        .fallbacks
+        .iter()
+        .map(|f| PlanWarning {
+            code: "DVTW301".into(),
+            node: node.unique_id.clone(),
+            message: format!("federation of `{}`: {f}", node.name),
+        })
+        .collect();
+    let plan = FederationPlan {
         compute_dialect: Dialect::DataFusion.name().into(),
-        fragments: cx.fragments(node, this),
+        fragments,
         remainder,
         remainder_incremental: incremental,
         casts: vec![],
-        predicates: vec![],
-        fallbacks: vec!["each fragment reads its whole relation (no projection or filter pushdown yet)".into()],
-    }
+        predicates: split.predicates,
+        fallbacks: split.fallbacks,
+    };
+    (plan, warnings)
+}
+
+/// Column types declared in YAML for an upstream (lower-cased names).
+fn declared_types(project: &Project, uid: &str) -> BTreeMap<String, String> {
+    let cols = project.sources.get(uid).map(|s| &s.columns).or_else(|| project.nodes.get(uid).map(|n| &n.columns));
+    cols.into_iter().flatten().filter_map(|(k, c)| c.data_type.clone().map(|t| (k.to_ascii_lowercase(), t))).collect()
+}
+
+/// The Arrow type a declared SQL type reads as.
+pub fn arrow_type(sql_type: &str) -> Option<String> {
+    let t = sql_type.trim().to_ascii_lowercase();
+    let (base, args) = t.split_once('(').map_or((t.as_str(), ""), |(b, a)| (b.trim(), a.trim_end_matches(')')));
+    Some(match base {
+        "smallint" | "int2" => "Int16".into(),
+        "int" | "integer" | "int4" => "Int32".into(),
+        "bigint" | "int8" => "Int64".into(),
+        "real" | "float4" => "Float32".into(),
+        "double" | "double precision" | "float" | "float8" => "Float64".into(),
+        "numeric" | "decimal" | "number" => {
+            let mut it = args.split(',').map(|x| x.trim().parse::<u8>().ok());
+            let p = it.next().flatten().unwrap_or(38);
+            let s = it.next().flatten().unwrap_or(if args.is_empty() { 10 } else { 0 });
+            format!("Decimal128({p}, {s})")
+        }
+        "text" | "varchar" | "string" | "char" | "character varying" => "Utf8".into(),
+        "bool" | "boolean" => "Boolean".into(),
+        "date" => "Date32".into(),
+        "timestamp" | "datetime" | "timestamp without time zone" | "timestamp_ntz" => "Timestamp(Microsecond, None)".into(),
+        "timestamptz" | "timestamp with time zone" | "timestamp_tz" => "Timestamp(Microsecond, Some(\"UTC\"))".into(),
+        _ => return None,
+    })
 }
 
 /// Compiles the selected nodes of `project`.

@@ -1,0 +1,91 @@
+//! Unit tests of the splitting rules; the differential proof is in tests/e2e.
+
+use super::*;
+
+fn inputs(names: &[(&str, Dialect)]) -> Vec<FragmentInput> {
+    names.iter().map(|(n, d)| FragmentInput { name: n.to_string(), dialect: *d, relation: format!("src_{n}") }).collect()
+}
+
+fn frag(s: &Split, n: &str) -> String {
+    s.fragments[n].sql.clone()
+}
+
+#[test]
+fn anti_join_filter_is_not_pushed_into_the_null_supplying_side() {
+    let s = split(
+        &["select a.id from a left join b on b.id = a.id where b.id is null and a.x > 3"],
+        &inputs(&[("a", Dialect::Postgres), ("b", Dialect::Postgres)]),
+    );
+    assert_eq!(frag(&s, "a"), "select id, x from src_a where (a.x > 3)".replace("a.x", "x"));
+    assert_eq!(frag(&s, "b"), "select id from src_b");
+    assert!(s.predicates.iter().any(|p| p.predicate == "b.id IS NULL" && p.pushed_to.is_none()));
+}
+
+#[test]
+fn on_clause_of_the_null_supplying_side_is_pushed() {
+    let s = split(
+        &["select a.id, b.v from a left join b on b.id = a.id and b.v = 1 and a.x = 2"],
+        &inputs(&[("a", Dialect::Duckdb), ("b", Dialect::Duckdb)]),
+    );
+    assert_eq!(frag(&s, "b"), "select id, v from src_b where (v = 1)");
+    assert_eq!(frag(&s, "a"), "select id, x from src_a");
+}
+
+#[test]
+fn self_join_gets_an_or_of_its_filters() {
+    let s = split(&["select x.id from t x join t y on x.p = y.id where x.k = 1 and y.k = 2"], &inputs(&[("t", Dialect::Postgres)]));
+    assert_eq!(frag(&s, "t"), "select id, k, p from src_t where ((k = 1)) or ((k = 2))");
+    let s = split(&["select x.id from t x join t y on x.p = y.id where x.k = 1"], &inputs(&[("t", Dialect::Postgres)]));
+    assert_eq!(frag(&s, "t"), "select id, k, p from src_t");
+}
+
+#[test]
+fn limits_only_where_they_cannot_change_the_result() {
+    let one = inputs(&[("t", Dialect::Sqlite)]);
+    let s = split(&["select id, v from t where v > 1 order by id limit 5"], &one);
+    assert_eq!(frag(&s, "t"), "select id, v from src_t where (v > 1) order by id asc nulls last limit 5");
+    for q in [
+        "select v, count(*) from t group by v order by v limit 5",
+        "select distinct v from t order by v limit 5",
+        "select id, row_number() over (order by v) from t order by id limit 5",
+        "select id from t where v > 1 or id like 'x%' order by id limit 5",
+    ] {
+        let s = split(&[q], &one);
+        assert!(!frag(&s, "t").contains("limit"), "{q} -> {}", frag(&s, "t"));
+    }
+    // Collation-dependent sources keep the limit in the remainder.
+    let s = split(&["select id from t order by id limit 5"], &inputs(&[("t", Dialect::Postgres)]));
+    assert!(!frag(&s, "t").contains("limit"));
+}
+
+#[test]
+fn filters_in_a_cte_stay_in_its_scope() {
+    let s = split(&["with c as (select id, v from t where v = 1) select * from c where c.id > 2"], &inputs(&[("t", Dialect::Postgres)]));
+    assert_eq!(frag(&s, "t"), "select id, v from src_t where (v = 1)");
+    assert!(s.predicates.iter().any(|p| p.predicate == "c.id > 2" && p.pushed_to.is_none()));
+}
+
+#[test]
+fn mysql_gets_no_string_predicates_and_unparsable_sql_falls_back() {
+    let s = split(&["select id from t where name = 'x' and id = 3"], &inputs(&[("t", Dialect::Mysql)]));
+    assert_eq!(frag(&s, "t"), "select id, name from src_t where (id = 3)");
+    let s = split(&["select ((( from"], &inputs(&[("t", Dialect::Mysql)]));
+    assert_eq!(frag(&s, "t"), "select * from src_t");
+    assert!(s.fallbacks[0].contains("could not be parsed"));
+}
+
+#[test]
+fn subqueries_star_and_ambiguity_read_more() {
+    let two = inputs(&[("a", Dialect::Postgres), ("b", Dialect::Postgres)]);
+    let s = split(&["select a.id from a where a.id in (select b.id from b where b.k = 1)"], &two);
+    assert_eq!(frag(&s, "b"), "select id, k from src_b where (k = 1)");
+    assert_eq!(frag(&s, "a"), "select id from src_a");
+    let s = split(&["select id from a join b on a.k = b.k"], &two);
+    assert_eq!(frag(&s, "a"), "select * from src_a");
+    let s = split(&["select a.*, b.k from a join b on a.k = b.k"], &two);
+    assert_eq!((frag(&s, "a"), frag(&s, "b")), ("select * from src_a".into(), "select k from src_b".into()));
+    let s = split(&["select a.id as n from a order by n"], &two);
+    assert_eq!(frag(&s, "a"), "select * from src_a");
+    let s = split(&["select a.\"Mixed Col\" from a"], &two);
+    assert_eq!(frag(&s, "a"), "select \"Mixed Col\" from src_a");
+}
