@@ -179,7 +179,7 @@ fn decomposed_queries_return_the_same_rows() {
         // Decomposed: each table in its own database, fragments moved to the compute.
         let inputs: Vec<FragmentInput> =
             TABLES.iter().map(|t| FragmentInput { name: t.to_string(), dialect: Dialect::Sqlite, relation: format!("\"{t}\"") }).collect();
-        let s = split(&[&sql], &inputs);
+        let s = split(&[&sql], &inputs, Dialect::Sqlite);
         let compute = Connection::open_in_memory().unwrap();
         for (t, rows) in TABLES.iter().zip(&data) {
             let source = Connection::open_in_memory().unwrap();

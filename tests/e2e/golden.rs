@@ -18,6 +18,7 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("rules_quoting", "tests/fixtures/rules/quoting", &[]),
     ("rules_snapshots", "tests/fixtures/rules/snapshots", &[]),
     ("rules_tests_hooks", "tests/fixtures/rules/tests_hooks", &[]),
+    ("rules_federation", "tests/fixtures/rules/federation", &[]),
 ];
 
 fn compile_to_string(project: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
@@ -175,6 +176,11 @@ fn ephemeral_on_pushdown_is_inlined_and_resolution_levels_are_recorded() {
     let f = fed.federation.as_ref().unwrap();
     assert!(f.remainder_incremental.as_ref().unwrap().contains("from \"__this\""), "{f:?}");
     assert!(f.fragments.iter().any(|fr| fr.name == "__this" && fr.target == "duck"), "{f:?}");
+    // The `{{ this }}` subquery is recorded for evaluation on the target at run time.
+    assert_eq!(
+        fed.write.as_ref().unwrap().this_subqueries,
+        vec!["SELECT max(updated_at) FROM \"lake\".\"main\".\"fed_incremental\"".to_string()]
+    );
     let (_t2, p2) = scratch_copy(&workspace().join("tests/fixtures/rules/resolution"));
     let plan: dvt_schema::Plan = serde_json::from_str(&compile_to_string(&p2, &[], &[])).unwrap();
     let lvl = |id: &str| {

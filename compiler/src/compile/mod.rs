@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use dvt_schema::plan::{
-    Coercion, ExecutionPath, FederationPlan, Fragment, FragmentColumn, Invocation, Level, Materialization, PLAN_VERSION, Plan, PlanBucket,
-    PlanCompute, PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, SeedPlan, Statement, TestPlan,
-    Upstream, WriteStrategy,
+    Coercion, ColumnCast, ExecutionPath, FederationPlan, Fragment, FragmentColumn, Invocation, Level, Materialization, PLAN_VERSION, Plan,
+    PlanBucket, PlanCompute, PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, SeedPlan, Statement,
+    TestPlan, Upstream, WriteStrategy,
 };
 use rayon::prelude::*;
 use serde_json::Value as Json;
@@ -319,7 +319,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     let compute = if federated { Some(resolve::compute_of(project, node, o)?) } else { None };
     let bucket = if federated || node.resource_type == ResourceType::Seed { Some(resolve::bucket_of(project, node, o)?) } else { None };
     let dialect = cx.dialect_of(&target.value);
-    let mode = if federated { Mode::Federation } else { Mode::Pushdown(dialect) };
+    let mode = if federated { Mode::Federation(dialect) } else { Mode::Pushdown(dialect) };
     let relation = placement.as_ref().and_then(|p| p.relation.clone());
     let mut plan = PlanNode {
         unique_id: node.unique_id.clone(),
@@ -394,7 +394,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     }
     match node.resource_type {
         ResourceType::Test => {
-            let wrapped = tests::wrap(if federated { Dialect::DataFusion } else { dialect }, node, &sql);
+            let wrapped = tests::wrap(dialect, node, &sql);
             plan.test = Some(TestPlan {
                 severity: node.config.str("severity").unwrap_or("ERROR").to_ascii_uppercase(),
                 attached_node: node.test.as_ref().map(|t| t.attached_node.clone()),
@@ -403,7 +403,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 error_if: node.config.str("error_if").unwrap_or("!= 0").into(),
             });
             if federated {
-                let (f, w) = federation(cx, node, wrapped, None, None);
+                let (f, w) = federation(cx, node, dialect, wrapped, None, None);
                 plan.federation = Some(f);
                 warnings.extend(w);
             } else {
@@ -418,8 +418,9 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         ResourceType::Analysis => {}
         _ if effective == "ephemeral" => {}
         _ if federated => {
-            let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains("\"__this\"")));
-            let (f, w) = federation(cx, node, sql.clone(), incremental_sql.clone(), this);
+            let this_name = dialect.quote("__this");
+            let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains(&this_name)));
+            let (f, w) = federation(cx, node, dialect, sql.clone(), incremental_sql.clone(), this);
             plan.federation = Some(f);
             warnings.extend(w);
             let keys = match node.config.get("unique_key") {
@@ -439,10 +440,9 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                     .str("on_schema_change")
                     .unwrap_or(if effective == "incremental" { "ignore" } else { "fail" })
                     .into(),
-                this_subqueries: if this.is_some() {
-                    vec![format!("select * from {}", relation.as_ref().expect("checked").rendered)]
-                } else {
-                    vec![]
+                this_subqueries: match (this, &incremental_sql) {
+                    (Some(r), Some(inc)) => crate::federate::this_subqueries(inc, dialect, "__this", &r.rendered),
+                    _ => vec![],
                 },
             });
         }
@@ -474,6 +474,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
 fn federation(
     cx: &Ctx<'_>,
     node: &Node,
+    target_dialect: Dialect,
     remainder: String,
     incremental: Option<String>,
     this: Option<&RelationRef>,
@@ -491,7 +492,7 @@ fn federation(
     if let Some(i) = &incremental {
         sqls.push(i);
     }
-    let split = crate::federate::split(&sqls, &inputs);
+    let split = crate::federate::split(&sqls, &inputs, target_dialect);
     for f in &mut fragments {
         if let Some(out) = split.fragments.get(&f.name) {
             f.sql = out.sql.clone();
@@ -522,9 +523,19 @@ fn federation(
     let plan = FederationPlan {
         compute_dialect: Dialect::DataFusion.name().into(),
         fragments,
-        remainder,
-        remainder_incremental: incremental,
-        casts: vec![],
+        remainder: crate::federate::to_compute_sql(&remainder, target_dialect),
+        remainder_incremental: incremental.map(|i| crate::federate::to_compute_sql(&i, target_dialect)),
+        casts: node
+            .columns
+            .values()
+            .filter_map(|c| {
+                c.data_type.as_ref().map(|t| ColumnCast {
+                    column: c.name.clone(),
+                    to: t.clone(),
+                    reason: "data_type declared in the properties YAML".into(),
+                })
+            })
+            .collect(),
         predicates: split.predicates,
         fallbacks: split.fallbacks,
     };

@@ -89,8 +89,9 @@ type SourceLoc = (String, Option<String>, String, String);
 pub enum Mode {
     /// Real names in the target's dialect.
     Pushdown(Dialect),
-    /// Fragment names (DataFusion quoting).
-    Federation,
+    /// Fragment names, quoted in the target's dialect (the remainder is
+    /// requoted for the compute after splitting).
+    Federation(Dialect),
 }
 
 struct NodeResolver {
@@ -104,15 +105,14 @@ struct NodeResolver {
 impl NodeResolver {
     fn dialect(&self) -> Dialect {
         match self.mode {
-            Mode::Pushdown(d) => d,
-            Mode::Federation => Dialect::DataFusion,
+            Mode::Pushdown(d) | Mode::Federation(d) => d,
         }
     }
 
     fn as_fragment(&self, uid: &str, mut r: Relation) -> Relation {
-        if self.mode == Mode::Federation {
+        if let Mode::Federation(d) = self.mode {
             let name = self.fragment_names.get(uid).cloned().unwrap_or_else(|| uid.to_string());
-            r.cte_name = Some(Dialect::DataFusion.quote(&name));
+            r.cte_name = Some(d.quote(&name));
         }
         r
     }
@@ -221,8 +221,8 @@ impl<'a> Renderer<'a> {
         let this = match self.index.placements.get(&node.unique_id).and_then(|p| p.relation.clone()) {
             Some(r) => {
                 let mut rel = Relation::new(r.database, r.schema, r.identifier, dialect);
-                if mode == Mode::Federation {
-                    rel.cte_name = Some(Dialect::DataFusion.quote("__this"));
+                if let Mode::Federation(d) = mode {
+                    rel.cte_name = Some(d.quote("__this"));
                 }
                 rel
             }

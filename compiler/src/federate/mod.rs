@@ -30,8 +30,12 @@ use sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, OrderByKind, Query, Select, SelectItem, SetExpr,
     TableFactor, UnaryOperator, Value, Visit, Visitor,
 };
-use sqlparser::dialect::GenericDialect;
+use sqlparser::dialect::{
+    DatabricksDialect, Dialect as ParserDialect, DuckDbDialect, GenericDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect,
+    SnowflakeDialect,
+};
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::dialect::Dialect;
 
@@ -615,14 +619,48 @@ fn constraint(op: &JoinOperator) -> &JoinConstraint {
     }
 }
 
+/// The sqlparser dialect that reads SQL written for `d`.
+fn parser_dialect(d: Dialect) -> Box<dyn ParserDialect> {
+    match d {
+        Dialect::Postgres => Box::new(PostgreSqlDialect {}),
+        Dialect::Mysql => Box::new(MySqlDialect {}),
+        Dialect::Sqlite => Box::new(SQLiteDialect {}),
+        Dialect::Duckdb => Box::new(DuckDbDialect {}),
+        Dialect::Snowflake => Box::new(SnowflakeDialect),
+        Dialect::Databricks => Box::new(DatabricksDialect {}),
+        Dialect::DataFusion => Box::new(GenericDialect {}),
+    }
+}
+
+/// Rewrites SQL written for `from` into the compute's (DataFusion) lexical
+/// conventions: backtick identifiers become double-quoted, MySQL's
+/// double-quoted strings become single-quoted. Tokens are otherwise kept, so
+/// the query reads the same. Unreadable SQL is returned unchanged.
+pub fn to_compute_sql(sql: &str, from: Dialect) -> String {
+    if !matches!(from, Dialect::Mysql | Dialect::Databricks) {
+        return sql.to_string();
+    }
+    let d = parser_dialect(from);
+    let Ok(tokens) = Tokenizer::new(d.as_ref(), sql).tokenize() else { return sql.to_string() };
+    tokens
+        .into_iter()
+        .map(|t| match t {
+            Token::Word(w) if w.quote_style == Some('`') => Dialect::DataFusion.quote(&w.value),
+            Token::DoubleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 /// Splits `sqls` (the renderings of one node that share fragments, e.g. full and
-/// incremental) over `inputs`.
-pub fn split(sqls: &[&str], inputs: &[FragmentInput]) -> Split {
+/// incremental, written in the target's dialect `dialect`) over `inputs`.
+pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split {
+    let parser = parser_dialect(dialect);
     let by_name: BTreeMap<String, FragmentInput> = inputs.iter().map(|i| (i.name.clone(), i.clone())).collect();
     let mut w = Walker { inputs: &by_name, occ: Vec::new(), predicates: Vec::new(), fallbacks: BTreeSet::new() };
     let mut failed = false;
     for sql in sqls {
-        match Parser::parse_sql(&GenericDialect {}, sql) {
+        match Parser::parse_sql(parser.as_ref(), sql) {
             Ok(stmts) if stmts.len() == 1 => match &stmts[0] {
                 sqlparser::ast::Statement::Query(q) => w.query(q, &BTreeSet::new(), &[]),
                 _ => {
@@ -688,3 +726,29 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput]) -> Split {
 
 #[cfg(test)]
 mod tests;
+
+/// Scalar subqueries over the incremental model's own table (`(select max(x)
+/// from {{ this }})`), rewritten to run on the target, so the runtime can
+/// evaluate them there and use the value as a literal.
+pub fn this_subqueries(sql: &str, dialect: Dialect, this_name: &str, target_relation: &str) -> Vec<String> {
+    let parser = parser_dialect(dialect);
+    let Ok(stmts) = Parser::parse_sql(parser.as_ref(), sql) else { return vec![] };
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(&stmts, |e| {
+        if let Expr::Subquery(q) = e
+            && let SetExpr::Select(sel) = q.body.as_ref()
+        {
+            let only_this = sel.from.len() == 1
+                && sel.from[0].joins.is_empty()
+                && matches!(&sel.from[0].relation, TableFactor::Table { name, .. } if name.0.len() == 1 && name.0[0].as_ident().is_some_and(|i| i.value == this_name));
+            if only_this {
+                let text = q.to_string().replace(&dialect.quote(this_name), target_relation);
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}

@@ -15,6 +15,7 @@ fn anti_join_filter_is_not_pushed_into_the_null_supplying_side() {
     let s = split(
         &["select a.id from a left join b on b.id = a.id where b.id is null and a.x > 3"],
         &inputs(&[("a", Dialect::Postgres), ("b", Dialect::Postgres)]),
+        Dialect::Postgres,
     );
     assert_eq!(frag(&s, "a"), "select id, x from src_a where (a.x > 3)".replace("a.x", "x"));
     assert_eq!(frag(&s, "b"), "select id from src_b");
@@ -26,6 +27,7 @@ fn on_clause_of_the_null_supplying_side_is_pushed() {
     let s = split(
         &["select a.id, b.v from a left join b on b.id = a.id and b.v = 1 and a.x = 2"],
         &inputs(&[("a", Dialect::Duckdb), ("b", Dialect::Duckdb)]),
+        Dialect::Postgres,
     );
     assert_eq!(frag(&s, "b"), "select id, v from src_b where (v = 1)");
     assert_eq!(frag(&s, "a"), "select id, x from src_a");
@@ -33,16 +35,20 @@ fn on_clause_of_the_null_supplying_side_is_pushed() {
 
 #[test]
 fn self_join_gets_an_or_of_its_filters() {
-    let s = split(&["select x.id from t x join t y on x.p = y.id where x.k = 1 and y.k = 2"], &inputs(&[("t", Dialect::Postgres)]));
+    let s = split(
+        &["select x.id from t x join t y on x.p = y.id where x.k = 1 and y.k = 2"],
+        &inputs(&[("t", Dialect::Postgres)]),
+        Dialect::Postgres,
+    );
     assert_eq!(frag(&s, "t"), "select id, k, p from src_t where ((k = 1)) or ((k = 2))");
-    let s = split(&["select x.id from t x join t y on x.p = y.id where x.k = 1"], &inputs(&[("t", Dialect::Postgres)]));
+    let s = split(&["select x.id from t x join t y on x.p = y.id where x.k = 1"], &inputs(&[("t", Dialect::Postgres)]), Dialect::Postgres);
     assert_eq!(frag(&s, "t"), "select id, k, p from src_t");
 }
 
 #[test]
 fn limits_only_where_they_cannot_change_the_result() {
     let one = inputs(&[("t", Dialect::Sqlite)]);
-    let s = split(&["select id, v from t where v > 1 order by id limit 5"], &one);
+    let s = split(&["select id, v from t where v > 1 order by id limit 5"], &one, Dialect::Postgres);
     assert_eq!(frag(&s, "t"), "select id, v from src_t where (v > 1) order by id asc nulls last limit 5");
     for q in [
         "select v, count(*) from t group by v order by v limit 5",
@@ -50,26 +56,30 @@ fn limits_only_where_they_cannot_change_the_result() {
         "select id, row_number() over (order by v) from t order by id limit 5",
         "select id from t where v > 1 or id like 'x%' order by id limit 5",
     ] {
-        let s = split(&[q], &one);
+        let s = split(&[q], &one, Dialect::Postgres);
         assert!(!frag(&s, "t").contains("limit"), "{q} -> {}", frag(&s, "t"));
     }
     // Collation-dependent sources keep the limit in the remainder.
-    let s = split(&["select id from t order by id limit 5"], &inputs(&[("t", Dialect::Postgres)]));
+    let s = split(&["select id from t order by id limit 5"], &inputs(&[("t", Dialect::Postgres)]), Dialect::Postgres);
     assert!(!frag(&s, "t").contains("limit"));
 }
 
 #[test]
 fn filters_in_a_cte_stay_in_its_scope() {
-    let s = split(&["with c as (select id, v from t where v = 1) select * from c where c.id > 2"], &inputs(&[("t", Dialect::Postgres)]));
+    let s = split(
+        &["with c as (select id, v from t where v = 1) select * from c where c.id > 2"],
+        &inputs(&[("t", Dialect::Postgres)]),
+        Dialect::Postgres,
+    );
     assert_eq!(frag(&s, "t"), "select id, v from src_t where (v = 1)");
     assert!(s.predicates.iter().any(|p| p.predicate == "c.id > 2" && p.pushed_to.is_none()));
 }
 
 #[test]
 fn mysql_gets_no_string_predicates_and_unparsable_sql_falls_back() {
-    let s = split(&["select id from t where name = 'x' and id = 3"], &inputs(&[("t", Dialect::Mysql)]));
+    let s = split(&["select id from t where name = 'x' and id = 3"], &inputs(&[("t", Dialect::Mysql)]), Dialect::Postgres);
     assert_eq!(frag(&s, "t"), "select id, name from src_t where (id = 3)");
-    let s = split(&["select ((( from"], &inputs(&[("t", Dialect::Mysql)]));
+    let s = split(&["select ((( from"], &inputs(&[("t", Dialect::Mysql)]), Dialect::Postgres);
     assert_eq!(frag(&s, "t"), "select * from src_t");
     assert!(s.fallbacks[0].contains("could not be parsed"));
 }
@@ -77,15 +87,23 @@ fn mysql_gets_no_string_predicates_and_unparsable_sql_falls_back() {
 #[test]
 fn subqueries_star_and_ambiguity_read_more() {
     let two = inputs(&[("a", Dialect::Postgres), ("b", Dialect::Postgres)]);
-    let s = split(&["select a.id from a where a.id in (select b.id from b where b.k = 1)"], &two);
+    let s = split(&["select a.id from a where a.id in (select b.id from b where b.k = 1)"], &two, Dialect::Postgres);
     assert_eq!(frag(&s, "b"), "select id, k from src_b where (k = 1)");
     assert_eq!(frag(&s, "a"), "select id from src_a");
-    let s = split(&["select id from a join b on a.k = b.k"], &two);
+    let s = split(&["select id from a join b on a.k = b.k"], &two, Dialect::Postgres);
     assert_eq!(frag(&s, "a"), "select * from src_a");
-    let s = split(&["select a.*, b.k from a join b on a.k = b.k"], &two);
+    let s = split(&["select a.*, b.k from a join b on a.k = b.k"], &two, Dialect::Postgres);
     assert_eq!((frag(&s, "a"), frag(&s, "b")), ("select * from src_a".into(), "select k from src_b".into()));
-    let s = split(&["select a.id as n from a order by n"], &two);
+    let s = split(&["select a.id as n from a order by n"], &two, Dialect::Postgres);
     assert_eq!(frag(&s, "a"), "select * from src_a");
-    let s = split(&["select a.\"Mixed Col\" from a"], &two);
+    let s = split(&["select a.\"Mixed Col\" from a"], &two, Dialect::Postgres);
     assert_eq!(frag(&s, "a"), "select \"Mixed Col\" from src_a");
+}
+
+#[test]
+fn mysql_models_are_parsed_as_mysql_and_requoted_for_the_compute() {
+    let sql = "select `o`.`id`, \"x\" as lit from `orders` `o` where `o`.`amount` > 3";
+    let s = split(&[sql], &inputs(&[("orders", Dialect::Postgres)]), Dialect::Mysql);
+    assert_eq!(frag(&s, "orders"), "select \"amount\", \"id\" from src_orders where (\"amount\" > 3)");
+    assert_eq!(to_compute_sql(sql, Dialect::Mysql), "select \"o\".\"id\", 'x' as lit from \"orders\" \"o\" where \"o\".\"amount\" > 3");
 }
