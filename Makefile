@@ -5,18 +5,27 @@ export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
 
-.PHONY: all build test demo golden schema fmt lint bench bench-parse bench-compile clean
+.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace
 
-## The README's test command: unit, snapshot and end-to-end tests.
+## The README's test command: unit, snapshot and end-to-end tests, against
+## throwaway PostgreSQL and MariaDB servers (installed with apt if missing,
+## data under build/services, stopped by pid at the end even on failure).
 test:
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	bash scripts/services.sh start
+	set -e; trap 'bash scripts/services.sh stop' EXIT; . build/services/env; $(CARGO) test --workspace
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Start / stop the test databases by hand (tests read build/services/env).
+services:
+	bash scripts/services.sh start
+services-stop:
+	bash scripts/services.sh stop
 
 ## The README's first command: build and show DVT on the example projects.
 demo:

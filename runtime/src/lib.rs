@@ -1,6 +1,9 @@
-//! The DVT runtime: reads execution plans written by `dvtc` and runs them.
+//! The DVT runtime: executes plans written by `dvtc` against real databases.
 //!
-//! For now it validates and summarises plans; connectors and execution land
-//! with the runtime issue.
+//! `credentials` reads connection settings at run time only, `connectors`
+//! holds one file per engine, `executor` runs a plan's nodes in DAG order.
 
+pub mod connectors;
+pub mod credentials;
+pub mod executor;
 pub mod plan_file;

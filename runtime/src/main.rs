@@ -1,23 +1,265 @@
-//! `dvtr`: the DVT runtime binary.
+//! `dvtr`: the DVT runtime binary — executes plans, and offers dbt's daily
+//! commands (`run`, `build`, `seed`, `test`, `show`, `retry`, …) which compile
+//! in-process and execute the same plan.
 
-use std::path::PathBuf;
+// Many small allocations on several threads; mimalloc is faster than glibc here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use dvt_compiler::cli::{ListArgs, LogFormat, ProjectArgs, SelectArgs, print_error};
+use dvt_compiler::error::{DvtError, ErrorCode, Result};
+use dvt_runtime::executor::{self, Env, RunOptions};
+use dvt_schema::run_results::{NodeResult, RUN_RESULTS_VERSION, RunResults};
 
 #[derive(Debug, Parser)]
-#[command(name = "dvtr", version, about = "DVT runtime: execute DVT plans against real databases.")]
+#[command(name = "dvtr", version, about = "DVT runtime: run dbt-compatible projects across databases.")]
 struct Cli {
+    #[command(flatten)]
+    project: ProjectArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Flags of the commands that run nodes.
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Rebuild incremental models and tables from scratch.
+    #[arg(long)]
+    full_refresh: bool,
+    /// Parallel workers.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// Stop at the first failure.
+    #[arg(short = 'x', long)]
+    fail_fast: bool,
+    /// Compute engine for federated nodes.
+    #[arg(long)]
+    compute: Option<String>,
+    /// Staging bucket for federated nodes and seeds.
+    #[arg(long)]
+    bucket: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a plan and print what it would run.
-    Inspect {
-        /// Plan written by `dvtc compile -o`.
+    /// Run a plan written by `dvtc compile -o`.
+    Execute {
         plan: PathBuf,
+        #[arg(long)]
+        full_refresh: bool,
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        #[arg(short = 'x', long)]
+        fail_fast: bool,
     },
+    /// Build models (compile and execute).
+    Run(RunArgs),
+    /// Seeds, models, snapshots and tests in DAG order.
+    Build(RunArgs),
+    /// Load seeds.
+    Seed(RunArgs),
+    /// Run tests.
+    Test(RunArgs),
+    /// Snapshots.
+    Snapshot(RunArgs),
+    /// Re-run what failed or was skipped in the last run (target/run_results.json).
+    Retry {
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+    /// Compile the project (same as `dvtc compile`).
+    Compile(dvt_compiler::cli::CompileArgs),
+    /// List nodes (same as `dvtc ls`).
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Run a query on an output and print the rows.
+    Show {
+        /// SQL to run (otherwise: the compiled SQL of the selected model).
+        #[arg(long)]
+        inline: Option<String>,
+        #[arg(short = 's', long = "select")]
+        select: Option<String>,
+        /// Rows to print.
+        #[arg(long, default_value_t = 5)]
+        limit: u64,
+    },
+}
+
+fn project_dir(args: &ProjectArgs) -> PathBuf {
+    let p = args.project_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    std::fs::canonicalize(&p).unwrap_or(p)
+}
+
+fn env_for(args: &ProjectArgs, project: &dvt_compiler::nodes::Project) -> Result<Arc<Env>> {
+    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+    Ok(Arc::new(Env { creds, project_dir: project.root.clone() }))
+}
+
+fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
+    let rr = RunResults {
+        run_results_version: RUN_RESULTS_VERSION.into(),
+        command: command.into(),
+        elapsed_time: elapsed,
+        results: results.to_vec(),
+    };
+    dvt_compiler::cli::write_json(dir, "run_results.json", &rr).map(|_| ())
+}
+
+/// Prints the summary; returns the exit code (0 ok, 1 node failures).
+fn summarize(results: &[NodeResult], elapsed: f64) -> i32 {
+    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+    let pass = count("success") + count("pass");
+    let (warn, error, skip) = (count("warn"), count("error") + count("fail"), count("skipped"));
+    println!("\nFinished {} nodes in {elapsed:.2}s.", results.len());
+    println!("Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}", results.len());
+    for r in results.iter().filter(|r| r.status == "error" || r.status == "fail") {
+        println!("  {}: {}", r.unique_id, r.message);
+    }
+    i32::from(error > 0)
+}
+
+fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> Result<i32> {
+    let start = Instant::now();
+    let (project, jinja, graph) = dvt_compiler::cli::load(args)?;
+    let compile_args = dvt_compiler::cli::CompileArgs {
+        select: ra.select.clone(),
+        compute: ra.compute.clone(),
+        bucket: ra.bucket.clone(),
+        full_refresh: ra.full_refresh,
+        output: None,
+        explain: None,
+    };
+    let compiled = dvt_compiler::compile::compile(&project, &jinja, &graph, &compile_args.options(args)?)?;
+    dvt_compiler::cli::report_unmatched(&compiled.unmatched, args.log_format);
+    let env = env_for(args, &project)?;
+    let opts = RunOptions {
+        threads: ra.threads,
+        full_refresh: ra.full_refresh,
+        fail_fast: ra.fail_fast,
+        resource_types: types.iter().map(|s| s.to_string()).collect(),
+        only: None,
+    };
+    let n = compiled.plan.nodes.values().filter(|n| types.is_empty() || types.contains(&n.resource_type.as_str())).count();
+    if n == 0 {
+        println!("Nothing to do: the selection does not match any enabled nodes of this kind.");
+        return Ok(0);
+    }
+    println!("Running {n} nodes with {} threads", ra.threads);
+    let results = executor::run(&compiled.plan, env, &opts);
+    let elapsed = start.elapsed().as_secs_f64();
+    write_results(&project.root.join(project.root_package().file.target_path()), command, &results, elapsed)?;
+    Ok(summarize(&results, elapsed))
+}
+
+fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads: usize, fail_fast: bool) -> Result<i32> {
+    let start = Instant::now();
+    let plan = dvt_runtime::plan_file::read(plan_path)?;
+    let dir = project_dir(args);
+    let pf = dvt_compiler::project::load_project_file(&dir, "")?;
+    let profile = pf.file.profile.clone().unwrap_or(pf.file.name.clone());
+    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
+    let env = Arc::new(Env { creds, project_dir: dir.clone() });
+    let opts =
+        RunOptions { threads, full_refresh: full_refresh || plan.invocation.full_refresh, fail_fast, resource_types: vec![], only: None };
+    let results = executor::run(&plan, env, &opts);
+    let elapsed = start.elapsed().as_secs_f64();
+    write_results(&dir.join(pf.file.target_path()), "execute", &results, elapsed)?;
+    Ok(summarize(&results, elapsed))
+}
+
+fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
+    let start = Instant::now();
+    let (project, jinja, graph) = dvt_compiler::cli::load(args)?;
+    let target = project.root.join(project.root_package().file.target_path());
+    let path = target.join("run_results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        DvtError::new(ErrorCode::Usage, format!("no previous run to retry ({}: {e})", path.display()))
+            .hint("run `dvtr run` or `dvtr build` first")
+    })?;
+    let previous: RunResults =
+        serde_json::from_str(&text).map_err(|e| DvtError::new(ErrorCode::PlanInvalid, format!("{} is not valid: {e}", path.display())))?;
+    let only: BTreeSet<String> = previous
+        .results
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "error" | "fail" | "skipped"))
+        .map(|r| r.unique_id.clone())
+        .collect();
+    if only.is_empty() {
+        println!("Nothing to retry: the last run had no failures.");
+        return Ok(0);
+    }
+    let compiled = dvt_compiler::compile::compile(&project, &jinja, &graph, &dvt_compiler::compile::CompileOptions::default())?;
+    let env = env_for(args, &project)?;
+    let opts = RunOptions { threads, full_refresh: false, fail_fast: false, resource_types: vec![], only: Some(only) };
+    let results = executor::run(&compiled.plan, env, &opts);
+    let elapsed = start.elapsed().as_secs_f64();
+    write_results(&target, "retry", &results, elapsed)?;
+    Ok(summarize(&results, elapsed))
+}
+
+fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limit: u64) -> Result<i32> {
+    let (project, jinja, graph) = dvt_compiler::cli::load(args)?;
+    let (sql, target) = match (inline, select) {
+        (Some(sql), _) => (sql.to_string(), args.target.clone().unwrap_or(project.profile.default_target.clone())),
+        (None, Some(sel)) => {
+            let opts = dvt_compiler::compile::CompileOptions {
+                selection: dvt_compiler::select::SelectionSpec { select: vec![sel.to_string()], ..Default::default() },
+                ..Default::default()
+            };
+            let compiled = dvt_compiler::compile::compile(&project, &jinja, &graph, &opts)?;
+            let node = compiled
+                .plan
+                .nodes
+                .values()
+                .find(|n| n.resource_type == "model")
+                .ok_or_else(|| DvtError::new(ErrorCode::SelectorInvalid, format!("`{sel}` does not match any enabled nodes")))?;
+            if node.path == dvt_schema::plan::ExecutionPath::Federation {
+                return Err(DvtError::new(
+                    ErrorCode::Usage,
+                    format!("`{}` is federated; show runs pushdown models in this build", node.name),
+                ));
+            }
+            (node.compiled_sql.clone().unwrap_or_default(), node.target.value.clone())
+        }
+        (None, None) => return Err(DvtError::new(ErrorCode::Usage, "show needs --inline \"select …\" or -s <model>")),
+    };
+    let env = env_for(args, &project)?;
+    let creds = env
+        .creds
+        .get(&target)
+        .ok_or_else(|| DvtError::new(ErrorCode::TargetNotFound, format!("output `{target}` is not in profiles.yml")))?;
+    let mut conn = dvt_runtime::connectors::connect(creds).map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
+    let dialect = dvt_compiler::dialect::Dialect::from_adapter(&creds.kind).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
+    let rows = conn
+        .query(&dialect.sql().limit(sql.trim().trim_end_matches(';'), limit))
+        .map_err(|e| DvtError::new(ErrorCode::Usage, format!("query failed on `{target}`: {e}")))?;
+    print_table(&rows);
+    Ok(0)
+}
+
+fn print_table(rows: &dvt_runtime::connectors::Rows) {
+    let cells: Vec<Vec<String>> =
+        rows.rows.iter().map(|r| r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect()).collect();
+    let widths: Vec<usize> = rows
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |vals: &[String]| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join(" | ");
+    println!("| {} |", line(&rows.columns));
+    println!("|-{}-|", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-|-"));
+    for r in &cells {
+        println!("| {} |", line(r));
+    }
 }
 
 fn main() {
@@ -29,17 +271,25 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let code = match cli.command {
-        Command::Inspect { plan } => match dvt_runtime::plan_file::read(&plan) {
-            Ok(p) => {
-                println!("plan {} for project `{}`: {} nodes", p.plan_version, p.project_name, p.nodes.len());
-                0
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                2
-            }
-        },
+    let a = &cli.project;
+    let result = match &cli.command {
+        Command::Execute { plan, full_refresh, threads, fail_fast } => execute_cmd(a, plan, *full_refresh, *threads, *fail_fast),
+        Command::Run(r) => run_cmd(a, r, "run", &["model"]),
+        Command::Build(r) => run_cmd(a, r, "build", &[]),
+        Command::Seed(r) => run_cmd(a, r, "seed", &["seed"]),
+        Command::Test(r) => run_cmd(a, r, "test", &["test"]),
+        Command::Snapshot(r) => run_cmd(a, r, "snapshot", &["snapshot"]),
+        Command::Retry { threads } => retry_cmd(a, *threads),
+        Command::Compile(c) => dvt_compiler::cli::cmd_compile(a, c).map(|()| 0),
+        Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
+        Command::Show { inline, select, limit } => show_cmd(a, inline.as_deref(), select.as_deref(), *limit),
+    };
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            print_error(&e, if a.log_format == LogFormat::Json { LogFormat::Json } else { LogFormat::Text });
+            2
+        }
     };
     std::process::exit(code);
 }

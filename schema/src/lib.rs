@@ -6,6 +6,7 @@
 
 pub mod manifest;
 pub mod plan;
+pub mod run_results;
 
 pub use manifest::Manifest;
 pub use plan::Plan;

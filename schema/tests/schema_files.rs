@@ -22,3 +22,8 @@ fn manifest_schema_is_current() {
 fn plan_schema_is_current() {
     check("plan.schema.json", dvt_schema::schema_json::<dvt_schema::Plan>());
 }
+
+#[test]
+fn run_results_schema_is_current() {
+    check("run_results.schema.json", dvt_schema::schema_json::<dvt_schema::run_results::RunResults>());
+}

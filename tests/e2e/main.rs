@@ -6,4 +6,5 @@ mod errors;
 mod golden;
 mod parse_ls;
 mod robustness;
+mod runtime;
 mod support;

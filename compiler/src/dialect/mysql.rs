@@ -25,10 +25,6 @@ impl SqlDialect for Mysql {
         let schema = rel.rsplit_once('.').map(|(s, _)| format!("{s}.")).unwrap_or_default();
         format!("rename table {rel} to {schema}{}", self.quote(new_ident))
     }
-    fn delete_matching(&self, target: &str, stage: &str, keys: &[String]) -> String {
-        let cond: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}", k = self.quote(k))).collect();
-        format!("delete t from {target} t join {stage} s on {}", cond.join(" and "))
-    }
     fn distinct(&self, a: &str, b: &str) -> String {
         format!("not ({a} <=> {b})")
     }

@@ -1,0 +1,55 @@
+//! Database connections, one file per engine, behind one small interface.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use dvt_schema::plan::RelationRef;
+
+use crate::credentials::Credentials;
+
+/// What exists at a relation's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    Table,
+    View,
+}
+
+/// A query result, values rendered as text (NULL as None).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// One open connection.
+pub trait Connection: Send {
+    /// Runs one statement.
+    fn execute(&mut self, sql: &str) -> Result<(), String>;
+    /// Runs a query and returns its rows.
+    fn query(&mut self, sql: &str) -> Result<Rows, String>;
+    /// What exists at `schema.identifier`, if anything.
+    fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
+    /// Column names of `schema.identifier`, in order.
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String>;
+    /// Inserts rows into `rel` (rendered) with prepared statements in one transaction.
+    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String>;
+}
+
+/// Opens a connection to an output.
+pub fn connect(c: &Credentials) -> Result<Box<dyn Connection>, String> {
+    match c.kind.as_str() {
+        "postgres" | "postgresql" => postgres::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
+        "mysql" | "mariadb" => mysql::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
+        "sqlite" => sqlite::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
+        other => Err(format!(
+            "output `{}` has type `{other}`, which this dvtr cannot connect to (postgres, mysql and sqlite are built in)",
+            c.name
+        )),
+    }
+}
+
+/// The schema/identifier pair of a relation for catalog lookups.
+pub fn parts(r: &RelationRef) -> (Option<&str>, &str) {
+    (r.schema.as_deref(), r.identifier.as_str())
+}

@@ -1,0 +1,86 @@
+//! MySQL and MariaDB, through the `mysql` driver.
+
+use mysql::prelude::Queryable;
+
+use super::{Connection, RelationKind, Rows};
+use crate::credentials::Credentials;
+
+pub struct My(mysql::Conn);
+
+pub fn open(c: &Credentials) -> Result<My, String> {
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(c.get_or("host", "127.0.0.1")))
+        .tcp_port(c.get_or("port", "3306").parse().map_err(|_| format!("output `{}`: port is not a number", c.name))?)
+        .user(Some(c.get_or("user", "root")))
+        .pass(c.get("password").filter(|p| !p.is_empty()))
+        .tcp_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    let mut conn = mysql::Conn::new(opts).map_err(|e| format!("cannot connect to output `{}`: {e}", c.name))?;
+    // ANSI-style NULL handling and no silent truncation.
+    conn.query_drop("set session sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'").map_err(|e| e.to_string())?;
+    Ok(My(conn))
+}
+
+fn text(v: mysql::Value) -> Option<String> {
+    match v {
+        mysql::Value::NULL => None,
+        mysql::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        mysql::Value::Int(i) => Some(i.to_string()),
+        mysql::Value::UInt(u) => Some(u.to_string()),
+        mysql::Value::Float(f) => Some(f.to_string()),
+        mysql::Value::Double(d) => Some(d.to_string()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+    }
+}
+
+impl Connection for My {
+    fn execute(&mut self, sql: &str) -> Result<(), String> {
+        self.0.query_drop(sql).map_err(|e| e.to_string())
+    }
+
+    fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        let mut result = self.0.query_iter(sql).map_err(|e| e.to_string())?;
+        let mut out = Rows::default();
+        if let Some(set) = result.iter() {
+            out.columns = set.columns().as_ref().iter().map(|c| c.name_str().into_owned()).collect();
+            for row in set {
+                let row = row.map_err(|e| e.to_string())?;
+                out.rows.push(row.unwrap().into_iter().map(text).collect());
+            }
+        }
+        Ok(out)
+    }
+
+    fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
+        let kind: Option<String> = self
+            .0
+            .exec_first(
+                "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+                (schema.unwrap_or_default(), identifier),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(kind.map(|k| if k == "VIEW" { RelationKind::View } else { RelationKind::Table }))
+    }
+
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
+        self.0
+            .exec(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position",
+                (schema.unwrap_or_default(), identifier),
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String> {
+        let marks = vec!["?"; ncols].join(", ");
+        let mut tx = self.0.start_transaction(mysql::TxOpts::default()).map_err(|e| e.to_string())?;
+        let st = tx.prep(format!("insert into {rel} values ({marks})")).map_err(|e| e.to_string())?;
+        tx.exec_batch(
+            &st,
+            rows.iter().map(|r| {
+                r.iter().map(|v| v.clone().map_or(mysql::Value::NULL, |s| mysql::Value::Bytes(s.into_bytes()))).collect::<Vec<_>>()
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,108 @@
+//! PostgreSQL, through the `postgres` driver.
+
+use super::{Connection, RelationKind, Rows};
+use crate::credentials::Credentials;
+
+pub struct Pg(postgres::Client);
+
+pub fn open(c: &Credentials) -> Result<Pg, String> {
+    let mut cfg = postgres::Config::new();
+    cfg.host(c.get_or("host", "127.0.0.1"))
+        .port(c.get_or("port", "5432").parse().map_err(|_| format!("output `{}`: port is not a number", c.name))?)
+        .user(c.get_or("user", "postgres"))
+        .dbname(c.get("dbname").or(c.get("database")).unwrap_or("postgres"))
+        .connect_timeout(std::time::Duration::from_secs(c.get_or("connect_timeout", "10").parse().unwrap_or(10)))
+        .application_name("dvtr");
+    if let Some(p) = c.get("password").filter(|p| !p.is_empty()) {
+        cfg.password(p);
+    }
+    cfg.connect(postgres::NoTls).map(Pg).map_err(|e| format!("cannot connect to output `{}`: {e}", c.name))
+}
+
+fn err(e: postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+impl Connection for Pg {
+    fn execute(&mut self, sql: &str) -> Result<(), String> {
+        self.0.batch_execute(sql).map_err(err)
+    }
+
+    fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        // The simple protocol returns every value as text, whatever its type.
+        let msgs = self.0.simple_query(sql).map_err(err)?;
+        let mut out = Rows::default();
+        for m in msgs {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                if out.columns.is_empty() {
+                    out.columns = r.columns().iter().map(|c| c.name().to_string()).collect();
+                }
+                out.rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
+            } else if let postgres::SimpleQueryMessage::RowDescription(cols) = m {
+                out.columns = cols.iter().map(|c| c.name().to_string()).collect();
+            }
+        }
+        Ok(out)
+    }
+
+    fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
+        let rows = self
+            .0
+            .query(
+                "select table_type from information_schema.tables where table_schema = $1 and table_name = $2",
+                &[&schema.unwrap_or("public"), &identifier],
+            )
+            .map_err(err)?;
+        Ok(rows.first().map(|r| if r.get::<_, String>(0) == "VIEW" { RelationKind::View } else { RelationKind::Table }))
+    }
+
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
+        let rows = self
+            .0
+            .query(
+                "select column_name from information_schema.columns where table_schema = $1 and table_name = $2 order by ordinal_position",
+                &[&schema.unwrap_or("public"), &identifier],
+            )
+            .map_err(err)?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String> {
+        // COPY in text format: the server parses each value with its column's type.
+        use std::io::Write;
+        let mut tx = self.0.transaction().map_err(err)?;
+        {
+            let mut w = tx.copy_in(&format!("copy {rel} from stdin")).map_err(err)?;
+            let mut line = String::new();
+            for row in rows {
+                line.clear();
+                for i in 0..ncols {
+                    if i > 0 {
+                        line.push('\t');
+                    }
+                    match row.get(i).and_then(Option::as_deref) {
+                        None => line.push_str("\\N"),
+                        Some(v) => {
+                            for ch in v.chars() {
+                                match ch {
+                                    '\\' => line.push_str("\\\\"),
+                                    '\t' => line.push_str("\\t"),
+                                    '\n' => line.push_str("\\n"),
+                                    '\r' => line.push_str("\\r"),
+                                    c => line.push(c),
+                                }
+                            }
+                        }
+                    }
+                }
+                line.push('\n');
+                w.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+            }
+            w.finish().map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+}

@@ -1,0 +1,73 @@
+//! SQLite, through `rusqlite` (bundled SQLite).
+
+use rusqlite::types::ValueRef;
+
+use super::{Connection, RelationKind, Rows};
+use crate::credentials::Credentials;
+
+pub struct Lite(rusqlite::Connection);
+
+pub fn open(c: &Credentials) -> Result<Lite, String> {
+    let path = c.path("path").ok_or_else(|| format!("output `{}` has no `path:`", c.name))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let conn = rusqlite::Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    Ok(Lite(conn))
+}
+
+fn text(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Some(format!("<{} bytes>", b.len())),
+    }
+}
+
+impl Connection for Lite {
+    fn execute(&mut self, sql: &str) -> Result<(), String> {
+        self.0.execute_batch(sql).map_err(|e| e.to_string())
+    }
+
+    fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        let mut st = self.0.prepare(sql).map_err(|e| e.to_string())?;
+        let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
+        let n = columns.len();
+        let mut rows = st.query([]).map_err(|e| e.to_string())?;
+        let mut out = Rows { columns, rows: vec![] };
+        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+            out.rows.push((0..n).map(|i| r.get_ref(i).map(text).unwrap_or(None)).collect());
+        }
+        Ok(out)
+    }
+
+    fn relation_kind(&mut self, _schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
+        let kind: Option<String> = self
+            .0
+            .query_row("select type from sqlite_master where name = ?1 and type in ('table', 'view')", [identifier], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e.to_string()) })?;
+        Ok(kind.map(|k| if k == "view" { RelationKind::View } else { RelationKind::Table }))
+    }
+
+    fn columns(&mut self, _schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
+        let mut st = self.0.prepare("select name from pragma_table_info(?1) order by cid").map_err(|e| e.to_string())?;
+        let names = st.query_map([identifier], |r| r.get::<_, String>(0)).map_err(|e| e.to_string())?;
+        names.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+
+    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String> {
+        let marks = vec!["?"; ncols].join(", ");
+        let tx = self.0.transaction().map_err(|e| e.to_string())?;
+        {
+            let mut st = tx.prepare(&format!("insert into {rel} values ({marks})")).map_err(|e| e.to_string())?;
+            for r in rows {
+                st.execute(rusqlite::params_from_iter(r.iter())).map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+}

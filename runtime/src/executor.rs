@@ -1,0 +1,389 @@
+//! Runs the nodes of a plan in DAG order on `--threads` workers. Each node
+//! picks its rendering from the target's real state, runs it, and on failure
+//! rolls back and removes its staging relations, so the target is left as it
+//! was (SPEC §4). Descendants of a failed node are skipped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dvt_schema::plan::{ExecutionPath, Plan, PlanNode, Statement};
+use dvt_schema::run_results::NodeResult;
+
+use crate::connectors::{self, Connection, RelationKind};
+use crate::credentials::Credentials;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub threads: usize,
+    pub full_refresh: bool,
+    pub fail_fast: bool,
+    /// Resource types to run (empty: all).
+    pub resource_types: Vec<String>,
+    /// Only these nodes (None: every node of the plan).
+    pub only: Option<BTreeSet<String>>,
+}
+
+/// Where the runtime finds what a plan refers to.
+pub struct Env {
+    pub creds: BTreeMap<String, Credentials>,
+    pub project_dir: std::path::PathBuf,
+}
+
+struct Outcome {
+    status: &'static str,
+    rendering: Option<String>,
+    message: String,
+    failures: Option<u64>,
+}
+
+fn ok(status: &'static str, rendering: &str, message: String) -> Outcome {
+    Outcome { status, rendering: Some(rendering.into()), message, failures: None }
+}
+
+fn fail(message: String) -> Outcome {
+    Outcome { status: "error", rendering: None, message, failures: None }
+}
+
+/// Runs the statements of one rendering; returns an error after cleaning up.
+fn run_statements(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement], existing: Option<RelationKind>) -> Result<(), String> {
+    let mut in_tx = false;
+    for st in stmts {
+        let skip = match st.kind.as_str() {
+            "drop_target_table" => existing != Some(RelationKind::Table),
+            "drop_target_view" => existing != Some(RelationKind::View),
+            "check_columns" | "bulk_load" => true,
+            _ => false,
+        };
+        if skip {
+            continue;
+        }
+        if st.kind == "begin" {
+            in_tx = true;
+        }
+        if let Err(e) = conn.execute(&st.sql) {
+            if in_tx {
+                let _ = conn.execute("rollback");
+            }
+            cleanup(conn, stmts);
+            return Err(format!("{} failed: {e}", st.kind));
+        }
+        if st.kind == "commit" {
+            in_tx = false;
+        }
+        if st.kind == "create_staging" {
+            check_columns(conn, node, stmts, existing).inspect_err(|_| cleanup(conn, stmts))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops the staging relations of a rendering (best effort).
+fn cleanup(conn: &mut dyn Connection, stmts: &[Statement]) {
+    for st in stmts.iter().filter(|s| s.kind == "drop_staging") {
+        let _ = conn.execute(&st.sql);
+    }
+}
+
+/// Before rows move into an existing table, its columns must match the staging table's.
+fn check_columns(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement], existing: Option<RelationKind>) -> Result<(), String> {
+    if existing != Some(RelationKind::Table) || !stmts.iter().any(|s| s.kind == "check_columns") {
+        return Ok(());
+    }
+    let Some(r) = &node.relation else { return Ok(()) };
+    let stage_ident = stmts
+        .iter()
+        .find(|s| s.kind == "create_staging")
+        .and_then(|s| {
+            ["__dvt_tmp", "__dvt_incr", "__dvt_changes"].iter().find(|suf| s.sql.contains(*suf)).map(|suf| format!("{}{suf}", r.identifier))
+        })
+        .unwrap_or_default();
+    let (schema, ident) = connectors::parts(r);
+    let target = conn.columns(schema, ident)?;
+    let stage = conn.columns(schema, &stage_ident)?;
+    let norm = |v: &[String]| v.iter().map(|c| c.to_ascii_lowercase()).collect::<Vec<_>>();
+    let extra_ok = node.write.as_ref().is_some_and(|w| w.strategy.starts_with("snapshot"));
+    if norm(&target) != norm(&stage) && !(extra_ok && norm(&stage).iter().all(|c| norm(&target).contains(c))) {
+        return Err(format!(
+            "the columns of {} changed ({} -> {}); rerun with --full-refresh to rebuild it",
+            r.rendered,
+            target.join(", "),
+            stage.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str) -> Result<u64, String> {
+    let seed = node.seed.as_ref().ok_or("seed without data file")?;
+    let path = env.project_dir.join(&seed.file);
+    let sha = dvt_compiler::seeds::sha256_file(&path).map_err(|e| format!("cannot read {}: {e}", seed.file))?;
+    if sha != seed.sha256 {
+        return Err(format!(
+            "{} changed since the plan was compiled (sha256 {} in the plan, {} now); recompile",
+            seed.file,
+            &seed.sha256[..12],
+            &sha[..12]
+        ));
+    }
+    if seed.format != "csv" {
+        return Err(format!(
+            "{}: loading {} seeds needs the bulk loader of the seeds issue; only CSV loads in this build",
+            seed.file, seed.format
+        ));
+    }
+    let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
+    let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
+    let ncols = header.fields.len();
+    let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
+    let mut batch: Vec<Vec<Option<String>>> = Vec::new();
+    let mut total = 0u64;
+    let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
+    while let Some(rec) = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))? {
+        if rec.fields.len() == 1 && rec.fields[0].is_empty() {
+            continue;
+        }
+        if rec.fields.len() != ncols {
+            return Err(format!("{}:{}: row has {} fields, the header has {ncols}", seed.file, rec.line, rec.fields.len()));
+        }
+        let row: Vec<Option<String>> = rec
+            .fields
+            .into_iter()
+            .zip(&booleans)
+            .map(|(v, is_bool)| {
+                if v.is_empty() {
+                    None
+                } else if *is_bool && (kind == "mysql" || kind == "sqlite") {
+                    Some(if v == "true" { "1".into() } else { "0".into() })
+                } else {
+                    Some(v)
+                }
+            })
+            .collect();
+        batch.push(row);
+        if batch.len() >= 10_000 {
+            conn.insert_rows(stage, ncols, &batch)?;
+            total += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    conn.insert_rows(stage, ncols, &batch)?;
+    Ok(total + batch.len() as u64)
+}
+
+fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
+    if node.path == ExecutionPath::Federation {
+        return fail("federated execution (fragments read into the DataFusion compute) is not part of this build yet; run it on a target where its upstreams live".into());
+    }
+    if let Some(reason) = &node.render_at_runtime {
+        return fail(format!("this node renders at run time ({reason}); live rendering is not part of this build yet"));
+    }
+    let Some(p) = &node.pushdown else {
+        return ok("success", "none", "nothing to run (ephemeral or analysis)".into());
+    };
+    let Some(creds) = env.creds.get(&node.target.value) else {
+        return fail(format!("output `{}` is not in profiles.yml", node.target.value));
+    };
+    let mut conn = match connectors::connect(creds) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let conn = conn.as_mut();
+    for h in &node.pre_hooks {
+        if let Err(e) = conn.execute(h) {
+            return fail(format!("pre-hook failed: {e}"));
+        }
+    }
+    if node.resource_type == "test" {
+        let sql = &p.full_refresh[0].sql;
+        return match conn.query(sql) {
+            Ok(rows) => {
+                let cell = |i: usize| rows.rows.first().and_then(|r| r.get(i).cloned().flatten()).unwrap_or_default();
+                let failures: u64 = cell(0).parse().unwrap_or(0);
+                let truthy = |s: String| matches!(s.as_str(), "t" | "true" | "1");
+                let severity = node.test.as_ref().map_or("ERROR", |t| t.severity.as_str());
+                let (status, msg) = if truthy(cell(2)) && severity == "ERROR" {
+                    ("fail", format!("{failures} failing rows"))
+                } else if truthy(cell(1)) {
+                    ("warn", format!("{failures} failing rows"))
+                } else {
+                    ("pass", String::new())
+                };
+                Outcome { status, rendering: Some("test".into()), message: msg, failures: Some(failures) }
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let existing = match &node.relation {
+        Some(r) => {
+            let (s, i) = connectors::parts(r);
+            match conn.relation_kind(s, i) {
+                Ok(k) => k,
+                Err(e) => return fail(e),
+            }
+        }
+        None => None,
+    };
+    let effective = node.materialization.effective.as_str();
+    let (name, stmts) = match (existing, opts.full_refresh) {
+        (Some(RelationKind::Table), false)
+            if p.incremental.is_some() && (effective == "incremental" || node.resource_type == "snapshot") =>
+        {
+            ("incremental", p.incremental.as_ref().expect("checked"))
+        }
+        (Some(RelationKind::Table), false) if p.replace.is_some() && effective != "view" => {
+            ("replace", p.replace.as_ref().expect("checked"))
+        }
+        (Some(RelationKind::View), false) if effective == "view" && p.replace.is_some() => {
+            ("replace", p.replace.as_ref().expect("checked"))
+        }
+        _ => ("full_refresh", &p.full_refresh),
+    };
+    let mut loaded = None;
+    if node.resource_type == "seed" {
+        // Staging first: create it, load it, then the rest of the rendering moves it in.
+        let split = stmts.iter().position(|s| s.kind == "bulk_load").unwrap_or(stmts.len());
+        if let Err(e) = run_statements(conn, node, &stmts[..split], existing) {
+            return fail(e);
+        }
+        let stage = node.relation.as_ref().map(|r| staging_name(r, &p.dialect)).unwrap_or_default();
+        match load_seed(conn, env, node, &stage) {
+            Ok(n) => loaded = Some(n),
+            Err(e) => {
+                cleanup(conn, stmts);
+                return fail(e);
+            }
+        }
+        if let Err(e) = run_statements(conn, node, &stmts[split..], existing) {
+            return fail(e);
+        }
+    } else if let Err(e) = run_statements(conn, node, stmts, existing) {
+        return fail(e);
+    }
+    for h in &node.post_hooks {
+        if let Err(e) = conn.execute(h) {
+            return fail(format!("post-hook failed: {e}"));
+        }
+    }
+    let what = match loaded {
+        Some(n) => format!("{n} rows loaded"),
+        None => format!("{} {}", node.materialization.effective, node.relation.as_ref().map_or("", |r| r.rendered.as_str())),
+    };
+    ok("success", name, what)
+}
+
+/// The staging relation of a seed (`<identifier>__dvt_tmp`), rendered like its target.
+fn staging_name(r: &dvt_schema::plan::RelationRef, dialect: &str) -> String {
+    let d = dvt_compiler::dialect::Dialect::from_adapter(dialect).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
+    d.relation(r.database.as_deref(), r.schema.as_deref(), &format!("{}__dvt_tmp", r.identifier))
+}
+
+/// A progress line as dbt prints it.
+fn progress(i: usize, n: usize, node: &PlanNode, r: &NodeResult) {
+    let status = match r.status.as_str() {
+        "success" => "OK".to_string(),
+        "pass" => "PASS".into(),
+        "warn" => "WARN".into(),
+        "fail" => "FAIL".into(),
+        "skipped" => "SKIP".into(),
+        _ => "ERROR".into(),
+    };
+    println!("{i:>4} of {n:<4} {status:<5} {} {} [{:.2}s] {}", node.resource_type, node.name, r.execution_time, r.message);
+}
+
+/// Runs the selected nodes of `plan`; results in plan order.
+pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
+    let selected: Vec<&PlanNode> = plan
+        .order
+        .iter()
+        .filter_map(|id| plan.nodes.get(id))
+        .filter(|n| opts.resource_types.is_empty() || opts.resource_types.contains(&n.resource_type))
+        .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.unique_id)))
+        .filter(|n| n.resource_type != "analysis")
+        .collect();
+    let ids: BTreeSet<&str> = selected.iter().map(|n| n.unique_id.as_str()).collect();
+    let total = selected.len();
+    let mut pending: HashMap<&str, usize> =
+        selected.iter().map(|n| (n.unique_id.as_str(), n.depends_on.iter().filter(|d| ids.contains(d.as_str())).count())).collect();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for n in &selected {
+        for d in n.depends_on.iter().filter(|d| ids.contains(d.as_str())) {
+            children.entry(d.as_str()).or_default().push(n.unique_id.as_str());
+        }
+    }
+    let results: Arc<Mutex<BTreeMap<String, NodeResult>>> = Arc::new(Mutex::new(BTreeMap::new()));
+    let (tx, rx) = mpsc::channel::<(String, NodeResult)>();
+    let mut ready: Vec<&str> = selected.iter().filter(|n| pending[n.unique_id.as_str()] == 0).map(|n| n.unique_id.as_str()).collect();
+    let mut running = 0usize;
+    let mut done = 0usize;
+    let mut stop = false;
+    std::thread::scope(|scope| {
+        loop {
+            while !stop && running < opts.threads.max(1) {
+                let Some(id) = ready.pop() else { break };
+                let node = plan.nodes[id].clone();
+                let tx = tx.clone();
+                let env = env.clone();
+                let o = opts.clone();
+                running += 1;
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    let out = run_node(&env, &node, &o);
+                    let r = NodeResult {
+                        unique_id: node.unique_id.clone(),
+                        status: out.status.into(),
+                        rendering: out.rendering,
+                        message: out.message,
+                        failures: out.failures,
+                        execution_time: t.elapsed().as_secs_f64(),
+                    };
+                    let _ = tx.send((node.unique_id, r));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((id, r)) = rx.recv() else { break };
+            running -= 1;
+            done += 1;
+            progress(done, total, &plan.nodes[&id], &r);
+            let failed = r.status == "error" || r.status == "fail";
+            results.lock().expect("results lock").insert(id.clone(), r);
+            if failed && opts.fail_fast {
+                stop = true;
+            }
+            // Children run when all their parents succeeded; a failed node's descendants
+            // never become ready and are reported as skipped.
+            if !failed {
+                for child in children.get(id.as_str()).cloned().unwrap_or_default() {
+                    let p = pending.get_mut(child).expect("known child");
+                    *p -= 1;
+                    if *p == 0 {
+                        ready.push(child);
+                    }
+                }
+            }
+        }
+    });
+    let mut results = Arc::try_unwrap(results).map(|m| m.into_inner().unwrap_or_default()).unwrap_or_default();
+    for n in &selected {
+        if !results.contains_key(&n.unique_id) {
+            let reason = if stop { "skipped: --fail-fast stopped the run" } else { "skipped: an upstream node failed" };
+            let r = NodeResult {
+                unique_id: n.unique_id.clone(),
+                status: "skipped".into(),
+                rendering: None,
+                message: reason.into(),
+                failures: None,
+                execution_time: 0.0,
+            };
+            done += 1;
+            progress(done, total, n, &r);
+            results.insert(n.unique_id.clone(), r);
+        }
+    }
+    plan.order.iter().filter_map(|id| results.remove(id)).collect()
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL and MariaDB servers for the tests, on 127.0.0.1, data
+# under build/services/, stopped by pid. Installs the servers with apt if missing.
+#   scripts/services.sh start   # prints nothing but errors; writes build/services/env
+#   scripts/services.sh stop
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir="$root/build/services"
+PG_PORT=${DVT_TEST_PG_PORT:-55432}
+MARIA_PORT=${DVT_TEST_MARIA_PORT:-53306}
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install $*" >&2; return 1; fi
+  if [ ! -f "$dir/.apt-updated" ]; then apt-get update -qq >/dev/null && mkdir -p "$dir" && touch "$dir/.apt-updated"; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bin() {
+  local b
+  b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$b" ] || [ ! -x "$b/postgres" ]; then apt_install postgresql; b=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); fi
+  echo "$b"
+}
+
+start_pg() {
+  local bin; bin=$(pg_bin)
+  local data="$dir/pg/data" sock="$dir/pg/sock"
+  mkdir -p "$dir/pg" "$sock"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    chown -R postgres:postgres "$dir/pg" 2>/dev/null || true
+    runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres -A trust >/dev/null
+  fi
+  chown -R postgres:postgres "$dir/pg" 2>/dev/null || true
+  if runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then return 0; fi
+  runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$dir/pg/log" -w -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $sock -c fsync=off" start >/dev/null
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtc "select 1 from pg_database where datname = 'dvt'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "create database dvt" >/dev/null
+}
+
+stop_pg() {
+  local bin data="$dir/pg/data"
+  [ -f "$data/postmaster.pid" ] || return 0
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null || true
+}
+
+start_maria() {
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+  local bin=/usr/sbin/mariadbd data="$dir/maria/data"
+  mkdir -p "$dir/maria"
+  if [ -f "$dir/maria/pid" ] && kill -0 "$(cat "$dir/maria/pid")" 2>/dev/null; then return 0; fi
+  if [ ! -d "$data/mysql" ]; then
+    mariadb-install-db --no-defaults --user=root --datadir="$data" --auth-root-authentication-method=normal >/dev/null 2>&1
+  fi
+  "$bin" --no-defaults --user=root --datadir="$data" --socket="$dir/maria/sock" --pid-file="$dir/maria/pid" \
+    --port="$MARIA_PORT" --bind-address=127.0.0.1 --skip-name-resolve --innodb-flush-log-at-trx-commit=0 \
+    --local-infile=1 --log-error="$dir/maria/log" >/dev/null 2>&1 &
+  for _ in $(seq 1 60); do
+    if mariadb --no-defaults -h 127.0.0.1 -P "$MARIA_PORT" -u root -e "select 1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "MariaDB did not start; see $dir/maria/log" >&2
+  return 1
+}
+
+stop_maria() {
+  [ -f "$dir/maria/pid" ] || return 0
+  local pid; pid=$(cat "$dir/maria/pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+}
+
+case "${1:-}" in
+  start)
+    mkdir -p "$dir"
+    start_pg
+    start_maria
+    cat > "$dir/env" <<ENV
+export DVT_TEST_PG_PORT=$PG_PORT
+export DVT_TEST_MARIA_PORT=$MARIA_PORT
+ENV
+    ;;
+  stop)
+    stop_pg
+    stop_maria
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,189 @@
+//! `dvtr` on real PostgreSQL, MariaDB and SQLite: every materialization, second
+//! runs, a failure in the middle (target unchanged, descendants skipped,
+//! `retry`), changed columns, nasty identifiers, `show --inline`, exit codes.
+//! The servers are started by `make test` (scripts/services.sh).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    project: std::path::PathBuf,
+    env: Vec<(String, String)>,
+}
+
+fn setup(tag: &str) -> Db {
+    let pg = std::env::var("DVT_TEST_PG_PORT").expect("DVT_TEST_PG_PORT is not set: run `make test`, which starts PostgreSQL and MariaDB");
+    let maria = std::env::var("DVT_TEST_MARIA_PORT").expect("DVT_TEST_MARIA_PORT is not set: run `make test`");
+    let (dir, project) = scratch_copy(&fixture("runtime"));
+    let schema = format!("rt_{tag}_{}", std::process::id());
+    let env = vec![
+        ("DVT_TEST_PG_PORT".to_string(), pg),
+        ("DVT_TEST_MARIA_PORT".to_string(), maria),
+        ("DVT_TEST_SCHEMA".to_string(), schema),
+        ("DVT_TEST_SQLITE".to_string(), dir.path().join("rt.sqlite").display().to_string()),
+    ];
+    Db { _dir: dir, project, env }
+}
+
+fn dvtr(db: &Db, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin("dvtr"));
+    cmd.current_dir(&db.project).args(args).env("HOME", &db.project).env_remove("DVT_PROFILES_DIR");
+    for (k, v) in &db.env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("dvtr runs").into()
+}
+
+fn show(db: &Db, target: &str, sql: &str) -> String {
+    let r = dvtr(db, &["--target", target, "show", "--limit", "100", "--inline", sql]);
+    assert_eq!(r.code, 0, "show failed: {} {}", r.stdout, r.stderr);
+    r.stdout
+}
+
+fn results(db: &Db) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(db.project.join("target/run_results.json")).unwrap()).unwrap()
+}
+
+fn rendering(v: &serde_json::Value, id: &str) -> (String, String) {
+    let r = v["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).unwrap_or_else(|| panic!("{id} not in results"));
+    (r["status"].as_str().unwrap().to_string(), r["rendering"].as_str().unwrap_or("").to_string())
+}
+
+fn write(p: &Path, text: &str) {
+    std::fs::write(p, text).unwrap();
+}
+
+#[test]
+fn build_twice_on_three_engines() {
+    let db = setup("build");
+    let r = dvtr(&db, &["build"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS=20 WARN=0 ERROR=0 SKIP=0 TOTAL=20"), "{}", r.stdout);
+    let schema = &db.env[2].1;
+    for (target, rel) in [
+        ("pg", format!("{schema}.\"pg table \"\"odd\"\" ü\"")),
+        ("maria", format!("`{schema}`.`maria table \"odd\" ü`")),
+        ("lite", "\"lite table \"\"odd\"\" ü\"".to_string()),
+    ] {
+        let out = show(&db, target, &format!("select id, name, amount from {rel} order by id"));
+        assert!(out.contains("BO, JR."), "{target}: {out}");
+        assert!(out.lines().count() == 5, "{target}: {out}");
+    }
+    // Second run: tables replace their rows, incremental models merge, seeds reload.
+    let r = dvtr(&db, &["build"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = results(&db);
+    for e in ["pg", "maria", "lite"] {
+        assert_eq!(rendering(&v, &format!("model.rt.{e}_incr")), ("success".into(), "incremental".into()));
+        assert_eq!(rendering(&v, &format!("model.rt.{e}_table")), ("success".into(), "replace".into()));
+        assert_eq!(rendering(&v, &format!("model.rt.{e}_view")), ("success".into(), "replace".into()));
+        assert_eq!(rendering(&v, &format!("seed.rt.customers_{e}")), ("success".into(), "replace".into()));
+        // The merge did not duplicate the row it re-read (updated_at >= max).
+        let out = show(
+            &db,
+            e,
+            &format!(
+                "select count(*) as n from {} where id = 3",
+                if e == "maria" {
+                    format!("`{schema}`.`{e}_incr`")
+                } else if e == "pg" {
+                    format!("{schema}.{e}_incr")
+                } else {
+                    format!("{e}_incr")
+                }
+            ),
+        );
+        assert!(out.contains("| 1 |"), "{e}: {out}");
+    }
+    // --full-refresh rebuilds.
+    let r = dvtr(&db, &["run", "--full-refresh", "-s", "pg_incr"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(rendering(&results(&db), "model.rt.pg_incr"), ("success".into(), "full_refresh".into()));
+}
+
+#[test]
+fn a_failure_leaves_the_target_unchanged_and_retry_completes() {
+    let db = setup("fail");
+    assert_eq!(dvtr(&db, &["build"]).code, 0);
+    let schema = db.env[2].1.clone();
+    let model = db.project.join("models/pg_table.sql");
+    let good = std::fs::read_to_string(&model).unwrap();
+    write(&model, &good.replace("upper(name)", "upper(no_such_column)"));
+    let r = dvtr(&db, &["run"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let v = results(&db);
+    assert_eq!(rendering(&v, "model.rt.pg_table").0, "error");
+    assert_eq!(rendering(&v, "model.rt.pg_after").0, "skipped");
+    assert_eq!(rendering(&v, "model.rt.maria_table").0, "success");
+    // The old rows are still there, untouched.
+    let out = show(&db, "pg", &format!("select name from {schema}.\"pg table \"\"odd\"\" ü\" order by id"));
+    assert!(out.contains("ANA") && out.contains("CHEN"), "{out}");
+    // No staging relation is left behind.
+    let out = show(
+        &db,
+        "pg",
+        &format!("select count(*) as n from information_schema.tables where table_schema = '{schema}' and table_name like '%__dvt_%'"),
+    );
+    assert!(out.contains("| 0 |"), "{out}");
+    write(&model, &good);
+    let r = dvtr(&db, &["retry"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v = results(&db);
+    let ran: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["unique_id"].as_str().unwrap()).collect();
+    assert_eq!(ran, vec!["model.rt.pg_table", "model.rt.pg_after"], "retry runs only what failed or was skipped");
+}
+
+#[test]
+fn changed_columns_need_full_refresh() {
+    let db = setup("cols");
+    let r = dvtr(&db, &["build", "-s", "+lite_table"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let model = db.project.join("models/lite_table.sql");
+    let text = std::fs::read_to_string(&model).unwrap();
+    write(&model, &text.replace("as amount", "as amount, 1 as extra"));
+    let r = dvtr(&db, &["run", "-s", "lite_table"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("changed") && r.stdout.contains("--full-refresh"), "{}", r.stdout);
+    let out = show(&db, "lite", "select count(*) as n from pragma_table_info('lite table \"odd\" ü')");
+    assert!(out.contains("| 3 |"), "the old table is intact: {out}");
+    assert_eq!(dvtr(&db, &["run", "-s", "lite_table", "--full-refresh"]).code, 0);
+    let out = show(&db, "lite", "select count(*) as n from pragma_table_info('lite table \"odd\" ü')");
+    assert!(out.contains("| 4 |"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let db = setup("usage");
+    let r = dvtr(&db, &["run", "-s", "nosuchmethod:x"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("DVT140"), "{}", r.stderr);
+    let r = dvtr(&db, &["execute", "no_such_plan.json"]);
+    assert_eq!(r.code, 2);
+    let r = dvtr(&db, &["run", "-s", "nothing_like_this"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("does not match any enabled nodes"), "{}", r.stderr);
+}
+
+#[test]
+fn execute_runs_a_compiled_plan_and_checks_its_version() {
+    let db = setup("exec");
+    let plan = db.project.join("plan.json");
+    let mut cmd = Command::new(bin("dvtc"));
+    cmd.current_dir(&db.project).args(["compile", "-o", plan.to_str().unwrap(), "-s", "lite_seeds+"]).env("HOME", &db.project);
+    for (k, v) in &db.env {
+        cmd.env(k, v);
+    }
+    let r: Run = cmd.output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = dvtr(&db, &["execute", "plan.json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ERROR=0"), "{}", r.stdout);
+    let text = std::fs::read_to_string(&plan).unwrap().replacen("\"plan_version\": \"1.", "\"plan_version\": \"9.", 1);
+    write(&plan, &text);
+    let r = dvtr(&db, &["execute", "plan.json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("DVT170") && r.stderr.contains("recompile"), "{}", r.stderr);
+}
