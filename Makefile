@@ -10,12 +10,14 @@ SHARED ?= $(CURDIR)/../shared
 all: build
 
 build:
+	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace
 
 ## The README's test command: unit, snapshot and end-to-end tests, against
 ## throwaway PostgreSQL and MariaDB servers (installed with apt if missing,
 ## data under build/services, stopped by pid at the end even on failure).
 test:
+	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace
 	bash scripts/services.sh start
 	set -e; trap 'bash scripts/services.sh stop' EXIT; . build/services/env; $(CARGO) test --workspace
@@ -27,15 +29,23 @@ services:
 services-stop:
 	bash scripts/services.sh stop
 
-## The README's first command: build and show DVT on the example projects.
+## The README's first command: build DVT and run the quickstart end to end
+## on its embedded databases (DuckDB warehouse, SQLite reporting file).
 demo:
+	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace --release
-	@echo; echo "== dvtc parse (examples/multi_db: PostgreSQL, MariaDB, DuckDB, SQLite) =="
-	./target/release/dvtc --project-dir examples/multi_db parse
-	@echo; echo "== dvtc ls --selector federation_matrix =="
-	./target/release/dvtc --project-dir examples/multi_db ls --selector federation_matrix
-	@echo; echo "== dvtc parse (examples/quickstart: DuckDB + SQLite) =="
+	rm -f examples/quickstart/*.duckdb examples/quickstart/*.sqlite
+	@echo; echo "== dvtc parse =="
 	./target/release/dvtc --project-dir examples/quickstart parse
+	@echo; echo "== dvtr build: seeds, models, snapshot and tests on DuckDB =="
+	@echo "   (order_report is federated DuckDB -> SQLite; federated execution is not in this build)"
+	./target/release/dvtr --project-dir examples/quickstart build --exclude order_report
+	@echo; echo "== dvtr show --inline =="
+	./target/release/dvtr --project-dir examples/quickstart show --limit 10 --inline "select customer_id, first_name, number_of_orders, lifetime_value from main.customers order by customer_id"
+	@echo; echo "== how the federated model would run: dvtc compile --explain order_report =="
+	./target/release/dvtc --project-dir examples/quickstart compile --explain order_report
+	@echo; echo "== the multi-database example: the 7-case pushdown/federation matrix =="
+	./target/release/dvtc --project-dir examples/multi_db compile --selector federation_matrix
 
 ## Regenerate the committed JSON Schemas after changing schema/ types.
 schema:
@@ -52,16 +62,19 @@ bench: bench-parse bench-compile
 
 ## dvtc parse vs dbt parse on generated projects (1,000 and 5,000 models).
 bench-parse:
+	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace --release
 	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" parse 1000 5000
 
 ## dvtc compile vs dbt compile on generated projects (1,000 and 5,000 models).
 bench-compile:
+	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace --release
 	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" compile 1000 5000
 
 ## Review golden plan changes (accepts them; inspect with git diff golden/).
 golden:
+	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace
 	INSTA_UPDATE=always $(CARGO) test -p dvt-e2e --test e2e golden
 	git --no-pager diff --stat golden/

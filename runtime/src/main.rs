@@ -147,7 +147,12 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         resource_types: types.iter().map(|s| s.to_string()).collect(),
         only: None,
     };
-    let n = compiled.plan.nodes.values().filter(|n| types.is_empty() || types.contains(&n.resource_type.as_str())).count();
+    let n = compiled
+        .plan
+        .nodes
+        .values()
+        .filter(|n| n.resource_type != "analysis" && (types.is_empty() || types.contains(&n.resource_type.as_str())))
+        .count();
     if n == 0 {
         println!("Nothing to do: the selection does not match any enabled nodes of this kind.");
         return Ok(0);

@@ -1,4 +1,4 @@
-//! `dvtr` on real PostgreSQL, MariaDB and SQLite: every materialization, second
+//! `dvtr` on real PostgreSQL, MariaDB, SQLite and DuckDB: every materialization, second
 //! runs, a failure in the middle (target unchanged, descendants skipped,
 //! `retry`), changed columns, nasty identifiers, `show --inline`, exit codes.
 //! The servers are started by `make test` (scripts/services.sh).
@@ -24,6 +24,7 @@ fn setup(tag: &str) -> Db {
         ("DVT_TEST_MARIA_PORT".to_string(), maria),
         ("DVT_TEST_SCHEMA".to_string(), schema),
         ("DVT_TEST_SQLITE".to_string(), dir.path().join("rt.sqlite").display().to_string()),
+        ("DVT_TEST_DUCKDB".to_string(), dir.path().join("rt.duckdb").display().to_string()),
     ];
     Db { _dir: dir, project, env }
 }
@@ -57,11 +58,11 @@ fn write(p: &Path, text: &str) {
 }
 
 #[test]
-fn build_twice_on_three_engines() {
+fn build_twice_on_four_engines() {
     let db = setup("build");
     let r = dvtr(&db, &["build"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("PASS=20 WARN=0 ERROR=0 SKIP=0 TOTAL=20"), "{}", r.stdout);
+    assert!(r.stdout.contains("PASS=25 WARN=0 ERROR=0 SKIP=0 TOTAL=25"), "{}", r.stdout);
     let schema = &db.env[2].1;
     for (target, rel) in [
         ("pg", format!("{schema}.\"pg table \"\"odd\"\" ü\"")),
@@ -76,7 +77,7 @@ fn build_twice_on_three_engines() {
     let r = dvtr(&db, &["build"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = results(&db);
-    for e in ["pg", "maria", "lite"] {
+    for e in ["pg", "maria", "lite", "duck"] {
         assert_eq!(rendering(&v, &format!("model.rt.{e}_incr")), ("success".into(), "incremental".into()));
         assert_eq!(rendering(&v, &format!("model.rt.{e}_table")), ("success".into(), "replace".into()));
         assert_eq!(rendering(&v, &format!("model.rt.{e}_view")), ("success".into(), "replace".into()));

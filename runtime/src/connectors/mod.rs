@@ -1,5 +1,6 @@
 //! Database connections, one file per engine, behind one small interface.
 
+mod duckdb;
 mod mysql;
 mod postgres;
 mod sqlite;
@@ -42,8 +43,9 @@ pub fn connect(c: &Credentials) -> Result<Box<dyn Connection>, String> {
         "postgres" | "postgresql" => postgres::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
         "mysql" | "mariadb" => mysql::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
         "sqlite" => sqlite::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
+        "duckdb" => duckdb::open(c).map(|x| Box::new(x) as Box<dyn Connection>),
         other => Err(format!(
-            "output `{}` has type `{other}`, which this dvtr cannot connect to (postgres, mysql and sqlite are built in)",
+            "output `{}` has type `{other}`, which dvtr cannot connect to (postgres, mysql, sqlite and duckdb are built in)",
             c.name
         )),
     }
