@@ -388,21 +388,22 @@ fn new_node(rt: ResourceType, pkg: &Package, root: &Package, src: NodeSource) ->
     }
 }
 
-fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> Result<()> {
-    let f = &pkg.file;
-    for dir in resource_dirs(pkg, &f.model_paths()) {
+/// One node per `.sql` file under `paths` (models, analyses).
+fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceType, out: &mut Vec<PendingNode>) -> Result<()> {
+    for dir in resource_dirs(pkg, paths) {
         for path in files::walk(&dir, &["sql"]) {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let raw = files::read(&path, &display)?;
-            let node = new_node(
-                ResourceType::Model,
-                pkg,
-                root,
-                NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line: 1 },
-            );
-            out.push(PendingNode { node });
+            let src = NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line: 1 };
+            out.push(PendingNode { node: new_node(rt, pkg, root, src) });
         }
     }
+    Ok(())
+}
+
+fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> Result<()> {
+    let f = &pkg.file;
+    sql_file_nodes(pkg, root, &f.model_paths(), ResourceType::Model, out)?;
     for dir in resource_dirs(pkg, &f.seed_paths()) {
         for path in files::walk(&dir, &crate::seeds::SEED_EXTENSIONS) {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
@@ -457,19 +458,7 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
             out.push(PendingNode { node });
         }
     }
-    for dir in resource_dirs(pkg, &f.analysis_paths()) {
-        for path in files::walk(&dir, &["sql"]) {
-            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let raw = files::read(&path, &display)?;
-            let node = new_node(
-                ResourceType::Analysis,
-                pkg,
-                root,
-                NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line: 1 },
-            );
-            out.push(PendingNode { node });
-        }
-    }
+    sql_file_nodes(pkg, root, &f.analysis_paths(), ResourceType::Analysis, out)?;
     Ok(())
 }
 
