@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
 
-.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile clean
+.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed clean
 
 all: build
 
@@ -58,7 +58,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: bench-parse bench-compile
+bench: bench-parse bench-compile bench-seed
 
 ## dvtc parse vs dbt parse on generated projects (1,000 and 5,000 models).
 bench-parse:
@@ -71,6 +71,13 @@ bench-compile:
 	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace --release
 	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" compile 1000 5000
+
+## dvtr seed of a 1M-row CSV into PostgreSQL vs psql \copy.
+bench-seed:
+	bash scripts/duckdb_lib.sh
+	$(CARGO) build --workspace --release
+	bash scripts/services.sh start
+	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_seed.sh "$(BUILD)" "$(SHARED)"
 
 ## Review golden plan changes (accepts them; inspect with git diff golden/).
 golden:

@@ -304,6 +304,19 @@ impl Candidates {
     }
 }
 
+/// The header row of a CSV seed.
+pub fn csv_header(path: &Path, display: &str, delimiter: u8) -> Result<Vec<String>> {
+    let f = std::fs::File::open(path).map_err(|e| DvtError::io(path, e))?;
+    let mut r = CsvReader::new(f, delimiter);
+    match r.next_record() {
+        Ok(Some(h)) => Ok(h.fields),
+        Ok(None) => {
+            Err(DvtError::new(ErrorCode::SeedInvalid, "the seed file is empty (a header row is required)").at(Location::new(display, 1, 0)))
+        }
+        Err((l, m)) => Err(DvtError::new(ErrorCode::SeedInvalid, m).at(Location::new(display, l as u32, 0))),
+    }
+}
+
 /// Header and inferred types of a CSV seed.
 pub fn infer_csv(path: &Path, display: &str, delimiter: u8) -> Result<Vec<(String, LogicalType)>> {
     let f = std::fs::File::open(path).map_err(|e| DvtError::io(path, e))?;

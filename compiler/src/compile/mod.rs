@@ -211,7 +211,14 @@ fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, Lo
     let mut column_types = BTreeMap::new();
     if format == "csv" {
         let d = delimiter.bytes().next().unwrap_or(b',');
-        for (name, t) in crate::seeds::infer_csv(path, &node.file, d)? {
+        // When column_types names every column, the header is all we need to read.
+        let header = crate::seeds::csv_header(path, &node.file, d)?;
+        let inferred = if header.iter().all(|h| overrides.contains_key(h)) {
+            header.into_iter().map(|h| (h, LogicalType::Text)).collect()
+        } else {
+            crate::seeds::infer_csv(path, &node.file, d)?
+        };
+        for (name, t) in inferred {
             let t = match overrides.get(&name) {
                 Some(o) => crate::seeds::parse_type(o).ok_or_else(|| {
                     DvtError::new(ErrorCode::ConfigInvalid, format!("column_types `{name}: {o}` is not a type DVT can load"))
