@@ -139,39 +139,39 @@ fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str)
     let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
     let ncols = header.fields.len();
     let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
-    let mut batch: Vec<Vec<Option<String>>> = Vec::new();
-    let mut total = 0u64;
     let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
-    while let Some(rec) = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))? {
-        if rec.fields.len() == 1 && rec.fields[0].is_empty() {
-            continue;
+    let file = seed.file.clone();
+    let mut rows = std::iter::from_fn(move || {
+        loop {
+            let rec = match reader.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => return None,
+                Err((l, m)) => return Some(Err(format!("{file}:{l}: {m}"))),
+            };
+            if rec.fields.len() == 1 && rec.fields[0].is_empty() {
+                continue;
+            }
+            if rec.fields.len() != ncols {
+                return Some(Err(format!("{file}:{}: row has {} fields, the header has {ncols}", rec.line, rec.fields.len())));
+            }
+            let row = rec
+                .fields
+                .into_iter()
+                .zip(&booleans)
+                .map(|(v, is_bool)| {
+                    if v.is_empty() {
+                        None
+                    } else if *is_bool && (kind == "mysql" || kind == "sqlite") {
+                        Some(if v == "true" { "1".into() } else { "0".into() })
+                    } else {
+                        Some(v)
+                    }
+                })
+                .collect();
+            return Some(Ok(row));
         }
-        if rec.fields.len() != ncols {
-            return Err(format!("{}:{}: row has {} fields, the header has {ncols}", seed.file, rec.line, rec.fields.len()));
-        }
-        let row: Vec<Option<String>> = rec
-            .fields
-            .into_iter()
-            .zip(&booleans)
-            .map(|(v, is_bool)| {
-                if v.is_empty() {
-                    None
-                } else if *is_bool && (kind == "mysql" || kind == "sqlite") {
-                    Some(if v == "true" { "1".into() } else { "0".into() })
-                } else {
-                    Some(v)
-                }
-            })
-            .collect();
-        batch.push(row);
-        if batch.len() >= 10_000 {
-            conn.insert_rows(stage, ncols, &batch)?;
-            total += batch.len() as u64;
-            batch.clear();
-        }
-    }
-    conn.insert_rows(stage, ncols, &batch)?;
-    Ok(total + batch.len() as u64)
+    });
+    conn.load(stage, ncols, &mut rows)
 }
 
 fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {

@@ -188,3 +188,40 @@ fn execute_runs_a_compiled_plan_and_checks_its_version() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("DVT170") && r.stderr.contains("recompile"), "{}", r.stderr);
 }
+
+#[test]
+fn a_bad_seed_row_leaves_the_old_table_and_a_changed_file_is_refused() {
+    let db = setup("seed");
+    assert_eq!(dvtr(&db, &["seed"]).code, 0);
+    let schema = db.env[2].1.clone();
+    // Compile a plan now, then change the file: `execute` must refuse it.
+    let plan = db.project.join("plan.json");
+    let mut cmd = Command::new(bin("dvtc"));
+    cmd.current_dir(&db.project).args(["compile", "-o", plan.to_str().unwrap(), "-s", "customers_pg"]).env("HOME", &db.project);
+    for (k, v) in &db.env {
+        cmd.env(k, v);
+    }
+    assert_eq!(Run::from(cmd.output().unwrap()).code, 0);
+    for e in ["pg", "maria", "lite", "duck"] {
+        let csv = db.project.join(format!("seeds/{e}_seeds/customers_{e}.csv"));
+        let mut text = std::fs::read_to_string(&csv).unwrap();
+        text.push_str("4,Dee,not-a-number,true,2024-01-04 10:00:00\n");
+        write(&csv, &text);
+    }
+    let r = dvtr(&db, &["seed"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let v = results(&db);
+    for e in ["pg", "maria", "duck"] {
+        assert_eq!(rendering(&v, &format!("seed.rt.customers_{e}")).0, "error", "{e}: {}", r.stdout);
+    }
+    // The old rows are intact.
+    let out = show(&db, "pg", &format!("select count(*) as n from {schema}.customers_pg"));
+    assert!(out.contains("| 3 |"), "{out}");
+    let out = show(&db, "maria", &format!("select count(*) as n from `{schema}`.customers_maria"));
+    assert!(out.contains("| 3 |"), "{out}");
+    let out = show(&db, "duck", "select count(*) as n from customers_duck");
+    assert!(out.contains("| 3 |"), "{out}");
+    let r = dvtr(&db, &["execute", "plan.json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("changed since the plan was compiled"), "{}", r.stdout);
+}

@@ -77,18 +77,25 @@ impl Connection for Duck {
         Ok(r.rows.into_iter().filter_map(|row| row.into_iter().next().flatten()).collect())
     }
 
-    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String> {
+    fn load(
+        &mut self,
+        rel: &str,
+        ncols: usize,
+        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
+    ) -> Result<u64, String> {
         let marks = vec!["?"; ncols].join(", ");
         self.0.execute_batch("begin").map_err(|e| e.to_string())?;
+        let mut n = 0u64;
         let result = (|| {
             let mut st = self.0.prepare(&format!("insert into {rel} values ({marks})")).map_err(|e| e.to_string())?;
             for r in rows {
-                st.execute(duckdb::params_from_iter(r.iter())).map_err(|e| e.to_string())?;
+                st.execute(duckdb::params_from_iter(r?.iter())).map_err(|e| e.to_string())?;
+                n += 1;
             }
             Ok::<(), String>(())
         })();
         match result {
-            Ok(()) => self.0.execute_batch("commit").map_err(|e| e.to_string()),
+            Ok(()) => self.0.execute_batch("commit").map_err(|e| e.to_string()).map(|()| n),
             Err(e) => {
                 let _ = self.0.execute_batch("rollback");
                 Err(e)

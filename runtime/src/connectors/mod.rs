@@ -33,8 +33,10 @@ pub trait Connection: Send {
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
     /// Column names of `schema.identifier`, in order.
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String>;
-    /// Inserts rows into `rel` (rendered) with prepared statements in one transaction.
-    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String>;
+    /// Loads rows into `rel` (rendered) through the engine's bulk path, in one
+    /// transaction, streaming (rows are pulled one at a time). Returns the count.
+    fn load(&mut self, rel: &str, ncols: usize, rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>)
+    -> Result<u64, String>;
 }
 
 /// Opens a connection to an output.

@@ -70,14 +70,23 @@ impl Connection for Pg {
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
-    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String> {
+    fn load(
+        &mut self,
+        rel: &str,
+        ncols: usize,
+        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
+    ) -> Result<u64, String> {
         // COPY in text format: the server parses each value with its column's type.
         use std::io::Write;
         let mut tx = self.0.transaction().map_err(err)?;
+        let mut n = 0u64;
         {
-            let mut w = tx.copy_in(&format!("copy {rel} from stdin")).map_err(err)?;
+            let w = tx.copy_in(&format!("copy {rel} from stdin")).map_err(err)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
             let mut line = String::new();
             for row in rows {
+                let row = row?;
+                n += 1;
                 line.clear();
                 for i in 0..ncols {
                     if i > 0 {
@@ -101,8 +110,9 @@ impl Connection for Pg {
                 line.push('\n');
                 w.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
             }
-            w.finish().map_err(err)?;
+            w.into_inner().map_err(|e| e.to_string())?.finish().map_err(err)?;
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        Ok(n)
     }
 }

@@ -59,15 +59,23 @@ impl Connection for Lite {
         names.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }
 
-    fn insert_rows(&mut self, rel: &str, ncols: usize, rows: &[Vec<Option<String>>]) -> Result<(), String> {
+    fn load(
+        &mut self,
+        rel: &str,
+        ncols: usize,
+        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
+    ) -> Result<u64, String> {
         let marks = vec!["?"; ncols].join(", ");
         let tx = self.0.transaction().map_err(|e| e.to_string())?;
+        let mut n = 0u64;
         {
             let mut st = tx.prepare(&format!("insert into {rel} values ({marks})")).map_err(|e| e.to_string())?;
             for r in rows {
-                st.execute(rusqlite::params_from_iter(r.iter())).map_err(|e| e.to_string())?;
+                st.execute(rusqlite::params_from_iter(r?.iter())).map_err(|e| e.to_string())?;
+                n += 1;
             }
         }
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(n)
     }
 }
