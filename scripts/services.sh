@@ -6,8 +6,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/build/services"
-PG_PORT=${DVT_TEST_PG_PORT:-55432}
-MARIA_PORT=${DVT_TEST_MARIA_PORT:-53306}
+# A port nothing listens on, starting at $1 (another checkout may run its own servers).
+free_port() {
+  local p=$1
+  while (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
 
 apt_install() {
   if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install $*" >&2; return 1; fi
@@ -73,6 +77,10 @@ stop_maria() {
 case "${1:-}" in
   start)
     mkdir -p "$dir"
+    # Reuse this checkout's running servers; otherwise take free ports.
+    if [ -f "$dir/env" ] && [ -f "$dir/pg/data/postmaster.pid" ]; then . "$dir/env"; fi
+    PG_PORT=${DVT_TEST_PG_PORT:-$(free_port 55432)}
+    MARIA_PORT=${DVT_TEST_MARIA_PORT:-$(free_port 53306)}
     start_pg
     start_maria
     cat > "$dir/env" <<ENV
@@ -83,6 +91,7 @@ ENV
   stop)
     stop_pg
     stop_maria
+    rm -f "$dir/env"
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -390,7 +390,7 @@ fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_
     for d in &dirs {
         std::fs::create_dir_all(d).map_err(|e| DvtError::io(d, e))?;
     }
-    const THREADS: usize = 8;
+    const THREADS: usize = 4;
     let chunk = files.len().div_ceil(THREADS).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = files
@@ -400,13 +400,12 @@ fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_
                     for (path, uid) in part {
                         let sql = plan.nodes.get(uid).and_then(|n| n.compiled_sql.as_deref()).unwrap_or_default();
                         let p = dir.join(path);
-                        let mut text = String::with_capacity(sql.len() + 1);
-                        text.push_str(sql);
-                        text.push('\n');
-                        let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == text.len() as u64)
-                            && std::fs::read(&p).is_ok_and(|old| old == text.as_bytes());
+                        let len = sql.len() as u64 + 1;
+                        let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == len)
+                            && std::fs::read(&p).is_ok_and(|old| old.strip_suffix(b"\n") == Some(sql.as_bytes()));
                         if !unchanged {
-                            std::fs::write(&p, text).map_err(|e| DvtError::io(&p, e))?;
+                            let mut f = std::fs::File::create(&p).map_err(|e| DvtError::io(&p, e))?;
+                            f.write_all(sql.as_bytes()).and_then(|()| f.write_all(b"\n")).map_err(|e| DvtError::io(&p, e))?;
                         }
                     }
                     Ok(())

@@ -299,7 +299,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
     let selected: Vec<&PlanNode> = plan
         .order
         .iter()
-        .filter_map(|id| plan.nodes.get(id))
+        .filter_map(|id| plan.nodes.get(id).map(|n| n.as_ref()))
         .filter(|n| opts.resource_types.is_empty() || opts.resource_types.contains(&n.resource_type))
         .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.unique_id)))
         .filter(|n| n.resource_type != "analysis")

@@ -27,8 +27,8 @@ pub struct Plan {
     pub buckets: BTreeMap<String, PlanBucket>,
     /// Sources read by selected nodes.
     pub sources: BTreeMap<String, PlanSource>,
-    /// Selected nodes by unique id.
-    pub nodes: BTreeMap<String, PlanNode>,
+    /// Selected nodes by unique id (boxed: plans of 20k nodes move them around cheaply).
+    pub nodes: BTreeMap<String, Box<PlanNode>>,
     /// Unique ids in execution order (upstream first).
     pub order: Vec<String>,
     /// Warnings raised while compiling (coercions, fallbacks).

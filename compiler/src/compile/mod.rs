@@ -192,7 +192,7 @@ fn compiled_path(node: &Node) -> String {
 }
 
 struct NodeOut {
-    node: PlanNode,
+    node: Box<PlanNode>,
     warnings: Vec<PlanWarning>,
     /// Path under `target/compiled/`.
     file: Option<String>,
@@ -328,7 +328,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     let dialect = cx.dialect_of(&target.value);
     let mode = if federated { Mode::Federation(dialect) } else { Mode::Pushdown(dialect) };
     let relation = placement.as_ref().and_then(|p| p.relation.clone());
-    let mut plan = PlanNode {
+    let mut plan = Box::new(PlanNode {
         unique_id: node.unique_id.clone(),
         resource_type: node.resource_type.as_str().into(),
         name: node.name.clone(),
@@ -355,7 +355,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         post_hooks: vec![],
         grants: grants_of(node),
         tags: node.config.tags(),
-    };
+    });
     if plan.render_at_runtime.is_some() {
         return Ok(NodeOut { node: plan, warnings, file: None });
     }
@@ -598,19 +598,19 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let cx = Ctx { project, jinja, renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh), index, opts, tests_of };
     let order: Vec<String> =
         graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
-    // Boxed: moving 20k large nodes out of an inline Vec into the map would hold both at once.
-    let outs: Vec<Result<Box<NodeOut>>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id]).map(Box::new)).collect();
+    let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
     crate::timing::phase("nodes compiled");
     let mut nodes = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut files = Vec::new();
     for out in outs {
-        let out = *out?;
+        let out = out?;
         warnings.extend(out.warnings);
         files.extend(out.file.map(|f| (f, out.node.unique_id.clone())));
         nodes.insert(out.node.unique_id.clone(), out.node);
     }
     warnings.sort();
+    crate::timing::phase("plan nodes collected");
     // Everything the plan touches, and nothing else.
     let mut used_targets: BTreeSet<String> = BTreeSet::new();
     let mut used_sources: BTreeSet<String> = BTreeSet::new();
