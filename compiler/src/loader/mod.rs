@@ -550,32 +550,7 @@ fn apply_patches(
             }
             node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
             node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
-            for entry in &patch.tests {
-                tests.push(TestDecl {
-                    entry: entry.clone(),
-                    attached: node.unique_id.clone(),
-                    label: name.clone(),
-                    package: pkg.name.clone(),
-                    file: file.to_string(),
-                    line,
-                    column: None,
-                    column_tags: vec![],
-                });
-            }
-            for c in &patch.columns {
-                for entry in &c.tests {
-                    tests.push(TestDecl {
-                        entry: entry.clone(),
-                        attached: node.unique_id.clone(),
-                        label: name.clone(),
-                        package: pkg.name.clone(),
-                        file: file.to_string(),
-                        line,
-                        column: Some(c.name.clone()),
-                        column_tags: tag_list(&c.tags),
-                    });
-                }
-            }
+            declare_tests(tests, &patch.tests, &patch.columns, &node.unique_id, name, &pkg.name, file, line);
         }
     }
     Ok(())
@@ -654,32 +629,7 @@ fn load_source_group(
         let description = renderer.render(table.description.as_deref().unwrap_or(""), &pkg.name, file, tline)?;
         let cols = columns(&table.columns, renderer, &pkg.name, file, tline)?;
         let label = format!("source_{sname}_{tname}");
-        for entry in &table.tests {
-            tests.push(TestDecl {
-                entry: entry.clone(),
-                attached: unique_id.clone(),
-                label: label.clone(),
-                package: pkg.name.clone(),
-                file: file.to_string(),
-                line: tline,
-                column: None,
-                column_tags: vec![],
-            });
-        }
-        for c in &table.columns {
-            for entry in &c.tests {
-                tests.push(TestDecl {
-                    entry: entry.clone(),
-                    attached: unique_id.clone(),
-                    label: label.clone(),
-                    package: pkg.name.clone(),
-                    file: file.to_string(),
-                    line: tline,
-                    column: Some(c.name.clone()),
-                    column_tags: tag_list(&c.tags),
-                });
-            }
-        }
+        declare_tests(tests, &table.tests, &table.columns, &unique_id, &label, &pkg.name, file, tline);
         if sources.contains_key(&unique_id) {
             return Err(DvtError::new(ErrorCode::DuplicateNode, format!("source `{sname}.{tname}` is declared twice"))
                 .at(Location::new(file, tline, 0)));
@@ -707,6 +657,34 @@ fn load_source_group(
         );
     }
     Ok(())
+}
+
+/// Records the tests of a node or source: its own, then each column's.
+#[allow(clippy::too_many_arguments)]
+fn declare_tests(
+    out: &mut Vec<TestDecl>,
+    own: &[Json],
+    cols: &[ColumnProps],
+    attached: &str,
+    label: &str,
+    package: &str,
+    file: &str,
+    line: u32,
+) {
+    let decl = |entry: &Json, column: Option<&ColumnProps>| TestDecl {
+        entry: entry.clone(),
+        attached: attached.to_string(),
+        label: label.to_string(),
+        package: package.to_string(),
+        file: file.to_string(),
+        line,
+        column: column.map(|c| c.name.clone()),
+        column_tags: column.map(|c| tag_list(&c.tags)).unwrap_or_default(),
+    };
+    out.extend(own.iter().map(|e| decl(e, None)));
+    for c in cols {
+        out.extend(c.tests.iter().map(|e| decl(e, Some(c))));
+    }
 }
 
 /// Builds one declared generic test; `None` when its node is disabled or the test is.
