@@ -141,6 +141,7 @@ fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str)
     let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
     let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
     let file = seed.file.clone();
+    let empty_as_null = seed.empty_as_null;
     let mut rows = std::iter::from_fn(move || {
         loop {
             let rec = match reader.next_record() {
@@ -159,7 +160,7 @@ fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str)
                 .into_iter()
                 .zip(&booleans)
                 .map(|(v, is_bool)| {
-                    if v.is_empty() {
+                    if v.is_empty() && empty_as_null {
                         None
                     } else if *is_bool && (kind == "mysql" || kind == "sqlite") {
                         Some(if v == "true" { "1".into() } else { "0".into() })

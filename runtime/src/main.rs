@@ -46,6 +46,9 @@ struct RunArgs {
     /// Staging bucket for federated nodes and seeds.
     #[arg(long)]
     bucket: Option<String>,
+    /// After loading, print the first rows of each seed as the database stored them.
+    #[arg(long)]
+    show: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,10 +161,29 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         return Ok(0);
     }
     println!("Running {n} nodes with {} threads", ra.threads);
-    let results = executor::run(&compiled.plan, env, &opts);
+    let results = executor::run(&compiled.plan, env.clone(), &opts);
     let elapsed = start.elapsed().as_secs_f64();
     write_results(&project.root.join(project.root_package().file.target_path()), command, &results, elapsed)?;
+    if ra.show {
+        show_seeds(&compiled.plan, &env, &results);
+    }
     Ok(summarize(&results, elapsed))
+}
+
+/// `seed --show`: the first rows of each loaded seed, read back from its database.
+fn show_seeds(plan: &dvt_schema::Plan, env: &Env, results: &[NodeResult]) {
+    for r in results.iter().filter(|r| r.status == "success") {
+        let Some(node) = plan.nodes.get(&r.unique_id).filter(|n| n.resource_type == "seed") else { continue };
+        let (Some(rel), Some(creds)) = (&node.relation, env.creds.get(&node.target.value)) else { continue };
+        let dialect = dvt_compiler::dialect::Dialect::from_adapter(&creds.kind).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
+        let rows = dvt_runtime::connectors::connect(creds)
+            .and_then(|mut c| c.query(&dialect.sql().limit(&format!("select * from {}", rel.rendered), 5)));
+        println!("\n{} ({} on {}):", node.name, rel.rendered, node.target.value);
+        match rows {
+            Ok(rows) => print_table(&rows),
+            Err(e) => println!("  cannot read it back: {e}"),
+        }
+    }
 }
 
 fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads: usize, fail_fast: bool) -> Result<i32> {

@@ -328,6 +328,8 @@ pub struct SeedPlan {
     pub column_types: BTreeMap<String, String>,
     pub delimiter: String,
     pub quote_columns: bool,
+    /// Empty CSV fields load as NULL (`empty_as_null: true`, the default) or as empty text.
+    pub empty_as_null: bool,
 }
 
 /// A test's pass/fail rules.

@@ -225,3 +225,23 @@ fn a_bad_seed_row_leaves_the_old_table_and_a_changed_file_is_refused() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("changed since the plan was compiled"), "{}", r.stdout);
 }
+
+#[test]
+fn seed_show_prints_what_was_stored_and_empty_strings_are_configurable() {
+    let db = setup("show");
+    // `amount` of row 3 is empty: NULL by default.
+    let r = dvtr(&db, &["seed", "-s", "customers_lite", "--show"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("customers_lite (\"main\".\"customers_lite\" on lite):"), "{}", r.stdout);
+    assert!(r.stdout.contains("Bo, Jr.") && r.stdout.contains("NULL"), "{}", r.stdout);
+    let project = db.project.join("dbt_project.yml");
+    let text = std::fs::read_to_string(&project).unwrap().replace(
+        "    lite_seeds:\n      +target: lite\n",
+        "    lite_seeds:\n      +target: lite\n      +empty_as_null: false\n      +column_types: {amount: text}\n",
+    );
+    write(&project, &text);
+    let r = dvtr(&db, &["seed", "-s", "customers_lite", "--full-refresh"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let out = show(&db, "lite", "select count(*) as n from customers_lite where amount = ''");
+    assert!(out.contains("| 1 |"), "{out}");
+}

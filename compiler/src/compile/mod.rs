@@ -237,7 +237,8 @@ fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, Lo
         }
     }
     let quote_columns = node.config.bool("quote_columns").unwrap_or(true);
-    Ok((SeedPlan { file: node.file.clone(), format, sha256, column_types, delimiter, quote_columns }, columns))
+    let empty_as_null = node.config.bool("empty_as_null").unwrap_or(true);
+    Ok((SeedPlan { file: node.file.clone(), format, sha256, column_types, delimiter, quote_columns, empty_as_null }, columns))
 }
 
 fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
