@@ -599,6 +599,9 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let cx = Ctx { project, jinja, renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh), index, opts, tests_of };
     let order: Vec<String> =
         graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
+    // The selected set is no longer needed once ordered; keep only what is reported.
+    let unmatched = selection.unmatched;
+    drop(selection.ids);
     let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
     crate::timing::phase("nodes compiled");
     let mut nodes = BTreeMap::new();
@@ -694,12 +697,16 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         computes,
         buckets,
         sources,
-        order: order.iter().filter(|id| nodes.contains_key(*id)).cloned().collect(),
+        order: {
+            let mut order = order;
+            order.retain(|id| nodes.contains_key(id));
+            order
+        },
         nodes,
         warnings,
     };
     files.sort();
-    Ok(Compiled { plan, files, unmatched: selection.unmatched })
+    Ok(Compiled { plan, files, unmatched })
 }
 
 /// `--explain <node>`: a readable account of how a node runs.
