@@ -3,7 +3,7 @@
 //! inlined as CTEs, and incremental models are rendered both ways.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use minijinja::Value;
 
@@ -240,21 +240,12 @@ impl<'a> Renderer<'a> {
             m.insert("flags", crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": self.full_refresh, "WHICH": "compile"})));
             Value::from(m)
         };
+        // Macros dispatch on the target's adapter even when relations render for the compute.
         let ctx = Arc::new(NodeCtx {
-            package: node.package.clone(),
-            name: node.name.clone(),
-            unique_id: node.unique_id.clone(),
-            resource_type: node.resource_type.as_str().into(),
             execute: true,
             incremental,
-            // Macros dispatch on the target's adapter even when relations render for the compute.
-            dialect: adapter_dialect,
             this: Some(this),
-            resolver: resolver.clone(),
-            vars: self.project.vars.clone(),
-            config: node.config.clone(),
-            target,
-            recorder: Mutex::new(Default::default()),
+            ..crate::loader::node_ctx(node, adapter_dialect, resolver.clone(), self.project.vars.clone(), target)
         });
         let raw = raw.unwrap_or(&node.raw);
         let padded;

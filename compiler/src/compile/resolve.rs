@@ -2,7 +2,7 @@
 //! and the relation each node materializes into.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dvt_schema::plan::{Level, RelationRef, Resolved};
 use minijinja::Value;
@@ -147,19 +147,8 @@ pub fn relation_of(project: &Project, jinja: &Jinja, node: &Node, output: &Outpu
     let dialect = Dialect::from_adapter(&output.kind).unwrap_or(Dialect::Postgres);
     let target = target_value(&project.profile.name, output);
     let ctx = Arc::new(NodeCtx {
-        package: node.package.clone(),
-        name: node.name.clone(),
-        unique_id: node.unique_id.clone(),
-        resource_type: node.resource_type.as_str().into(),
         execute: true,
-        incremental: false,
-        dialect,
-        this: None,
-        resolver: Arc::new(NoRefs),
-        vars: project.vars.clone(),
-        config: node.config.clone(),
-        target: target.clone(),
-        recorder: Mutex::new(Default::default()),
+        ..crate::loader::node_ctx(node, dialect, Arc::new(NoRefs), project.vars.clone(), target.clone())
     });
     let mut m: BTreeMap<&str, Value> = BTreeMap::new();
     m.insert("target", target);

@@ -25,7 +25,7 @@ use crate::yaml;
 use generic_tests::TestTarget;
 use properties::{ColumnProps, NodePatch, PropertiesFile, tag_list};
 
-pub use render::{ParseResolver, model_value, target_value};
+pub use render::{ParseResolver, model_value, node_ctx, target_value};
 
 /// What the loader needs from the command line.
 #[derive(Debug, Clone, Default)]

@@ -43,6 +43,26 @@ impl Resolver for ParseResolver {
     }
 }
 
+/// The render state of `node` (not executing, not incremental, no `this`);
+/// callers override what differs with struct update syntax.
+pub fn node_ctx(node: &crate::nodes::Node, dialect: Dialect, resolver: Arc<dyn Resolver>, vars: Arc<Vars>, target: Value) -> NodeCtx {
+    NodeCtx {
+        package: node.package.clone(),
+        name: node.name.clone(),
+        unique_id: node.unique_id.clone(),
+        resource_type: node.resource_type.as_str().into(),
+        execute: false,
+        incremental: false,
+        dialect,
+        this: None,
+        resolver,
+        vars,
+        config: node.config.clone(),
+        target,
+        recorder: Mutex::new(Default::default()),
+    }
+}
+
 /// The `target` variable for an output.
 pub fn target_value(profile: &str, o: &Output) -> Value {
     crate::jinja::to_value(json!({
@@ -167,21 +187,7 @@ pub fn render_all(
             let node = &mut p.node;
             let this = Relation::new(None, None, node.config.str("alias").unwrap_or(&node.name).to_string(), dialect);
             let ctx_val = context_value(node, &this, target, false, &root);
-            let ctx = Arc::new(NodeCtx {
-                package: node.package.clone(),
-                name: node.name.clone(),
-                unique_id: node.unique_id.clone(),
-                resource_type: node.resource_type.as_str().into(),
-                execute: false,
-                incremental: false,
-                dialect,
-                this: Some(this),
-                resolver: resolver.clone(),
-                vars: vars.clone(),
-                config: node.config.clone(),
-                target: target.clone(),
-                recorder: Mutex::new(Default::default()),
-            });
+            let ctx = Arc::new(NodeCtx { this: Some(this), ..node_ctx(node, dialect, resolver.clone(), vars.clone(), target.clone()) });
             // Snapshot bodies start mid-file: pad so minijinja's lines are file lines.
             let padded;
             let src = if node.raw_line > 1 {

@@ -60,20 +60,12 @@ impl Connection for Duck {
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
-        let r = strings(
-            &self.0,
-            "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-            &[schema.unwrap_or("main"), identifier],
-        )?;
-        Ok(r.rows.first().and_then(|row| row[0].clone()).map(|k| if k == "VIEW" { RelationKind::View } else { RelationKind::Table }))
+        let r = strings(&self.0, super::TABLE_TYPE_SQL, &[schema.unwrap_or("main"), identifier])?;
+        Ok(r.rows.first().and_then(|row| row[0].clone()).map(|k| super::kind_of(&k)))
     }
 
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
-        let r = strings(
-            &self.0,
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position",
-            &[schema.unwrap_or("main"), identifier],
-        )?;
+        let r = strings(&self.0, super::COLUMNS_SQL, &[schema.unwrap_or("main"), identifier])?;
         Ok(r.rows.into_iter().filter_map(|row| row.into_iter().next().flatten()).collect())
     }
 

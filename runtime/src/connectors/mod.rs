@@ -39,6 +39,17 @@ pub trait Connection: Send {
     -> Result<u64, String>;
 }
 
+/// information_schema lookups shared by PostgreSQL, MariaDB and DuckDB
+/// (parameters: schema, table name).
+pub(crate) const TABLE_TYPE_SQL: &str = "select table_type from information_schema.tables where table_schema = ? and table_name = ?";
+pub(crate) const COLUMNS_SQL: &str =
+    "select column_name from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position";
+
+/// An information_schema `table_type` as a relation kind.
+pub(crate) fn kind_of(table_type: &str) -> RelationKind {
+    if table_type.eq_ignore_ascii_case("view") { RelationKind::View } else { RelationKind::Table }
+}
+
 /// Opens a connection to an output.
 pub fn connect(c: &Credentials) -> Result<Box<dyn Connection>, String> {
     match c.kind.as_str() {

@@ -51,23 +51,13 @@ impl Connection for My {
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
-        let kind: Option<String> = self
-            .0
-            .exec_first(
-                "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-                (schema.unwrap_or_default(), identifier),
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(kind.map(|k| if k == "VIEW" { RelationKind::View } else { RelationKind::Table }))
+        let kind: Option<String> =
+            self.0.exec_first(super::TABLE_TYPE_SQL, (schema.unwrap_or_default(), identifier)).map_err(|e| e.to_string())?;
+        Ok(kind.map(|k| super::kind_of(&k)))
     }
 
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
-        self.0
-            .exec(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position",
-                (schema.unwrap_or_default(), identifier),
-            )
-            .map_err(|e| e.to_string())
+        self.0.exec(super::COLUMNS_SQL, (schema.unwrap_or_default(), identifier)).map_err(|e| e.to_string())
     }
 
     fn load(

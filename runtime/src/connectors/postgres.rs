@@ -19,6 +19,21 @@ pub fn open(c: &Credentials) -> Result<Pg, String> {
     cfg.connect(postgres::NoTls).map(Pg).map_err(|e| format!("cannot connect to output `{}`: {e}", c.name))
 }
 
+/// `?` placeholders as PostgreSQL's `$1`, `$2`, ….
+fn numbered(sql: &str) -> String {
+    let mut n = 0;
+    sql.chars()
+        .map(|c| {
+            if c == '?' {
+                n += 1;
+                format!("${n}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn err(e: postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
@@ -49,24 +64,12 @@ impl Connection for Pg {
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
-        let rows = self
-            .0
-            .query(
-                "select table_type from information_schema.tables where table_schema = $1 and table_name = $2",
-                &[&schema.unwrap_or("public"), &identifier],
-            )
-            .map_err(err)?;
-        Ok(rows.first().map(|r| if r.get::<_, String>(0) == "VIEW" { RelationKind::View } else { RelationKind::Table }))
+        let rows = self.0.query(&numbered(super::TABLE_TYPE_SQL), &[&schema.unwrap_or("public"), &identifier]).map_err(err)?;
+        Ok(rows.first().map(|r| super::kind_of(&r.get::<_, String>(0))))
     }
 
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
-        let rows = self
-            .0
-            .query(
-                "select column_name from information_schema.columns where table_schema = $1 and table_name = $2 order by ordinal_position",
-                &[&schema.unwrap_or("public"), &identifier],
-            )
-            .map_err(err)?;
+        let rows = self.0.query(&numbered(super::COLUMNS_SQL), &[&schema.unwrap_or("public"), &identifier]).map_err(err)?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
