@@ -365,6 +365,7 @@ pub fn parse_type(s: &str) -> Option<LogicalType> {
         "float" | "double" | "double precision" | "real" | "float8" => LogicalType::Float,
         "date" => LogicalType::Date,
         "timestamp" | "datetime" | "timestamp without time zone" | "timestamp_ntz" => LogicalType::Timestamp,
+        "timestamptz" | "timestamp with time zone" | "timestamp_tz" => LogicalType::TimestampTz,
         "text" | "varchar" | "string" | "char" | "character varying" => LogicalType::Text,
         _ => return None,
     })

@@ -176,8 +176,20 @@ fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str)
 }
 
 fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
-    if node.path == ExecutionPath::Federation {
-        return fail("federated execution (fragments read into the DataFusion compute) is not part of this build yet; run it on a target where its upstreams live".into());
+    if node.path == ExecutionPath::Federation
+        && let Some(fed) = &node.federation
+    {
+        return match crate::federation::run(env, node, fed, opts.full_refresh) {
+            Ok(w) => {
+                let mut msg =
+                    format!("{} {} rows into {}", w.rendering, w.rows, node.relation.as_ref().map_or("", |r| r.rendered.as_str()));
+                if !w.pushed.is_empty() {
+                    msg.push_str(&format!(" (pushed at run time: {})", w.pushed.join("; ")));
+                }
+                ok("success", w.rendering, msg)
+            }
+            Err(e) => fail(e),
+        };
     }
     if let Some(reason) = &node.render_at_runtime {
         return fail(format!("this node renders at run time ({reason}); live rendering is not part of this build yet"));
@@ -245,21 +257,10 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
     };
     let mut loaded = None;
     if node.resource_type == "seed" {
-        // Staging first: create it, load it, then the rest of the rendering moves it in.
-        let split = stmts.iter().position(|s| s.kind == "bulk_load").unwrap_or(stmts.len());
-        if let Err(e) = run_statements(conn, node, &stmts[..split], existing) {
-            return fail(e);
-        }
-        let stage = node.relation.as_ref().map(|r| staging_name(r, &p.dialect)).unwrap_or_default();
-        match load_seed(conn, env, node, &stage) {
+        let dialect = dvt_compiler::dialect::Dialect::from_adapter(&p.dialect).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
+        match run_loading(conn, node, stmts, existing, dialect, |conn, stage| load_seed(conn, env, node, stage)) {
             Ok(n) => loaded = Some(n),
-            Err(e) => {
-                cleanup(conn, stmts);
-                return fail(e);
-            }
-        }
-        if let Err(e) = run_statements(conn, node, &stmts[split..], existing) {
-            return fail(e);
+            Err(e) => return fail(e),
         }
     } else if let Err(e) = run_statements(conn, node, stmts, existing) {
         return fail(e);
@@ -276,10 +277,24 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
     ok("success", name, what)
 }
 
-/// The staging relation of a seed (`<identifier>__dvt_tmp`), rendered like its target.
-fn staging_name(r: &dvt_schema::plan::RelationRef, dialect: &str) -> String {
-    let d = dvt_compiler::dialect::Dialect::from_adapter(dialect).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
-    d.relation(r.database.as_deref(), r.schema.as_deref(), &format!("{}__dvt_tmp", r.identifier))
+/// Runs a rendering that bulk-loads its staging table (`<identifier>__dvt_tmp`):
+/// the statements before the `bulk_load` marker, then `load`, then the rest.
+/// On failure the staging table is dropped and the target is left as it was.
+pub fn run_loading(
+    conn: &mut dyn Connection,
+    node: &PlanNode,
+    stmts: &[Statement],
+    existing: Option<RelationKind>,
+    dialect: dvt_compiler::dialect::Dialect,
+    load: impl FnOnce(&mut dyn Connection, &str) -> Result<u64, String>,
+) -> Result<u64, String> {
+    let r = node.relation.as_ref().ok_or("nothing to load into: the node has no relation")?;
+    let split = stmts.iter().position(|s| s.kind == "bulk_load").unwrap_or(stmts.len());
+    run_statements(conn, node, &stmts[..split], existing)?;
+    let (stage, _) = dvt_compiler::compile::materialize::sibling(dialect, r, "__dvt_tmp");
+    let n = load(conn, &stage).inspect_err(|_| cleanup(conn, stmts))?;
+    run_statements(conn, node, &stmts[split..], existing)?;
+    Ok(n)
 }
 
 /// A progress line as dbt prints it.

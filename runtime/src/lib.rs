@@ -1,9 +1,13 @@
 //! The DVT runtime: executes plans written by `dvtc` against real databases.
 //!
 //! `credentials` reads connection settings at run time only, `connectors`
-//! holds one file per engine, `executor` runs a plan's nodes in DAG order.
+//! holds one file per engine, `executor` runs a plan's nodes in DAG order,
+//! `federation` runs federated nodes through DataFusion (`arrow_rows` moves
+//! values between drivers and Arrow).
 
+pub mod arrow_rows;
 pub mod connectors;
 pub mod credentials;
 pub mod executor;
+pub mod federation;
 pub mod plan_file;

@@ -172,27 +172,14 @@ pub fn incremental(
         format!("-- dvtr compares the columns of {stage} with {} (on_schema_change: {on_schema_change})", r.rendered),
     ));
     match strategy.as_str() {
-        "append" => {
-            inc.push(st("begin", "begin"));
-            inc.push(st("insert", sql.insert_select(&r.rendered, &stage)));
-            inc.push(st("commit", "commit"));
-        }
-        "merge" | "delete+insert" => {
-            if keys.is_empty() {
-                return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("incremental_strategy `{strategy}` needs a `unique_key`"))
+        "append" | "merge" | "delete+insert" => match apply_staged(dialect, r, &stage, &strategy, &keys) {
+            Ok(stmts) => inc.extend(stmts),
+            Err(e) => {
+                return Err(DvtError::new(ErrorCode::ConfigInvalid, e)
                     .at(Location::file(file))
                     .hint("set unique_key in config(), or use incremental_strategy='append'"));
             }
-            inc.push(st("begin", "begin"));
-            match (strategy.as_str(), sql.merge(&r.rendered, &stage, &keys)) {
-                ("merge", Some(m)) => inc.push(st("merge", m)),
-                _ => {
-                    inc.push(st("delete", sql.delete_matching(&r.rendered, &stage, &keys)));
-                    inc.push(st("insert", sql.insert_select(&r.rendered, &stage)));
-                }
-            }
-            inc.push(st("commit", "commit"));
-        }
+        },
         "insert_overwrite" => match sql.insert_overwrite(&r.rendered, incr_select) {
             Some(s) => {
                 inc.truncate(0);
@@ -222,6 +209,33 @@ pub fn incremental(
         replace: None,
         write: Some(WriteStrategy { strategy, unique_key: keys, on_schema_change, this_subqueries: vec![] }),
     })
+}
+
+/// Moves the rows of a complete staging table into the existing table `r` by
+/// `strategy` (`append`, `merge`, `delete+insert`) in one transaction.
+pub fn apply_staged(
+    dialect: Dialect,
+    r: &RelationRef,
+    stage: &str,
+    strategy: &str,
+    keys: &[String],
+) -> std::result::Result<Vec<Statement>, String> {
+    let sql = dialect.sql();
+    let mut out = vec![st("begin", "begin")];
+    match strategy {
+        "append" => out.push(st("insert", sql.insert_select(&r.rendered, stage))),
+        "merge" | "delete+insert" if keys.is_empty() => return Err(format!("incremental_strategy `{strategy}` needs a `unique_key`")),
+        "merge" | "delete+insert" => match (strategy, sql.merge(&r.rendered, stage, keys)) {
+            ("merge", Some(m)) => out.push(st("merge", m)),
+            _ => {
+                out.push(st("delete", sql.delete_matching(&r.rendered, stage, keys)));
+                out.push(st("insert", sql.insert_select(&r.rendered, stage)));
+            }
+        },
+        other => return Err(format!("incremental_strategy `{other}` cannot apply a staged table")),
+    }
+    out.push(st("commit", "commit"));
+    Ok(out)
 }
 
 /// `seed`: typed staging table, bulk load, swap or row replace.

@@ -2,7 +2,7 @@
 //! execution plan (SPEC §5). The plan is deterministic: same inputs, same bytes.
 
 pub mod diff;
-mod materialize;
+pub mod materialize;
 mod render;
 mod resolve;
 mod tests;

@@ -36,6 +36,7 @@ impl SqlDialect for Databricks {
             LogicalType::Float => "double".into(),
             LogicalType::Date => "date".into(),
             LogicalType::Timestamp => "timestamp".into(),
+            LogicalType::TimestampTz => "timestamp".into(),
             LogicalType::Text => "string".into(),
         }
     }

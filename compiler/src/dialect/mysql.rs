@@ -40,6 +40,7 @@ impl SqlDialect for Mysql {
             LogicalType::Float => "double".into(),
             LogicalType::Date => "date".into(),
             LogicalType::Timestamp => "datetime(6)".into(),
+            LogicalType::TimestampTz => "datetime(6)".into(),
             LogicalType::Text => "text".into(),
         }
     }

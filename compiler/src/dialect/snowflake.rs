@@ -26,6 +26,7 @@ impl SqlDialect for Snowflake {
             LogicalType::Float => "float".into(),
             LogicalType::Date => "date".into(),
             LogicalType::Timestamp => "timestamp_ntz".into(),
+            LogicalType::TimestampTz => "timestamp_tz".into(),
             LogicalType::Text => "varchar".into(),
         }
     }

@@ -12,6 +12,8 @@ pub enum LogicalType {
     Float,
     Date,
     Timestamp,
+    /// A point in time with its zone (stored normalised to UTC where the engine has no zone type).
+    TimestampTz,
     Text,
 }
 
@@ -139,6 +141,7 @@ pub trait SqlDialect: Sync {
             LogicalType::Float => "double precision".into(),
             LogicalType::Date => "date".into(),
             LogicalType::Timestamp => "timestamp".into(),
+            LogicalType::TimestampTz => "timestamptz".into(),
             LogicalType::Text => "text".into(),
         }
     }

@@ -38,6 +38,7 @@ impl SqlDialect for Sqlite {
             LogicalType::Float => "real".into(),
             LogicalType::Date => "date".into(),
             LogicalType::Timestamp => "timestamp".into(),
+            LogicalType::TimestampTz => "timestamptz".into(),
             LogicalType::Text => "text".into(),
         }
     }

@@ -27,8 +27,8 @@ use std::ops::ControlFlow;
 
 use dvt_schema::plan::PredicateDecision;
 use sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, OrderByKind, Query, Select, SelectItem, SetExpr,
-    TableFactor, UnaryOperator, Value, Visit, Visitor,
+    BinaryOperator, DataType as SqlType, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, OrderByKind, Query, Select,
+    SelectItem, SetExpr, TableFactor, UnaryOperator, Value, Visit, Visitor,
 };
 use sqlparser::dialect::{
     DatabricksDialect, Dialect as ParserDialect, DuckDbDialect, GenericDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect,
@@ -142,9 +142,12 @@ fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
 /// literals, NULL tests, AND/OR; string literals only in (in)equality on
 /// engines with exact string equality (never MySQL/MariaDB: its collations
 /// ignore case, which NOT would turn into dropped rows); ordering comparisons
-/// (<, BETWEEN) only against numbers, since string order depends on collation.
+/// (<, BETWEEN) only against numbers, since string order depends on collation,
+/// or against typed DATE/TIMESTAMP literals on engines with real date types
+/// (SQLite compares them as text).
 fn portable(e: &Expr, dialect: Dialect) -> bool {
     let strings_ok = dialect != Dialect::Mysql;
+    let times_ok = dialect != Dialect::Sqlite;
     let is_col = |x: &Expr| matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
     let is_num = |x: &Expr| match x {
         Expr::Value(v) => matches!(v.value, Value::Number(..)),
@@ -152,6 +155,10 @@ fn portable(e: &Expr, dialect: Dialect) -> bool {
         _ => false,
     };
     let is_str = |x: &Expr| matches!(x, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let is_time = |x: &Expr| {
+        times_ok
+            && matches!(x, Expr::TypedString(t) if matches!(t.data_type, SqlType::Date | SqlType::Timestamp(..) | SqlType::Datetime(_)))
+    };
     let scalar_eq = |x: &Expr| is_col(x) || is_num(x) || (strings_ok && is_str(x));
     match e {
         Expr::Nested(x) => portable(x, dialect),
@@ -162,7 +169,7 @@ fn portable(e: &Expr, dialect: Dialect) -> bool {
             (is_col(left) && scalar_eq(right) && !is_col(right)) || (is_col(right) && scalar_eq(left) && !is_col(left))
         }
         Expr::BinaryOp { left, op: BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq, right } => {
-            (is_col(left) && is_num(right)) || (is_num(left) && is_col(right))
+            (is_col(left) && (is_num(right) || is_time(right))) || ((is_num(left) || is_time(left)) && is_col(right))
         }
         Expr::InList { expr, list, .. } => is_col(expr) && !list.is_empty() && list.iter().all(|x| is_num(x) || (strings_ok && is_str(x))),
         Expr::Between { expr, low, high, .. } => is_col(expr) && is_num(low) && is_num(high),

@@ -59,6 +59,12 @@ impl Connection for Duck {
         Ok(out)
     }
 
+    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
+        let described = strings(&self.0, &format!("describe select * from (\n{sql}\n) dvt_describe"), &[])?;
+        let types = described.rows.into_iter().map(|r| r.get(1).cloned().flatten().unwrap_or_default()).collect();
+        Ok((types, self.query(sql)?))
+    }
+
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
         let r = strings(&self.0, super::TABLE_TYPE_SQL, &[schema.unwrap_or("main"), identifier])?;
         Ok(r.rows.first().and_then(|row| row[0].clone()).map(|k| super::kind_of(&k)))

@@ -29,6 +29,10 @@ pub trait Connection: Send {
     fn execute(&mut self, sql: &str) -> Result<(), String>;
     /// Runs a query and returns its rows.
     fn query(&mut self, sql: &str) -> Result<Rows, String>;
+    /// Runs a query and returns its rows with each column's type as the engine
+    /// names it (`numeric`, `decimal(12,2)`, `int4`, …; empty when the engine
+    /// does not say, as for SQLite expressions).
+    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String>;
     /// What exists at `schema.identifier`, if anything.
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
     /// Column names of `schema.identifier`, in order.

@@ -32,22 +32,50 @@ fn text(v: mysql::Value) -> Option<String> {
     }
 }
 
+/// A result column's type in MySQL's words (DECIMAL keeps its precision and scale).
+fn type_name(c: &mysql::Column) -> String {
+    use mysql::consts::{ColumnFlags, ColumnType as T};
+    let unsigned = c.flags().contains(ColumnFlags::UNSIGNED_FLAG);
+    match c.column_type() {
+        T::MYSQL_TYPE_TINY if c.column_length() == 1 => "boolean".into(),
+        T::MYSQL_TYPE_TINY | T::MYSQL_TYPE_SHORT | T::MYSQL_TYPE_INT24 => "int".into(),
+        T::MYSQL_TYPE_LONG if !unsigned => "int".into(),
+        T::MYSQL_TYPE_LONG | T::MYSQL_TYPE_LONGLONG | T::MYSQL_TYPE_YEAR => "bigint".into(),
+        T::MYSQL_TYPE_FLOAT | T::MYSQL_TYPE_DOUBLE => "double".into(),
+        T::MYSQL_TYPE_NEWDECIMAL | T::MYSQL_TYPE_DECIMAL => {
+            // The display length counts the sign and the point.
+            let scale = u32::from(c.decimals());
+            let precision = c.column_length().saturating_sub(u32::from(!unsigned) + u32::from(scale > 0));
+            format!("decimal({precision},{scale})")
+        }
+        T::MYSQL_TYPE_DATE | T::MYSQL_TYPE_NEWDATE => "date".into(),
+        T::MYSQL_TYPE_DATETIME | T::MYSQL_TYPE_DATETIME2 | T::MYSQL_TYPE_TIMESTAMP | T::MYSQL_TYPE_TIMESTAMP2 => "datetime".into(),
+        _ => "text".into(),
+    }
+}
+
 impl Connection for My {
     fn execute(&mut self, sql: &str) -> Result<(), String> {
         self.0.query_drop(sql).map_err(|e| e.to_string())
     }
 
     fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        self.query_typed(sql).map(|(_, rows)| rows)
+    }
+
+    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
         let mut result = self.0.query_iter(sql).map_err(|e| e.to_string())?;
         let mut out = Rows::default();
+        let mut types = Vec::new();
         if let Some(set) = result.iter() {
             out.columns = set.columns().as_ref().iter().map(|c| c.name_str().into_owned()).collect();
+            types = set.columns().as_ref().iter().map(type_name).collect();
             for row in set {
                 let row = row.map_err(|e| e.to_string())?;
                 out.rows.push(row.unwrap().into_iter().map(text).collect());
             }
         }
-        Ok(out)
+        Ok((types, out))
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {

@@ -63,6 +63,11 @@ impl Connection for Pg {
         Ok(out)
     }
 
+    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
+        let types = self.0.prepare(sql).map_err(err)?.columns().iter().map(|c| c.type_().name().to_string()).collect();
+        Ok((types, self.query(sql)?))
+    }
+
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
         let rows = self.0.query(&numbered(super::TABLE_TYPE_SQL), &[&schema.unwrap_or("public"), &identifier]).map_err(err)?;
         Ok(rows.first().map(|r| super::kind_of(&r.get::<_, String>(0))))

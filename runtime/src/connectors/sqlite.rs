@@ -33,7 +33,21 @@ impl Connection for Lite {
     }
 
     fn query(&mut self, sql: &str) -> Result<Rows, String> {
+        self.query_typed(sql).map(|(_, rows)| rows)
+    }
+
+    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
         let mut st = self.0.prepare(sql).map_err(|e| e.to_string())?;
+        // Declared types of plain column references; expressions have none.
+        // SQLite integers are 64-bit whatever the declared name.
+        let types: Vec<String> = st
+            .columns()
+            .iter()
+            .map(|c| match c.decl_type().unwrap_or_default().to_ascii_lowercase() {
+                t if t.contains("int") => "bigint".to_string(),
+                t => t,
+            })
+            .collect();
         let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
         let n = columns.len();
         let mut rows = st.query([]).map_err(|e| e.to_string())?;
@@ -41,7 +55,7 @@ impl Connection for Lite {
         while let Some(r) = rows.next().map_err(|e| e.to_string())? {
             out.rows.push((0..n).map(|i| r.get_ref(i).map(text).unwrap_or(None)).collect());
         }
-        Ok(out)
+        Ok((types, out))
     }
 
     fn relation_kind(&mut self, _schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {

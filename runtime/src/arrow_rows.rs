@@ -1,0 +1,196 @@
+//! Values between the databases and the compute. Drivers hand values over as
+//! text with the engine's type name; they become typed Arrow columns here, and
+//! Arrow results become text rows again for a target's bulk path. Every
+//! conversion is exact or fails with the column and value: nothing is
+//! silently truncated (SPEC §3).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use dvt_compiler::dialect::{Dialect, LogicalType};
+
+use crate::connectors::Rows;
+
+const UTC: &str = "UTC";
+
+/// The Arrow type of a column from its engine type name (`numeric(12,2)`,
+/// `int4`, `timestamptz`, …) and, where the name does not fix it (unbounded
+/// numeric, untyped SQLite expressions), from the values themselves.
+pub fn arrow_type(engine_type: &str, values: &[Option<&str>]) -> DataType {
+    let t = engine_type.trim().to_ascii_lowercase();
+    let (base, args) = t.split_once('(').map_or((t.as_str(), ""), |(b, a)| (b.trim(), a.trim_end_matches(')')));
+    match base {
+        "bool" | "boolean" => DataType::Boolean,
+        "int2" | "int4" | "smallint" | "int" | "integer" | "tinyint" | "mediumint" | "utinyint" | "usmallint" => DataType::Int32,
+        "int8" | "bigint" | "long" | "uinteger" => DataType::Int64,
+        "hugeint" | "ubigint" | "uhugeint" => DataType::Decimal128(38, 0),
+        "float4" | "real" | "float" | "float8" | "double" | "double precision" => DataType::Float64,
+        "numeric" | "decimal" => {
+            let mut it = args.split(',').map(|x| x.trim().parse::<u8>().ok());
+            match (it.next().flatten(), it.next().flatten()) {
+                (Some(p), s) if p <= 38 => DataType::Decimal128(p, s.unwrap_or(0) as i8),
+                _ => decimal_of(values).unwrap_or(DataType::Utf8),
+            }
+        }
+        "date" => DataType::Date32,
+        "timestamp" | "datetime" | "timestamp without time zone" | "timestamp_ns" | "timestamp_ms" | "timestamp_s" => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        "timestamptz" | "timestamp with time zone" => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        "" => infer(values),
+        _ => DataType::Utf8,
+    }
+}
+
+/// The narrowest exact decimal for the values, if they are all plain decimals.
+fn decimal_of(values: &[Option<&str>]) -> Option<DataType> {
+    let (mut int_digits, mut scale) = (1usize, 0usize);
+    for v in values.iter().flatten() {
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        let (i, f) = digits.split_once('.').unwrap_or((digits, ""));
+        if i.is_empty() && f.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        int_digits = int_digits.max(i.trim_start_matches('0').len());
+        scale = scale.max(f.len());
+    }
+    (int_digits + scale <= 38).then(|| DataType::Decimal128(38, scale as i8))
+}
+
+/// An untyped column: integers, then floats, else text.
+fn infer(values: &[Option<&str>]) -> DataType {
+    let present: Vec<&str> = values.iter().flatten().copied().collect();
+    if present.is_empty() || present.iter().all(|v| v.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else if present.iter().all(|v| v.parse::<f64>().is_ok()) {
+        DataType::Float64
+    } else {
+        DataType::Utf8
+    }
+}
+
+/// A text column as `to`, failing on any value that does not convert exactly.
+fn convert(column: &str, values: Vec<Option<String>>, to: &DataType) -> Result<ArrayRef, String> {
+    let strict = CastOptions { safe: false, ..Default::default() };
+    match to {
+        DataType::Boolean => {
+            let mut out = Vec::with_capacity(values.len());
+            for v in &values {
+                out.push(match v.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+                    None => None,
+                    Some(s) if matches!(s.as_str(), "t" | "true" | "1" | "y" | "yes" | "on") => Some(true),
+                    Some(s) if matches!(s.as_str(), "f" | "false" | "0" | "n" | "no" | "off") => Some(false),
+                    Some(s) => return Err(format!("column `{column}`: `{s}` is not a boolean")),
+                });
+            }
+            Ok(Arc::new(BooleanArray::from(out)))
+        }
+        DataType::Utf8 => Ok(Arc::new(StringArray::from(values))),
+        DataType::Timestamp(_, Some(_)) => {
+            // PostgreSQL and DuckDB print zones as `+00`; Arrow wants `+00:00`.
+            let fixed: Vec<Option<String>> = values
+                .into_iter()
+                .map(|v| {
+                    v.map(|s| {
+                        let b = s.as_bytes();
+                        let short_zone =
+                            b.len() > 3 && matches!(b[b.len() - 3], b'+' | b'-') && b[b.len() - 2..].iter().all(u8::is_ascii_digit);
+                        if short_zone { format!("{s}:00") } else { s }
+                    })
+                })
+                .collect();
+            cast_with_options(&StringArray::from(fixed), to, &strict).map_err(|e| format!("column `{column}`: {e}"))
+        }
+        _ => cast_with_options(&StringArray::from(values), to, &strict).map_err(|e| format!("column `{column}`: {e}")),
+    }
+}
+
+/// A query result as one record batch. `declared` types (from the plan)
+/// win over the engine's names.
+pub fn to_batch(rows: Rows, engine_types: &[String], declared: &[Option<DataType>]) -> Result<RecordBatch, String> {
+    let Rows { columns, rows } = rows;
+    let n = columns.len();
+    let mut cols: Vec<Vec<Option<String>>> = (0..n).map(|_| Vec::with_capacity(rows.len())).collect();
+    for row in rows {
+        for (i, v) in row.into_iter().enumerate().take(n) {
+            cols[i].push(v);
+        }
+    }
+    let mut fields = Vec::with_capacity(n);
+    let mut arrays = Vec::with_capacity(n);
+    for (i, (name, values)) in columns.iter().zip(cols).enumerate() {
+        let dt = match declared.get(i).cloned().flatten() {
+            Some(dt) => dt,
+            None => {
+                let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+                arrow_type(engine_types.get(i).map_or("", String::as_str), &refs)
+            }
+        };
+        arrays.push(convert(name, values, &dt)?);
+        fields.push(Field::new(name, dt, true));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
+}
+
+/// The SQL type a result column is written as.
+pub fn logical_type(dt: &DataType) -> LogicalType {
+    match dt {
+        DataType::Boolean => LogicalType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => LogicalType::Integer,
+        DataType::Int64 | DataType::UInt32 => LogicalType::BigInt,
+        DataType::UInt64 => LogicalType::Decimal(20, 0),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => LogicalType::Float,
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+            LogicalType::Decimal(*p, (*s).max(0) as u8)
+        }
+        DataType::Date32 | DataType::Date64 => LogicalType::Date,
+        DataType::Timestamp(_, None) => LogicalType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => LogicalType::TimestampTz,
+        _ => LogicalType::Text,
+    }
+}
+
+/// Record batches as text rows for `dialect`'s bulk path: booleans as 1/0
+/// where the engine has no boolean literal, zoned timestamps in UTC without
+/// an offset where the engine has no zone type.
+pub fn text_rows<'a>(
+    batches: &'a [RecordBatch],
+    schema: &SchemaRef,
+    dialect: Dialect,
+) -> Result<impl Iterator<Item = Result<Vec<Option<String>>, String>> + 'a, String> {
+    let numeric_bools = matches!(dialect, Dialect::Mysql | Dialect::Sqlite);
+    let ts_tz = if matches!(dialect, Dialect::Mysql) { "%Y-%m-%d %H:%M:%S%.f" } else { "%Y-%m-%d %H:%M:%S%.f%:z" };
+    let opts = FormatOptions::new()
+        .with_date_format(Some("%Y-%m-%d"))
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+        .with_timestamp_tz_format(Some(ts_tz));
+    let kinds: Vec<bool> = schema.fields().iter().map(|f| f.data_type() == &DataType::Boolean).collect();
+    let mut per_batch = Vec::with_capacity(batches.len());
+    for b in batches {
+        let fmts: Vec<ArrayFormatter<'a>> =
+            b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        per_batch.push((b, fmts));
+    }
+    Ok(per_batch.into_iter().flat_map(move |(b, fmts)| {
+        let kinds = kinds.clone();
+        (0..b.num_rows()).map(move |row| {
+            Ok(fmts
+                .iter()
+                .zip(b.columns())
+                .zip(&kinds)
+                .map(|((f, col), is_bool)| {
+                    if col.is_null(row) {
+                        None
+                    } else {
+                        let s = f.value(row).to_string();
+                        Some(if *is_bool && numeric_bools { if s == "true" { "1".into() } else { "0".into() } } else { s })
+                    }
+                })
+                .collect())
+        })
+    }))
+}

@@ -1,0 +1,259 @@
+//! Federated nodes (SPEC §2.6, §4): each fragment is read from its own
+//! database into Arrow, the remainder runs in DataFusion over them, and the
+//! result is bulk-loaded into a staging table on the target and swapped in
+//! (or merged, for incremental models), so a failure leaves the target as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::common::TableReference;
+use datafusion::prelude::SessionContext;
+use dvt_compiler::compile::materialize;
+use dvt_compiler::dialect::{Dialect, LogicalType};
+use dvt_compiler::federate::{self, FragmentInput};
+use dvt_schema::plan::{FederationPlan, Fragment, PlanNode, RelationRef};
+use sqlparser::ast::{Expr, SetExpr, TableFactor};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use crate::arrow_rows;
+use crate::connectors::{self, Connection, RelationKind};
+use crate::executor::{self, Env};
+
+/// The compute's async runtime, shared by every worker thread of a run.
+static COMPUTE: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("dvt-compute").build().expect("tokio runtime")
+});
+
+/// The name the remainder uses for the incremental model's own table.
+const THIS: &str = "__this";
+
+/// What a federated node did.
+pub struct Written {
+    pub rendering: &'static str,
+    pub rows: u64,
+    /// Predicates pushed into fragments at run time (`{{ this }}` values bound as literals).
+    pub pushed: Vec<String>,
+}
+
+/// Runs the remainder of `fed` over `inputs` (fragment name → batch) in DataFusion.
+pub fn run_remainder(remainder: &str, inputs: Vec<(String, RecordBatch)>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let ctx = SessionContext::new();
+    for (name, batch) in inputs {
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| e.to_string())?;
+        ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(|e| e.to_string())?;
+    }
+    COMPUTE.block_on(async {
+        let df = ctx.sql(remainder).await.map_err(|e| format!("the compute rejected the remainder: {e}"))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| format!("the compute failed: {e}"))?;
+        Ok((schema, batches))
+    })
+}
+
+/// Reads one fragment into a batch, with the types the plan declares.
+pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<RecordBatch, String> {
+    let (types, rows) = conn.query_typed(&f.sql).map_err(|e| format!("fragment `{}` on `{}`: {e}", f.name, f.target))?;
+    let declared: BTreeMap<String, DataType> = f
+        .columns
+        .iter()
+        .filter_map(|c| c.arrow_type.as_deref().and_then(|t| DataType::from_str(t).ok()).map(|t| (c.name.to_ascii_lowercase(), t)))
+        .collect();
+    let declared: Vec<Option<DataType>> = rows.columns.iter().map(|c| declared.get(&c.to_ascii_lowercase()).cloned()).collect();
+    arrow_rows::to_batch(rows, &types, &declared).map_err(|e| format!("fragment `{}` on `{}`: {e}", f.name, f.target))
+}
+
+/// Tables a query reads, by name.
+fn tables_of(sql: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Ok(stmts) = Parser::parse_sql(&GenericDialect {}, sql) {
+        let _ = sqlparser::ast::visit_relations(&stmts, |r| {
+            if let Some(i) = r.0.last().and_then(|p| p.as_ident()) {
+                out.insert(i.value.clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    out
+}
+
+/// A comparable form of a `{{ this }}` subquery: the relation named `__this`,
+/// no quotes, lower case.
+fn subquery_key(sql: &str, relation: &str, quoted_this: &str) -> String {
+    sql.replace(relation, THIS).replace(quoted_this, THIS).replace(['"', '`'], "").to_ascii_lowercase()
+}
+
+/// A value read from the target as a literal of the compute's SQL.
+fn literal(value: Option<&str>, engine_type: &str) -> String {
+    let Some(v) = value else { return "NULL".into() };
+    let quoted = format!("'{}'", v.replace('\'', "''"));
+    match arrow_rows::arrow_type(engine_type, &[Some(v)]) {
+        DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(..) => v.to_string(),
+        DataType::Boolean => (matches!(v, "t" | "true" | "1")).to_string(),
+        DataType::Date32 => format!("DATE {quoted}"),
+        // A zoned value stays a string: the compute coerces it exactly, and it is not pushed
+        // (a TIMESTAMP literal would drop the zone on some sources).
+        DataType::Timestamp(_, None) => format!("TIMESTAMP {quoted}"),
+        _ => quoted,
+    }
+}
+
+/// The incremental remainder with each `{{ this }}` subquery replaced by its
+/// value, evaluated on the target now.
+fn bind_this(target: &mut dyn Connection, remainder: &str, subqueries: &[String], r: &RelationRef) -> Result<String, String> {
+    let mut values = BTreeMap::new();
+    for sq in subqueries {
+        let (types, rows) = target.query_typed(sq).map_err(|e| format!("evaluating `{sq}` on the target: {e}"))?;
+        let v = rows.rows.first().and_then(|row| row.first().cloned().flatten());
+        values.insert(subquery_key(sq, &r.rendered, THIS), literal(v.as_deref(), types.first().map_or("", String::as_str)));
+    }
+    let Ok(mut stmts) = Parser::parse_sql(&GenericDialect {}, remainder) else { return Ok(remainder.to_string()) };
+    let quoted_this = Dialect::DataFusion.quote(THIS);
+    let _ = sqlparser::ast::visit_expressions_mut(&mut stmts, |e| {
+        if let Expr::Subquery(q) = e
+            && let SetExpr::Select(sel) = q.body.as_ref()
+            && sel.from.len() == 1
+            && matches!(&sel.from[0].relation, TableFactor::Table { name, .. } if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value == THIS))
+            && let Some(lit) = values.get(&subquery_key(&q.to_string(), &r.rendered, &quoted_this))
+            && let Ok(x) = Parser::new(&GenericDialect {}).try_with_sql(lit).and_then(|mut p| p.parse_expr())
+        {
+            *e = x;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(stmts.iter().map(ToString::to_string).collect::<Vec<_>>().join(";\n"))
+}
+
+/// Fragments re-split over a remainder whose `{{ this }}` values are now
+/// literals, so conjuncts like `updated_at > TIMESTAMP '…'` reach the sources.
+fn repush(remainder: &str, fragments: &[Fragment]) -> (Vec<Fragment>, Vec<String>) {
+    let inputs: Vec<FragmentInput> = fragments
+        .iter()
+        .filter_map(|f| {
+            Dialect::from_adapter(&f.dialect).map(|d| FragmentInput {
+                name: f.name.clone(),
+                dialect: d,
+                relation: format!("(\n{}\n) dvt_fragment", f.sql),
+            })
+        })
+        .collect();
+    if inputs.len() != fragments.len() {
+        return (fragments.to_vec(), vec![]);
+    }
+    let split = federate::split(&[remainder], &inputs, Dialect::DataFusion);
+    let pushed = split.predicates.iter().filter_map(|p| p.pushed_to.as_ref().map(|to| format!("{} -> {to}", p.predicate))).collect();
+    let out = fragments
+        .iter()
+        .map(|f| match split.fragments.get(&f.name) {
+            Some(o) => Fragment { sql: o.sql.clone(), ..f.clone() },
+            None => f.clone(),
+        })
+        .collect();
+    (out, pushed)
+}
+
+/// Casts result columns to the types declared for the target (an error, never a truncation).
+fn apply_casts(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    casts: &BTreeMap<String, DataType>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    if casts.is_empty() {
+        return Ok((schema.clone(), batches));
+    }
+    let to: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| casts.get(&f.name().to_ascii_lowercase()).cloned().unwrap_or_else(|| f.data_type().clone()))
+        .collect();
+    let fields: Vec<Field> = schema.fields().iter().zip(&to).map(|(f, t)| Field::new(f.name(), t.clone(), true)).collect();
+    let new_schema = Arc::new(Schema::new(fields));
+    let strict = CastOptions { safe: false, ..Default::default() };
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let mut cols = Vec::with_capacity(b.num_columns());
+        for ((c, t), f) in b.columns().iter().zip(&to).zip(schema.fields()) {
+            cols.push(cast_with_options(c, t, &strict).map_err(|e| format!("column `{}` as {t}: {e}", f.name()))?);
+        }
+        out.push(RecordBatch::try_new(new_schema.clone(), cols).map_err(|e| e.to_string())?);
+    }
+    Ok((new_schema, out))
+}
+
+/// Runs one federated node.
+pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
+    let creds = env.creds.get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value))?;
+    let dialect =
+        Dialect::from_adapter(&creds.kind).ok_or_else(|| format!("output `{}` has an unknown type `{}`", creds.name, creds.kind))?;
+    let r = node.relation.as_ref().ok_or("a federated node needs a target relation")?;
+    let mut target = connectors::connect(creds)?;
+    let (schema_name, ident) = connectors::parts(r);
+    let existing = target.relation_kind(schema_name, ident)?;
+    let write = node.write.as_ref();
+    let incremental = node.materialization.effective == "incremental" && existing == Some(RelationKind::Table) && !full_refresh;
+    let (remainder, fragments, pushed) = match (&fed.remainder_incremental, incremental) {
+        (Some(sql), true) => {
+            let bound = bind_this(target.as_mut(), sql, write.map_or(&[][..], |w| &w.this_subqueries), r)?;
+            let (fragments, pushed) = repush(&bound, &fed.fragments);
+            (bound, fragments, pushed)
+        }
+        _ => (fed.remainder.clone(), fed.fragments.clone(), vec![]),
+    };
+    let used = tables_of(&remainder);
+    let mut inputs = Vec::new();
+    let mut others: BTreeMap<String, Box<dyn Connection>> = BTreeMap::new();
+    for f in fragments.iter().filter(|f| used.contains(&f.name)) {
+        let batch = if f.target == node.target.value {
+            read_fragment(target.as_mut(), f)?
+        } else {
+            if !others.contains_key(&f.target) {
+                let c = env.creds.get(&f.target).ok_or_else(|| format!("output `{}` is not in profiles.yml", f.target))?;
+                others.insert(f.target.clone(), connectors::connect(c)?);
+            }
+            read_fragment(others.get_mut(&f.target).expect("connected").as_mut(), f)?
+        };
+        inputs.push((f.name.clone(), batch));
+    }
+    drop(others);
+    let (schema, batches) = run_remainder(&remainder, inputs)?;
+    let casts: BTreeMap<String, DataType> = fed
+        .casts
+        .iter()
+        .filter_map(|c| {
+            dvt_compiler::compile::arrow_type(&c.to).and_then(|t| DataType::from_str(&t).ok()).map(|t| (c.column.to_ascii_lowercase(), t))
+        })
+        .collect();
+    let (schema, batches) = apply_casts(&schema, batches, &casts)?;
+    let columns: Vec<(String, LogicalType)> =
+        schema.fields().iter().map(|f| (f.name().clone(), arrow_rows::logical_type(f.data_type()))).collect();
+    let rendered = materialize::seed(dialect, r, &columns);
+    let (rendering, stmts) = if incremental {
+        let (stage, _) = materialize::sibling(dialect, r, "__dvt_tmp");
+        let load_at = rendered.full_refresh.iter().position(|s| s.kind == "bulk_load").map_or(0, |i| i + 1);
+        let mut stmts = rendered.full_refresh[..load_at].to_vec();
+        stmts.push(dvt_schema::plan::Statement {
+            kind: "check_columns".into(),
+            sql: format!("-- dvtr compares the columns of {stage} with {}", r.rendered),
+        });
+        let w = write.ok_or("an incremental node without a write strategy")?;
+        stmts.extend(materialize::apply_staged(dialect, r, &stage, &w.strategy, &w.unique_key)?);
+        stmts.push(dvt_schema::plan::Statement { kind: "drop_staging".into(), sql: dialect.sql().drop_table(&stage) });
+        ("incremental", stmts)
+    } else if existing == Some(RelationKind::Table) && !full_refresh {
+        ("replace", rendered.replace.unwrap_or_default())
+    } else {
+        ("full_refresh", rendered.full_refresh)
+    };
+    let ncols = columns.len();
+    let rows = executor::run_loading(target.as_mut(), node, &stmts, existing, dialect, |conn, stage| {
+        let mut it = arrow_rows::text_rows(&batches, &schema, dialect)?;
+        conn.load(stage, ncols, &mut it)
+    })?;
+    Ok(Written { rendering, rows, pushed })
+}
