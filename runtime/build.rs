@@ -1,5 +1,5 @@
-//! Lets `dvtr` find the DuckDB library it links (see scripts/duckdb_lib.sh)
-//! without LD_LIBRARY_PATH.
+// Lets `dvtr` (and every binary linking the runtime) find the DuckDB library it links (see scripts/duckdb_lib.sh)
+// without LD_LIBRARY_PATH.
 
 fn main() {
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {

@@ -24,8 +24,10 @@ pub fn arrow_type(engine_type: &str, values: &[Option<&str>]) -> DataType {
     let (base, args) = t.split_once('(').map_or((t.as_str(), ""), |(b, a)| (b.trim(), a.trim_end_matches(')')));
     match base {
         "bool" | "boolean" => DataType::Boolean,
-        "int2" | "int4" | "smallint" | "int" | "integer" | "tinyint" | "mediumint" | "utinyint" | "usmallint" => DataType::Int32,
-        "int8" | "bigint" | "long" | "uinteger" => DataType::Int64,
+        // Every integer reads as Int64: lossless, and joins between engines compare like with like
+        // (DataFusion 55 can fail to coerce Int32 = Int64 inside join filters).
+        "int2" | "int4" | "smallint" | "int" | "integer" | "tinyint" | "mediumint" | "utinyint" | "usmallint" | "int8" | "bigint"
+        | "long" | "uinteger" => DataType::Int64,
         "hugeint" | "ubigint" | "uhugeint" => DataType::Decimal128(38, 0),
         "float4" | "real" | "float" | "float8" | "double" | "double precision" => DataType::Float64,
         "numeric" | "decimal" => {
@@ -57,7 +59,7 @@ fn decimal_of(values: &[Option<&str>]) -> Option<DataType> {
         int_digits = int_digits.max(i.trim_start_matches('0').len());
         scale = scale.max(f.len());
     }
-    (int_digits + scale <= 38).then(|| DataType::Decimal128(38, scale as i8))
+    (int_digits + scale <= 38).then_some(DataType::Decimal128(38, scale as i8))
 }
 
 /// An untyped column: integers, then floats, else text.

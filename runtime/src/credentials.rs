@@ -27,6 +27,11 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Credentials from explicit settings (tests, embedding).
+    pub fn new(name: &str, kind: &str, settings: BTreeMap<String, String>, base_dir: PathBuf) -> Self {
+        Credentials { name: name.to_string(), kind: kind.to_string(), settings, base_dir }
+    }
+
     /// A setting, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.settings.get(key).map(String::as_str)

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use dvt_compiler::dialect::Dialect;
 use dvt_schema::plan::{ExecutionPath, Plan, PlanNode, Statement};
 use dvt_schema::run_results::NodeResult;
 
@@ -116,7 +117,14 @@ fn check_columns(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement]
     Ok(())
 }
 
-fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str) -> Result<u64, String> {
+fn load_seed(
+    conn: &mut dyn Connection,
+    env: &Env,
+    node: &PlanNode,
+    stage: &str,
+    stmts: &[Statement],
+    existing: Option<RelationKind>,
+) -> Result<u64, String> {
     let seed = node.seed.as_ref().ok_or("seed without data file")?;
     let path = env.project_dir.join(&seed.file);
     let sha = dvt_compiler::seeds::sha256_file(&path).map_err(|e| format!("cannot read {}: {e}", seed.file))?;
@@ -128,18 +136,36 @@ fn load_seed(conn: &mut dyn Connection, env: &Env, node: &PlanNode, stage: &str)
             &sha[..12]
         ));
     }
+    let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
     if seed.format != "csv" {
-        return Err(format!(
-            "{}: loading {} seeds needs the bulk loader of the seeds issue; only CSV loads in this build",
-            seed.file, seed.format
-        ));
+        let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
+        let mut data = crate::seed_files::open(&path, &seed.format, &seed.column_types)?;
+        let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(stage, &data.columns) };
+        conn.execute(&create.sql)?;
+        check_columns(conn, node, &[stmts, std::slice::from_ref(&create)].concat(), existing)?;
+        let (schema, ncols) = (data.schema.clone(), data.columns.len());
+        let mut pending = Vec::new().into_iter();
+        let mut rows = std::iter::from_fn(move || {
+            loop {
+                if let Some(r) = pending.next() {
+                    return Some(r);
+                }
+                match data.next()? {
+                    Err(e) => return Some(Err(format!("{}: {e}", seed.file))),
+                    Ok(b) => match crate::arrow_rows::text_rows(std::slice::from_ref(&b), &schema, dialect) {
+                        Ok(it) => pending = it.collect::<Vec<_>>().into_iter(),
+                        Err(e) => return Some(Err(e)),
+                    },
+                }
+            }
+        });
+        return conn.load(stage, ncols, &mut rows);
     }
     let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
     let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
     let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
     let ncols = header.fields.len();
     let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
-    let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
     let file = seed.file.clone();
     let empty_as_null = seed.empty_as_null;
     let mut rows = std::iter::from_fn(move || {
@@ -257,8 +283,8 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
     };
     let mut loaded = None;
     if node.resource_type == "seed" {
-        let dialect = dvt_compiler::dialect::Dialect::from_adapter(&p.dialect).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
-        match run_loading(conn, node, stmts, existing, dialect, |conn, stage| load_seed(conn, env, node, stage)) {
+        let dialect = Dialect::from_adapter(&p.dialect).unwrap_or(Dialect::Postgres);
+        match run_loading(conn, node, stmts, existing, dialect, |conn, stage| load_seed(conn, env, node, stage, stmts, existing)) {
             Ok(n) => loaded = Some(n),
             Err(e) => return fail(e),
         }
@@ -285,7 +311,7 @@ pub fn run_loading(
     node: &PlanNode,
     stmts: &[Statement],
     existing: Option<RelationKind>,
-    dialect: dvt_compiler::dialect::Dialect,
+    dialect: Dialect,
     load: impl FnOnce(&mut dyn Connection, &str) -> Result<u64, String>,
 ) -> Result<u64, String> {
     let r = node.relation.as_ref().ok_or("nothing to load into: the node has no relation")?;

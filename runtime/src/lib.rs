@@ -11,3 +11,4 @@ pub mod credentials;
 pub mod executor;
 pub mod federation;
 pub mod plan_file;
+pub mod seed_files;

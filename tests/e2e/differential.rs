@@ -11,9 +11,9 @@ use dvt_compiler::federate::{FragmentInput, split};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-const TABLES: [&str; 3] = ["t1", "t2", "t3"];
+pub(crate) const TABLES: [&str; 3] = ["t1", "t2", "t3"];
 
-struct Rng(u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -33,7 +33,7 @@ impl Rng {
     }
 }
 
-fn random_rows(r: &mut Rng) -> Vec<[Value; 4]> {
+pub(crate) fn random_rows(r: &mut Rng) -> Vec<[Value; 4]> {
     let n = r.below(12) as i64;
     (0..n)
         .map(|id| {
@@ -142,7 +142,7 @@ fn select(r: &mut Rng) -> String {
     }
 }
 
-fn query(r: &mut Rng) -> String {
+pub(crate) fn query(r: &mut Rng) -> String {
     match r.below(10) {
         0 => format!("with c as ({}) select * from c", select(r)),
         1 => {

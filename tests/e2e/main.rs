@@ -3,6 +3,7 @@
 
 mod differential;
 mod errors;
+mod federated;
 mod golden;
 mod parse_ls;
 mod robustness;

@@ -31,11 +31,10 @@ pub fn open(c: &Credentials) -> Result<Duck, String> {
 fn strings(conn: &duckdb::Connection, sql: &str, params: &[&str]) -> Result<Rows, String> {
     let mut st = conn.prepare(sql).map_err(|e| e.to_string())?;
     let mut rows = st.query(duckdb::params_from_iter(params.iter())).map_err(|e| e.to_string())?;
-    let mut out = Rows::default();
+    // Names are known once the statement ran, even when it returns no rows.
+    let columns = rows.as_ref().map(|st| st.column_names().into_iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+    let mut out = Rows { columns, rows: vec![] };
     while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-        if out.columns.is_empty() {
-            out.columns = r.as_ref().column_names().into_iter().map(|s| s.to_string()).collect();
-        }
         let n = out.columns.len();
         out.rows.push((0..n).map(|i| r.get::<_, Option<String>>(i).unwrap_or(None)).collect());
     }
