@@ -83,7 +83,7 @@ bench-seed:
 golden:
 	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace
-	INSTA_UPDATE=always $(CARGO) test -p dvt-e2e --test e2e golden
+	INSTA_UPDATE=always $(CARGO) test --workspace --test e2e golden
 	git --no-pager diff --stat golden/
 
 clean:

@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::MemTable;
 use datafusion::common::TableReference;
 use datafusion::execution::SessionStateBuilder;
@@ -32,6 +32,15 @@ use crate::executor::{self, Env};
 static COMPUTE: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("dvt-compute").build().expect("tokio runtime")
 });
+
+/// Arrow types the runtime's callers (and tests) handle.
+pub use datafusion::arrow::array::RecordBatch as Batch;
+pub use datafusion::arrow::datatypes::SchemaRef;
+
+/// Batches of one schema as one batch.
+pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch, String> {
+    datafusion::arrow::compute::concat_batches(schema, batches).map_err(|e| e.to_string())
+}
 
 /// The name the remainder uses for the incremental model's own table.
 const THIS: &str = "__this";

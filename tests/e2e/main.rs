@@ -5,6 +5,7 @@ mod differential;
 mod errors;
 mod federated;
 mod golden;
+mod multi_db;
 mod parse_ls;
 mod robustness;
 mod runtime;

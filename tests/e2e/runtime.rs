@@ -62,7 +62,7 @@ fn build_twice_on_four_engines() {
     let db = setup("build");
     let r = dvtr(&db, &["build"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("PASS=25 WARN=0 ERROR=0 SKIP=0 TOTAL=25"), "{}", r.stdout);
+    assert!(r.stdout.contains("PASS=26 WARN=0 ERROR=0 SKIP=0 TOTAL=26"), "{}", r.stdout);
     let schema = &db.env[2].1;
     for (target, rel) in [
         ("pg", format!("{schema}.\"pg table \"\"odd\"\" ü\"")),
@@ -103,6 +103,35 @@ fn build_twice_on_four_engines() {
     let r = dvtr(&db, &["run", "--full-refresh", "-s", "pg_incr"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(rendering(&results(&db), "model.rt.pg_incr"), ("success".into(), "full_refresh".into()));
+}
+
+#[test]
+fn federated_incremental_merges_with_the_this_value_pushed_to_the_source() {
+    let db = setup("fedinc");
+    let r = dvtr(&db, &["build", "-s", "+fed_incr"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(rendering(&results(&db), "model.rt.fed_incr"), ("success".into(), "full_refresh".into()));
+    let out = show(&db, "duck", "select count(*) as n from fed_incr");
+    assert!(out.contains("| 3 |"), "{out}");
+    // Change the source: one row updated, one added.
+    let schema = db.env[2].1.clone();
+    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
+    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
+    let mut pg = dvt_runtime::connectors::connect(&creds).unwrap();
+    pg.execute(&format!(
+        "update {schema}.customers_pg set amount = 99.25, updated_at = '2030-01-01 00:00:00' where id = 2;
+         insert into {schema}.customers_pg values (10, 'Dee', 1.75, true, '2030-01-02 00:00:00')"
+    ))
+    .unwrap();
+    let r = dvtr(&db, &["run", "-s", "fed_incr"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(rendering(&results(&db), "model.rt.fed_incr"), ("success".into(), "incremental".into()));
+    // max(updated_at) was read from DuckDB and pushed into the PostgreSQL fragment.
+    assert!(r.stdout.contains("pushed at run time") && r.stdout.contains("TIMESTAMP '2024-01-03 10:00:00'"), "{}", r.stdout);
+    let out = show(&db, "duck", "select id, amount from fed_incr order by id");
+    assert!(out.contains("99.25") && out.contains("| 10 ") && !out.contains("20.00"), "{out}");
+    let out = show(&db, "duck", "select count(*) as n, count(distinct id) as d from fed_incr");
+    assert!(out.contains("| 4 | 4 |"), "merged without duplicates: {out}");
 }
 
 #[test]

@@ -99,7 +99,12 @@ pub fn view(dialect: Dialect, r: &RelationRef, select: &str) -> Statements {
         full.push(st("begin", "begin"));
     }
     full.push(st("drop_target_table", sql.drop_table(&r.rendered)));
-    for s in sql.replace_view(&r.rendered, select) {
+    let replace = sql.replace_view(&r.rendered, select);
+    // A full refresh may change the columns, which CREATE OR REPLACE refuses: drop first.
+    if !replace[0].starts_with("drop") {
+        full.push(st("drop_target_view", sql.drop_view(&r.rendered)));
+    }
+    for s in replace {
         full.push(st(if s.starts_with("drop") { "drop_target_view" } else { "create_view" }, s));
     }
     if tx {
