@@ -37,19 +37,20 @@ demo:
 	rm -f examples/quickstart/*.duckdb examples/quickstart/*.sqlite
 	@echo; echo "== dvtc parse =="
 	./target/release/dvtc --project-dir examples/quickstart parse
-	@echo; echo "== dvtr build: seeds, models, snapshot and tests on DuckDB =="
-	@echo "   (order_report is federated DuckDB -> SQLite; federated execution is not in this build)"
-	./target/release/dvtr --project-dir examples/quickstart build --exclude order_report
+	@echo; echo "== dvtr build: seeds, models, snapshot and tests on DuckDB; order_report federated DuckDB -> SQLite =="
+	./target/release/dvtr --project-dir examples/quickstart build
 	@echo; echo "== dvtr show --inline =="
 	./target/release/dvtr --project-dir examples/quickstart show --limit 10 --inline "select customer_id, first_name, number_of_orders, lifetime_value from main.customers order by customer_id"
-	@echo; echo "== how the federated model would run: dvtc compile --explain order_report =="
+	@echo; echo "== how the federated model ran: dvtc compile --explain order_report =="
 	./target/release/dvtc --project-dir examples/quickstart compile --explain order_report
+	@echo; echo "== what it wrote into the SQLite reporting file =="
+	./target/release/dvtr --project-dir examples/quickstart --target reporting show --inline "select * from order_report order by customer_id"
 	@echo; echo "== the multi-database example: the 7-case pushdown/federation matrix =="
 	./target/release/dvtc --project-dir examples/multi_db compile --selector federation_matrix
 
 ## Regenerate the committed JSON Schemas after changing schema/ types.
 schema:
-	DVT_UPDATE_SCHEMA=1 $(CARGO) test -p dvt-schema
+	DVT_UPDATE_SCHEMA=1 $(CARGO) test --workspace --test schema_files
 
 fmt:
 	$(CARGO) fmt --all

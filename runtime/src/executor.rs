@@ -64,7 +64,13 @@ fn run_statements(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement
         if st.kind == "begin" {
             in_tx = true;
         }
-        if let Err(e) = conn.execute(&st.sql) {
+        let mut result = conn.execute(&st.sql);
+        if result.is_err() && st.kind == "create_schema" {
+            // Two nodes creating one schema at once race in PostgreSQL's catalog even with
+            // IF NOT EXISTS; the second attempt sees the schema.
+            result = conn.execute(&st.sql);
+        }
+        if let Err(e) = result {
             if in_tx {
                 let _ = conn.execute("rollback");
             }
@@ -317,6 +323,10 @@ pub fn run_loading(
     let r = node.relation.as_ref().ok_or("nothing to load into: the node has no relation")?;
     let split = stmts.iter().position(|s| s.kind == "bulk_load").unwrap_or(stmts.len());
     run_statements(conn, node, &stmts[..split], existing)?;
+    // The column check belongs to the whole rendering (its marker follows the load).
+    if stmts[..split].iter().any(|s| s.kind == "create_staging") {
+        check_columns(conn, node, stmts, existing).inspect_err(|_| cleanup(conn, stmts))?;
+    }
     let (stage, _) = dvt_compiler::compile::materialize::sibling(dialect, r, "__dvt_tmp");
     let n = load(conn, &stage).inspect_err(|_| cleanup(conn, stmts))?;
     run_statements(conn, node, &stmts[split..], existing)?;

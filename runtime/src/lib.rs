@@ -6,6 +6,8 @@
 //! values between drivers and Arrow).
 
 pub mod arrow_rows;
+/// The Arrow implementation the runtime uses (re-exported for embedders and tests).
+pub use datafusion::arrow;
 pub mod connectors;
 pub mod credentials;
 pub mod executor;

@@ -324,7 +324,9 @@ pub struct SeedPlan {
     pub format: String,
     /// SHA-256 of the file; `dvtr` refuses a file that no longer matches.
     pub sha256: String,
-    /// Column types from `column_types` (others are inferred at load).
+    /// Each column's type as a portable SQL name (`integer`, `numeric(5, 2)`, `boolean`,
+    /// `timestamp`, …): `column_types` overrides, the rest inferred from the file.
+    /// Parquet and JSON-lines seeds list only the overrides (their files carry types).
     pub column_types: BTreeMap<String, String>,
     pub delimiter: String,
     pub quote_columns: bool,

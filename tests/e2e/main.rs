@@ -9,4 +9,5 @@ mod multi_db;
 mod parse_ls;
 mod robustness;
 mod runtime;
+mod seeds;
 mod support;

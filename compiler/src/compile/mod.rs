@@ -198,7 +198,7 @@ struct NodeOut {
     file: Option<String>,
 }
 
-fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
+fn seed_plan(node: &Node) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
     let path = node.seed_path.as_ref().expect("seeds have a path");
     let format = crate::seeds::format_of(path).to_string();
     let sha256 = crate::seeds::sha256_file(path).map_err(|e| DvtError::io(path, e))?;
@@ -227,7 +227,7 @@ fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, Lo
                 })?,
                 None => t,
             };
-            column_types.insert(name.clone(), dialect.sql().type_name(&t));
+            column_types.insert(name.clone(), Dialect::Postgres.sql().type_name(&t));
             columns.push((name, t));
         }
     } else {
@@ -362,7 +362,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     }
     // Seeds: no SQL to render.
     if node.resource_type == ResourceType::Seed {
-        let (seed, columns) = seed_plan(node, dialect)?;
+        let (seed, columns) = seed_plan(node)?;
         let r = relation.expect("seeds have a relation");
         let s = materialize::seed(dialect, &r, &columns);
         plan.pushdown =

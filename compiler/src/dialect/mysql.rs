@@ -9,7 +9,12 @@ impl SqlDialect for Mysql {
         format!("`{}`", ident.replace('`', "``"))
     }
     fn create_schema(&self, _database: Option<&str>, schema: &str) -> Option<String> {
-        Some(format!("create database if not exists {}", self.quote(schema)))
+        // The server default may be latin1: text must hold any Unicode.
+        Some(format!("create database if not exists {} character set utf8mb4", self.quote(schema)))
+    }
+    fn create_table(&self, rel: &str, columns: &[(String, LogicalType)]) -> String {
+        let cols: Vec<String> = columns.iter().map(|(n, t)| format!("{} {}", self.quote(n), self.type_name(t))).collect();
+        format!("create table {rel} (\n  {}\n) character set utf8mb4", cols.join(",\n  "))
     }
     fn transactional_ddl(&self) -> bool {
         false

@@ -28,6 +28,15 @@ pub fn open(c: &Credentials) -> Result<Duck, String> {
     base.try_clone().map(Duck).map_err(|e| e.to_string())
 }
 
+/// Closes the cached database instances (open connections keep theirs), so
+/// another process can open the files. For embedders and tests; `dvtr` keeps
+/// its instances for the whole run.
+pub fn release() {
+    if let Ok(mut m) = INSTANCES.lock() {
+        m.clear();
+    }
+}
+
 fn strings(conn: &duckdb::Connection, sql: &str, params: &[&str]) -> Result<Rows, String> {
     let mut st = conn.prepare(sql).map_err(|e| e.to_string())?;
     let mut rows = st.query(duckdb::params_from_iter(params.iter())).map_err(|e| e.to_string())?;

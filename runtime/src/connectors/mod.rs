@@ -9,6 +9,8 @@ use dvt_schema::plan::RelationRef;
 
 use crate::credentials::Credentials;
 
+pub use duckdb::release as release_embedded;
+
 /// What exists at a relation's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelationKind {
