@@ -89,23 +89,60 @@ impl Connection for Duck {
         ncols: usize,
         rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
     ) -> Result<u64, String> {
-        let marks = vec!["?"; ncols].join(", ");
-        self.0.execute_batch("begin").map_err(|e| e.to_string())?;
-        let mut n = 0u64;
-        let result = (|| {
-            let mut st = self.0.prepare(&format!("insert into {rel} values ({marks})")).map_err(|e| e.to_string())?;
-            for r in rows {
-                st.execute(duckdb::params_from_iter(r?.iter())).map_err(|e| e.to_string())?;
-                n += 1;
-            }
-            Ok::<(), String>(())
-        })();
-        match result {
-            Ok(()) => self.0.execute_batch("commit").map_err(|e| e.to_string()).map(|()| n),
-            Err(e) => {
-                let _ = self.0.execute_batch("rollback");
-                Err(e)
-            }
+        // DuckDB's appender: values go in as text and DuckDB casts each to its column's
+        // type (an error names the value), far faster than prepared INSERTs.
+        let parts = identifiers(rel);
+        let (catalog, schema, table) = match parts.as_slice() {
+            [c, s, t] => (Some(c.as_str()), s.as_str(), t.as_str()),
+            [s, t] => (None, s.as_str(), t.as_str()),
+            [t] => (None, "main", t.as_str()),
+            _ => return Err(format!("cannot append to `{rel}`")),
+        };
+        let mut app = match catalog {
+            Some(c) => self.0.appender_to_catalog_and_db(table, c, schema),
+            None => self.0.appender_to_db(table, schema),
         }
+        .map_err(|e| e.to_string())?;
+        let mut n = 0u64;
+        for r in rows {
+            let r = r?;
+            if r.len() != ncols {
+                return Err(format!("row {} has {} values, the table has {ncols} columns", n + 1, r.len()));
+            }
+            app.append_row(duckdb::appender_params_from_iter(r.iter())).map_err(|e| format!("row {}: {e}", n + 1))?;
+            n += 1;
+        }
+        app.flush().map_err(|e| e.to_string())?;
+        Ok(n)
+    }
+}
+
+/// The identifiers of a rendered relation (`"db"."schema"."table"`).
+fn identifiers(rel: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = rel.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identifiers_of_rendered_relations() {
+        assert_eq!(super::identifiers("\"w\".\"main\".\"a \"\"b\"\".c\""), ["w", "main", "a \"b\".c"]);
+        assert_eq!(super::identifiers("\"t\""), ["t"]);
     }
 }
