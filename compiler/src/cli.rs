@@ -165,6 +165,8 @@ impl CompileArgs {
             },
             full_refresh: self.full_refresh,
             var_names,
+            only: None,
+            live: None,
         })
     }
 }

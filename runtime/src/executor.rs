@@ -31,7 +31,13 @@ pub struct RunOptions {
 pub struct Env {
     pub creds: BTreeMap<String, Credentials>,
     pub project_dir: std::path::PathBuf,
+    /// Renders a node marked "render at run time" against the live databases,
+    /// at its turn in the run (so `run_query` sees what upstream nodes built).
+    pub live_render: Option<Box<LiveRender>>,
 }
+
+/// See [`Env::live_render`]: unique id in, the node's plan rendered live out.
+pub type LiveRender = dyn Fn(&str) -> Result<Box<PlanNode>, String> + Send + Sync;
 
 struct Outcome {
     status: &'static str,
@@ -110,14 +116,14 @@ fn check_columns(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement]
     let (schema, ident) = connectors::parts(r);
     let target = conn.columns(schema, ident)?;
     let stage = conn.columns(schema, &stage_ident)?;
-    let norm = |v: &[String]| v.iter().map(|c| c.to_ascii_lowercase()).collect::<Vec<_>>();
+    let norm = |v: &[(String, String)]| v.iter().map(|(c, _)| c.to_ascii_lowercase()).collect::<Vec<_>>();
     let extra_ok = node.write.as_ref().is_some_and(|w| w.strategy.starts_with("snapshot"));
     if norm(&target) != norm(&stage) && !(extra_ok && norm(&stage).iter().all(|c| norm(&target).contains(c))) {
         return Err(format!(
             "the columns of {} changed ({} -> {}); rerun with --full-refresh to rebuild it",
             r.rendered,
-            target.join(", "),
-            stage.join(", ")
+            target.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", "),
+            stage.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     Ok(())
@@ -223,9 +229,21 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
             Err(e) => fail(e),
         };
     }
-    if let Some(reason) = &node.render_at_runtime {
-        return fail(format!("this node renders at run time ({reason}); live rendering is not part of this build yet"));
-    }
+    let rendered;
+    let node = match (&node.render_at_runtime, &env.live_render) {
+        (None, _) => node,
+        (Some(reason), None) => {
+            return fail(format!("this node renders at run time ({reason}); run it with `dvtr run`/`build`, which render it live"));
+        }
+        (Some(_), Some(render)) => match render(&node.unique_id) {
+            Ok(n) if n.render_at_runtime.is_none() => {
+                rendered = n;
+                &*rendered
+            }
+            Ok(n) => return fail(format!("live rendering still needs `{}`", n.render_at_runtime.unwrap_or_default())),
+            Err(e) => return fail(format!("live rendering failed: {e}")),
+        },
+    };
     let Some(p) = &node.pushdown else {
         return ok("success", "none", "nothing to run (ephemeral or analysis)".into());
     };

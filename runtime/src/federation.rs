@@ -91,8 +91,8 @@ pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<RecordBa
     arrow_rows::to_batch(rows, &types, &declared).map_err(|e| format!("fragment `{}` on `{}`: {e}", f.name, f.target))
 }
 
-/// Tables a query reads, by name.
-fn tables_of(sql: &str) -> BTreeSet<String> {
+/// Tables a query reads, by name (the fragments a remainder uses).
+pub fn tables_of(sql: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     if let Ok(stmts) = Parser::parse_sql(&GenericDialect {}, sql) {
         let _ = sqlparser::ast::visit_relations(&stmts, |r| {

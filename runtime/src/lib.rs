@@ -12,5 +12,6 @@ pub mod connectors;
 pub mod credentials;
 pub mod executor;
 pub mod federation;
+pub mod live;
 pub mod plan_file;
 pub mod seed_files;

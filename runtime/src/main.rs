@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use dvt_compiler::cli::{ListArgs, LogFormat, ProjectArgs, SelectArgs, print_error};
+use dvt_compiler::compile::CompileOptions;
 use dvt_compiler::error::{DvtError, ErrorCode, Result};
 use dvt_runtime::executor::{self, Env, RunOptions};
 use dvt_schema::run_results::{NodeResult, RUN_RESULTS_VERSION, RunResults};
@@ -101,9 +102,21 @@ fn project_dir(args: &ProjectArgs) -> PathBuf {
     std::fs::canonicalize(&p).unwrap_or(p)
 }
 
-fn env_for(args: &ProjectArgs, project: &dvt_compiler::nodes::Project) -> Result<Arc<Env>> {
+type Loaded = (dvt_compiler::nodes::Project, dvt_compiler::jinja::Jinja, dvt_compiler::graph::Graph);
+
+/// The run environment: credentials, and live rendering of "render at run
+/// time" nodes with the same compile options against the real databases.
+fn env_for(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions) -> Result<Arc<Env>> {
+    let project = &loaded.0;
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
-    Ok(Arc::new(Env { creds, project_dir: project.root.clone() }))
+    let project_dir = project.root.clone();
+    let db: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds.clone()));
+    let render = move |id: &str| -> std::result::Result<Box<dvt_schema::plan::PlanNode>, String> {
+        let opts = CompileOptions { only: Some([id.to_string()].into()), live: Some(db.clone()), ..options.clone() };
+        let mut compiled = dvt_compiler::compile::compile(&loaded.0, &loaded.1, &loaded.2, &opts).map_err(|e| e.to_string())?;
+        compiled.plan.nodes.remove(id).ok_or_else(|| format!("`{id}` is not in the project any more"))
+    };
+    Ok(Arc::new(Env { creds, project_dir, live_render: Some(Box::new(render)) }))
 }
 
 fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
@@ -131,7 +144,8 @@ fn summarize(results: &[NodeResult], elapsed: f64) -> i32 {
 
 fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> Result<i32> {
     let start = Instant::now();
-    let (project, jinja, graph) = dvt_compiler::cli::load(args)?;
+    let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(args)?);
+    let project = &loaded.0;
     let compile_args = dvt_compiler::cli::CompileArgs {
         select: ra.select.clone(),
         compute: ra.compute.clone(),
@@ -140,9 +154,10 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         output: None,
         explain: None,
     };
-    let compiled = dvt_compiler::compile::compile(&project, &jinja, &graph, &compile_args.options(args)?)?;
+    let options = compile_args.options(args)?;
+    let compiled = dvt_compiler::compile::compile(project, &loaded.1, &loaded.2, &options)?;
     dvt_compiler::cli::report_unmatched(&compiled.unmatched, args.log_format);
-    let env = env_for(args, &project)?;
+    let env = env_for(args, loaded.clone(), options)?;
     let opts = RunOptions {
         threads: ra.threads,
         full_refresh: ra.full_refresh,
@@ -193,7 +208,7 @@ fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads
     let pf = dvt_compiler::project::load_project_file(&dir, "")?;
     let profile = pf.file.profile.clone().unwrap_or(pf.file.name.clone());
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
-    let env = Arc::new(Env { creds, project_dir: dir.clone() });
+    let env = Arc::new(Env { creds, project_dir: dir.clone(), live_render: None });
     let opts =
         RunOptions { threads, full_refresh: full_refresh || plan.invocation.full_refresh, fail_fast, resource_types: vec![], only: None };
     let results = executor::run(&plan, env, &opts);
@@ -204,7 +219,8 @@ fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads
 
 fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
     let start = Instant::now();
-    let (project, jinja, graph) = dvt_compiler::cli::load(args)?;
+    let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(args)?);
+    let project = &loaded.0;
     let target = project.root.join(project.root_package().file.target_path());
     let path = target.join("run_results.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -223,8 +239,8 @@ fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
         println!("Nothing to retry: the last run had no failures.");
         return Ok(0);
     }
-    let compiled = dvt_compiler::compile::compile(&project, &jinja, &graph, &dvt_compiler::compile::CompileOptions::default())?;
-    let env = env_for(args, &project)?;
+    let compiled = dvt_compiler::compile::compile(project, &loaded.1, &loaded.2, &CompileOptions::default())?;
+    let env = env_for(args, loaded.clone(), CompileOptions::default())?;
     let opts = RunOptions { threads, full_refresh: false, fail_fast: false, resource_types: vec![], only: Some(only) };
     let results = executor::run(&compiled.plan, env, &opts);
     let elapsed = start.elapsed().as_secs_f64();
@@ -248,21 +264,20 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
                 .values()
                 .find(|n| n.resource_type == "model")
                 .ok_or_else(|| DvtError::new(ErrorCode::SelectorInvalid, format!("`{sel}` does not match any enabled nodes")))?;
-            if node.path == dvt_schema::plan::ExecutionPath::Federation {
-                return Err(DvtError::new(
-                    ErrorCode::Usage,
-                    format!("`{}` is federated; show runs pushdown models in this build", node.name),
-                ));
+            if let (dvt_schema::plan::ExecutionPath::Federation, Some(fed)) = (&node.path, &node.federation) {
+                // Federated: read the fragments, run the remainder in the compute, print its first rows.
+                let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+                let rows = show_federated(&creds, fed, limit).map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
+                print_table(&rows);
+                return Ok(0);
             }
             (node.compiled_sql.clone().unwrap_or_default(), node.target.value.clone())
         }
         (None, None) => return Err(DvtError::new(ErrorCode::Usage, "show needs --inline \"select …\" or -s <model>")),
     };
-    let env = env_for(args, &project)?;
-    let creds = env
-        .creds
-        .get(&target)
-        .ok_or_else(|| DvtError::new(ErrorCode::TargetNotFound, format!("output `{target}` is not in profiles.yml")))?;
+    let all = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+    let creds =
+        all.get(&target).ok_or_else(|| DvtError::new(ErrorCode::TargetNotFound, format!("output `{target}` is not in profiles.yml")))?;
     let mut conn = dvt_runtime::connectors::connect(creds).map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
     let dialect = dvt_compiler::dialect::Dialect::from_adapter(&creds.kind).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
     let rows = conn
@@ -270,6 +285,25 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
         .map_err(|e| DvtError::new(ErrorCode::Usage, format!("query failed on `{target}`: {e}")))?;
     print_table(&rows);
     Ok(0)
+}
+
+/// The first `limit` rows of a federated model, computed as `run` would.
+fn show_federated(
+    creds: &std::collections::BTreeMap<String, dvt_runtime::credentials::Credentials>,
+    fed: &dvt_schema::plan::FederationPlan,
+    limit: u64,
+) -> std::result::Result<dvt_runtime::connectors::Rows, String> {
+    use dvt_runtime::{arrow_rows, connectors, federation};
+    let mut inputs = Vec::new();
+    let used = federation::tables_of(&fed.remainder);
+    for f in fed.fragments.iter().filter(|f| used.contains(&f.name)) {
+        let c = creds.get(&f.target).ok_or_else(|| format!("output `{}` is not in profiles.yml", f.target))?;
+        inputs.push((f.name.clone(), federation::read_fragment(connectors::connect(c)?.as_mut(), f)?));
+    }
+    let (schema, batches) = federation::run_remainder(&format!("select * from ({}) dvt_show limit {limit}", fed.remainder), inputs)?;
+    let rows =
+        arrow_rows::text_rows(&batches, &schema, dvt_compiler::dialect::Dialect::DataFusion)?.collect::<std::result::Result<_, _>>()?;
+    Ok(connectors::Rows { columns: schema.fields().iter().map(|f| f.name().clone()).collect(), rows })
 }
 
 fn print_table(rows: &dvt_runtime::connectors::Rows) {

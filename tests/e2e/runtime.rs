@@ -62,7 +62,7 @@ fn build_twice_on_four_engines() {
     let db = setup("build");
     let r = dvtr(&db, &["build"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("PASS=26 WARN=0 ERROR=0 SKIP=0 TOTAL=26"), "{}", r.stdout);
+    assert!(r.stdout.contains("PASS=27 WARN=0 ERROR=0 SKIP=0 TOTAL=27"), "{}", r.stdout);
     let schema = &db.env[2].1;
     for (target, rel) in [
         ("pg", format!("{schema}.\"pg table \"\"odd\"\" ü\"")),
@@ -132,6 +132,26 @@ fn federated_incremental_merges_with_the_this_value_pushed_to_the_source() {
     assert!(out.contains("99.25") && out.contains("| 10 ") && !out.contains("20.00"), "{out}");
     let out = show(&db, "duck", "select count(*) as n, count(distinct id) as d from fed_incr");
     assert!(out.contains("| 4 | 4 |"), "merged without duplicates: {out}");
+}
+
+#[test]
+fn run_query_statement_and_catalog_render_live_at_run_time() {
+    let db = setup("live");
+    // Offline, the node is marked to render at run time.
+    let mut cmd = Command::new(bin("dvtc"));
+    cmd.current_dir(&db.project).args(["compile", "-s", "pg_live", "-o", "plan.json"]).env("HOME", &db.project);
+    for (k, v) in &db.env {
+        cmd.env(k, v);
+    }
+    assert_eq!(Run::from(cmd.output().unwrap()).code, 0);
+    let plan = std::fs::read_to_string(db.project.join("plan.json")).unwrap();
+    assert!(plan.contains("\"render_at_runtime\": \"statement\""), "{plan}");
+    // dvtr renders it live, after its upstream seed was loaded in the same run.
+    let r = dvtr(&db, &["build", "-s", "+pg_live"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let schema = &db.env[2].1;
+    let out = show(&db, "pg", &format!("select n_rows, second_name, n_cols, third_col, max_id from {schema}.pg_live"));
+    assert!(out.contains("| 3      | Bo, Jr.     | 5      | amount:numeric | 3      |"), "{out}");
 }
 
 #[test]

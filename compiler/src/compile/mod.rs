@@ -36,6 +36,11 @@ pub struct CompileOptions {
     pub full_refresh: bool,
     /// Names of `--vars` keys (values are not recorded).
     pub var_names: Vec<String>,
+    /// Compile exactly these nodes (unique ids) instead of a selection.
+    pub only: Option<std::collections::BTreeSet<String>>,
+    /// A live database: nodes that need one (`run_query`, `statement`, catalog
+    /// lookups) render against it instead of being marked "render at run time".
+    pub live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
 }
 
 /// A compiled plan and the SQL files dbt users expect under `target/compiled/`.
@@ -344,7 +349,8 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         materialization: Materialization { requested, effective: effective.clone(), coercion },
         path,
         upstreams,
-        render_at_runtime: node.runtime_only.clone(),
+        // With a live database the node renders now; offline it waits for `dvtr`.
+        render_at_runtime: if cx.opts.live.is_some() { None } else { node.runtime_only.clone() },
         compiled_sql: None,
         pushdown: None,
         federation: None,
@@ -586,7 +592,12 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let placements = resolve::place_all(project, jinja, &opts.overrides)?;
     crate::timing::phase("nodes placed");
     let index = Arc::new(Index::new(project, placements));
-    let selection = select::select(project, graph, &opts.selection)?;
+    let selection = match &opts.only {
+        Some(ids) => {
+            select::Selection { ids: ids.iter().filter(|id| project.nodes.contains_key(*id)).cloned().collect(), unmatched: vec![] }
+        }
+        None => select::select(project, graph, &opts.selection)?,
+    };
     let mut tests_of: HashMap<String, Vec<String>> = HashMap::new();
     for n in project.nodes.values() {
         if let Some(t) = &n.test {
@@ -596,7 +607,14 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     for v in tests_of.values_mut() {
         v.sort();
     }
-    let cx = Ctx { project, jinja, renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh), index, opts, tests_of };
+    let cx = Ctx {
+        project,
+        jinja,
+        renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh, opts.live.clone()),
+        index,
+        opts,
+        tests_of,
+    };
     let order: Vec<String> =
         graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
     // The selected set is no longer needed once ordered; keep only what is reported.

@@ -174,19 +174,34 @@ pub struct Renderer<'a> {
     sources: Arc<BTreeMap<String, SourceLoc>>,
     outputs: Arc<BTreeMap<String, crate::profiles::Output>>,
     pub full_refresh: bool,
+    live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
 }
 
 /// Rendering marked "needs a live database".
 pub struct RuntimeOnly(pub String);
 
 impl<'a> Renderer<'a> {
-    pub fn new(project: &'a Project, jinja: &'a Jinja, index: Arc<Index>, full_refresh: bool) -> Self {
+    pub fn new(
+        project: &'a Project,
+        jinja: &'a Jinja,
+        index: Arc<Index>,
+        full_refresh: bool,
+        live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
+    ) -> Self {
         let sources = project
             .sources
             .values()
             .map(|s| (s.unique_id.clone(), (s.connection.clone(), s.database.clone(), s.schema.clone(), s.identifier.clone())))
             .collect();
-        Renderer { project, jinja, index, sources: Arc::new(sources), outputs: Arc::new(project.profile.outputs.clone()), full_refresh }
+        Renderer {
+            project,
+            jinja,
+            index,
+            sources: Arc::new(sources),
+            outputs: Arc::new(project.profile.outputs.clone()),
+            full_refresh,
+            live,
+        }
     }
 
     fn fragment_names(&self, node: &Node) -> HashMap<String, String> {
@@ -245,6 +260,7 @@ impl<'a> Renderer<'a> {
             execute: true,
             incremental,
             this: Some(this),
+            live: self.live.as_ref().map(|db| Arc::new(crate::jinja::live::LiveSession::new(db.clone(), target_name.clone()))),
             ..crate::loader::node_ctx(node, adapter_dialect, resolver.clone(), self.project.vars.clone(), target)
         });
         let raw = raw.unwrap_or(&node.raw);

@@ -85,6 +85,8 @@ pub struct NodeCtx {
     /// The `target` variable.
     pub target: Value,
     pub recorder: Mutex<Recorder>,
+    /// A live database when `dvtr` renders the node at run time.
+    pub live: Option<Arc<super::live::LiveSession>>,
 }
 
 impl NodeCtx {

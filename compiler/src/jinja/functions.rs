@@ -45,6 +45,34 @@ fn runtime_only(what: &str) -> Result<Value, Error> {
     if n.execute { Err(err(format!("`{what}` {RUNTIME_MARKER}"))) } else { Ok(Value::from(())) }
 }
 
+/// `run_query(sql)`: live when `dvtr` renders, otherwise "render at run time".
+fn run_query_fn(args: Rest<Value>) -> Result<Value, Error> {
+    match node()?.live.clone() {
+        Some(live) => live.run_query(&args.first().map(|v| v.to_string()).unwrap_or_default()),
+        None => runtime_only("run_query"),
+    }
+}
+
+/// `{% call statement(name, fetch_result=True) %}…{% endcall %}`.
+fn statement_fn(state: &mut State<'_, '_>, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let Some(live) = node()?.live.clone() else { return runtime_only("statement") };
+    let name = args.first().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "main".into());
+    let fetch = kwargs.get::<Option<bool>>("fetch_result")?.unwrap_or(false);
+    let _ = (kwargs.get::<Option<Value>>("auto_begin")?, kwargs.get::<Option<Value>>("language")?);
+    let caller: Value =
+        kwargs.get::<Option<Value>>("caller")?.ok_or_else(|| err("statement() is used as `{% call statement(...) %}sql{% endcall %}`"))?;
+    let sql = caller.call(state, &[])?.to_string();
+    live.statement(&name, &sql, fetch)
+}
+
+/// `load_result(name)`.
+fn load_result_fn(name: String) -> Result<Value, Error> {
+    match node()?.live.clone() {
+        Some(live) => Ok(live.load_result(&name)),
+        None => runtime_only("load_result"),
+    }
+}
+
 pub fn to_json(v: &Value) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
 }
@@ -267,6 +295,24 @@ impl Object for AdapterObj {
             "quote" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
             "quote_as_configured" | "quote_seed_column" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
             "type" => Ok(Value::from(n.dialect.name())),
+            "get_columns_in_relation" if n.live.is_some() => {
+                let rel = pos
+                    .first()
+                    .cloned()
+                    .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("relation").ok().flatten()))
+                    .unwrap_or_default();
+                let part = |k: &str| rel.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+                let ident = part("identifier").ok_or_else(|| err("get_columns_in_relation() needs a relation"))?;
+                n.live.as_ref().expect("checked").columns_of(part("schema").as_deref(), &ident)
+            }
+            "get_relation" if n.live.is_some() => {
+                let (db, schema, ident) = (arg_str(0, "database"), arg_str(1, "schema"), arg_str(2, "identifier"));
+                let ident = ident.ok_or_else(|| err("get_relation() needs an identifier"))?;
+                let live = n.live.as_ref().expect("checked");
+                let cols =
+                    live.db.columns(&live.target, schema.as_deref(), &ident).map_err(|e| err(format!("get_relation failed: {e}")))?;
+                Ok(if cols.is_empty() { Value::from(()) } else { Value::from_object(Relation::new(db, schema, ident, n.dialect)) })
+            }
             "get_relation"
             | "get_columns_in_relation"
             | "get_missing_columns"
@@ -489,9 +535,9 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_function("local_md5", local_md5);
     env.add_function("__dvt_where", where_fn);
     env.add_function("is_incremental", is_incremental_fn);
-    env.add_function("run_query", |_: Rest<Value>| runtime_only("run_query"));
-    env.add_function("statement", |_: Rest<Value>| runtime_only("statement"));
-    env.add_function("load_result", |_: Rest<Value>| runtime_only("load_result"));
+    env.add_function("run_query", run_query_fn);
+    env.add_function("statement", statement_fn);
+    env.add_function("load_result", load_result_fn);
     env.add_function("load_relation", |_: Rest<Value>| runtime_only("load_relation"));
     env.add_function("load_cached_relation", |_: Rest<Value>| runtime_only("load_cached_relation"));
     env.add_global("config", Value::from_object(ConfigObj));

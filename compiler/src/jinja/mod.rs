@@ -5,6 +5,7 @@
 mod blocks;
 mod context;
 mod functions;
+pub mod live;
 mod macros;
 mod mutable;
 mod relation;

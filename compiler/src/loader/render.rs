@@ -60,6 +60,7 @@ pub fn node_ctx(node: &crate::nodes::Node, dialect: Dialect, resolver: Arc<dyn R
         config: node.config.clone(),
         target,
         recorder: Mutex::new(Default::default()),
+        live: None,
     }
 }
 
@@ -151,6 +152,7 @@ impl TextRenderer<'_> {
             config: Config::new(),
             target: self.target.clone(),
             recorder: Mutex::new(Default::default()),
+            live: None,
         });
         let mut ctx: BTreeMap<&str, Value> = BTreeMap::new();
         ctx.insert("target", self.target.clone());

@@ -78,9 +78,9 @@ impl Connection for Duck {
         Ok(r.rows.first().and_then(|row| row[0].clone()).map(|k| super::kind_of(&k)))
     }
 
-    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String> {
         let r = strings(&self.0, super::COLUMNS_SQL, &[schema.unwrap_or("main"), identifier])?;
-        Ok(r.rows.into_iter().filter_map(|row| row.into_iter().next().flatten()).collect())
+        Ok(r.rows.into_iter().map(|row| (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default())).collect())
     }
 
     fn load(

@@ -37,8 +37,8 @@ pub trait Connection: Send {
     fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String>;
     /// What exists at `schema.identifier`, if anything.
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
-    /// Column names of `schema.identifier`, in order.
-    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String>;
+    /// Columns of `schema.identifier` in order: name and the engine's type name.
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String>;
     /// Loads rows into `rel` (rendered) through the engine's bulk path, in one
     /// transaction, streaming (rows are pulled one at a time). Returns the count.
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>)
@@ -49,7 +49,7 @@ pub trait Connection: Send {
 /// (parameters: schema, table name).
 pub(crate) const TABLE_TYPE_SQL: &str = "select table_type from information_schema.tables where table_schema = ? and table_name = ?";
 pub(crate) const COLUMNS_SQL: &str =
-    "select column_name from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position";
+    "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position";
 
 /// An information_schema `table_type` as a relation kind.
 pub(crate) fn kind_of(table_type: &str) -> RelationKind {

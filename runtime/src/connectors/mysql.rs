@@ -84,7 +84,7 @@ impl Connection for My {
         Ok(kind.map(|k| super::kind_of(&k)))
     }
 
-    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String> {
         self.0.exec(super::COLUMNS_SQL, (schema.unwrap_or_default(), identifier)).map_err(|e| e.to_string())
     }
 

@@ -73,9 +73,9 @@ impl Connection for Pg {
         Ok(rows.first().map(|r| super::kind_of(&r.get::<_, String>(0))))
     }
 
-    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
+    fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String> {
         let rows = self.0.query(&numbered(super::COLUMNS_SQL), &[&schema.unwrap_or("public"), &identifier]).map_err(err)?;
-        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
     }
 
     fn load(

@@ -67,9 +67,9 @@ impl Connection for Lite {
         Ok(kind.map(|k| if k == "view" { RelationKind::View } else { RelationKind::Table }))
     }
 
-    fn columns(&mut self, _schema: Option<&str>, identifier: &str) -> Result<Vec<String>, String> {
-        let mut st = self.0.prepare("select name from pragma_table_info(?1) order by cid").map_err(|e| e.to_string())?;
-        let names = st.query_map([identifier], |r| r.get::<_, String>(0)).map_err(|e| e.to_string())?;
+    fn columns(&mut self, _schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String> {
+        let mut st = self.0.prepare("select name, type from pragma_table_info(?1) order by cid").map_err(|e| e.to_string())?;
+        let names = st.query_map([identifier], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| e.to_string())?;
         names.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }
 
