@@ -13,7 +13,6 @@ use dvt_schema::plan::{ExecutionPath, Plan, PlanNode, Statement};
 use dvt_schema::run_results::NodeResult;
 
 use crate::connectors::{self, Connection, RelationKind};
-use crate::credentials::Credentials;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -29,7 +28,8 @@ pub struct RunOptions {
 
 /// Where the runtime finds what a plan refers to.
 pub struct Env {
-    pub creds: BTreeMap<String, Credentials>,
+    /// Connections to the outputs of profiles.yml, reused across nodes.
+    pub pool: connectors::Pool,
     pub project_dir: std::path::PathBuf,
     /// Renders a node marked "render at run time" against the live databases,
     /// at its turn in the run (so `run_query` sees what upstream nodes built).
@@ -247,14 +247,19 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
     let Some(p) = &node.pushdown else {
         return ok("success", "none", "nothing to run (ephemeral or analysis)".into());
     };
-    let Some(creds) = env.creds.get(&node.target.value) else {
-        return fail(format!("output `{}` is not in profiles.yml", node.target.value));
-    };
-    let mut conn = match connectors::connect(creds) {
+    let mut conn = match env.pool.get(&node.target.value) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let conn = conn.as_mut();
+    let out = run_pushdown(env, node, p, opts, &mut *conn);
+    if out.status != "error" {
+        conn.release();
+    }
+    out
+}
+
+/// A pushdown node on its target's connection.
+fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, opts: &RunOptions, conn: &mut dyn Connection) -> Outcome {
     for h in &node.pre_hooks {
         if let Err(e) = conn.execute(h) {
             return fail(format!("pre-hook failed: {e}"));

@@ -210,18 +210,18 @@ fn apply_casts(
 
 /// Runs one federated node.
 pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
-    let creds = env.creds.get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value))?;
+    let creds = env.pool.creds().get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value))?;
     let dialect =
         Dialect::from_adapter(&creds.kind).ok_or_else(|| format!("output `{}` has an unknown type `{}`", creds.name, creds.kind))?;
     let r = node.relation.as_ref().ok_or("a federated node needs a target relation")?;
-    let mut target = connectors::connect(creds)?;
+    let mut target = env.pool.get(&node.target.value)?;
     let (schema_name, ident) = connectors::parts(r);
     let existing = target.relation_kind(schema_name, ident)?;
     let write = node.write.as_ref();
     let incremental = node.materialization.effective == "incremental" && existing == Some(RelationKind::Table) && !full_refresh;
     let (remainder, fragments, pushed) = match (&fed.remainder_incremental, incremental) {
         (Some(sql), true) => {
-            let bound = bind_this(target.as_mut(), sql, write.map_or(&[][..], |w| &w.this_subqueries), r)?;
+            let bound = bind_this(&mut *target, sql, write.map_or(&[][..], |w| &w.this_subqueries), r)?;
             let (fragments, pushed) = repush(&bound, &fed.fragments);
             (bound, fragments, pushed)
         }
@@ -229,20 +229,17 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
     };
     let used = tables_of(&remainder);
     let mut inputs = Vec::new();
-    let mut others: BTreeMap<String, Box<dyn Connection>> = BTreeMap::new();
     for f in fragments.iter().filter(|f| used.contains(&f.name)) {
         let batch = if f.target == node.target.value {
-            read_fragment(target.as_mut(), f)?
+            read_fragment(&mut *target, f)?
         } else {
-            if !others.contains_key(&f.target) {
-                let c = env.creds.get(&f.target).ok_or_else(|| format!("output `{}` is not in profiles.yml", f.target))?;
-                others.insert(f.target.clone(), connectors::connect(c)?);
-            }
-            read_fragment(others.get_mut(&f.target).expect("connected").as_mut(), f)?
+            let mut c = env.pool.get(&f.target)?;
+            let b = read_fragment(&mut *c, f)?;
+            c.release();
+            b
         };
         inputs.push((f.name.clone(), batch));
     }
-    drop(others);
     let (schema, batches) = run_remainder(&remainder, inputs)?;
     let casts: BTreeMap<String, DataType> = fed
         .casts
@@ -273,10 +270,11 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         ("full_refresh", rendered.full_refresh)
     };
     let ncols = columns.len();
-    let rows = executor::run_loading(target.as_mut(), node, &stmts, existing, dialect, |conn, stage| {
+    let rows = executor::run_loading(&mut *target, node, &stmts, existing, dialect, |conn, stage| {
         let mut it = arrow_rows::text_rows(&batches, &schema, dialect)?;
         conn.load(stage, ncols, &mut it)
     })?;
+    target.release();
     Ok(Written { rendering, rows, pushed })
 }
 

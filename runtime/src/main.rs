@@ -116,7 +116,7 @@ fn env_for(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions) -> 
         let mut compiled = dvt_compiler::compile::compile(&loaded.0, &loaded.1, &loaded.2, &opts).map_err(|e| e.to_string())?;
         compiled.plan.nodes.remove(id).ok_or_else(|| format!("`{id}` is not in the project any more"))
     };
-    Ok(Arc::new(Env { creds, project_dir, live_render: Some(Box::new(render)) }))
+    Ok(Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir, live_render: Some(Box::new(render)) }))
 }
 
 fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
@@ -189,7 +189,7 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
 fn show_seeds(plan: &dvt_schema::Plan, env: &Env, results: &[NodeResult]) {
     for r in results.iter().filter(|r| r.status == "success") {
         let Some(node) = plan.nodes.get(&r.unique_id).filter(|n| n.resource_type == "seed") else { continue };
-        let (Some(rel), Some(creds)) = (&node.relation, env.creds.get(&node.target.value)) else { continue };
+        let (Some(rel), Some(creds)) = (&node.relation, env.pool.creds().get(&node.target.value)) else { continue };
         let dialect = dvt_compiler::dialect::Dialect::from_adapter(&creds.kind).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
         let rows = dvt_runtime::connectors::connect(creds)
             .and_then(|mut c| c.query(&dialect.sql().limit(&format!("select * from {}", rel.rendered), 5)));
@@ -208,7 +208,7 @@ fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads
     let pf = dvt_compiler::project::load_project_file(&dir, "")?;
     let profile = pf.file.profile.clone().unwrap_or(pf.file.name.clone());
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
-    let env = Arc::new(Env { creds, project_dir: dir.clone(), live_render: None });
+    let env = Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), live_render: None });
     let opts =
         RunOptions { threads, full_refresh: full_refresh || plan.invocation.full_refresh, fail_fast, resource_types: vec![], only: None };
     let results = executor::run(&plan, env, &opts);

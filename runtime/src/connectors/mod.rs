@@ -2,8 +2,11 @@
 
 mod duckdb;
 mod mysql;
+mod pool;
 mod postgres;
 mod sqlite;
+
+pub use pool::{Pool, Pooled};
 
 use dvt_schema::plan::RelationRef;
 
