@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
 
-.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed clean
+.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run clean
 
 all: build
 
@@ -59,7 +59,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: bench-parse bench-compile bench-seed
+bench: bench-parse bench-compile bench-seed bench-run
 
 ## dvtc parse vs dbt parse on generated projects (1,000 and 5,000 models).
 bench-parse:
@@ -80,6 +80,14 @@ bench-seed:
 	bash scripts/dbt_venv.sh "$(BUILD)"
 	bash scripts/services.sh start
 	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_seed.sh "$(BUILD)" "$(SHARED)"
+
+## dvtr run vs dbt run, 1,000 generated models, on DuckDB and on PostgreSQL.
+bench-run:
+	bash scripts/duckdb_lib.sh
+	$(CARGO) build --workspace --release
+	bash scripts/dbt_venv.sh "$(BUILD)"
+	bash scripts/services.sh start
+	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_run.sh "$(BUILD)" "$(SHARED)" 1000
 
 ## Review golden plan changes (accepts them; inspect with git diff golden/).
 golden:

@@ -162,6 +162,8 @@ fn repush(remainder: &str, fragments: &[Fragment]) -> (Vec<Fragment>, Vec<String
                 name: f.name.clone(),
                 dialect: d,
                 relation: format!("(\n{}\n) dvt_fragment", f.sql),
+                // Wrapped fragments are not joined at the source again.
+                location: f.name.clone(),
             })
         })
         .collect();

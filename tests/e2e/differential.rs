@@ -177,8 +177,10 @@ fn decomposed_queries_return_the_same_rows() {
             Err(e) => panic!("case {case}: the generator wrote invalid SQL: {e}"),
         };
         // Decomposed: each table in its own database, fragments moved to the compute.
-        let inputs: Vec<FragmentInput> =
-            TABLES.iter().map(|t| FragmentInput { name: t.to_string(), dialect: Dialect::Sqlite, relation: format!("\"{t}\"") }).collect();
+        let inputs: Vec<FragmentInput> = TABLES
+            .iter()
+            .map(|t| FragmentInput { name: t.to_string(), dialect: Dialect::Sqlite, relation: format!("\"{t}\""), location: t.to_string() })
+            .collect();
         let s = split(&[&sql], &inputs, Dialect::Sqlite);
         let compute = Connection::open_in_memory().unwrap();
         for (t, rows) in TABLES.iter().zip(&data) {

@@ -500,6 +500,7 @@ fn federation(
             name: f.name.clone(),
             dialect: Dialect::from_adapter(&f.dialect).unwrap_or(Dialect::Postgres),
             relation: f.sql.trim_start_matches("select * from ").to_string(),
+            location: f.target.clone(),
         })
         .collect();
     let mut sqls: Vec<&str> = vec![&remainder];

@@ -17,7 +17,12 @@
 //!   scopes, USING/NATURAL joins read all columns;
 //! - LIMIT goes down only for a single-relation SELECT with ORDER BY on plain
 //!   columns, no aggregation, DISTINCT, window, function or join, and all of
-//!   its WHERE pushed.
+//!   its WHERE pushed;
+//! - an inner equi-join between two relations at the same location (neither
+//!   null-supplying) is pushed as semi-joins: each fragment keeps only rows with
+//!   a partner (`EXISTS` on the other relation), which no inner join result
+//!   can miss; the join itself is re-done in the remainder, so a source that
+//!   compares more loosely (collations) still gives the exact result.
 //!
 //! Anything the splitter cannot prove safe falls back to reading the whole
 //! relation, with a note that names the construct.
@@ -48,6 +53,9 @@ pub struct FragmentInput {
     pub dialect: Dialect,
     /// The relation, rendered in that dialect.
     pub relation: String,
+    /// Where it lives (the output's name): relations at one location can be
+    /// joined there, so inner joins between them reduce each other's fragments.
+    pub location: String,
 }
 
 /// One fragment's SQL and the columns it reads (None: all).
@@ -75,6 +83,8 @@ struct Occurrence {
     filters: Vec<Expr>,
     null_supplying: bool,
     limit: Option<(Vec<String>, u64)>,
+    /// Semi-join filters: (column of this relation, fragment and column it must match).
+    semi: Vec<(Ident, String, Ident)>,
 }
 
 struct Walker<'a> {
@@ -480,6 +490,19 @@ impl Walker<'_> {
                 }
             }
         }
+        // Equi-joins between relations at one location: semi-join reductions.
+        let mut equis = Vec::new();
+        for (_, op) in &ons {
+            if let JoinOperator::Join(JoinConstraint::On(e)) | JoinOperator::Inner(JoinConstraint::On(e)) = op {
+                conjuncts(e, &mut equis);
+            }
+        }
+        if let Some(w) = &sel.selection {
+            conjuncts(w, &mut equis);
+        }
+        for c in &equis {
+            self.semi_join(c, &scope);
+        }
         // WHERE conjuncts.
         if let Some(w) = &sel.selection {
             let mut cs = Vec::new();
@@ -537,6 +560,30 @@ impl Walker<'_> {
             reason: format!("{why}; also kept in the remainder"),
         });
         self.occ[i].filters.push(c);
+    }
+
+    /// `a.x = b.y` between two inner relations at one location: each fragment
+    /// keeps the rows that have a partner in the other.
+    fn semi_join(&mut self, c: &Expr, scope: &[ScopeRel]) {
+        let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = c else { return };
+        let side = |e: &Expr| match e {
+            Expr::CompoundIdentifier(v) if v.len() == 2 => {
+                scope.iter().find(|s| s.alias == v[0].value).and_then(|s| s.occ).map(|i| (i, v[1].clone()))
+            }
+            _ => None,
+        };
+        let (Some((a, ca)), Some((b, cb))) = (side(left), side(right)) else { return };
+        let (fa, fb) = (self.occ[a].fragment.clone(), self.occ[b].fragment.clone());
+        if a == b || self.occ[a].null_supplying || self.occ[b].null_supplying || self.inputs[&fa].location != self.inputs[&fb].location {
+            return;
+        }
+        self.predicates.push(PredicateDecision {
+            predicate: c.to_string(),
+            pushed_to: Some(if fa == fb { fa.clone() } else { format!("{fa}, {fb}") }),
+            reason: "inner equi-join at one location: pushed as semi-joins (EXISTS), the join itself stays in the remainder".into(),
+        });
+        self.occ[a].semi.push((ca.clone(), fb.clone(), cb.clone()));
+        self.occ[b].semi.push((cb, fa, ca));
     }
 
     fn keep(&mut self, c: &Expr, why: &str) {
@@ -703,9 +750,27 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
             cols.extend(o.columns.iter().cloned());
         }
         // Filter: OR over occurrences of the AND of each one's conjuncts.
-        let filter = if occs.iter().all(|o| !o.filters.is_empty()) {
-            let parts: Vec<String> =
-                occs.iter().map(|o| o.filters.iter().map(|f| format!("({})", to_source(f, d))).collect::<Vec<_>>().join(" and ")).collect();
+        let semi = |col: &Ident, other: &str, other_col: &Ident| {
+            format!(
+                "exists (select 1 from {} dvt_semi where dvt_semi.{} = dvt_f.{})",
+                by_name[other].relation,
+                column_sql(other_col, d),
+                column_sql(col, d)
+            )
+        };
+        let aliased = occs.iter().any(|o| !o.semi.is_empty());
+        let filter = if occs.iter().all(|o| !o.filters.is_empty() || !o.semi.is_empty()) {
+            let parts: Vec<String> = occs
+                .iter()
+                .map(|o| {
+                    o.filters
+                        .iter()
+                        .map(|f| format!("({})", to_source(f, d)))
+                        .chain(o.semi.iter().map(|(c, other, oc)| format!("({})", semi(c, other, oc))))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                })
+                .collect();
             let mut uniq: Vec<String> = parts.clone();
             uniq.sort();
             uniq.dedup();
@@ -719,7 +784,9 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
         } else {
             Some(cols.iter().map(|c| if let Some(bare) = c.strip_suffix('\u{1}') { d.quote(bare) } else { c.clone() }).collect())
         };
-        let mut sql = format!("select {} from {}", columns.as_ref().map_or_else(|| "*".to_string(), |c| c.join(", ")), input.relation);
+        // Semi-joins name this relation `dvt_f` (bare columns still resolve to it).
+        let from = if aliased { format!("{} dvt_f", input.relation) } else { input.relation.clone() };
+        let mut sql = format!("select {} from {from}", columns.as_ref().map_or_else(|| "*".to_string(), |c| c.join(", ")));
         if let Some(f) = &filter {
             sql.push_str(&format!(" where {f}"));
         }

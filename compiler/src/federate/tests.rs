@@ -3,7 +3,10 @@
 use super::*;
 
 fn inputs(names: &[(&str, Dialect)]) -> Vec<FragmentInput> {
-    names.iter().map(|(n, d)| FragmentInput { name: n.to_string(), dialect: *d, relation: format!("src_{n}") }).collect()
+    names
+        .iter()
+        .map(|(n, d)| FragmentInput { name: n.to_string(), dialect: *d, relation: format!("src_{n}"), location: n.to_string() })
+        .collect()
 }
 
 fn frag(s: &Split, n: &str) -> String {
@@ -40,8 +43,13 @@ fn self_join_gets_an_or_of_its_filters() {
         &inputs(&[("t", Dialect::Postgres)]),
         Dialect::Postgres,
     );
-    assert_eq!(frag(&s, "t"), "select id, k, p from src_t where ((k = 1)) or ((k = 2))");
-    let s = split(&["select x.id from t x join t y on x.p = y.id where x.k = 1"], &inputs(&[("t", Dialect::Postgres)]), Dialect::Postgres);
+    // Each occurrence also needs its partner (a semi-join on the same relation).
+    assert_eq!(
+        frag(&s, "t"),
+        "select id, k, p from src_t dvt_f where ((k = 1) and (exists (select 1 from src_t dvt_semi where dvt_semi.id = dvt_f.p))) or ((k = 2) and (exists (select 1 from src_t dvt_semi where dvt_semi.p = dvt_f.id)))"
+    );
+    let s =
+        split(&["select x.id from t x left join t y on x.p = y.id where x.k = 1"], &inputs(&[("t", Dialect::Postgres)]), Dialect::Postgres);
     assert_eq!(frag(&s, "t"), "select id, k, p from src_t");
 }
 
@@ -106,4 +114,36 @@ fn mysql_models_are_parsed_as_mysql_and_requoted_for_the_compute() {
     let s = split(&[sql], &inputs(&[("orders", Dialect::Postgres)]), Dialect::Mysql);
     assert_eq!(frag(&s, "orders"), "select \"amount\", \"id\" from src_orders where (\"amount\" > 3)");
     assert_eq!(to_compute_sql(sql, Dialect::Mysql), "select \"o\".\"id\", 'x' as lit from \"orders\" \"o\" where \"o\".\"amount\" > 3");
+}
+
+fn at(names: &[(&str, &str)]) -> Vec<FragmentInput> {
+    names
+        .iter()
+        .map(|(n, loc)| FragmentInput {
+            name: n.to_string(),
+            dialect: Dialect::Postgres,
+            relation: format!("src_{n}"),
+            location: loc.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn inner_equi_joins_at_one_location_become_semi_joins() {
+    let s = split(&["select a.id, b.v from a join b on b.id = a.id where a.x > 3"], &at(&[("a", "pg"), ("b", "pg")]), Dialect::Postgres);
+    assert_eq!(
+        frag(&s, "a"),
+        "select id, x from src_a dvt_f where (x > 3) and (exists (select 1 from src_b dvt_semi where dvt_semi.id = dvt_f.id))"
+    );
+    assert_eq!(frag(&s, "b"), "select id, v from src_b dvt_f where (exists (select 1 from src_a dvt_semi where dvt_semi.id = dvt_f.id))");
+    // Different locations: nothing to join at a source.
+    let s = split(&["select a.id from a join b on b.id = a.id"], &at(&[("a", "pg"), ("b", "maria")]), Dialect::Postgres);
+    assert_eq!(frag(&s, "a"), "select id from src_a");
+    // Outer joins: the null-supplying side keeps every row's chance to be NULL-extended.
+    let s = split(&["select a.id from a left join b on b.id = a.id"], &at(&[("a", "pg"), ("b", "pg")]), Dialect::Postgres);
+    assert_eq!(frag(&s, "a"), "select id from src_a");
+    assert_eq!(frag(&s, "b"), "select id from src_b");
+    // A WHERE equality between inner relations counts too.
+    let s = split(&["select a.id from a, b where a.k = b.k"], &at(&[("a", "pg"), ("b", "pg")]), Dialect::Postgres);
+    assert!(frag(&s, "a").contains("exists (select 1 from src_b dvt_semi where dvt_semi.k = dvt_f.k)"), "{}", frag(&s, "a"));
 }
