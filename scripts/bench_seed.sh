@@ -17,7 +17,7 @@ export PGHOST=127.0.0.1 PGPORT=$DVT_TEST_PG_PORT PGUSER=postgres PGDATABASE=dvt
 tfile=$(mktemp)
 types="id bigint, name varchar, event_date date, amount numeric(12,2), category varchar, created_at timestamp"
 
-# time_best VAR RSSVAR cmd...: best wall time of one run (the caller loops), peak RSS in KB.
+# timed cmd...: sets T (wall seconds) and K (peak RSS, KB) of one run; the caller keeps the best.
 timed() { /usr/bin/time -o "$tfile" -f '%e %M' "$@" >/dev/null; read -r T K < "$tfile"; }
 better() { [ -z "$1" ] || awk "BEGIN{exit !($2 < $1)}"; }
 
@@ -31,7 +31,7 @@ for _ in 1 2 3; do
   psql -qc "drop table if exists bench_copy.big_seed" -qc "create table bench_copy.big_seed ($types)" >/dev/null
   timed psql -qc "\\copy bench_copy.big_seed from '$proj/seeds/big_seed.csv' csv header"
   if better "$best_copy" "$T"; then best_copy=$T; fi
-  (cd "$proj" && timed "$dvtr" seed --full-refresh)
+  timed "$dvtr" --project-dir "$proj" --profiles-dir "$proj" seed --full-refresh
   if better "$best_dvt" "$T"; then best_dvt=$T; rss=$K; fi
 done
 n=$(psql -qtAc "select count(*) from bench_seed.big_seed")
@@ -51,7 +51,7 @@ c.execute(\"create table big_seed ($types)\")
 c.execute(\"insert into big_seed select * from read_csv('$dproj/seeds/big_seed.csv', header=true, columns={'id':'bigint','name':'varchar','event_date':'date','amount':'decimal(12,2)','category':'varchar','created_at':'timestamp'})\")
 "
   if better "$best_ref" "$T"; then best_ref=$T; fi
-  (cd "$dproj" && timed "$dvtr" seed --full-refresh)
+  timed "$dvtr" --project-dir "$dproj" --profiles-dir "$dproj" seed --full-refresh
   if better "$best_dvt" "$T"; then best_dvt=$T; rss=$K; fi
 done
 n=$("$py" -c "import duckdb; print(duckdb.connect('$(ls "$dproj"/*.duckdb)', read_only=True).execute('select count(*) from big_seed').fetchone()[0])")
@@ -74,7 +74,7 @@ for _ in 1 2 3; do
   wait
   T=$(awk "BEGIN{print $(date +%s.%N) - $start}")
   if better "$best_copy" "$T"; then best_copy=$T; fi
-  (cd "$pproj" && timed "$dvtr" seed --full-refresh --threads 3)
+  timed "$dvtr" --project-dir "$pproj" --profiles-dir "$pproj" seed --full-refresh --threads 3
   if better "$best_dvt" "$T"; then best_dvt=$T; rss=$K; fi
 done
 n=$(psql -qtAc "select (select count(*) from bench_seed3.big_seed) + (select count(*) from bench_seed3.big_seed_2) + (select count(*) from bench_seed3.big_seed_3)")

@@ -26,6 +26,15 @@ pg_bin() {
   echo "$b"
 }
 
+# A self-signed certificate for 127.0.0.1, so both servers also speak TLS.
+make_cert() {
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$dir/tls"
+  [ -f "$dir/tls/server.crt" ] && return 0
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$dir/tls/server.key" -out "$dir/tls/server.crt" >/dev/null 2>&1
+}
+
 start_pg() {
   local bin; bin=$(pg_bin)
   local data="$dir/pg/data" sock="$dir/pg/sock"
@@ -34,9 +43,13 @@ start_pg() {
     chown -R postgres:postgres "$dir/pg" 2>/dev/null || true
     runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres -A trust >/dev/null
   fi
+  cp "$dir/tls/server.crt" "$dir/tls/server.key" "$dir/pg/"
+  chmod 600 "$dir/pg/server.key"
   chown -R postgres:postgres "$dir/pg" 2>/dev/null || true
   if runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then return 0; fi
-  runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$dir/pg/log" -w -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $sock -c fsync=off" start >/dev/null
+  runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$dir/pg/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $sock -c fsync=off -c ssl=on -c ssl_cert_file=$dir/pg/server.crt -c ssl_key_file=$dir/pg/server.key" \
+    start >/dev/null
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtc "select 1 from pg_database where datname = 'dvt'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "create database dvt" >/dev/null
 }
@@ -58,7 +71,8 @@ start_maria() {
   fi
   "$bin" --no-defaults --user=root --datadir="$data" --socket="$dir/maria/sock" --pid-file="$dir/maria/pid" \
     --port="$MARIA_PORT" --bind-address=127.0.0.1 --skip-name-resolve --innodb-flush-log-at-trx-commit=0 \
-    --local-infile=1 --log-error="$dir/maria/log" >/dev/null 2>&1 &
+    --local-infile=1 --ssl-cert="$dir/tls/server.crt" --ssl-key="$dir/tls/server.key" \
+    --log-error="$dir/maria/log" >/dev/null 2>&1 &
   for _ in $(seq 1 60); do
     if mariadb --no-defaults -h 127.0.0.1 -P "$MARIA_PORT" -u root -e "select 1" >/dev/null 2>&1; then return 0; fi
     sleep 0.5
@@ -81,11 +95,13 @@ case "${1:-}" in
     if [ -f "$dir/env" ] && [ -f "$dir/pg/data/postmaster.pid" ]; then . "$dir/env"; fi
     PG_PORT=${DVT_TEST_PG_PORT:-$(free_port 55432)}
     MARIA_PORT=${DVT_TEST_MARIA_PORT:-$(free_port 53306)}
+    make_cert
     start_pg
     start_maria
     cat > "$dir/env" <<ENV
 export DVT_TEST_PG_PORT=$PG_PORT
 export DVT_TEST_MARIA_PORT=$MARIA_PORT
+export DVT_TEST_TLS_CA=$dir/tls/server.crt
 ENV
     ;;
   stop)

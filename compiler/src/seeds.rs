@@ -217,6 +217,41 @@ fn valid_date(s: &str) -> bool {
     }
 }
 
+/// Whether a CSV value can load into a column of type `t` (syntax and range
+/// the way databases read text: leading zeros and `+` are fine, `12%` is not).
+/// Loaders check this where the engine itself would not (SQLite stores any
+/// value in any column), so a bad row fails with its line and column.
+pub fn value_fits(t: &LogicalType, v: &str) -> bool {
+    let v = v.trim();
+    let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match t {
+        LogicalType::Text => true,
+        LogicalType::Integer => v.parse::<i32>().is_ok(),
+        LogicalType::BigInt => v.parse::<i64>().is_ok(),
+        LogicalType::Decimal(p, s) => match unsigned.split_once('.') {
+            Some((i, f)) => {
+                (digits(i) || i.is_empty() && digits(f))
+                    && (f.is_empty() || digits(f))
+                    && i.trim_start_matches('0').len() <= usize::from(p.saturating_sub(*s))
+            }
+            None => digits(unsigned) && unsigned.trim_start_matches('0').len() <= usize::from(p.saturating_sub(*s)),
+        },
+        LogicalType::Float => v.parse::<f64>().is_ok(),
+        LogicalType::Boolean => matches!(v.to_ascii_lowercase().as_str(), "true" | "false" | "t" | "f" | "1" | "0" | "yes" | "no"),
+        LogicalType::Date => valid_date(v),
+        LogicalType::Timestamp => valid_timestamp(v),
+        LogicalType::TimestampTz => {
+            let base = v.trim_end_matches('Z');
+            let base = match base.rfind(['+', '-']) {
+                Some(i) if i > 18 => &base[..i],
+                _ => base,
+            };
+            valid_timestamp(base)
+        }
+    }
+}
+
 fn valid_timestamp(s: &str) -> bool {
     if s.len() < 19 || !valid_date(&s[..10]) {
         return false;

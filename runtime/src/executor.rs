@@ -129,6 +129,26 @@ fn check_columns(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement]
     Ok(())
 }
 
+/// Whether a file has an empty line (`\n\n` or `\n\r\n`), possibly inside a quoted value.
+fn has_blank_line(path: &std::path::Path) -> Result<bool, String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut prev = [0u8; 2];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(false);
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' && (prev[1] == b'\n' || (prev[1] == b'\r' && prev[0] == b'\n')) {
+                return Ok(true);
+            }
+            prev = [prev[1], b];
+        }
+    }
+}
+
 fn load_seed(
     conn: &mut dyn Connection,
     env: &Env,
@@ -176,8 +196,25 @@ fn load_seed(
     let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
     let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
     let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
+    // The engine's own CSV reader, where it reads the file as DVT's does: every
+    // column typed, and no blank lines (DVT skips them; COPY would not).
+    if header.fields.iter().all(|h| seed.column_types.contains_key(h)) && !has_blank_line(&path)? {
+        let csv = connectors::CsvFile {
+            path: path.clone(),
+            display: seed.file.clone(),
+            delimiter: seed.delimiter.bytes().next().unwrap_or(b','),
+            columns: header.fields.iter().map(|h| (h.clone(), seed.column_types[h].clone())).collect(),
+            empty_as_null: seed.empty_as_null,
+        };
+        if let Some(r) = conn.load_csv(stage, &csv) {
+            return r;
+        }
+    }
     let ncols = header.fields.len();
     let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
+    let types: Vec<Option<dvt_compiler::dialect::LogicalType>> =
+        header.fields.iter().map(|h| seed.column_types.get(h).and_then(|t| dvt_compiler::seeds::parse_type(t))).collect();
+    let names = header.fields.clone();
     let file = seed.file.clone();
     let empty_as_null = seed.empty_as_null;
     let mut rows = std::iter::from_fn(move || {
@@ -192,6 +229,14 @@ fn load_seed(
             }
             if rec.fields.len() != ncols {
                 return Some(Err(format!("{file}:{}: row has {} fields, the header has {ncols}", rec.line, rec.fields.len())));
+            }
+            for (i, (v, t)) in rec.fields.iter().zip(&types).enumerate() {
+                if let Some(t) = t
+                    && !(v.is_empty() && empty_as_null)
+                    && !dvt_compiler::seeds::value_fits(t, v)
+                {
+                    return Some(Err(format!("{file}:{}:{}: column `{}`: `{v}` is not a valid {t:?}", rec.line, i + 1, names[i])));
+                }
             }
             let row = rec
                 .fields

@@ -256,3 +256,45 @@ fn full_refresh_vs_not() {
         check(&db, engine, "grow", &["id", "name", "extra"], &[vec![Some("1"), Some("a"), Some("x")]]);
     }
 }
+
+#[test]
+fn a_bad_row_halfway_through_a_large_file_names_its_line_and_column_and_keeps_the_old_table() {
+    let db = setup();
+    let dir = db.project.join("seeds/formats");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("props.yml"),
+        "version: 2\nseeds:\n  - name: big\n    config:\n      column_types: {amount: 'numeric(10,2)'}\n",
+    )
+    .unwrap();
+    let rows = 100_000;
+    let csv = |bad_at: Option<usize>| {
+        let mut s = String::from("id,amount,note\n");
+        for i in 1..=rows {
+            if Some(i) == bad_at {
+                s.push_str(&format!("{i},12%,x\n"));
+            } else {
+                s.push_str(&format!("{i},{}.{:02},row {i}\n", i % 1000, i % 100));
+            }
+        }
+        s
+    };
+    std::fs::write(dir.join("big.csv"), csv(None)).unwrap();
+    for engine in ENGINES {
+        let r = dvtr(&db, &["seed", "-s", "big", "--target", engine]);
+        assert_eq!(r.code, 0, "{engine}: {}", r.stdout);
+    }
+    std::fs::write(dir.join("big.csv"), csv(Some(rows / 2))).unwrap();
+    for engine in ENGINES {
+        let r = dvtr(&db, &["seed", "-s", "big", "--target", engine]);
+        assert_eq!(r.code, 1, "{engine}: {}", r.stdout);
+        let results = std::fs::read_to_string(db.project.join("target/run_results.json")).unwrap();
+        // Line 50,001 of the file (the header is line 1), column `amount`.
+        assert!(results.contains("50001") && results.contains("amount"), "{engine}: {results}");
+        let mut conn = connect(&db, engine);
+        let n = conn.query(&format!("select count(*) from {}", relation(&db, engine, "big"))).unwrap();
+        drop(conn);
+        connectors::release_embedded();
+        assert_eq!(n.rows[0][0].as_deref(), Some("100000"), "{engine}: the old table is intact");
+    }
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use super::{Connection, RelationKind, Rows};
+use super::{Connection, CsvFile, RelationKind, Rows};
 use crate::credentials::Credentials;
 
 pub struct Duck(duckdb::Connection);
@@ -81,6 +81,20 @@ impl Connection for Duck {
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String> {
         let r = strings(&self.0, super::COLUMNS_SQL, &[schema.unwrap_or("main"), identifier])?;
         Ok(r.rows.into_iter().map(|row| (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default())).collect())
+    }
+
+    fn load_csv(&mut self, rel: &str, csv: &CsvFile) -> Option<Result<u64, String>> {
+        // DuckDB's parallel CSV reader with DVT's column names and types, no sniffing.
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let cols: Vec<String> = csv.columns.iter().map(|(n, t)| format!("{}: {}", lit(n), lit(t))).collect();
+        let nulls = if csv.empty_as_null { "nullstr = '', allow_quoted_nulls = true" } else { "nullstr = [], allow_quoted_nulls = false" };
+        let sql = format!(
+            "insert into {rel} select * from read_csv({}, header = true, delim = {}, quote = '\"', escape = '\"', columns = {{{}}}, auto_detect = false, strict_mode = true, {nulls})",
+            lit(&csv.path.display().to_string()),
+            lit(&(csv.delimiter as char).to_string()),
+            cols.join(", ")
+        );
+        Some(self.0.prepare(&sql).and_then(|mut st| st.execute([])).map(|n| n as u64).map_err(|e| format!("{}: {e}", csv.display)))
     }
 
     fn load(

@@ -28,6 +28,19 @@ pub struct Rows {
     pub rows: Vec<Vec<Option<String>>>,
 }
 
+/// A CSV seed as an engine's native reader needs it.
+#[derive(Debug, Clone)]
+pub struct CsvFile {
+    pub path: std::path::PathBuf,
+    /// As shown in messages (relative to the project).
+    pub display: String,
+    pub delimiter: u8,
+    /// Header names, in file order, with their portable SQL types.
+    pub columns: Vec<(String, String)>,
+    /// Empty fields (quoted or not) load as NULL.
+    pub empty_as_null: bool,
+}
+
 /// One open connection.
 pub trait Connection: Send {
     /// Runs one statement.
@@ -42,6 +55,12 @@ pub trait Connection: Send {
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
     /// Columns of `schema.identifier` in order: name and the engine's type name.
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String>;
+    /// Loads a CSV file straight through the engine's own CSV reader, when it has
+    /// one that reads the file exactly as DVT's reader does (None: it has not).
+    fn load_csv(&mut self, rel: &str, csv: &CsvFile) -> Option<Result<u64, String>> {
+        let _ = (rel, csv);
+        None
+    }
     /// Loads rows into `rel` (rendered) through the engine's bulk path, in one
     /// transaction, streaming (rows are pulled one at a time). Returns the count.
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>)
