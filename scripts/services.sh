@@ -26,13 +26,18 @@ pg_bin() {
   echo "$b"
 }
 
-# A self-signed certificate for 127.0.0.1, so both servers also speak TLS.
+# A test CA and a server certificate it signed for 127.0.0.1, so both servers
+# also speak TLS (clients verify against build/services/tls/ca.crt).
 make_cert() {
   command -v openssl >/dev/null || apt_install openssl
-  mkdir -p "$dir/tls"
-  [ -f "$dir/tls/server.crt" ] && return 0
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$dir/tls/server.key" -out "$dir/tls/server.crt" >/dev/null 2>&1
+  local t="$dir/tls"
+  mkdir -p "$t"
+  [ -f "$t/server.crt" ] && [ -f "$t/ca.crt" ] && return 0
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=dvt-test-ca -keyout "$t/ca.key" -out "$t/ca.crt" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$t/server.key" -out "$t/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$t/ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 3650 -extfile "$t/ext" \
+    -out "$t/server.crt" >/dev/null 2>&1
 }
 
 start_pg() {
@@ -101,7 +106,7 @@ case "${1:-}" in
     cat > "$dir/env" <<ENV
 export DVT_TEST_PG_PORT=$PG_PORT
 export DVT_TEST_MARIA_PORT=$MARIA_PORT
-export DVT_TEST_TLS_CA=$dir/tls/server.crt
+export DVT_TEST_TLS_CA=$dir/tls/ca.crt
 ENV
     ;;
   stop)

@@ -11,3 +11,4 @@ mod robustness;
 mod runtime;
 mod seeds;
 mod support;
+mod tls;

@@ -5,6 +5,7 @@ mod mysql;
 mod pool;
 mod postgres;
 mod sqlite;
+mod tls;
 
 pub use pool::{Pool, Pooled};
 

@@ -8,16 +8,49 @@ use crate::credentials::Credentials;
 pub struct My(mysql::Conn);
 
 pub fn open(c: &Credentials) -> Result<My, String> {
-    let opts = mysql::OptsBuilder::new()
+    let base = mysql::OptsBuilder::new()
         .ip_or_hostname(Some(c.get_or("host", "127.0.0.1")))
         .tcp_port(c.get_or("port", "3306").parse().map_err(|_| format!("output `{}`: port is not a number", c.name))?)
         .user(Some(c.get_or("user", "root")))
         .pass(c.get("password").filter(|p| !p.is_empty()))
-        .tcp_connect_timeout(Some(std::time::Duration::from_secs(10)));
-    let mut conn = mysql::Conn::new(opts).map_err(|e| format!("cannot connect to output `{}`: {e}", c.name))?;
-    // ANSI-style NULL handling and no silent truncation.
-    conn.query_drop("set session sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'").map_err(|e| e.to_string())?;
-    Ok(My(conn))
+        .tcp_connect_timeout(Some(std::time::Duration::from_secs(c.get_or("connect_timeout", "10").parse().unwrap_or(10))));
+    // MySQL's ssl-mode names (dbt-mysql's `ssl_mode`); `sslmode` is accepted too.
+    let ca = c.path("ssl_ca").or(c.path("sslrootcert"));
+    let ssl = |accept_any: bool, skip_name: bool| {
+        let mut o = mysql::SslOpts::default().with_danger_accept_invalid_certs(accept_any).with_danger_skip_domain_validation(skip_name);
+        if let Some(p) = &ca {
+            o = o.with_root_cert_path(Some(p.clone()));
+        }
+        o
+    };
+    let mode = c.get("ssl_mode").or(c.get("sslmode")).unwrap_or("disabled").to_ascii_lowercase().replace('-', "_");
+    let attempts: Vec<Option<mysql::SslOpts>> = match mode.as_str() {
+        "disabled" | "disable" => vec![None],
+        "preferred" | "prefer" => vec![Some(ssl(true, true)), None],
+        "required" | "require" => vec![Some(ssl(ca.is_none(), ca.is_none()))],
+        "verify_ca" => vec![Some(ssl(false, true))],
+        "verify_identity" | "verify_full" => vec![Some(ssl(false, false))],
+        other => {
+            return Err(format!(
+                "output `{}`: ssl_mode `{other}` is not one of disabled, preferred, required, verify_ca, verify_identity",
+                c.name
+            ));
+        }
+    };
+    let mut last = String::new();
+    for tls in attempts {
+        // The driver would switch to the server's Unix socket (never encrypted) when it can.
+        let opts = base.clone().prefer_socket(tls.is_none()).ssl_opts(tls);
+        match mysql::Conn::new(opts) {
+            Ok(mut conn) => {
+                conn.query_drop("set session sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'")
+                    .map_err(|e| e.to_string())?;
+                return Ok(My(conn));
+            }
+            Err(e) => last = format!("cannot connect to output `{}`: {e}", c.name),
+        }
+    }
+    Err(last)
 }
 
 fn text(v: mysql::Value) -> Option<String> {

@@ -1,5 +1,8 @@
 //! PostgreSQL, through the `postgres` driver.
 
+use postgres::config::SslMode;
+
+use super::tls::Verify;
 use super::{Connection, CsvFile, RelationKind, Rows};
 use crate::credentials::Credentials;
 
@@ -16,7 +19,43 @@ pub fn open(c: &Credentials) -> Result<Pg, String> {
     if let Some(p) = c.get("password").filter(|p| !p.is_empty()) {
         cfg.password(p);
     }
-    cfg.connect(postgres::NoTls).map(Pg).map_err(|e| format!("cannot connect to output `{}`: {e}", c.name))
+    if let Some(t) = c.get("statement_timeout").or(c.get("query_timeout")) {
+        // Milliseconds, as PostgreSQL's setting reads a bare number.
+        cfg.options(&format!("-c statement_timeout={t}"));
+    }
+    let fail = |e: postgres::Error| {
+        let cause = std::error::Error::source(&e).map(|s| format!(" ({s})")).unwrap_or_default();
+        format!("cannot connect to output `{}`: {e}{cause}", c.name)
+    };
+    // libpq's sslmode; `prefer` (its default) tries TLS and falls back to plain.
+    let root = c.path("sslrootcert");
+    let verify = match c.get_or("sslmode", "prefer") {
+        "disable" => return cfg.ssl_mode(SslMode::Disable).connect(postgres::NoTls).map(Pg).map_err(fail),
+        "allow" | "prefer" => {
+            cfg.ssl_mode(SslMode::Prefer);
+            Verify::Nothing
+        }
+        "require" => {
+            cfg.ssl_mode(SslMode::Require);
+            if root.is_some() { Verify::Chain } else { Verify::Nothing }
+        }
+        "verify-ca" => {
+            cfg.ssl_mode(SslMode::Require);
+            Verify::Chain
+        }
+        "verify-full" => {
+            cfg.ssl_mode(SslMode::Require);
+            Verify::Full
+        }
+        other => {
+            return Err(format!(
+                "output `{}`: sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full",
+                c.name
+            ));
+        }
+    };
+    let tls = super::tls::client_config(verify, root.as_deref()).map_err(|e| format!("output `{}`: {e}", c.name))?;
+    cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).map(Pg).map_err(fail)
 }
 
 /// `?` placeholders as PostgreSQL's `$1`, `$2`, ….
