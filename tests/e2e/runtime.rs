@@ -8,34 +8,14 @@ use std::process::Command;
 
 use crate::support::*;
 
-struct Db {
-    _dir: tempfile::TempDir,
-    project: std::path::PathBuf,
-    env: Vec<(String, String)>,
-}
+type Db = ServiceProject;
 
 fn setup(tag: &str) -> Db {
-    let pg = std::env::var("DVT_TEST_PG_PORT").expect("DVT_TEST_PG_PORT is not set: run `make test`, which starts PostgreSQL and MariaDB");
-    let maria = std::env::var("DVT_TEST_MARIA_PORT").expect("DVT_TEST_MARIA_PORT is not set: run `make test`");
-    let (dir, project) = scratch_copy(&fixture("runtime"));
-    let schema = format!("rt_{tag}_{}", std::process::id());
-    let env = vec![
-        ("DVT_TEST_PG_PORT".to_string(), pg),
-        ("DVT_TEST_MARIA_PORT".to_string(), maria),
-        ("DVT_TEST_SCHEMA".to_string(), schema),
-        ("DVT_TEST_SQLITE".to_string(), dir.path().join("rt.sqlite").display().to_string()),
-        ("DVT_TEST_DUCKDB".to_string(), dir.path().join("rt.duckdb").display().to_string()),
-    ];
-    Db { _dir: dir, project, env }
+    ServiceProject::new(&format!("rt_{tag}"))
 }
 
 fn dvtr(db: &Db, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("dvtr"));
-    cmd.current_dir(&db.project).args(args).env("HOME", &db.project).env_remove("DVT_PROFILES_DIR");
-    for (k, v) in &db.env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("dvtr runs").into()
+    db.dvtr(args)
 }
 
 fn show(db: &Db, target: &str, sql: &str) -> String {

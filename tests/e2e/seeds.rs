@@ -4,7 +4,6 @@
 //! spaces), Parquet and JSON lines; `--full-refresh` vs not.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 
 use dvt_compiler::dialect::Dialect;
@@ -21,35 +20,14 @@ use crate::support::*;
 
 const ENGINES: [&str; 4] = ["pg", "maria", "lite", "duck"];
 
-struct Db {
-    _dir: tempfile::TempDir,
-    project: std::path::PathBuf,
-    env: Vec<(String, String)>,
-    schema: String,
-}
+type Db = ServiceProject;
 
 fn setup() -> Db {
-    let pg = std::env::var("DVT_TEST_PG_PORT").expect("DVT_TEST_PG_PORT is not set: run `make test`, which starts PostgreSQL and MariaDB");
-    let maria = std::env::var("DVT_TEST_MARIA_PORT").expect("DVT_TEST_MARIA_PORT is not set: run `make test`");
-    let (dir, project) = scratch_copy(&fixture("runtime"));
-    let schema = format!("seeds_{}", std::process::id());
-    let env = vec![
-        ("DVT_TEST_PG_PORT".to_string(), pg),
-        ("DVT_TEST_MARIA_PORT".to_string(), maria),
-        ("DVT_TEST_SCHEMA".to_string(), schema.clone()),
-        ("DVT_TEST_SQLITE".to_string(), dir.path().join("s.sqlite").display().to_string()),
-        ("DVT_TEST_DUCKDB".to_string(), dir.path().join("s.duckdb").display().to_string()),
-    ];
-    Db { _dir: dir, project, env, schema }
+    ServiceProject::new("seeds")
 }
 
 fn dvtr(db: &Db, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("dvtr"));
-    cmd.current_dir(&db.project).args(args).env("HOME", &db.project).env_remove("DVT_PROFILES_DIR");
-    for (k, v) in &db.env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("dvtr runs").into()
+    db.dvtr(args)
 }
 
 fn connect(db: &Db, engine: &str) -> Box<dyn Connection> {

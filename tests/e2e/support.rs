@@ -123,3 +123,41 @@ pub fn scratch_copy(from: &Path) -> (tempfile::TempDir, PathBuf) {
     copy_dir(from, &p);
     (dir, p)
 }
+
+/// A scratch copy of the runtime fixture wired to the test servers (started by
+/// `make test`), with its own schema and embedded database files.
+pub struct ServiceProject {
+    _dir: tempfile::TempDir,
+    pub project: PathBuf,
+    /// DVT_TEST_PG_PORT, DVT_TEST_MARIA_PORT, DVT_TEST_SCHEMA, DVT_TEST_SQLITE, DVT_TEST_DUCKDB.
+    pub env: Vec<(String, String)>,
+    pub schema: String,
+}
+
+impl ServiceProject {
+    pub fn new(tag: &str) -> Self {
+        let pg =
+            std::env::var("DVT_TEST_PG_PORT").expect("DVT_TEST_PG_PORT is not set: run `make test`, which starts PostgreSQL and MariaDB");
+        let maria = std::env::var("DVT_TEST_MARIA_PORT").expect("DVT_TEST_MARIA_PORT is not set: run `make test`");
+        let (dir, project) = scratch_copy(&fixture("runtime"));
+        let schema = format!("{tag}_{}", std::process::id());
+        let env = vec![
+            ("DVT_TEST_PG_PORT".to_string(), pg),
+            ("DVT_TEST_MARIA_PORT".to_string(), maria),
+            ("DVT_TEST_SCHEMA".to_string(), schema.clone()),
+            ("DVT_TEST_SQLITE".to_string(), dir.path().join("rt.sqlite").display().to_string()),
+            ("DVT_TEST_DUCKDB".to_string(), dir.path().join("rt.duckdb").display().to_string()),
+        ];
+        ServiceProject { _dir: dir, project, env, schema }
+    }
+
+    /// Runs `dvtr` in the project with its environment.
+    pub fn dvtr(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(bin("dvtr"));
+        cmd.current_dir(&self.project).args(args).env("HOME", &self.project).env_remove("DVT_PROFILES_DIR");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("dvtr runs").into()
+    }
+}
