@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
 
-.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run clean
+.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run dist clean
 
 all: build
 
@@ -47,6 +47,11 @@ demo:
 	./target/release/dvtr --project-dir examples/quickstart --target reporting show --inline "select * from order_report order by customer_id"
 	@echo; echo "== the multi-database example: the 7-case pushdown/federation matrix =="
 	./target/release/dvtc --project-dir examples/multi_db compile --selector federation_matrix
+
+## What users get: DuckDB compiled in and linked statically (~25 more minutes of
+## C++ on 2 cores, once), so dvtr does not relocate a 70 MB shared library at start.
+dist:
+	$(CARGO) build --workspace --release --features dvt-runtime/bundled-duckdb
 
 ## Regenerate the committed JSON Schemas after changing schema/ types.
 schema:

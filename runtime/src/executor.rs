@@ -172,7 +172,8 @@ fn load_seed(
     if seed.format != "csv" {
         let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
         let mut data = crate::seed_files::open(&path, &seed.format, &seed.column_types)?;
-        let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(stage, &data.columns) };
+        let columns: Vec<_> = data.columns.iter().map(|(n, t)| (dialect.column_name(n, seed.quote_columns), t.clone())).collect();
+        let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(stage, &columns) };
         conn.execute(&create.sql)?;
         check_columns(conn, node, &[stmts, std::slice::from_ref(&create)].concat(), existing)?;
         let (schema, ncols) = (data.schema.clone(), data.columns.len());
@@ -196,6 +197,7 @@ fn load_seed(
     let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
     let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
     let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
+    let dialect = Dialect::from_adapter(&kind).unwrap_or(Dialect::Postgres);
     // The engine's own CSV reader, where it reads the file as DVT's does: every
     // column typed, and no blank lines (DVT skips them; COPY would not).
     if header.fields.iter().all(|h| seed.column_types.contains_key(h)) && !has_blank_line(&path)? {
@@ -203,7 +205,7 @@ fn load_seed(
             path: path.clone(),
             display: seed.file.clone(),
             delimiter: seed.delimiter.bytes().next().unwrap_or(b','),
-            columns: header.fields.iter().map(|h| (h.clone(), seed.column_types[h].clone())).collect(),
+            columns: header.fields.iter().map(|h| (dialect.column_name(h, seed.quote_columns), seed.column_types[h].clone())).collect(),
             empty_as_null: seed.empty_as_null,
         };
         if let Some(r) = conn.load_csv(stage, &csv) {

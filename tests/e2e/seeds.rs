@@ -276,3 +276,22 @@ fn a_bad_row_halfway_through_a_large_file_names_its_line_and_column_and_keeps_th
         assert_eq!(n.rows[0][0].as_deref(), Some("100000"), "{engine}: the old table is intact");
     }
 }
+
+#[test]
+fn quote_columns_false_lets_the_engine_fold_plain_names() {
+    let db = setup();
+    let dir = db.project.join("seeds/formats");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("props.yml"), "version: 2\nseeds:\n  - name: folded\n    config:\n      quote_columns: false\n").unwrap();
+    std::fs::write(dir.join("folded.csv"), "Id,Price,Mixed Case\n1,2.5,x\n").unwrap();
+    std::fs::write(dir.join("kept.csv"), "Id,Price,Mixed Case\n1,2.5,x\n").unwrap();
+    for engine in ["pg", "duck"] {
+        let r = dvtr(&db, &["seed", "-s", "folded", "kept", "--target", engine]);
+        assert_eq!(r.code, 0, "{engine}: {}", r.stdout);
+    }
+    // PostgreSQL folds unquoted names to lower case; a name with a space keeps its quotes.
+    assert_eq!(stored(&db, "pg", "folded").0, ["id", "price", "Mixed Case"]);
+    assert_eq!(stored(&db, "pg", "kept").0, ["Id", "Price", "Mixed Case"]);
+    // DuckDB keeps the case of unquoted names.
+    assert_eq!(stored(&db, "duck", "folded").0, ["Id", "Price", "Mixed Case"]);
+}

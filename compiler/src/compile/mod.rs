@@ -203,7 +203,7 @@ struct NodeOut {
     file: Option<String>,
 }
 
-fn seed_plan(node: &Node) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
+fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
     let path = node.seed_path.as_ref().expect("seeds have a path");
     let format = crate::seeds::format_of(path).to_string();
     let sha256 = crate::seeds::sha256_file(path).map_err(|e| DvtError::io(path, e))?;
@@ -212,6 +212,7 @@ fn seed_plan(node: &Node) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
         Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect(),
         _ => BTreeMap::new(),
     };
+    let quote_columns = node.config.bool("quote_columns").unwrap_or(true);
     let mut columns: Vec<(String, LogicalType)> = Vec::new();
     let mut column_types = BTreeMap::new();
     if format == "csv" {
@@ -233,7 +234,7 @@ fn seed_plan(node: &Node) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
                 None => t,
             };
             column_types.insert(name.clone(), Dialect::Postgres.sql().type_name(&t));
-            columns.push((name, t));
+            columns.push((dialect.column_name(&name, quote_columns), t));
         }
     } else {
         // Parquet and JSON lines carry or reveal their types at load time.
@@ -241,7 +242,6 @@ fn seed_plan(node: &Node) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
             column_types.insert(k.clone(), v.clone());
         }
     }
-    let quote_columns = node.config.bool("quote_columns").unwrap_or(true);
     let empty_as_null = node.config.bool("empty_as_null").unwrap_or(true);
     Ok((SeedPlan { file: node.file.clone(), format, sha256, column_types, delimiter, quote_columns, empty_as_null }, columns))
 }
@@ -368,7 +368,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     }
     // Seeds: no SQL to render.
     if node.resource_type == ResourceType::Seed {
-        let (seed, columns) = seed_plan(node)?;
+        let (seed, columns) = seed_plan(node, dialect)?;
         let r = relation.expect("seeds have a relation");
         let s = materialize::seed(dialect, &r, &columns);
         plan.pushdown =

@@ -74,6 +74,21 @@ impl Dialect {
         self.sql().quote(ident)
     }
 
+    /// The name a column gets: as written when quoted (dbt's `quote_columns`,
+    /// DVT's default), else what the engine makes of it unquoted (PostgreSQL
+    /// folds to lower case, Snowflake to upper). Names that are not plain
+    /// identifiers keep their spelling either way.
+    pub fn column_name(self, name: &str, quoted: bool) -> String {
+        let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        match self {
+            _ if quoted || !plain => name.to_string(),
+            Dialect::Postgres | Dialect::DataFusion => name.to_ascii_lowercase(),
+            Dialect::Snowflake => name.to_ascii_uppercase(),
+            _ => name.to_string(),
+        }
+    }
+
     /// The DDL/DML generator of this dialect.
     pub fn sql(self) -> &'static dyn SqlDialect {
         match self {
