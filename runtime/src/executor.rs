@@ -264,6 +264,13 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
     if node.path == ExecutionPath::Federation
         && let Some(fed) = &node.federation
     {
+        // A test across databases only reads: its query runs in the compute.
+        if node.resource_type == "test" {
+            return match crate::federation::query(&env.pool, fed, None) {
+                Ok(rows) => test_outcome(node, &rows),
+                Err(e) => fail(e),
+            };
+        }
         return match crate::federation::run(env, node, fed, opts.full_refresh) {
             Ok(w) => {
                 let mut msg =
@@ -305,6 +312,22 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
     out
 }
 
+/// A test's verdict from its one row (`failures`, `should_warn`, `should_error`).
+fn test_outcome(node: &PlanNode, rows: &connectors::Rows) -> Outcome {
+    let cell = |i: usize| rows.rows.first().and_then(|r| r.get(i).cloned().flatten()).unwrap_or_default();
+    let failures: u64 = cell(0).parse().unwrap_or(0);
+    let truthy = |s: String| matches!(s.as_str(), "t" | "true" | "1");
+    let severity = node.test.as_ref().map_or("ERROR", |t| t.severity.as_str());
+    let (status, msg) = if truthy(cell(2)) && severity == "ERROR" {
+        ("fail", format!("{failures} failing rows"))
+    } else if truthy(cell(1)) {
+        ("warn", format!("{failures} failing rows"))
+    } else {
+        ("pass", String::new())
+    };
+    Outcome { status, rendering: Some("test".into()), message: msg, failures: Some(failures) }
+}
+
 /// A pushdown node on its target's connection.
 fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, opts: &RunOptions, conn: &mut dyn Connection) -> Outcome {
     for h in &node.pre_hooks {
@@ -313,22 +336,8 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
         }
     }
     if node.resource_type == "test" {
-        let sql = &p.full_refresh[0].sql;
-        return match conn.query(sql) {
-            Ok(rows) => {
-                let cell = |i: usize| rows.rows.first().and_then(|r| r.get(i).cloned().flatten()).unwrap_or_default();
-                let failures: u64 = cell(0).parse().unwrap_or(0);
-                let truthy = |s: String| matches!(s.as_str(), "t" | "true" | "1");
-                let severity = node.test.as_ref().map_or("ERROR", |t| t.severity.as_str());
-                let (status, msg) = if truthy(cell(2)) && severity == "ERROR" {
-                    ("fail", format!("{failures} failing rows"))
-                } else if truthy(cell(1)) {
-                    ("warn", format!("{failures} failing rows"))
-                } else {
-                    ("pass", String::new())
-                };
-                Outcome { status, rendering: Some("test".into()), message: msg, failures: Some(failures) }
-            }
+        return match conn.query(&p.full_refresh[0].sql) {
+            Ok(rows) => test_outcome(node, &rows),
             Err(e) => fail(e),
         };
     }

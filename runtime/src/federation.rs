@@ -210,6 +210,25 @@ fn apply_casts(
     Ok((new_schema, out))
 }
 
+/// The rows of a federated query (a test, `show`), at most `limit`: fragments
+/// read, remainder run, nothing written.
+pub fn query(pool: &crate::connectors::Pool, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
+    let used = tables_of(&fed.remainder);
+    let mut inputs = Vec::new();
+    for f in fed.fragments.iter().filter(|f| used.contains(&f.name)) {
+        let mut c = pool.get(&f.target)?;
+        inputs.push((f.name.clone(), read_fragment(&mut *c, f)?));
+        c.release();
+    }
+    let sql = match limit {
+        Some(n) => format!("select * from ({}) dvt_limited limit {n}", fed.remainder),
+        None => fed.remainder.clone(),
+    };
+    let (schema, batches) = run_remainder(&sql, inputs)?;
+    let rows = arrow_rows::text_rows(&batches, &schema, Dialect::DataFusion)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::connectors::Rows { columns: schema.fields().iter().map(|f| f.name().clone()).collect(), rows })
+}
+
 /// Runs one federated node.
 pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
     let creds = env.pool.creds().get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value))?;

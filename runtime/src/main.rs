@@ -267,7 +267,8 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
             if let (dvt_schema::plan::ExecutionPath::Federation, Some(fed)) = (&node.path, &node.federation) {
                 // Federated: read the fragments, run the remainder in the compute, print its first rows.
                 let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
-                let rows = show_federated(&creds, fed, limit).map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
+                let pool = dvt_runtime::connectors::Pool::new(creds);
+                let rows = dvt_runtime::federation::query(&pool, fed, Some(limit)).map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
                 print_table(&rows);
                 return Ok(0);
             }
@@ -285,25 +286,6 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
         .map_err(|e| DvtError::new(ErrorCode::Usage, format!("query failed on `{target}`: {e}")))?;
     print_table(&rows);
     Ok(0)
-}
-
-/// The first `limit` rows of a federated model, computed as `run` would.
-fn show_federated(
-    creds: &std::collections::BTreeMap<String, dvt_runtime::credentials::Credentials>,
-    fed: &dvt_schema::plan::FederationPlan,
-    limit: u64,
-) -> std::result::Result<dvt_runtime::connectors::Rows, String> {
-    use dvt_runtime::{arrow_rows, connectors, federation};
-    let mut inputs = Vec::new();
-    let used = federation::tables_of(&fed.remainder);
-    for f in fed.fragments.iter().filter(|f| used.contains(&f.name)) {
-        let c = creds.get(&f.target).ok_or_else(|| format!("output `{}` is not in profiles.yml", f.target))?;
-        inputs.push((f.name.clone(), federation::read_fragment(connectors::connect(c)?.as_mut(), f)?));
-    }
-    let (schema, batches) = federation::run_remainder(&format!("select * from ({}) dvt_show limit {limit}", fed.remainder), inputs)?;
-    let rows =
-        arrow_rows::text_rows(&batches, &schema, dvt_compiler::dialect::Dialect::DataFusion)?.collect::<std::result::Result<_, _>>()?;
-    Ok(connectors::Rows { columns: schema.fields().iter().map(|f| f.name().clone()).collect(), rows })
 }
 
 fn print_table(rows: &dvt_runtime::connectors::Rows) {

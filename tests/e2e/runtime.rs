@@ -42,7 +42,7 @@ fn build_twice_on_four_engines() {
     let db = setup("build");
     let r = dvtr(&db, &["build"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("PASS=27 WARN=0 ERROR=0 SKIP=0 TOTAL=27"), "{}", r.stdout);
+    assert!(r.stdout.contains("PASS=28 WARN=0 ERROR=0 SKIP=0 TOTAL=28"), "{}", r.stdout);
     let schema = &db.env[2].1;
     for (target, rel) in [
         ("pg", format!("{schema}.\"pg table \"\"odd\"\" ü\"")),
@@ -127,11 +127,33 @@ fn run_query_statement_and_catalog_render_live_at_run_time() {
     let plan = std::fs::read_to_string(db.project.join("plan.json")).unwrap();
     assert!(plan.contains("\"render_at_runtime\": \"statement\""), "{plan}");
     // dvtr renders it live, after its upstream seed was loaded in the same run.
-    let r = dvtr(&db, &["build", "-s", "+pg_live"]);
+    let r = dvtr(&db, &["build", "-s", "+pg_live", "--indirect-selection", "cautious"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let schema = &db.env[2].1;
     let out = show(&db, "pg", &format!("select n_rows, second_name, n_cols, third_col, max_id from {schema}.pg_live"));
     assert!(out.contains("| 3      | Bo, Jr.     | 5      | amount:numeric | 3      |"), "{out}");
+}
+
+#[test]
+fn a_test_across_databases_runs_in_the_compute_and_show_computes_a_federated_model() {
+    let db = setup("fedtest");
+    let r = dvtr(&db, &["build", "-s", "+fed_incr+"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let test_id = "test.rt.relationships_fed_incr_id__id__ref_customers_pg_";
+    let v = results(&db);
+    let t = v["results"].as_array().unwrap().iter().find(|r| r["unique_id"].as_str().unwrap().starts_with(test_id)).expect("the test ran");
+    assert_eq!(t["status"], "pass", "{v:#}");
+    // Remove a parent row on PostgreSQL: the child on DuckDB now has an orphan.
+    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
+    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
+    dvt_runtime::connectors::connect(&creds).unwrap().execute(&format!("delete from {}.customers_pg where id = 1", db.schema)).unwrap();
+    let r = dvtr(&db, &["test", "-s", "fed_incr"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL") && r.stdout.contains("1 failing rows"), "{}", r.stdout);
+    // `show -s` of the federated model runs it through the compute, writes nothing.
+    let r = dvtr(&db, &["show", "-s", "fed_incr", "--limit", "10"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Bo, Jr.") && !r.stdout.contains("Ana"), "{}", r.stdout);
 }
 
 #[test]
