@@ -85,6 +85,8 @@ struct Occurrence {
     limit: Option<(Vec<String>, u64)>,
     /// Semi-join filters: (column of this relation, fragment and column it must match).
     semi: Vec<(Ident, String, Ident)>,
+    /// `col IN (subquery)` filters, rendered for the source.
+    subqueries: Vec<String>,
 }
 
 struct Walker<'a> {
@@ -510,7 +512,18 @@ impl Walker<'_> {
             for c in cs {
                 let r = refs_of(&c);
                 if !r.nested.is_empty() {
-                    self.keep(&c, "contains a subquery");
+                    match self.in_subquery(&c, &scope, ctes) {
+                        Some((i, sql)) => {
+                            let frag = self.occ[i].fragment.clone();
+                            self.predicates.push(PredicateDecision {
+                                predicate: c.to_string(),
+                                pushed_to: Some(frag),
+                                reason: "IN over a plain subquery at the same location; also kept in the remainder".into(),
+                            });
+                            self.occ[i].subqueries.push(sql);
+                        }
+                        None => self.keep(&c, "contains a subquery"),
+                    }
                     continue;
                 }
                 match self.single_alias(&c, &scope, outer.is_empty()) {
@@ -560,6 +573,66 @@ impl Walker<'_> {
             reason: format!("{why}; also kept in the remainder"),
         });
         self.occ[i].filters.push(c);
+    }
+
+    /// `x.col IN (select c from t where …)` where `x` is an inner relation, `t`
+    /// lives at the same location, and the subquery is a plain single-table
+    /// SELECT with portable conditions: the occurrence and the subquery as the
+    /// source should run it. The source's IN is at least as loose as the
+    /// compute's (the remainder re-applies it), so no row that matters is lost.
+    fn in_subquery(&self, c: &Expr, scope: &[ScopeRel], ctes: &BTreeSet<String>) -> Option<(usize, String)> {
+        let Expr::InSubquery { expr, subquery, negated: false } = c else { return None };
+        let Expr::CompoundIdentifier(v) = expr.as_ref() else { return None };
+        let i = scope.iter().find(|s| v.len() == 2 && s.alias == v[0].value).and_then(|s| s.occ)?;
+        if self.occ[i].null_supplying {
+            return None;
+        }
+        let outer = &self.inputs[&self.occ[i].fragment];
+        let d = outer.dialect;
+        let SetExpr::Select(sel) = subquery.body.as_ref() else { return None };
+        let plain = subquery.with.is_none()
+            && subquery.order_by.is_none()
+            && subquery.limit_clause.is_none()
+            && sel.from.len() == 1
+            && sel.from[0].joins.is_empty()
+            && matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
+            && sel.having.is_none()
+            && sel.qualify.is_none()
+            && sel.projection.len() == 1;
+        if !plain {
+            return None;
+        }
+        let TableFactor::Table { name, alias, args: None, .. } = &sel.from[0].relation else { return None };
+        let [table] = name.0.as_slice() else { return None };
+        let table = table.as_ident()?.value.clone();
+        // Qualified names must be the subquery's own (bare names resolve the same way in
+        // the fragment, whose only outer relation is `x` itself).
+        let own = alias.as_ref().map_or(table.clone(), |a| a.name.value.clone());
+        if !refs_of(sel.as_ref()).idents.iter().all(|id| id.len() == 1 || (id.len() == 2 && id[0].value == own)) {
+            return None;
+        }
+        let inner = self.inputs.get(&table).filter(|t| !ctes.contains(&table) && t.location == outer.location)?;
+        let column = match &sel.projection[0] {
+            SelectItem::UnnamedExpr(Expr::Identifier(c)) | SelectItem::ExprWithAlias { expr: Expr::Identifier(c), .. } => c.clone(),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) | SelectItem::ExprWithAlias { expr: Expr::CompoundIdentifier(p), .. } => {
+                p.last()?.clone()
+            }
+            _ => return None,
+        };
+        let mut conds = Vec::new();
+        if let Some(w) = &sel.selection {
+            conjuncts(w, &mut conds);
+        }
+        if !conds.iter().all(|x| portable(x, d)) {
+            return None;
+        }
+        let mut sql = format!("{} in (select {} from {}", column_sql(&v[1], d), column_sql(&column, d), inner.relation);
+        if !conds.is_empty() {
+            let w: Vec<String> = conds.iter().map(|x| format!("({})", to_source(x, d))).collect();
+            sql.push_str(&format!(" where {}", w.join(" and ")));
+        }
+        sql.push(')');
+        Some((i, sql))
     }
 
     /// `a.x = b.y` between two inner relations at one location: each fragment
@@ -759,13 +832,14 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
             )
         };
         let aliased = occs.iter().any(|o| !o.semi.is_empty());
-        let filter = if occs.iter().all(|o| !o.filters.is_empty() || !o.semi.is_empty()) {
+        let filter = if occs.iter().all(|o| !o.filters.is_empty() || !o.semi.is_empty() || !o.subqueries.is_empty()) {
             let parts: Vec<String> = occs
                 .iter()
                 .map(|o| {
                     o.filters
                         .iter()
                         .map(|f| format!("({})", to_source(f, d)))
+                        .chain(o.subqueries.iter().map(|q| format!("({q})")))
                         .chain(o.semi.iter().map(|(c, other, oc)| format!("({})", semi(c, other, oc))))
                         .collect::<Vec<_>>()
                         .join(" and ")

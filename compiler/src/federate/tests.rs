@@ -147,3 +147,21 @@ fn inner_equi_joins_at_one_location_become_semi_joins() {
     let s = split(&["select a.id from a, b where a.k = b.k"], &at(&[("a", "pg"), ("b", "pg")]), Dialect::Postgres);
     assert!(frag(&s, "a").contains("exists (select 1 from src_b dvt_semi where dvt_semi.k = dvt_f.k)"), "{}", frag(&s, "a"));
 }
+
+#[test]
+fn in_subqueries_at_one_location_are_pushed() {
+    let s = split(&["select a.id from a where a.k in (select k from b where v > 2)"], &at(&[("a", "pg"), ("b", "pg")]), Dialect::Postgres);
+    // (Bare names in the subquery could be outer references: `a` reads all its columns.)
+    assert_eq!(frag(&s, "a"), "select * from src_a where (k in (select k from src_b where (v > 2)))");
+    // Elsewhere, negated, correlated through another alias, or not portable: kept in the remainder.
+    for (sql, loc) in [
+        ("select a.id from a where a.k in (select k from b where v > 2)", "maria"),
+        ("select a.id from a where a.k not in (select k from b)", "pg"),
+        ("select a.id from a, c where a.k in (select b.k from b where b.v = c.v)", "pg"),
+        ("select a.id from a where a.k in (select k from b where lower(s) = 'x')", "pg"),
+        ("select a.id from a left join c on c.id = a.id where c.k in (select k from b)", "pg"),
+    ] {
+        let s = split(&[sql], &at(&[("a", "pg"), ("b", loc), ("c", "other")]), Dialect::Postgres);
+        assert!(!frag(&s, "a").contains(" in (") && !frag(&s, "c").contains(" in ("), "{sql}: {}", frag(&s, "a"));
+    }
+}
