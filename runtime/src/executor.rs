@@ -101,7 +101,12 @@ fn cleanup(conn: &mut dyn Connection, stmts: &[Statement]) {
 }
 
 /// Before rows move into an existing table, its columns must match the staging table's.
-fn check_columns(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement], existing: Option<RelationKind>) -> Result<(), String> {
+pub(crate) fn check_columns(
+    conn: &mut dyn Connection,
+    node: &PlanNode,
+    stmts: &[Statement],
+    existing: Option<RelationKind>,
+) -> Result<(), String> {
     if existing != Some(RelationKind::Table) || !stmts.iter().any(|s| s.kind == "check_columns") {
         return Ok(());
     }
@@ -127,137 +132,6 @@ fn check_columns(conn: &mut dyn Connection, node: &PlanNode, stmts: &[Statement]
         ));
     }
     Ok(())
-}
-
-/// Whether a file has an empty line (`\n\n` or `\n\r\n`), possibly inside a quoted value.
-fn has_blank_line(path: &std::path::Path) -> Result<bool, String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut prev = [0u8; 2];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Ok(false);
-        }
-        for &b in &buf[..n] {
-            if b == b'\n' && (prev[1] == b'\n' || (prev[1] == b'\r' && prev[0] == b'\n')) {
-                return Ok(true);
-            }
-            prev = [prev[1], b];
-        }
-    }
-}
-
-fn load_seed(
-    conn: &mut dyn Connection,
-    env: &Env,
-    node: &PlanNode,
-    stage: &str,
-    stmts: &[Statement],
-    existing: Option<RelationKind>,
-) -> Result<u64, String> {
-    let seed = node.seed.as_ref().ok_or("seed without data file")?;
-    let path = env.project_dir.join(&seed.file);
-    let sha = dvt_compiler::seeds::sha256_file(&path).map_err(|e| format!("cannot read {}: {e}", seed.file))?;
-    if sha != seed.sha256 {
-        return Err(format!(
-            "{} changed since the plan was compiled (sha256 {} in the plan, {} now); recompile",
-            seed.file,
-            &seed.sha256[..12],
-            &sha[..12]
-        ));
-    }
-    let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
-    if seed.format != "csv" {
-        let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
-        let mut data = crate::seed_files::open(&path, &seed.format, &seed.column_types)?;
-        let columns: Vec<_> = data.columns.iter().map(|(n, t)| (dialect.column_name(n, seed.quote_columns), t.clone())).collect();
-        let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(stage, &columns) };
-        conn.execute(&create.sql)?;
-        check_columns(conn, node, &[stmts, std::slice::from_ref(&create)].concat(), existing)?;
-        let (schema, ncols) = (data.schema.clone(), data.columns.len());
-        let mut pending = Vec::new().into_iter();
-        let mut rows = std::iter::from_fn(move || {
-            loop {
-                if let Some(r) = pending.next() {
-                    return Some(r);
-                }
-                match data.next()? {
-                    Err(e) => return Some(Err(format!("{}: {e}", seed.file))),
-                    Ok(b) => match crate::arrow_rows::text_rows(std::slice::from_ref(&b), &schema, dialect) {
-                        Ok(it) => pending = it.collect::<Vec<_>>().into_iter(),
-                        Err(e) => return Some(Err(e)),
-                    },
-                }
-            }
-        });
-        return conn.load(stage, ncols, &mut rows);
-    }
-    let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-    let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
-    let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
-    let dialect = Dialect::from_adapter(&kind).unwrap_or(Dialect::Postgres);
-    // The engine's own CSV reader, where it reads the file as DVT's does: every
-    // column typed, and no blank lines (DVT skips them; COPY would not).
-    if header.fields.iter().all(|h| seed.column_types.contains_key(h)) && !has_blank_line(&path)? {
-        let csv = connectors::CsvFile {
-            path: path.clone(),
-            display: seed.file.clone(),
-            delimiter: seed.delimiter.bytes().next().unwrap_or(b','),
-            columns: header.fields.iter().map(|h| (dialect.column_name(h, seed.quote_columns), seed.column_types[h].clone())).collect(),
-            empty_as_null: seed.empty_as_null,
-        };
-        if let Some(r) = conn.load_csv(stage, &csv) {
-            return r;
-        }
-    }
-    let ncols = header.fields.len();
-    let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
-    let types: Vec<Option<dvt_compiler::dialect::LogicalType>> =
-        header.fields.iter().map(|h| seed.column_types.get(h).and_then(|t| dvt_compiler::seeds::parse_type(t))).collect();
-    let names = header.fields.clone();
-    let file = seed.file.clone();
-    let empty_as_null = seed.empty_as_null;
-    let mut rows = std::iter::from_fn(move || {
-        loop {
-            let rec = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => return None,
-                Err((l, m)) => return Some(Err(format!("{file}:{l}: {m}"))),
-            };
-            if rec.fields.len() == 1 && rec.fields[0].is_empty() {
-                continue;
-            }
-            if rec.fields.len() != ncols {
-                return Some(Err(format!("{file}:{}: row has {} fields, the header has {ncols}", rec.line, rec.fields.len())));
-            }
-            for (i, (v, t)) in rec.fields.iter().zip(&types).enumerate() {
-                if let Some(t) = t
-                    && !(v.is_empty() && empty_as_null)
-                    && !dvt_compiler::seeds::value_fits(t, v)
-                {
-                    return Some(Err(format!("{file}:{}:{}: column `{}`: `{v}` is not a valid {t:?}", rec.line, i + 1, names[i])));
-                }
-            }
-            let row = rec
-                .fields
-                .into_iter()
-                .zip(&booleans)
-                .map(|(v, is_bool)| {
-                    if v.is_empty() && empty_as_null {
-                        None
-                    } else if *is_bool && (kind == "mysql" || kind == "sqlite") {
-                        Some(if v == "true" { "1".into() } else { "0".into() })
-                    } else {
-                        Some(v)
-                    }
-                })
-                .collect();
-            return Some(Ok(row));
-        }
-    });
-    conn.load(stage, ncols, &mut rows)
 }
 
 fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
@@ -369,7 +243,9 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
     let mut loaded = None;
     if node.resource_type == "seed" {
         let dialect = Dialect::from_adapter(&p.dialect).unwrap_or(Dialect::Postgres);
-        match run_loading(conn, node, stmts, existing, dialect, |conn, stage| load_seed(conn, env, node, stage, stmts, existing)) {
+        match run_loading(conn, node, stmts, existing, dialect, |conn, stage| {
+            crate::seed_load::load_seed(conn, env, node, stage, stmts, existing)
+        }) {
             Ok(n) => loaded = Some(n),
             Err(e) => return fail(e),
         }

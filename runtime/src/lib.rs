@@ -15,3 +15,4 @@ pub mod federation;
 pub mod live;
 pub mod plan_file;
 pub mod seed_files;
+mod seed_load;

@@ -295,3 +295,16 @@ fn quote_columns_false_lets_the_engine_fold_plain_names() {
     // DuckDB keeps the case of unquoted names.
     assert_eq!(stored(&db, "duck", "folded").0, ["Id", "Price", "Mixed Case"]);
 }
+
+#[test]
+fn blank_lines_are_skipped_and_kept_inside_quoted_values() {
+    let db = setup();
+    let dir = db.project.join("seeds/formats");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gaps.csv"), "id,note\n1,a\n\n2,\"x\n\ny\"\n\n").unwrap();
+    for engine in ENGINES {
+        let r = dvtr(&db, &["seed", "-s", "gaps", "--target", engine]);
+        assert_eq!(r.code, 0, "{engine}: {}", r.stdout);
+        check(&db, engine, "gaps", &["id", "note"], &[vec![Some("1"), Some("a")], vec![Some("2"), Some("x\n\ny")]]);
+    }
+}

@@ -1,0 +1,176 @@
+//! Loading seeds into a staging table: the engine's own CSV reader where it
+//! reads the file exactly as DVT's does (PostgreSQL `COPY … CSV`, DuckDB
+//! `read_csv`), else DVT's streaming reader through the engine's bulk path.
+//! The file's SHA-256 is checked against the plan on the other core while
+//! it loads; a mismatch fails the seed before anything is swapped in.
+
+use dvt_compiler::dialect::Dialect;
+use dvt_schema::plan::{PlanNode, Statement};
+use sha2::{Digest, Sha256};
+
+use crate::connectors::{self, Connection, RelationKind};
+use crate::executor::{Env, check_columns};
+
+/// One pass over a file: its SHA-256 (hex) and whether it has an empty line
+/// (`\n\n` or `\n\r\n`, possibly inside a quoted value — DVT's reader skips
+/// empty lines, engines' CSV readers do not).
+fn file_checks(path: &std::path::Path) -> Result<(String, bool), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut prev, mut blank) = ([0u8; 2], false);
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            let hex = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            return Ok((hex, blank));
+        }
+        h.update(&buf[..n]);
+        if !blank {
+            for &b in &buf[..n] {
+                if b == b'\n' && (prev[1] == b'\n' || (prev[1] == b'\r' && prev[0] == b'\n')) {
+                    blank = true;
+                    break;
+                }
+                prev = [prev[1], b];
+            }
+        }
+    }
+}
+
+/// Loads `node`'s seed file into `stage`; returns the row count.
+pub(crate) fn load_seed(
+    conn: &mut dyn Connection,
+    env: &Env,
+    node: &PlanNode,
+    stage: &str,
+    stmts: &[Statement],
+    existing: Option<RelationKind>,
+) -> Result<u64, String> {
+    let seed = node.seed.as_ref().ok_or("seed without data file")?;
+    let path = env.project_dir.join(&seed.file);
+    // Blank lines are rare: assume none, check alongside, and reload with DVT's reader if there were.
+    let (loaded, checks) = std::thread::scope(|s| {
+        let checks = s.spawn(|| file_checks(&path));
+        let loaded = load(conn, env, node, stage, stmts, existing, false);
+        (loaded, checks.join().unwrap_or_else(|_| Err("the file check panicked".into())))
+    });
+    let (sha, blank) = checks.map_err(|e| format!("cannot read {}: {e}", seed.file))?;
+    if sha != seed.sha256 {
+        return Err(format!(
+            "{} changed since the plan was compiled (sha256 {} in the plan, {} now); recompile",
+            seed.file,
+            &seed.sha256[..12],
+            &sha[..12]
+        ));
+    }
+    if blank && seed.format == "csv" {
+        conn.execute(&format!("delete from {stage}"))?;
+        return load(conn, env, node, stage, stmts, existing, true);
+    }
+    loaded
+}
+
+fn load(
+    conn: &mut dyn Connection,
+    env: &Env,
+    node: &PlanNode,
+    stage: &str,
+    stmts: &[Statement],
+    existing: Option<RelationKind>,
+    blank_lines: bool,
+) -> Result<u64, String> {
+    let seed = node.seed.as_ref().ok_or("seed without data file")?;
+    let path = env.project_dir.join(&seed.file);
+    let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
+    if seed.format != "csv" {
+        let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
+        let mut data = crate::seed_files::open(&path, &seed.format, &seed.column_types)?;
+        let columns: Vec<_> = data.columns.iter().map(|(n, t)| (dialect.column_name(n, seed.quote_columns), t.clone())).collect();
+        let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(stage, &columns) };
+        conn.execute(&create.sql)?;
+        check_columns(conn, node, &[stmts, std::slice::from_ref(&create)].concat(), existing)?;
+        let (schema, ncols) = (data.schema.clone(), data.columns.len());
+        let mut pending = Vec::new().into_iter();
+        let mut rows = std::iter::from_fn(move || {
+            loop {
+                if let Some(r) = pending.next() {
+                    return Some(r);
+                }
+                match data.next()? {
+                    Err(e) => return Some(Err(format!("{}: {e}", seed.file))),
+                    Ok(b) => match crate::arrow_rows::text_rows(std::slice::from_ref(&b), &schema, dialect) {
+                        Ok(it) => pending = it.collect::<Vec<_>>().into_iter(),
+                        Err(e) => return Some(Err(e)),
+                    },
+                }
+            }
+        });
+        return conn.load(stage, ncols, &mut rows);
+    }
+    let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
+    let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
+    let dialect = Dialect::from_adapter(&kind).unwrap_or(Dialect::Postgres);
+    // The engine's own CSV reader, where it reads the file as DVT's does: every
+    // column typed, and no blank lines (DVT skips them; COPY would not).
+    if header.fields.iter().all(|h| seed.column_types.contains_key(h)) && !blank_lines {
+        let csv = connectors::CsvFile {
+            path: path.clone(),
+            display: seed.file.clone(),
+            delimiter: seed.delimiter.bytes().next().unwrap_or(b','),
+            columns: header.fields.iter().map(|h| (dialect.column_name(h, seed.quote_columns), seed.column_types[h].clone())).collect(),
+            empty_as_null: seed.empty_as_null,
+        };
+        if let Some(r) = conn.load_csv(stage, &csv) {
+            return r;
+        }
+    }
+    let ncols = header.fields.len();
+    let booleans: Vec<bool> = header.fields.iter().map(|h| seed.column_types.get(h).is_some_and(|t| t == "boolean")).collect();
+    let types: Vec<Option<dvt_compiler::dialect::LogicalType>> =
+        header.fields.iter().map(|h| seed.column_types.get(h).and_then(|t| dvt_compiler::seeds::parse_type(t))).collect();
+    let names = header.fields.clone();
+    let file = seed.file.clone();
+    let empty_as_null = seed.empty_as_null;
+    let mut rows = std::iter::from_fn(move || {
+        loop {
+            let rec = match reader.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => return None,
+                Err((l, m)) => return Some(Err(format!("{file}:{l}: {m}"))),
+            };
+            if rec.fields.len() == 1 && rec.fields[0].is_empty() {
+                continue;
+            }
+            if rec.fields.len() != ncols {
+                return Some(Err(format!("{file}:{}: row has {} fields, the header has {ncols}", rec.line, rec.fields.len())));
+            }
+            for (i, (v, t)) in rec.fields.iter().zip(&types).enumerate() {
+                if let Some(t) = t
+                    && !(v.is_empty() && empty_as_null)
+                    && !dvt_compiler::seeds::value_fits(t, v)
+                {
+                    return Some(Err(format!("{file}:{}:{}: column `{}`: `{v}` is not a valid {t:?}", rec.line, i + 1, names[i])));
+                }
+            }
+            let row = rec
+                .fields
+                .into_iter()
+                .zip(&booleans)
+                .map(|(v, is_bool)| {
+                    if v.is_empty() && empty_as_null {
+                        None
+                    } else if *is_bool && (kind == "mysql" || kind == "sqlite") {
+                        Some(if v == "true" { "1".into() } else { "0".into() })
+                    } else {
+                        Some(v)
+                    }
+                })
+                .collect();
+            return Some(Ok(row));
+        }
+    });
+    conn.load(stage, ncols, &mut rows)
+}
