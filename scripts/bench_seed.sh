@@ -5,7 +5,9 @@
 #  2. the same file into DuckDB: dvtr seed vs DuckDB's own read_csv (DuckDB's Python
 #     package from the dbt venv) into a table of the same types;
 #  3. three 1,046,572-row CSVs into PostgreSQL at once: dvtr seed --threads 3 vs three
-#     psql \copy in parallel.
+#     psql \copy in parallel;
+#  4. the 1M-row file into MariaDB: dvtr seed (batched prepared inserts) vs the
+#     client's LOAD DATA LOCAL INFILE into a table of the same types.
 # Needs the test PostgreSQL (scripts/services.sh start) and build/dbtvenv (scripts/dbt_venv.sh).
 set -euo pipefail
 build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}")
@@ -80,4 +82,27 @@ done
 n=$(psql -qtAc "select (select count(*) from bench_seed3.big_seed) + (select count(*) from bench_seed3.big_seed_2) + (select count(*) from bench_seed3.big_seed_3)")
 printf 'seed 3 x 1,046,572 rows in parallel -> PostgreSQL: dvtr %ss (peak %.0f MB, %s rows), 3 x psql \\copy %.2fs, ratio %.2fx\n' \
   "$best_dvt" "$(awk "BEGIN{print $rss/1024}")" "$n" "$best_copy" "$(awk "BEGIN{print $best_dvt/$best_copy}")"
+## 4. MariaDB
+mproj="$build/bench_seed_maria"
+mkdir -p "$mproj"
+cp -r "$proj/seeds" "$proj/dbt_project.yml" "$mproj/"
+printf 'synth:\n  target: dev\n  outputs:\n    dev:\n      type: mysql\n      host: 127.0.0.1\n      port: %s\n      user: root\n      schema: bench_maria\n' \
+  "$DVT_TEST_MARIA_PORT" > "$mproj/profiles.yml"
+maria() { mariadb --no-defaults --local-infile=1 -h 127.0.0.1 -P "$DVT_TEST_MARIA_PORT" -u root "$@"; }
+best_ref=""; best_dvt=""; rss=""
+for _ in 1 2 3; do
+  maria -e "create database if not exists bench_load; drop table if exists bench_load.big;
+    create table bench_load.big (id bigint, name varchar(255), event_date date, amount decimal(12,2), category varchar(255),
+    created_at datetime(6)) character set utf8mb4"
+  timed maria -e "load data local infile '$mproj/seeds/big_seed.csv' into table bench_load.big fields terminated by ','
+    optionally enclosed by '\"' lines terminated by '\n' ignore 1 lines"
+  if better "$best_ref" "$T"; then best_ref=$T; fi
+  timed "$dvtr" --project-dir "$mproj" --profiles-dir "$mproj" seed --full-refresh
+  if better "$best_dvt" "$T"; then best_dvt=$T; rss=$K; fi
+done
+n=$(maria -N -e "select count(*) from bench_maria.big_seed")
+printf 'seed 1M rows -> MariaDB: dvtr %ss (peak %.0f MB, %s rows), LOAD DATA LOCAL INFILE %ss, ratio %.2fx\n' \
+  "$best_dvt" "$(awk "BEGIN{print $rss/1024}")" "$n" "$best_ref" "$(awk "BEGIN{print $best_dvt/$best_ref}")"
+maria -e "drop database if exists bench_load; drop database if exists bench_maria"
+
 psql -qc "drop schema if exists bench_seed cascade" -qc "drop schema if exists bench_seed3 cascade" -qc "drop schema if exists bench_copy cascade" >/dev/null 2>&1
