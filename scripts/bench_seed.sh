@@ -88,21 +88,21 @@ mkdir -p "$mproj"
 cp -r "$proj/seeds" "$proj/dbt_project.yml" "$mproj/"
 printf 'synth:\n  target: dev\n  outputs:\n    dev:\n      type: mysql\n      host: 127.0.0.1\n      port: %s\n      user: root\n      schema: bench_maria\n' \
   "$DVT_TEST_MARIA_PORT" > "$mproj/profiles.yml"
-maria() { mariadb --no-defaults --local-infile=1 -h 127.0.0.1 -P "$DVT_TEST_MARIA_PORT" -u root "$@"; }
+maria=(mariadb --no-defaults --local-infile=1 -h 127.0.0.1 -P "$DVT_TEST_MARIA_PORT" -u root)
 best_ref=""; best_dvt=""; rss=""
 for _ in 1 2 3; do
-  maria -e "create database if not exists bench_load; drop table if exists bench_load.big;
+  "${maria[@]}" -e "create database if not exists bench_load; drop table if exists bench_load.big;
     create table bench_load.big (id bigint, name varchar(255), event_date date, amount decimal(12,2), category varchar(255),
     created_at datetime(6)) character set utf8mb4"
-  timed maria -e "load data local infile '$mproj/seeds/big_seed.csv' into table bench_load.big fields terminated by ','
+  timed "${maria[@]}" -e "load data local infile '$mproj/seeds/big_seed.csv' into table bench_load.big fields terminated by ','
     optionally enclosed by '\"' lines terminated by '\n' ignore 1 lines"
   if better "$best_ref" "$T"; then best_ref=$T; fi
   timed "$dvtr" --project-dir "$mproj" --profiles-dir "$mproj" seed --full-refresh
   if better "$best_dvt" "$T"; then best_dvt=$T; rss=$K; fi
 done
-n=$(maria -N -e "select count(*) from bench_maria.big_seed")
+n=$("${maria[@]}" -N -e "select count(*) from bench_maria.big_seed")
 printf 'seed 1M rows -> MariaDB: dvtr %ss (peak %.0f MB, %s rows), LOAD DATA LOCAL INFILE %ss, ratio %.2fx\n' \
   "$best_dvt" "$(awk "BEGIN{print $rss/1024}")" "$n" "$best_ref" "$(awk "BEGIN{print $best_dvt/$best_ref}")"
-maria -e "drop database if exists bench_load; drop database if exists bench_maria"
+"${maria[@]}" -e "drop database if exists bench_load; drop database if exists bench_maria"
 
 psql -qc "drop schema if exists bench_seed cascade" -qc "drop schema if exists bench_seed3 cascade" -qc "drop schema if exists bench_copy cascade" >/dev/null 2>&1
