@@ -93,6 +93,20 @@ pub fn connect(c: &Credentials) -> Result<Box<dyn Connection>, String> {
     }
 }
 
+/// Appends `v` in the escaped text format PostgreSQL's COPY and MySQL's LOAD
+/// DATA share (backslash escapes for backslash, tab, newline, carriage return).
+pub(crate) fn escape_text(v: &str, out: &mut String) {
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// The schema/identifier pair of a relation for catalog lookups.
 pub fn parts(r: &RelationRef) -> (Option<&str>, &str) {
     (r.schema.as_deref(), r.identifier.as_str())

@@ -127,7 +127,88 @@ impl Connection for My {
         ncols: usize,
         rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
     ) -> Result<u64, String> {
-        // Multi-row INSERTs of 1,000 rows: far fewer round trips than one per row.
+        let local_infile: Option<String> = self.0.query_first("select @@local_infile").map_err(|e| e.to_string())?;
+        if local_infile.as_deref() == Some("1") {
+            return self.load_data(rel, ncols, rows);
+        }
+        self.insert_batches(rel, ncols, rows)
+    }
+}
+
+impl My {
+    /// LOAD DATA LOCAL INFILE, the server's bulk path, fed with DVT's own rows in
+    /// MySQL's escaped text format (`\N` is NULL, so every value arrives as DVT
+    /// read it) through a spool file (the driver's handler must own its input).
+    /// LOCAL turns bad values into warnings: any warning fails the load.
+    fn load_data(
+        &mut self,
+        rel: &str,
+        ncols: usize,
+        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
+    ) -> Result<u64, String> {
+        use std::io::Write;
+        static SPOOLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let spool = std::env::temp_dir().join(format!("dvt-load-{}-{n}.tsv", std::process::id()));
+        struct Remove(std::path::PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let _cleanup = Remove(spool.clone());
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&spool).map_err(|e| e.to_string())?);
+        let mut count = 0u64;
+        let mut line = String::new();
+        for row in rows {
+            let row = row?;
+            if row.len() != ncols {
+                return Err(format!("row {} has {} values, the table has {ncols} columns", count + 1, row.len()));
+            }
+            line.clear();
+            for (i, v) in row.iter().enumerate() {
+                if i > 0 {
+                    line.push('\t');
+                }
+                match v {
+                    None => line.push_str("\\N"),
+                    Some(v) => super::escape_text(v, &mut line),
+                }
+            }
+            line.push('\n');
+            w.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+            count += 1;
+        }
+        w.flush().map_err(|e| e.to_string())?;
+        drop(w);
+        let path = spool.clone();
+        self.0.set_local_infile_handler(Some(mysql::LocalInfileHandler::new(move |_, out| {
+            std::io::copy(&mut std::fs::File::open(&path)?, out).map(|_| ())
+        })));
+        let sql = format!(
+            "load data local infile 'dvt' into table {rel} character set utf8mb4 fields terminated by '\\t' escaped by '\\\\' lines terminated by '\\n'"
+        );
+        let result = self.0.query_iter(&sql).map_err(|e| e.to_string()).map(|r| (r.affected_rows(), r.warnings()));
+        self.0.set_local_infile_handler(None);
+        let (loaded, warnings) = result?;
+        if warnings > 0 {
+            let shown: Vec<(String, u32, String)> = self.0.query("show warnings limit 3").map_err(|e| e.to_string())?;
+            let list: Vec<String> = shown.into_iter().map(|(_, code, msg)| format!("{code}: {msg}")).collect();
+            return Err(format!("{warnings} values did not load exactly: {}", list.join("; ")));
+        }
+        if loaded != count {
+            return Err(format!("{count} rows sent, {loaded} loaded"));
+        }
+        Ok(count)
+    }
+
+    /// Batched prepared INSERTs, for servers that refuse LOCAL INFILE.
+    fn insert_batches(
+        &mut self,
+        rel: &str,
+        ncols: usize,
+        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
+    ) -> Result<u64, String> {
         // As many rows per prepared INSERT as the protocol's 65,535 placeholders allow
         // (at most 4,096): fewer round trips and statement executions.
         let batch = (65_535 / ncols.max(1)).clamp(1, 4096);

@@ -175,17 +175,7 @@ impl Connection for Pg {
                     }
                     match row.get(i).and_then(Option::as_deref) {
                         None => line.push_str("\\N"),
-                        Some(v) => {
-                            for ch in v.chars() {
-                                match ch {
-                                    '\\' => line.push_str("\\\\"),
-                                    '\t' => line.push_str("\\t"),
-                                    '\n' => line.push_str("\\n"),
-                                    '\r' => line.push_str("\\r"),
-                                    c => line.push(c),
-                                }
-                            }
-                        }
+                        Some(v) => super::escape_text(v, &mut line),
                     }
                 }
                 line.push('\n');
