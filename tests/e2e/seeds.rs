@@ -308,3 +308,26 @@ fn blank_lines_are_skipped_and_kept_inside_quoted_values() {
         check(&db, engine, "gaps", &["id", "note"], &[vec![Some("1"), Some("a")], vec![Some("2"), Some("x\n\ny")]]);
     }
 }
+
+#[test]
+fn mariadb_bulk_load_is_strict_and_exact() {
+    let db = setup();
+    let mut conn = connect(&db, "maria");
+    let rel = format!("`{}`.`strict_load`", db.schema);
+    conn.execute(&format!("create database if not exists `{}`", db.schema)).unwrap();
+    conn.execute(&format!("drop table if exists {rel}")).unwrap();
+    conn.execute(&format!("create table {rel} (n int, s text)")).unwrap();
+    let rows = |vals: &[(&str, Option<&str>)]| -> Vec<Result<Vec<Option<String>>, String>> {
+        vals.iter().map(|(n, s)| Ok(vec![Some(n.to_string()), s.map(str::to_string)])).collect()
+    };
+    // LOAD DATA LOCAL turns a bad value into a warning; DVT turns the warning into an error.
+    let e = conn.load(&rel, 2, &mut rows(&[("1", Some("a")), ("not a number", Some("b"))]).into_iter()).unwrap_err();
+    assert!(e.contains("did not load exactly"), "{e}");
+    // Tabs, newlines, backslashes and NULL arrive as they were.
+    conn.execute(&format!("delete from {rel}")).unwrap();
+    let n = conn.load(&rel, 2, &mut rows(&[("1", Some("a\tb\nc\\d")), ("2", None), ("3", Some("\\N"))]).into_iter()).unwrap();
+    assert_eq!(n, 3);
+    let got = conn.query(&format!("select s from {rel} order by n")).unwrap().rows;
+    assert_eq!(got, vec![vec![Some("a\tb\nc\\d".to_string())], vec![None], vec![Some("\\N".to_string())]]);
+    conn.execute(&format!("drop table {rel}")).unwrap();
+}
