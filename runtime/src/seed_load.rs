@@ -5,7 +5,9 @@
 //! it loads; a mismatch fails the seed before anything is swapped in.
 
 use dvt_compiler::dialect::Dialect;
-use dvt_schema::plan::{PlanNode, Statement};
+use std::path::Path;
+
+use dvt_schema::plan::{PlanNode, SeedPlan, Statement};
 use sha2::{Digest, Sha256};
 
 use crate::connectors::{self, Connection, RelationKind};
@@ -14,7 +16,7 @@ use crate::executor::{Env, check_columns};
 /// One pass over a file: its SHA-256 (hex) and whether it has an empty line
 /// (`\n\n` or `\n\r\n`, possibly inside a quoted value — DVT's reader skips
 /// empty lines, engines' CSV readers do not).
-fn file_checks(path: &std::path::Path) -> Result<(String, bool), String> {
+fn file_checks(path: &Path) -> Result<(String, bool), String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut h = Sha256::new();
@@ -51,9 +53,10 @@ pub(crate) fn load_seed(
     let seed = node.seed.as_ref().ok_or("seed without data file")?;
     let path = env.project_dir.join(&seed.file);
     // Blank lines are rare: assume none, check alongside, and reload with DVT's reader if there were.
+    let target = Target { node, stage, stmts, existing };
     let (loaded, checks) = std::thread::scope(|s| {
         let checks = s.spawn(|| file_checks(&path));
-        let loaded = load(conn, env, node, stage, stmts, existing, false);
+        let loaded = load(conn, seed, &path, &target, false);
         (loaded, checks.join().unwrap_or_else(|_| Err("the file check panicked".into())))
     });
     let (sha, blank) = checks.map_err(|e| format!("cannot read {}: {e}", seed.file))?;
@@ -67,26 +70,25 @@ pub(crate) fn load_seed(
     }
     if blank && seed.format == "csv" {
         conn.execute(&format!("delete from {stage}"))?;
-        return load(conn, env, node, stage, stmts, existing, true);
+        return load(conn, seed, &path, &target, true);
     }
     loaded
 }
 
-fn load(
-    conn: &mut dyn Connection,
-    env: &Env,
-    node: &PlanNode,
-    stage: &str,
-    stmts: &[Statement],
+/// Where a seed goes and what the rendering around the load checks.
+struct Target<'a> {
+    node: &'a PlanNode,
+    stage: &'a str,
+    stmts: &'a [Statement],
     existing: Option<RelationKind>,
-    blank_lines: bool,
-) -> Result<u64, String> {
-    let seed = node.seed.as_ref().ok_or("seed without data file")?;
-    let path = env.project_dir.join(&seed.file);
+}
+
+fn load(conn: &mut dyn Connection, seed: &SeedPlan, path: &Path, t: &Target<'_>, blank_lines: bool) -> Result<u64, String> {
+    let Target { node, stage, stmts, existing } = *t;
     let kind = node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
     if seed.format != "csv" {
         let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
-        let mut data = crate::seed_files::open(&path, &seed.format, &seed.column_types)?;
+        let mut data = crate::seed_files::open(path, &seed.format, &seed.column_types)?;
         let columns: Vec<_> = data.columns.iter().map(|(n, t)| (dialect.column_name(n, seed.quote_columns), t.clone())).collect();
         let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(stage, &columns) };
         conn.execute(&create.sql)?;
@@ -109,7 +111,7 @@ fn load(
         });
         return conn.load(stage, ncols, &mut rows);
     }
-    let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut reader = dvt_compiler::seeds::CsvReader::new(f, seed.delimiter.bytes().next().unwrap_or(b','));
     let header = reader.next_record().map_err(|(l, m)| format!("{}:{l}: {m}", seed.file))?.ok_or("empty seed")?;
     let dialect = Dialect::from_adapter(&kind).unwrap_or(Dialect::Postgres);
@@ -117,7 +119,7 @@ fn load(
     // column typed, and no blank lines (DVT skips them; COPY would not).
     if header.fields.iter().all(|h| seed.column_types.contains_key(h)) && !blank_lines {
         let csv = connectors::CsvFile {
-            path: path.clone(),
+            path: path.to_path_buf(),
             display: seed.file.clone(),
             delimiter: seed.delimiter.bytes().next().unwrap_or(b','),
             columns: header.fields.iter().map(|h| (dialect.column_name(h, seed.quote_columns), seed.column_types[h].clone())).collect(),

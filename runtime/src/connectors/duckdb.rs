@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use super::{Connection, CsvFile, RelationKind, Rows};
+use super::{Connection, CsvFile, RelationKind, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Duck(duckdb::Connection);
@@ -97,12 +97,7 @@ impl Connection for Duck {
         Some(self.0.prepare(&sql).and_then(|mut st| st.execute([])).map(|n| n as u64).map_err(|e| format!("{}: {e}", csv.display)))
     }
 
-    fn load(
-        &mut self,
-        rel: &str,
-        ncols: usize,
-        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
-    ) -> Result<u64, String> {
+    fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         // DuckDB's appender: values go in as text and DuckDB casts each to its column's
         // type (an error names the value), far faster than prepared INSERTs.
         let parts = identifiers(rel);

@@ -29,6 +29,9 @@ pub struct Rows {
     pub rows: Vec<Vec<Option<String>>>,
 }
 
+/// Rows pulled one at a time by a bulk load (values as text, NULL as None).
+pub type RowStream<'a> = dyn Iterator<Item = Result<Vec<Option<String>>, String>> + 'a;
+
 /// A CSV seed as an engine's native reader needs it.
 #[derive(Debug, Clone)]
 pub struct CsvFile {
@@ -64,8 +67,7 @@ pub trait Connection: Send {
     }
     /// Loads rows into `rel` (rendered) through the engine's bulk path, in one
     /// transaction, streaming (rows are pulled one at a time). Returns the count.
-    fn load(&mut self, rel: &str, ncols: usize, rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>)
-    -> Result<u64, String>;
+    fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String>;
 }
 
 /// information_schema lookups shared by PostgreSQL, MariaDB and DuckDB

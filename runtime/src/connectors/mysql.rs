@@ -2,7 +2,7 @@
 
 use mysql::prelude::Queryable;
 
-use super::{Connection, RelationKind, Rows};
+use super::{Connection, RelationKind, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct My(mysql::Conn);
@@ -121,12 +121,7 @@ impl Connection for My {
         self.0.exec(super::COLUMNS_SQL, (schema.unwrap_or_default(), identifier)).map_err(|e| e.to_string())
     }
 
-    fn load(
-        &mut self,
-        rel: &str,
-        ncols: usize,
-        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
-    ) -> Result<u64, String> {
+    fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         let local_infile: Option<String> = self.0.query_first("select @@local_infile").map_err(|e| e.to_string())?;
         if local_infile.as_deref() == Some("1") {
             return self.load_data(rel, ncols, rows);
@@ -140,12 +135,7 @@ impl My {
     /// MySQL's escaped text format (`\N` is NULL, so every value arrives as DVT
     /// read it) through a spool file (the driver's handler must own its input).
     /// LOCAL turns bad values into warnings: any warning fails the load.
-    fn load_data(
-        &mut self,
-        rel: &str,
-        ncols: usize,
-        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
-    ) -> Result<u64, String> {
+    fn load_data(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         use std::io::Write;
         static SPOOLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -203,12 +193,7 @@ impl My {
     }
 
     /// Batched prepared INSERTs, for servers that refuse LOCAL INFILE.
-    fn insert_batches(
-        &mut self,
-        rel: &str,
-        ncols: usize,
-        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
-    ) -> Result<u64, String> {
+    fn insert_batches(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         // As many rows per prepared INSERT as the protocol's 65,535 placeholders allow
         // (at most 4,096): fewer round trips and statement executions.
         let batch = (65_535 / ncols.max(1)).clamp(1, 4096);

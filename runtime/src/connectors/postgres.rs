@@ -3,7 +3,7 @@
 use postgres::config::SslMode;
 
 use super::tls::Verify;
-use super::{Connection, CsvFile, RelationKind, Rows};
+use super::{Connection, CsvFile, RelationKind, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Pg(postgres::Client);
@@ -151,12 +151,7 @@ impl Connection for Pg {
         })())
     }
 
-    fn load(
-        &mut self,
-        rel: &str,
-        ncols: usize,
-        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
-    ) -> Result<u64, String> {
+    fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         // COPY in text format: the server parses each value with its column's type.
         use std::io::Write;
         let mut tx = self.0.transaction().map_err(err)?;

@@ -2,7 +2,7 @@
 
 use rusqlite::types::ValueRef;
 
-use super::{Connection, RelationKind, Rows};
+use super::{Connection, RelationKind, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Lite(rusqlite::Connection);
@@ -73,12 +73,7 @@ impl Connection for Lite {
         names.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }
 
-    fn load(
-        &mut self,
-        rel: &str,
-        ncols: usize,
-        rows: &mut dyn Iterator<Item = Result<Vec<Option<String>>, String>>,
-    ) -> Result<u64, String> {
+    fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         let marks = vec!["?"; ncols].join(", ");
         let tx = self.0.transaction().map_err(|e| e.to_string())?;
         let mut n = 0u64;
