@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format (semver). Readers accept the same major version.
-pub const PLAN_VERSION: &str = "1.0.0";
+pub const PLAN_VERSION: &str = "1.1.0";
 
 /// A compiled project.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -267,8 +267,12 @@ pub struct FederationPlan {
 pub struct Fragment {
     /// Name the remainder uses for this fragment.
     pub name: String,
-    /// Unique id of the upstream (source or node).
+    /// Unique id of the upstream (source or node); empty for a pushed sub-query.
     pub upstream: String,
+    /// For a sub-query pushed whole to one database (joins, aggregates and
+    /// all): the unique ids of every upstream it reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
     /// Output the fragment runs on.
     pub target: String,
     /// Dialect of `sql`.

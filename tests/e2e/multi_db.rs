@@ -102,6 +102,7 @@ fn multi_db_seeds_and_the_federation_matrix_on_four_engines() {
         let target = Fragment {
             name: node.name.clone(),
             upstream: node.unique_id.clone(),
+            reads: vec![],
             target: node.target.value.clone(),
             dialect: String::new(),
             sql: format!("select * from {}", rel.rendered),

@@ -296,3 +296,46 @@ fn seed_show_prints_what_was_stored_and_empty_strings_are_configurable() {
     let out = show(&db, "lite", "select count(*) as n from customers_lite where amount = ''");
     assert!(out.contains("| 1 |"), "{out}");
 }
+
+#[test]
+fn a_same_database_join_and_aggregate_runs_whole_at_its_source() {
+    let db = setup("fedwhole");
+    write(&db.project.join("models/fed_pg_agg.sql"), FED_PG_AGG);
+    let mut cmd = Command::new(bin("dvtc"));
+    cmd.current_dir(&db.project).args(["compile", "-s", "fed_pg_agg", "--explain", "fed_pg_agg"]).env("HOME", &db.project);
+    for (k, v) in &db.env {
+        cmd.env(k, v);
+    }
+    let explain = Run::from(cmd.output().unwrap());
+    assert_eq!(explain.code, 0, "{}", explain.stderr);
+    // One fragment on PostgreSQL for the CTE (join + aggregate), one on DuckDB; no per-table PostgreSQL reads.
+    assert!(explain.stdout.contains("fragment dvt_q1 on pg (postgres, sub-query pushed whole"), "{}", explain.stdout);
+    assert!(explain.stdout.contains("GROUP BY\n      c.active"), "{}", explain.stdout);
+    assert!(explain.stdout.contains("fragment customers_duck on duck"), "{}", explain.stdout);
+    assert!(!explain.stdout.contains("fragment customers_pg") && !explain.stdout.contains("fragment pg_table"), "{}", explain.stdout);
+    let r = dvtr(&db, &["build", "-s", "+fed_pg_agg", "--indirect-selection", "cautious"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let schema = &db.env[2].1;
+    let out = show(&db, "pg", &format!("select active, n, total, duck_rows from {schema}.fed_pg_agg order by active"));
+    let rows: Vec<Vec<String>> = out
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.contains("active"))
+        .map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect())
+        .collect();
+    assert_eq!(rows, [["f", "1", "20.00", "1"], ["t", "2", "10.50", "2"]], "{out}");
+}
+
+const FED_PG_AGG: &str = r#"{{ config(target='pg', materialized='table') }}
+-- Federated into PostgreSQL: the join and aggregate over two PostgreSQL relations
+-- run there whole (one fragment); DuckDB's customers are read as their own fragment.
+with totals as (
+    select c.active, count(*) as n, sum(t.amount) as total
+    from {{ ref('customers_pg') }} c
+    join {{ ref('pg_table') }} t on t.id = c.id
+    group by c.active
+)
+select totals.active, totals.n, totals.total, count(d.id) as duck_rows
+from totals
+left join {{ ref('customers_duck') }} d on d.active = totals.active
+group by totals.active, totals.n, totals.total
+"#;

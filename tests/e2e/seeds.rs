@@ -55,6 +55,7 @@ fn stored(db: &Db, engine: &str, table: &str) -> (Vec<String>, Vec<Vec<Option<St
     let f = Fragment {
         name: table.into(),
         upstream: String::new(),
+        reads: vec![],
         target: engine.into(),
         dialect: String::new(),
         sql: format!("select * from {} order by 1", relation(db, engine, table)),

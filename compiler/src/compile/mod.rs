@@ -132,6 +132,7 @@ impl Ctx<'_> {
                 out.push(Fragment {
                     name: fragment_name(self.project, d),
                     upstream: d.clone(),
+                    reads: vec![],
                     dialect: self.dialect_of(&target).name().to_string(),
                     sql: format!("select * from {}", rel.rendered),
                     target,
@@ -143,6 +144,7 @@ impl Ctx<'_> {
             out.push(Fragment {
                 name: fragment_name(self.project, THIS),
                 upstream: node.unique_id.clone(),
+                reads: vec![],
                 dialect: self.dialect_of(&this.target).name().to_string(),
                 sql: format!("select * from {}", this.rendered),
                 target: this.target.clone(),
@@ -508,24 +510,37 @@ fn federation(
         sqls.push(i);
     }
     let split = crate::federate::split(&sqls, &inputs, target_dialect);
+    // Inputs read only inside pushed sub-queries get no fragment of their own.
+    let upstream_of: BTreeMap<String, String> = fragments.iter().map(|f| (f.name.clone(), f.upstream.clone())).collect();
+    fragments.retain(|f| split.fragments.contains_key(&f.name));
     for f in &mut fragments {
-        if let Some(out) = split.fragments.get(&f.name) {
-            f.sql = out.sql.clone();
-            let declared = declared_types(cx.project, &f.upstream);
-            f.columns = out
-                .columns
-                .iter()
-                .flatten()
-                .map(|c| {
-                    let bare = c.trim_matches(|ch| ch == '"' || ch == '`');
-                    FragmentColumn {
-                        name: bare.to_string(),
-                        arrow_type: declared.get(&bare.to_ascii_lowercase()).and_then(|t| arrow_type(t)),
-                    }
-                })
-                .collect();
-        }
+        let out = &split.fragments[&f.name];
+        f.sql = out.sql.clone();
+        let declared = declared_types(cx.project, &f.upstream);
+        f.columns = out
+            .columns
+            .iter()
+            .flatten()
+            .map(|c| {
+                let bare = c.trim_matches(|ch| ch == '"' || ch == '`');
+                FragmentColumn { name: bare.to_string(), arrow_type: declared.get(&bare.to_ascii_lowercase()).and_then(|t| arrow_type(t)) }
+            })
+            .collect();
     }
+    for p in &split.pushed {
+        fragments.push(Fragment {
+            name: p.name.clone(),
+            upstream: String::new(),
+            reads: p.reads.iter().filter_map(|r| upstream_of.get(r).cloned()).collect(),
+            target: p.location.clone(),
+            dialect: p.dialect.name().to_string(),
+            sql: p.sql.clone(),
+            columns: p.columns.iter().flatten().map(|c| FragmentColumn { name: c.clone(), arrow_type: None }).collect(),
+        });
+    }
+    let mut remainders = split.remainders.iter();
+    let remainder = remainders.next().cloned().unwrap_or(remainder);
+    let incremental = incremental.and(remainders.next().cloned());
     let warnings = split
         .fallbacks
         .iter()
@@ -760,7 +775,9 @@ pub fn explain(plan: &Plan, name: &str) -> Result<String> {
     }
     if let Some(f) = &node.federation {
         for fr in &f.fragments {
-            let _ = writeln!(s, "  fragment {} on {} ({}):\n    {}", fr.name, fr.target, fr.dialect, fr.sql.replace('\n', "\n    "));
+            let whole =
+                if fr.reads.is_empty() { String::new() } else { format!(", sub-query pushed whole, reads {}", fr.reads.join(", ")) };
+            let _ = writeln!(s, "  fragment {} on {} ({}{whole}):\n    {}", fr.name, fr.target, fr.dialect, fr.sql.replace('\n', "\n    "));
         }
         for p in &f.predicates {
             let _ = writeln!(s, "  predicate {} -> {} ({})", p.predicate, p.pushed_to.as_deref().unwrap_or("kept in remainder"), p.reason);

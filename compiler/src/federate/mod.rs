@@ -22,7 +22,9 @@
 //!   null-supplying) is pushed as semi-joins: each fragment keeps only rows with
 //!   a partner (`EXISTS` on the other relation), which no inner join result
 //!   can miss; the join itself is re-done in the remainder, so a source that
-//!   compares more loosely (collations) still gives the exact result.
+//!   compares more loosely (collations) still gives the exact result;
+//! - a query, CTE or FROM sub-query whose relations all live at one location
+//!   in the model's own dialect runs there whole (see [`whole`]).
 //!
 //! Anything the splitter cannot prove safe falls back to reading the whole
 //! relation, with a note that names the construct.
@@ -43,6 +45,9 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::dialect::Dialect;
+
+mod whole;
+pub use whole::PushedQuery;
 
 /// A relation the remainder reads, by the name it uses for it.
 #[derive(Debug, Clone)]
@@ -68,7 +73,13 @@ pub struct FragmentOut {
 /// The decomposition of one query.
 #[derive(Debug, Clone, Default)]
 pub struct Split {
+    /// Per input read by the remainder (inputs read only by pushed sub-queries have none).
     pub fragments: BTreeMap<String, FragmentOut>,
+    /// Sub-queries that run whole at one location.
+    pub pushed: Vec<PushedQuery>,
+    /// The queries to run in the compute, one per input SQL: pushed sub-queries
+    /// replaced by their names (the input text itself when nothing was pushed).
+    pub remainders: Vec<String>,
     pub predicates: Vec<PredicateDecision>,
     pub fallbacks: Vec<String>,
 }
@@ -785,11 +796,28 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
     let parser = parser_dialect(dialect);
     let by_name: BTreeMap<String, FragmentInput> = inputs.iter().map(|i| (i.name.clone(), i.clone())).collect();
     let mut w = Walker { inputs: &by_name, occ: Vec::new(), predicates: Vec::new(), fallbacks: BTreeSet::new() };
+    let mut pusher = whole::Pusher::new(&by_name, dialect, parser.as_ref());
+    let mut remainders = Vec::new();
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
     let mut failed = false;
     for sql in sqls {
+        remainders.push(sql.to_string());
         match Parser::parse_sql(parser.as_ref(), sql) {
-            Ok(stmts) if stmts.len() == 1 => match &stmts[0] {
-                sqlparser::ast::Statement::Query(q) => w.query(q, &BTreeSet::new(), &[]),
+            Ok(mut stmts) if stmts.len() == 1 => match &mut stmts[0] {
+                sqlparser::ast::Statement::Query(q) => {
+                    if pusher.statement(q) {
+                        *remainders.last_mut().expect("pushed above") = format!("{q:#}");
+                    }
+                    let _ = sqlparser::ast::visit_relations(q.as_ref(), |r| {
+                        if let [n] = r.0.as_slice()
+                            && let Some(i) = n.as_ident()
+                        {
+                            referenced.insert(i.value.clone());
+                        }
+                        ControlFlow::<()>::Continue(())
+                    });
+                    w.query(q, &BTreeSet::new(), &[]);
+                }
                 _ => {
                     failed = true;
                     w.note("the model is not a single SELECT: whole relations are read");
@@ -805,9 +833,18 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
             }
         }
     }
-    let mut out = Split { fragments: BTreeMap::new(), predicates: w.predicates, fallbacks: w.fallbacks.into_iter().collect() };
+    let pushed = if failed { Vec::new() } else { pusher.pushed };
+    if failed {
+        remainders = sqls.iter().map(|s| s.to_string()).collect();
+    }
+    let mut out =
+        Split { fragments: BTreeMap::new(), pushed, remainders, predicates: w.predicates, fallbacks: w.fallbacks.into_iter().collect() };
     for input in inputs {
         let occs: Vec<&Occurrence> = w.occ.iter().filter(|o| o.fragment == input.name).collect();
+        // Read only inside pushed sub-queries: no fragment of its own.
+        if !failed && !referenced.contains(&input.name) && out.pushed.iter().any(|p| p.reads.contains(&input.name)) {
+            continue;
+        }
         let whole = FragmentOut { sql: format!("select * from {}", input.relation), columns: None };
         if failed || occs.is_empty() {
             if !failed && occs.is_empty() {
