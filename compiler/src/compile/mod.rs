@@ -21,6 +21,7 @@ use serde_json::Value as Json;
 use crate::config::ConfigExt;
 use crate::dialect::{Dialect, LogicalType};
 use crate::error::{DvtError, ErrorCode, Location, Result};
+use crate::federate::ColumnOrigin;
 use crate::graph::Graph;
 use crate::jinja::Jinja;
 use crate::nodes::{Node, Project, ResourceType};
@@ -535,7 +536,21 @@ fn federation(
             target: p.location.clone(),
             dialect: p.dialect.name().to_string(),
             sql: p.sql.clone(),
-            columns: p.columns.iter().flatten().map(|c| FragmentColumn { name: c.clone(), arrow_type: None }).collect(),
+            columns: p
+                .columns
+                .iter()
+                .flatten()
+                .map(|c| FragmentColumn {
+                    name: c.name.clone(),
+                    arrow_type: match &c.origin {
+                        ColumnOrigin::Column { input, column } => upstream_of
+                            .get(input)
+                            .and_then(|uid| declared_types(cx.project, uid).get(&column.to_ascii_lowercase()).and_then(|t| arrow_type(t))),
+                        ColumnOrigin::Count => Some("Int64".into()),
+                        ColumnOrigin::Computed => None,
+                    },
+                })
+                .collect(),
         });
     }
     let mut remainders = split.remainders.iter();

@@ -47,7 +47,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::dialect::Dialect;
 
 mod whole;
-pub use whole::PushedQuery;
+pub use whole::{ColumnOrigin, PushedColumn, PushedQuery};
 
 /// A relation the remainder reads, by the name it uses for it.
 #[derive(Debug, Clone)]

@@ -3,10 +3,14 @@
 //! model's own dialect runs there as a single fragment — joins, aggregates,
 //! windows and all — and the remainder reads its result by name.
 //!
-//! Why only in the model's dialect: the source then runs exactly the SQL the
-//! author wrote, with the meaning it has when everything is co-located (the
-//! reference of SPEC §3). In another engine functions, division, collations
-//! and NULL ordering differ, so there only filters and columns are pushed.
+//! In the model's own dialect the source runs exactly the SQL the author
+//! wrote, with the meaning it has when everything is co-located (the
+//! reference of SPEC §3). Another engine gets a sub-query only when it means
+//! the same there as in the compute: PostgreSQL or DuckDB (exact string
+//! equality), one SELECT over inner/left equi-joins of plain relations,
+//! portable WHERE conjuncts, plain columns, GROUP BY/DISTINCT on plain
+//! columns and `count` — no arithmetic, functions, sums, string ordering or
+//! LIMIT, whose results or types differ between engines.
 //! Only uncorrelated queries qualify, and they are so by construction: the
 //! top-level query, CTE bodies and non-LATERAL derived tables cannot see
 //! outer columns.
@@ -15,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, TableAlias, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
+    BinaryOperator, Distinct, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, TableAlias, TableFactor, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 use sqlparser::dialect::Dialect as ParserDialect;
 use sqlparser::parser::Parser;
@@ -30,13 +36,31 @@ pub struct PushedQuery {
     pub name: String,
     /// Where it runs (the output's name).
     pub location: String,
-    /// Dialect of `sql` (the model's).
+    /// Dialect of the database it runs on.
     pub dialect: Dialect,
     pub sql: String,
     /// The fragment inputs it reads, by name.
     pub reads: BTreeSet<String>,
-    /// Its output column names, when the projection names them all.
-    pub columns: Option<Vec<String>>,
+    /// Its output columns, when the projection names them all.
+    pub columns: Option<Vec<PushedColumn>>,
+}
+
+/// An output column of a pushed sub-query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushedColumn {
+    pub name: String,
+    pub origin: ColumnOrigin,
+}
+
+/// Where an output column's values come from, for its type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnOrigin {
+    /// A column of a fragment input, passed through.
+    Column { input: String, column: String },
+    /// `count(…)`: BIGINT everywhere.
+    Count,
+    /// Anything else: typed by the source at run time.
+    Computed,
 }
 
 /// Rewrites queries, replacing pushable sub-queries with references.
@@ -183,14 +207,14 @@ impl<'a> Pusher<'a> {
     fn try_push(&mut self, q: &Query, outer_ctes: &BTreeSet<String>) -> Option<String> {
         let mut t = Tables::default();
         let _ = q.visit(&mut t);
-        if t.unusual_factor || t.names.is_empty() {
+        if t.unusual_factor || t.names.is_empty() || simple_scan(q) {
             return None;
         }
         // A CTE inside that shadows an input would make names ambiguous: not pushed.
         if t.ctes.iter().any(|c| self.inputs.contains_key(c)) {
             return None;
         }
-        let mut location: Option<&str> = None;
+        let mut location: Option<(&str, Dialect)> = None;
         let mut reads = BTreeSet::new();
         for n in &t.names {
             let [n] = n.as_slice() else { return None };
@@ -198,13 +222,20 @@ impl<'a> Pusher<'a> {
                 continue;
             }
             let input = self.inputs.get(n).filter(|_| !outer_ctes.contains(n))?;
-            if input.dialect != self.dialect || location.is_some_and(|l| l != input.location) {
+            if location.is_some_and(|(l, _)| l != input.location) {
                 return None;
             }
-            location = Some(&input.location);
+            location = Some((&input.location, input.dialect));
             reads.insert(n.clone());
         }
-        let location = location?.to_string();
+        let (location, source_dialect) = location?;
+        let double_quoted = matches!(self.dialect, Dialect::Postgres | Dialect::Duckdb | Dialect::Snowflake);
+        let means_the_same = source_dialect == self.dialect
+            || (double_quoted && matches!(source_dialect, Dialect::Postgres | Dialect::Duckdb) && portable_query(q, source_dialect));
+        if !means_the_same {
+            return None;
+        }
+        let location = location.to_string();
         let mut source = q.clone();
         let _ = VisitMut::visit(&mut source, &mut ToSource { inputs: self.inputs });
         let sql = format!("{source:#}");
@@ -212,7 +243,7 @@ impl<'a> Pusher<'a> {
             return Some(p.name.clone());
         }
         let name = (1..).map(|i| format!("dvt_q{i}")).find(|n| !self.inputs.contains_key(n) && self.pushed.iter().all(|p| &p.name != n))?;
-        self.pushed.push(PushedQuery { name: name.clone(), location, dialect: self.dialect, sql, reads, columns: output_columns(q) });
+        self.pushed.push(PushedQuery { name: name.clone(), location, dialect: source_dialect, sql, reads, columns: output_columns(q) });
         Some(name)
     }
 
@@ -233,21 +264,152 @@ impl<'a> Pusher<'a> {
     }
 }
 
-/// Output column names of a query whose SELECT names every column.
-fn output_columns(q: &Query) -> Option<Vec<String>> {
+/// Output columns of a query whose SELECT names every column.
+fn output_columns(q: &Query) -> Option<Vec<PushedColumn>> {
     let mut body = q.body.as_ref();
-    // A set operation takes its names from its first branch.
+    // A set operation takes its names from its first branch (its types may widen).
+    let set_operation = matches!(body, SetExpr::SetOperation { .. });
     while let SetExpr::SetOperation { left, .. } = body {
         body = left.as_ref();
     }
     let SetExpr::Select(sel) = body else { return None };
+    // Relation aliases of the SELECT, to trace a column back to its input.
+    let mut relations: Vec<(String, String)> = Vec::new();
+    for twj in &sel.from {
+        for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            if let TableFactor::Table { name, alias, .. } = f
+                && let [ObjectNamePart::Identifier(id)] = name.0.as_slice()
+            {
+                relations.push((alias.as_ref().map_or_else(|| id.value.clone(), |a| a.name.value.clone()), id.value.clone()));
+            }
+        }
+    }
+    let single = (relations.len() == 1 && sel.from.len() == 1 && sel.from[0].joins.is_empty()).then(|| relations[0].1.clone());
+    let origin = |e: &Expr| -> ColumnOrigin {
+        if set_operation {
+            return ColumnOrigin::Computed;
+        }
+        match e {
+            Expr::Identifier(c) => {
+                single.clone().map_or(ColumnOrigin::Computed, |input| ColumnOrigin::Column { input, column: c.value.clone() })
+            }
+            Expr::CompoundIdentifier(v) if v.len() == 2 => relations
+                .iter()
+                .find(|(alias, _)| *alias == v[0].value)
+                .map_or(ColumnOrigin::Computed, |(_, input)| ColumnOrigin::Column { input: input.clone(), column: v[1].value.clone() }),
+            e if is_count(e) => ColumnOrigin::Count,
+            _ => ColumnOrigin::Computed,
+        }
+    };
     sel.projection
         .iter()
         .map(|item| match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
-            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(v)) => v.last().map(|i| i.value.clone()),
+            SelectItem::ExprWithAlias { alias, expr } => Some(PushedColumn { name: alias.value.clone(), origin: origin(expr) }),
+            SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => Some(PushedColumn { name: i.value.clone(), origin: origin(e) }),
+            SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(v)) => {
+                v.last().map(|i| PushedColumn { name: i.value.clone(), origin: origin(e) })
+            }
             _ => None,
         })
         .collect()
+}
+
+/// A filter and projection of one relation: the per-relation rules already
+/// push all of it (and keep declared types and predicate records), so it is
+/// not worth a sub-query of its own.
+fn simple_scan(q: &Query) -> bool {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return false };
+    let refs = super::refs_of(sel.as_ref());
+    q.with.is_none()
+        && q.limit_clause.is_none()
+        && q.fetch.is_none()
+        && sel.from.len() == 1
+        && sel.from[0].joins.is_empty()
+        && matches!(sel.from[0].relation, TableFactor::Table { .. })
+        && matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
+        && sel.having.is_none()
+        && sel.distinct.is_none()
+        && sel.qualify.is_none()
+        && !refs.has_function
+        && refs.nested.is_empty()
+}
+
+/// Whether `q` is in the subset that means the same on `source` as in the
+/// compute (see the module docs).
+fn portable_query(q: &Query, source: Dialect) -> bool {
+    if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
+        return false;
+    }
+    let SetExpr::Select(sel) = q.body.as_ref() else { return false };
+    let [from] = sel.from.as_slice() else { return false };
+    let plain = matches!(sel.distinct, None | Some(Distinct::Distinct))
+        && sel.top.is_none()
+        && sel.into.is_none()
+        && sel.exclude.is_none()
+        && sel.select_modifiers.is_none()
+        && sel.lateral_views.is_empty()
+        && sel.prewhere.is_none()
+        && sel.connect_by.is_empty()
+        && sel.cluster_by.is_empty()
+        && sel.distribute_by.is_empty()
+        && sel.sort_by.is_empty()
+        && sel.having.is_none()
+        && sel.named_window.is_empty()
+        && sel.qualify.is_none()
+        && sel.value_table_mode.is_none();
+    let groups = matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if m.is_empty() && g.iter().all(is_column));
+    let table = |f: &TableFactor| {
+        matches!(f, TableFactor::Table { args: None, with_hints, alias, .. }
+            if with_hints.is_empty() && alias.as_ref().is_none_or(|a| a.columns.is_empty()))
+    };
+    let joins = from.joins.iter().all(|j| {
+        let on = match &j.join_operator {
+            JoinOperator::Join(JoinConstraint::On(e))
+            | JoinOperator::Inner(JoinConstraint::On(e))
+            | JoinOperator::Left(JoinConstraint::On(e))
+            | JoinOperator::LeftOuter(JoinConstraint::On(e)) => e,
+            _ => return false,
+        };
+        let mut cs = Vec::new();
+        super::conjuncts(on, &mut cs);
+        table(&j.relation)
+            && cs.iter().all(|c| {
+                matches!(c, Expr::BinaryOp { left, op: BinaryOperator::Eq, right } if is_column(left) && is_column(right))
+                    || super::portable(c, source)
+            })
+    });
+    let filter = sel.selection.as_ref().is_none_or(|w| super::portable(w, source));
+    let items = sel.projection.iter().all(|i| match i {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => is_column(e) || is_count(e),
+        // Joined relations' `*` could repeat a name.
+        SelectItem::Wildcard(_) => from.joins.is_empty(),
+        _ => false,
+    });
+    plain && groups && table(&from.relation) && joins && filter && items
+}
+
+fn is_column(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+}
+
+/// `count(*)`, `count(col)` or `count(distinct col)`: a BIGINT in every engine.
+fn is_count(e: &Expr) -> bool {
+    let Expr::Function(f) = e else { return false };
+    let FunctionArguments::List(list) = &f.args else { return false };
+    let name_is_count =
+        matches!(f.name.0.as_slice(), [ObjectNamePart::Identifier(i)] if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("count"));
+    let arg = match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] => list.duplicate_treatment.is_none(),
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))] => is_column(x),
+        _ => false,
+    };
+    name_is_count
+        && arg
+        && !matches!(list.duplicate_treatment, Some(DuplicateTreatment::All))
+        && list.clauses.is_empty()
+        && f.filter.is_none()
+        && f.over.is_none()
+        && f.null_treatment.is_none()
+        && f.within_group.is_empty()
+        && matches!(f.parameters, FunctionArguments::None)
 }
