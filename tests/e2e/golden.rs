@@ -290,3 +290,78 @@ fn random_projects_never_panic() {
     }
     assert!(ok > 0 && err > 0, "both outcomes expected: {ok} ok, {err} errors");
 }
+
+/// Arrow type of `column` in fragment `fragment` of `node`, from a compiled plan.
+fn fragment_type(plan: &serde_json::Value, node: &str, fragment: &str, column: &str) -> Option<String> {
+    let frags = plan["nodes"][node]["federation"]["fragments"].as_array().unwrap_or_else(|| panic!("{node} is not federated"));
+    let f = frags.iter().find(|f| f["name"] == fragment).unwrap_or_else(|| panic!("{node} has no fragment {fragment}: {frags:#?}"));
+    let c = f["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == column)
+        .unwrap_or_else(|| panic!("{fragment} has no {column}: {f:#}"));
+    c["arrow_type"].as_str().map(str::to_string)
+}
+
+#[test]
+fn fragment_types_are_traced_offline_through_seeds_models_and_sources() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: proj\nversion: '1.0'\nprofile: proj\nseeds:\n  proj:\n    people_lite:\n      +target: lite\n"),
+        (
+            "profiles.yml",
+            "proj:\n  target: pg\n  outputs:\n    pg: {type: postgres, dbname: db, schema: public}\n    duck: {type: duckdb, path: w.duckdb}\n    lite: {type: sqlite, path: l.sqlite}\n",
+        ),
+        ("seeds/people.csv", "id,name,amount,joined\n1,Ana,10.50,2024-01-01\n2,Bo,3.25,2024-02-01\n"),
+        ("seeds/people_lite.csv", "id,amount\n1,10.50\n"),
+        (
+            "models/sources.yml",
+            "version: 2\nsources:\n  - name: raw\n    connection: pg\n    schema: public\n    tables: [{name: people}]\n",
+        ),
+        (
+            "models/staged.sql",
+            "{{ config(materialized='table') }}\nselect p.id, p.name, cast(p.amount as numeric(12,2)) as amt, upper(p.name) as shout, p.joined from {{ ref('people') }} p",
+        ),
+        (
+            "models/counts.sql",
+            "{{ config(materialized='table') }}\nselect name, count(*) as n, max(joined) as last from {{ ref('staged') }} group by name",
+        ),
+        (
+            "models/lite_copy.sql",
+            "{{ config(materialized='table', target='lite') }}\nselect id, cast(amount as decimal(5,2)) as a from {{ ref('people_lite') }}",
+        ),
+        (
+            "models/fed.sql",
+            "{{ config(materialized='table', target='duck') }}\nselect s.id, s.amt, s.shout, s.joined, c.n, c.last, l.a\nfrom {{ ref('staged') }} s join {{ ref('counts') }} c on c.name = s.name join {{ ref('lite_copy') }} l on l.id = s.id",
+        ),
+        (
+            "models/fed_source.sql",
+            "{{ config(materialized='table', target='duck') }}\nselect r.id, r.amount from {{ source('raw', 'people') }} r join {{ ref('lite_copy') }} l on l.id = r.id",
+        ),
+        (
+            "models/fed_pushed.sql",
+            "{{ config(materialized='table') }}\nwith agg as (select s.name, count(*) as n, min(s.amt) as lo from {{ ref('staged') }} s join {{ ref('counts') }} c on c.name = s.name group by s.name)\nselect agg.name, agg.n, agg.lo, l.a from agg join {{ ref('lite_copy') }} l on l.id = agg.n",
+        ),
+    ]);
+    let r = dvtc(dir.path(), &["compile", "-o", "plan.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap()).unwrap();
+    let t = |node: &str, frag: &str, col: &str| fragment_type(&plan, &format!("model.proj.{node}"), frag, col);
+    // Seed types pass through plain columns; casts, count and max keep theirs; functions stay unknown.
+    assert_eq!(t("fed", "staged", "id").as_deref(), Some("Int32"));
+    assert_eq!(t("fed", "staged", "amt").as_deref(), Some("Decimal128(12, 2)"));
+    assert_eq!(t("fed", "staged", "joined").as_deref(), Some("Date32"));
+    assert_eq!(t("fed", "staged", "name").as_deref(), Some("Utf8"));
+    assert_eq!(t("fed", "staged", "shout"), None);
+    assert_eq!(t("fed", "counts", "n").as_deref(), Some("Int64"));
+    assert_eq!(t("fed", "counts", "last").as_deref(), Some("Date32"));
+    // SQLite: integers are 64-bit, and CAST follows affinity (not trusted).
+    assert_eq!(t("fed", "lite_copy", "id").as_deref(), Some("Int64"));
+    assert_eq!(t("fed", "lite_copy", "a"), None);
+    // A source whose relation the project's seed loads has the seed's types.
+    assert_eq!(t("fed_source", "raw__people", "amount").as_deref(), Some("Decimal128(4, 2)"));
+    // A sub-query pushed whole to pg: its columns traced through its own SQL.
+    assert_eq!(t("fed_pushed", "dvt_q1", "n").as_deref(), Some("Int64"));
+    assert_eq!(t("fed_pushed", "dvt_q1", "lo").as_deref(), Some("Decimal128(12, 2)"));
+    assert_eq!(t("fed_pushed", "dvt_q1", "name").as_deref(), Some("Utf8"));
+}

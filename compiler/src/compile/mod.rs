@@ -1,6 +1,7 @@
 //! `dvtc compile`: resolution (SPEC §2), coercion, rendering and the
 //! execution plan (SPEC §5). The plan is deterministic: same inputs, same bytes.
 
+mod column_types;
 pub mod diff;
 pub mod materialize;
 mod render;
@@ -21,7 +22,6 @@ use serde_json::Value as Json;
 use crate::config::ConfigExt;
 use crate::dialect::{Dialect, LogicalType};
 use crate::error::{DvtError, ErrorCode, Location, Result};
-use crate::federate::ColumnOrigin;
 use crate::graph::Graph;
 use crate::jinja::Jinja;
 use crate::nodes::{Node, Project, ResourceType};
@@ -517,15 +517,12 @@ fn federation(
     for f in &mut fragments {
         let out = &split.fragments[&f.name];
         f.sql = out.sql.clone();
-        let declared = declared_types(cx.project, &f.upstream);
+        // Typed once every node is compiled (`column_types`).
         f.columns = out
             .columns
             .iter()
             .flatten()
-            .map(|c| {
-                let bare = c.trim_matches(|ch| ch == '"' || ch == '`');
-                FragmentColumn { name: bare.to_string(), arrow_type: declared.get(&bare.to_ascii_lowercase()).and_then(|t| arrow_type(t)) }
-            })
+            .map(|c| FragmentColumn { name: c.trim_matches(|ch| ch == '"' || ch == '`').to_string(), arrow_type: None })
             .collect();
     }
     for p in &split.pushed {
@@ -536,21 +533,7 @@ fn federation(
             target: p.location.clone(),
             dialect: p.dialect.name().to_string(),
             sql: p.sql.clone(),
-            columns: p
-                .columns
-                .iter()
-                .flatten()
-                .map(|c| FragmentColumn {
-                    name: c.name.clone(),
-                    arrow_type: match &c.origin {
-                        ColumnOrigin::Column { input, column } => upstream_of
-                            .get(input)
-                            .and_then(|uid| declared_types(cx.project, uid).get(&column.to_ascii_lowercase()).and_then(|t| arrow_type(t))),
-                        ColumnOrigin::Count => Some("Int64".into()),
-                        ColumnOrigin::Computed => None,
-                    },
-                })
-                .collect(),
+            columns: p.columns.iter().flatten().map(|c| FragmentColumn { name: c.clone(), arrow_type: None }).collect(),
         });
     }
     let mut remainders = split.remainders.iter();
@@ -663,6 +646,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         nodes.insert(out.node.unique_id.clone(), out.node);
     }
     warnings.sort();
+    column_types::fill_fragment_types(project, &mut nodes);
     crate::timing::phase("plan nodes collected");
     // Everything the plan touches, and nothing else.
     let mut used_targets: BTreeSet<String> = BTreeSet::new();

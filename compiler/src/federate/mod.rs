@@ -47,7 +47,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::dialect::Dialect;
 
 mod whole;
-pub use whole::{ColumnOrigin, PushedColumn, PushedQuery};
+pub use whole::PushedQuery;
 
 /// A relation the remainder reads, by the name it uses for it.
 #[derive(Debug, Clone)]
@@ -758,7 +758,7 @@ fn constraint(op: &JoinOperator) -> &JoinConstraint {
 }
 
 /// The sqlparser dialect that reads SQL written for `d`.
-fn parser_dialect(d: Dialect) -> Box<dyn ParserDialect> {
+pub(crate) fn parser_dialect(d: Dialect) -> Box<dyn ParserDialect> {
     match d {
         Dialect::Postgres => Box::new(PostgreSqlDialect {}),
         Dialect::Mysql => Box::new(MySqlDialect {}),

@@ -41,26 +41,9 @@ pub struct PushedQuery {
     pub sql: String,
     /// The fragment inputs it reads, by name.
     pub reads: BTreeSet<String>,
-    /// Its output columns, when the projection names them all.
-    pub columns: Option<Vec<PushedColumn>>,
-}
-
-/// An output column of a pushed sub-query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PushedColumn {
-    pub name: String,
-    pub origin: ColumnOrigin,
-}
-
-/// Where an output column's values come from, for its type.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ColumnOrigin {
-    /// A column of a fragment input, passed through.
-    Column { input: String, column: String },
-    /// `count(…)`: BIGINT everywhere.
-    Count,
-    /// Anything else: typed by the source at run time.
-    Computed,
+    /// Its output column names, when the projection names them all (typed
+    /// after compilation, from what is known of the relations it reads).
+    pub columns: Option<Vec<String>>,
 }
 
 /// Rewrites queries, replacing pushable sub-queries with references.
@@ -264,51 +247,20 @@ impl<'a> Pusher<'a> {
     }
 }
 
-/// Output columns of a query whose SELECT names every column.
-fn output_columns(q: &Query) -> Option<Vec<PushedColumn>> {
+/// Output column names of a query whose SELECT names every column.
+fn output_columns(q: &Query) -> Option<Vec<String>> {
     let mut body = q.body.as_ref();
-    // A set operation takes its names from its first branch (its types may widen).
-    let set_operation = matches!(body, SetExpr::SetOperation { .. });
+    // A set operation takes its names from its first branch.
     while let SetExpr::SetOperation { left, .. } = body {
         body = left.as_ref();
     }
     let SetExpr::Select(sel) = body else { return None };
-    // Relation aliases of the SELECT, to trace a column back to its input.
-    let mut relations: Vec<(String, String)> = Vec::new();
-    for twj in &sel.from {
-        for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-            if let TableFactor::Table { name, alias, .. } = f
-                && let [ObjectNamePart::Identifier(id)] = name.0.as_slice()
-            {
-                relations.push((alias.as_ref().map_or_else(|| id.value.clone(), |a| a.name.value.clone()), id.value.clone()));
-            }
-        }
-    }
-    let single = (relations.len() == 1 && sel.from.len() == 1 && sel.from[0].joins.is_empty()).then(|| relations[0].1.clone());
-    let origin = |e: &Expr| -> ColumnOrigin {
-        if set_operation {
-            return ColumnOrigin::Computed;
-        }
-        match e {
-            Expr::Identifier(c) => {
-                single.clone().map_or(ColumnOrigin::Computed, |input| ColumnOrigin::Column { input, column: c.value.clone() })
-            }
-            Expr::CompoundIdentifier(v) if v.len() == 2 => relations
-                .iter()
-                .find(|(alias, _)| *alias == v[0].value)
-                .map_or(ColumnOrigin::Computed, |(_, input)| ColumnOrigin::Column { input: input.clone(), column: v[1].value.clone() }),
-            e if is_count(e) => ColumnOrigin::Count,
-            _ => ColumnOrigin::Computed,
-        }
-    };
     sel.projection
         .iter()
         .map(|item| match item {
-            SelectItem::ExprWithAlias { alias, expr } => Some(PushedColumn { name: alias.value.clone(), origin: origin(expr) }),
-            SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => Some(PushedColumn { name: i.value.clone(), origin: origin(e) }),
-            SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(v)) => {
-                v.last().map(|i| PushedColumn { name: i.value.clone(), origin: origin(e) })
-            }
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(v)) => v.last().map(|i| i.value.clone()),
             _ => None,
         })
         .collect()
