@@ -797,12 +797,17 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
     let by_name: BTreeMap<String, FragmentInput> = inputs.iter().map(|i| (i.name.clone(), i.clone())).collect();
     let mut w = Walker { inputs: &by_name, occ: Vec::new(), predicates: Vec::new(), fallbacks: BTreeSet::new() };
     let mut pusher = whole::Pusher::new(&by_name, dialect, parser.as_ref());
+    let parsed: Vec<_> = sqls.iter().map(|sql| Parser::parse_sql(parser.as_ref(), sql)).collect();
+    // Names a pushed sub-query must not take (a CTE of that name would shadow it).
+    for stmts in parsed.iter().flatten() {
+        pusher.reserve(stmts);
+    }
     let mut remainders = Vec::new();
     let mut referenced: BTreeSet<String> = BTreeSet::new();
     let mut failed = false;
-    for sql in sqls {
+    for (sql, result) in sqls.iter().zip(parsed) {
         remainders.push(sql.to_string());
-        match Parser::parse_sql(parser.as_ref(), sql) {
+        match result {
             Ok(mut stmts) if stmts.len() == 1 => match &mut stmts[0] {
                 sqlparser::ast::Statement::Query(q) => {
                     if pusher.statement(q) {

@@ -266,6 +266,15 @@ fn sub_queries_are_not_pushed_whole_unless_provably_self_contained_at_one_place(
         let s = split(&[sql], &locs, dialect);
         assert_eq!(s.pushed.iter().map(|p| flat(&p.sql)).collect::<Vec<_>>(), expected, "{sql}");
     }
+    // A name the SQL already uses is never taken (a CTE `dvt_q1` would shadow the fragment).
+    let s = split(
+        &[
+            "with dvt_q1 as (select 1 as k), s as (select distinct a.k from a) select s.k from s join dvt_q1 on dvt_q1.k = s.k join c on c.k = s.k",
+        ],
+        &locs,
+        Dialect::Postgres,
+    );
+    assert_eq!(s.pushed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["dvt_q2"]);
     // A relation also read outside the pushed sub-query keeps its own fragment.
     let s = split(
         &["with s as (select k from a join b on a.id = b.id) select s.k from s join a on a.k = s.k join c on c.k = s.k"],

@@ -54,6 +54,8 @@ pub(super) struct Pusher<'a> {
     pub pushed: Vec<PushedQuery>,
     /// Sub-queries replaced by a reference so far.
     replaced: usize,
+    /// Names in the SQL (relations, CTEs, aliases; lower case) a pushed sub-query must not take.
+    taken: BTreeSet<String>,
 }
 
 /// Relations and constructs inside a query.
@@ -88,6 +90,30 @@ impl Visitor for Tables {
     }
 }
 
+/// Every relation, CTE and alias name, lower case.
+#[derive(Default)]
+struct Names(BTreeSet<String>);
+
+impl Visitor for Names {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if let Some(w) = &q.with {
+            self.0.extend(w.cte_tables.iter().map(|c| c.alias.name.value.to_ascii_lowercase()));
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
+        self.0.extend(r.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()));
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } = f {
+            self.0.insert(a.name.value.to_ascii_lowercase());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Gives each fragment input its source relation, aliased by its name in the model.
 struct ToSource<'a> {
     inputs: &'a BTreeMap<String, FragmentInput>,
@@ -113,7 +139,14 @@ impl VisitorMut for ToSource<'_> {
 
 impl<'a> Pusher<'a> {
     pub(super) fn new(inputs: &'a BTreeMap<String, FragmentInput>, dialect: Dialect, parser: &'a dyn ParserDialect) -> Self {
-        Pusher { inputs, dialect, parser, pushed: Vec::new(), replaced: 0 }
+        Pusher { inputs, dialect, parser, pushed: Vec::new(), replaced: 0, taken: BTreeSet::new() }
+    }
+
+    /// Reserves the names used in `stmts`.
+    pub(super) fn reserve<V: Visit>(&mut self, stmts: &V) {
+        let mut names = Names::default();
+        let _ = stmts.visit(&mut names);
+        self.taken.extend(names.0);
     }
 
     /// Rewrites a top-level query; true if anything was pushed.
@@ -225,7 +258,9 @@ impl<'a> Pusher<'a> {
         if let Some(p) = self.pushed.iter().find(|p| p.sql == sql && p.location == location) {
             return Some(p.name.clone());
         }
-        let name = (1..).map(|i| format!("dvt_q{i}")).find(|n| !self.inputs.contains_key(n) && self.pushed.iter().all(|p| &p.name != n))?;
+        let name = (1..)
+            .map(|i| format!("dvt_q{i}"))
+            .find(|n| !self.inputs.contains_key(n) && !self.taken.contains(n) && self.pushed.iter().all(|p| &p.name != n))?;
         self.pushed.push(PushedQuery { name: name.clone(), location, dialect: source_dialect, sql, reads, columns: output_columns(q) });
         Some(name)
     }
