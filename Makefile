@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
 
-.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run dist clean
+.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed dist clean
 
 all: build
 
@@ -64,7 +64,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: bench-parse bench-compile bench-seed bench-run
+bench: bench-parse bench-compile bench-seed bench-run bench-fed
 
 ## dvtc parse vs dbt parse on generated projects (1,000 and 5,000 models).
 bench-parse:
@@ -93,6 +93,14 @@ bench-run:
 	bash scripts/dbt_venv.sh "$(BUILD)"
 	bash scripts/services.sh start
 	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_run.sh "$(BUILD)" "$(SHARED)" 1000
+
+## A federated model moving 900,000 rows PostgreSQL -> DuckDB vs psql \copy + DuckDB read_csv.
+bench-fed:
+	bash scripts/duckdb_lib.sh
+	$(CARGO) build --workspace --release
+	bash scripts/dbt_venv.sh "$(BUILD)"
+	bash scripts/services.sh start
+	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_fed.sh "$(BUILD)"
 
 ## Review golden plan changes (accepts them; inspect with git diff golden/).
 golden:

@@ -4,15 +4,16 @@
 //! conversion is exact or fails with the column and value: nothing is
 //! silently truncated (SPEC §3).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use dvt_compiler::dialect::{Dialect, LogicalType};
 
-use crate::connectors::Rows;
+use crate::connectors::{RowSink, Rows};
 
 const UTC: &str = "UTC";
 
@@ -20,9 +21,16 @@ const UTC: &str = "UTC";
 /// `int4`, `timestamptz`, …) and, where the name does not fix it (unbounded
 /// numeric, untyped SQLite expressions), from the values themselves.
 pub fn arrow_type(engine_type: &str, values: &[Option<&str>]) -> DataType {
+    fixed_type(engine_type)
+        .unwrap_or_else(|| if engine_type.trim().is_empty() { infer(values) } else { decimal_of(values).unwrap_or(DataType::Utf8) })
+}
+
+/// The Arrow type an engine type name fixes by itself; None when the values
+/// decide (unbounded numeric, no type at all).
+fn fixed_type(engine_type: &str) -> Option<DataType> {
     let t = engine_type.trim().to_ascii_lowercase();
     let (base, args) = t.split_once('(').map_or((t.as_str(), ""), |(b, a)| (b.trim(), a.trim_end_matches(')')));
-    match base {
+    Some(match base {
         "bool" | "boolean" => DataType::Boolean,
         // Every integer reads as Int64: lossless, and joins between engines compare like with like
         // (DataFusion 55 can fail to coerce Int32 = Int64 inside join filters).
@@ -34,7 +42,7 @@ pub fn arrow_type(engine_type: &str, values: &[Option<&str>]) -> DataType {
             let mut it = args.split(',').map(|x| x.trim().parse::<u8>().ok());
             match (it.next().flatten(), it.next().flatten()) {
                 (Some(p), s) if p <= 38 => DataType::Decimal128(p, s.unwrap_or(0) as i8),
-                _ => decimal_of(values).unwrap_or(DataType::Utf8),
+                _ => return None,
             }
         }
         "date" => DataType::Date32,
@@ -42,8 +50,17 @@ pub fn arrow_type(engine_type: &str, values: &[Option<&str>]) -> DataType {
             DataType::Timestamp(TimeUnit::Microsecond, None)
         }
         "timestamptz" | "timestamp with time zone" => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-        "" => infer(values),
+        "" => return None,
         _ => DataType::Utf8,
+    })
+}
+
+/// The type a declared (plan) type is read as: integers widen to Int64, as
+/// every integer the engines report does (see [`fixed_type`]).
+pub fn compute_type(declared: DataType) -> DataType {
+    match declared {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => DataType::Int64,
+        other => other,
     }
 }
 
@@ -110,32 +127,112 @@ fn convert(column: &str, values: Vec<Option<String>>, to: &DataType) -> Result<A
     }
 }
 
-/// A query result as one record batch. `declared` types (from the plan)
-/// win over the engine's names.
-pub fn to_batch(rows: Rows, engine_types: &[String], declared: &[Option<DataType>]) -> Result<RecordBatch, String> {
-    let Rows { columns, rows } = rows;
-    let n = columns.len();
-    let mut cols: Vec<Vec<Option<String>>> = (0..n).map(|_| Vec::with_capacity(rows.len())).collect();
-    for row in rows {
-        for (i, v) in row.into_iter().enumerate().take(n) {
-            cols[i].push(v);
+/// Builds record batches from a query's chunks (a [`RowSink`]). Columns
+/// whose type the plan declares or the engine's type name fixes convert chunk
+/// by chunk, so their text is dropped as soon as it is read; columns typed by
+/// their values (unbounded numerics, untyped SQLite expressions) keep their
+/// text until the end, so the type sees every value.
+pub struct BatchBuilder {
+    /// Declared types by lower-case column name.
+    declared: BTreeMap<String, DataType>,
+    columns: Vec<String>,
+    engine_types: Vec<String>,
+    fixed: Vec<Option<DataType>>,
+    /// Per column, one array per chunk (fixed columns only).
+    arrays: Vec<Vec<ArrayRef>>,
+    /// Per column, every value (value-typed columns only).
+    text: Vec<Vec<Option<String>>>,
+    chunk_rows: Vec<usize>,
+}
+
+impl BatchBuilder {
+    /// `declared`: the plan's types by lower-case column name; they win over the engine's.
+    pub fn new(declared: BTreeMap<String, DataType>) -> Self {
+        BatchBuilder { declared, columns: vec![], engine_types: vec![], fixed: vec![], arrays: vec![], text: vec![], chunk_rows: vec![] }
+    }
+
+    /// The batches (one per chunk) and their schema.
+    pub fn finish(self) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+        let BatchBuilder { columns, engine_types, fixed, mut arrays, text, chunk_rows, .. } = self;
+        let mut fields = Vec::with_capacity(columns.len());
+        for (i, name) in columns.iter().enumerate() {
+            let dt = match &fixed[i] {
+                Some(dt) => dt.clone(),
+                None => {
+                    let refs: Vec<Option<&str>> = text[i].iter().map(|v| v.as_deref()).collect();
+                    let dt = arrow_type(&engine_types[i], &refs);
+                    let whole = convert(name, text[i].clone(), &dt)?;
+                    let mut at = 0;
+                    arrays[i] = chunk_rows
+                        .iter()
+                        .map(|n| {
+                            let a = whole.slice(at, *n);
+                            at += n;
+                            a
+                        })
+                        .collect();
+                    dt
+                }
+            };
+            fields.push(Field::new(name, dt, true));
         }
+        let schema = Arc::new(Schema::new(fields));
+        let batches = (0..chunk_rows.len())
+            .map(|k| RecordBatch::try_new(schema.clone(), arrays.iter().map(|a| a[k].clone()).collect()).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((schema, batches))
     }
-    let mut fields = Vec::with_capacity(n);
-    let mut arrays = Vec::with_capacity(n);
-    for (i, (name, values)) in columns.iter().zip(cols).enumerate() {
-        let dt = match declared.get(i).cloned().flatten() {
-            Some(dt) => dt,
-            None => {
-                let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
-                arrow_type(engine_types.get(i).map_or("", String::as_str), &refs)
+}
+
+impl RowSink for BatchBuilder {
+    fn start(&mut self, columns: Vec<String>, types: Vec<String>) -> Result<(), String> {
+        self.fixed = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                self.declared.get(&c.to_ascii_lowercase()).cloned().or_else(|| fixed_type(types.get(i).map_or("", String::as_str)))
+            })
+            .collect();
+        self.arrays = vec![Vec::new(); columns.len()];
+        self.text = vec![Vec::new(); columns.len()];
+        self.engine_types = (0..columns.len()).map(|i| types.get(i).cloned().unwrap_or_default()).collect();
+        self.columns = columns;
+        Ok(())
+    }
+
+    fn rows(&mut self, rows: Vec<Vec<Option<String>>>) -> Result<(), String> {
+        let n = self.columns.len();
+        self.chunk_rows.push(rows.len());
+        let mut cols: Vec<Vec<Option<String>>> = (0..n).map(|_| Vec::with_capacity(rows.len())).collect();
+        for row in rows {
+            for (i, v) in row.into_iter().enumerate().take(n) {
+                cols[i].push(v);
             }
-        };
-        arrays.push(convert(name, values, &dt)?);
-        fields.push(Field::new(name, dt, true));
+        }
+        for (i, values) in cols.into_iter().enumerate() {
+            match &self.fixed[i] {
+                Some(dt) => self.arrays[i].push(convert(&self.columns[i], values, dt)?),
+                None => self.text[i].extend(values),
+            }
+        }
+        Ok(())
     }
-    let schema = Arc::new(Schema::new(fields));
-    RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
+}
+
+/// A query result as one record batch. `declared` types (from the plan, by
+/// position) win over the engine's names.
+pub fn to_batch(rows: Rows, engine_types: &[String], declared: &[Option<DataType>]) -> Result<RecordBatch, String> {
+    let by_name = rows.columns.iter().zip(declared).filter_map(|(c, d)| d.clone().map(|d| (c.to_ascii_lowercase(), d))).collect();
+    let mut b = BatchBuilder::new(by_name);
+    b.start(rows.columns, engine_types.to_vec())?;
+    if !rows.rows.is_empty() {
+        b.rows(rows.rows)?;
+    }
+    let (schema, batches) = b.finish()?;
+    match batches.len() {
+        0 => Ok(RecordBatch::new_empty(schema)),
+        _ => concat_batches(&schema, &batches).map_err(|e| e.to_string()),
+    }
 }
 
 /// The SQL type a result column is written as.
@@ -195,4 +292,38 @@ pub fn text_rows<'a>(
                 .collect())
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(vals: &[[Option<&str>; 3]]) -> Vec<Vec<Option<String>>> {
+        vals.iter().map(|r| r.iter().map(|v| v.map(str::to_string)).collect()).collect()
+    }
+
+    #[test]
+    fn chunks_keep_one_exact_type_per_column() {
+        // `n` is untyped (SQLite expression) and `d` an unbounded numeric: their types need every chunk.
+        let mut b = BatchBuilder::new(BTreeMap::from([("k".to_string(), DataType::Int64)]));
+        b.start(vec!["k".into(), "n".into(), "d".into()], vec!["int4".into(), String::new(), "numeric".into()]).unwrap();
+        b.rows(rows(&[[Some("1"), Some("2"), Some("1.5")], [None, Some("3"), None]])).unwrap();
+        b.rows(rows(&[[Some("3"), Some("4.25"), Some("2.125")]])).unwrap();
+        let (schema, batches) = b.finish().unwrap();
+        let types: Vec<_> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        assert_eq!(types, [DataType::Int64, DataType::Float64, DataType::Decimal128(38, 3)]);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [2, 1]);
+        let text: Vec<_> = text_rows(&batches, &schema, Dialect::Postgres).unwrap().map(Result::unwrap).collect();
+        assert_eq!(text[0], [Some("1".to_string()), Some("2.0".to_string()), Some("1.500".to_string())]);
+        assert_eq!(text[2], [Some("3".to_string()), Some("4.25".to_string()), Some("2.125".to_string())]);
+        // A value that does not fit a declared type is an error naming the column.
+        let mut b = BatchBuilder::new(BTreeMap::from([("k".to_string(), DataType::Int64)]));
+        b.start(vec!["k".into()], vec![String::new()]).unwrap();
+        assert!(b.rows(vec![vec![Some("x".into())]]).unwrap_err().contains("`k`"));
+        // No rows: a schema and no batches.
+        let mut b = BatchBuilder::new(BTreeMap::new());
+        b.start(vec!["k".into()], vec!["text".into()]).unwrap();
+        let (schema, batches) = b.finish().unwrap();
+        assert_eq!((schema.field(0).data_type(), batches.len()), (&DataType::Utf8, 0));
+    }
 }

@@ -13,6 +13,7 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::MemTable;
 use datafusion::common::TableReference;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionContext;
@@ -20,6 +21,7 @@ use dvt_compiler::compile::materialize;
 use dvt_compiler::dialect::{Dialect, LogicalType};
 use dvt_compiler::federate::{self, FragmentInput};
 use dvt_schema::plan::{FederationPlan, Fragment, PlanNode, RelationRef};
+use futures::StreamExt;
 use sqlparser::ast::{Expr, SetExpr, TableFactor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -64,31 +66,73 @@ fn session() -> SessionContext {
     SessionContext::new_with_state(state)
 }
 
-/// Runs the remainder of `fed` over `inputs` (fragment name → batch) in DataFusion.
-pub fn run_remainder(remainder: &str, inputs: Vec<(String, RecordBatch)>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+/// A fragment's rows in Arrow: its schema and one batch per chunk read.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Table {
+    /// All rows as one batch (tests, inspection).
+    pub fn concat(&self) -> Result<RecordBatch, String> {
+        concat(&self.schema, &self.batches)
+    }
+}
+
+/// A session with `inputs` registered by name.
+fn session_over(inputs: Vec<(String, Table)>) -> Result<SessionContext, String> {
     let ctx = session();
-    for (name, batch) in inputs {
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| e.to_string())?;
+    for (name, t) in inputs {
+        let table = MemTable::try_new(t.schema, vec![t.batches]).map_err(|e| e.to_string())?;
         ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(|e| e.to_string())?;
     }
+    Ok(ctx)
+}
+
+/// Runs `remainder` over `inputs` (fragment name → rows) in DataFusion; the whole result.
+pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let (schema, mut stream) = remainder_stream(remainder, inputs)?;
+    let mut batches = Vec::new();
+    while let Some(b) = next_batch(&mut stream)? {
+        batches.push(b);
+    }
+    Ok((schema, batches))
+}
+
+/// Runs `remainder` over `inputs`; its result batch by batch, as the compute produces it.
+fn remainder_stream(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(SchemaRef, SendableRecordBatchStream), String> {
+    let ctx = session_over(inputs)?;
     COMPUTE.block_on(async {
         let df = ctx.sql(remainder).await.map_err(|e| format!("the compute rejected the remainder: {e}"))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| format!("the compute failed: {e}"))?;
-        Ok((schema, batches))
+        let stream = df.execute_stream().await.map_err(|e| format!("the compute failed: {e}"))?;
+        Ok((schema, stream))
     })
 }
 
-/// Reads one fragment into a batch, with the types the plan declares.
-pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<RecordBatch, String> {
-    let (types, rows) = conn.query_typed(&f.sql).map_err(|e| format!("fragment `{}` on `{}`: {e}", f.name, f.target))?;
+/// The next batch of a compute result.
+fn next_batch(stream: &mut SendableRecordBatchStream) -> Result<Option<RecordBatch>, String> {
+    COMPUTE.block_on(stream.next()).transpose().map_err(|e| format!("the compute failed: {e}"))
+}
+
+/// Reads one fragment into Arrow, chunk by chunk, with the types the plan declares.
+pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<Table, String> {
     let declared: BTreeMap<String, DataType> = f
         .columns
         .iter()
-        .filter_map(|c| c.arrow_type.as_deref().and_then(|t| DataType::from_str(t).ok()).map(|t| (c.name.to_ascii_lowercase(), t)))
+        .filter_map(|c| {
+            c.arrow_type
+                .as_deref()
+                .and_then(|t| DataType::from_str(t).ok())
+                .map(|t| (c.name.to_ascii_lowercase(), arrow_rows::compute_type(t)))
+        })
         .collect();
-    let declared: Vec<Option<DataType>> = rows.columns.iter().map(|c| declared.get(&c.to_ascii_lowercase()).cloned()).collect();
-    arrow_rows::to_batch(rows, &types, &declared).map_err(|e| format!("fragment `{}` on `{}`: {e}", f.name, f.target))
+    let mut builder = arrow_rows::BatchBuilder::new(declared);
+    let place = |e: String| format!("fragment `{}` on `{}`: {e}", f.name, f.target);
+    conn.query_into(&f.sql, &mut builder).map_err(place)?;
+    let (schema, batches) = builder.finish().map_err(place)?;
+    Ok(Table { schema, batches })
 }
 
 /// Tables a query reads, by name (the fragments a remainder uses).
@@ -182,32 +226,77 @@ fn repush(remainder: &str, fragments: &[Fragment]) -> (Vec<Fragment>, Vec<String
     (out, pushed)
 }
 
-/// Casts result columns to the types declared for the target (an error, never a truncation).
-fn apply_casts(
-    schema: &SchemaRef,
-    batches: Vec<RecordBatch>,
-    casts: &BTreeMap<String, DataType>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    if casts.is_empty() {
-        return Ok((schema.clone(), batches));
+/// Casts of result columns to the types declared for the target (an error, never a truncation).
+struct Cast {
+    schema: SchemaRef,
+    /// Per column: the type to cast to, when it differs.
+    to: Vec<Option<DataType>>,
+}
+
+impl Cast {
+    fn new(schema: &SchemaRef, casts: &BTreeMap<String, DataType>) -> Self {
+        let to: Vec<Option<DataType>> =
+            schema.fields().iter().map(|f| casts.get(&f.name().to_ascii_lowercase()).filter(|t| *t != f.data_type()).cloned()).collect();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .zip(&to)
+            .map(|(f, t)| Field::new(f.name(), t.clone().unwrap_or_else(|| f.data_type().clone()), true))
+            .collect();
+        Cast { schema: Arc::new(Schema::new(fields)), to }
     }
-    let to: Vec<DataType> = schema
-        .fields()
-        .iter()
-        .map(|f| casts.get(&f.name().to_ascii_lowercase()).cloned().unwrap_or_else(|| f.data_type().clone()))
-        .collect();
-    let fields: Vec<Field> = schema.fields().iter().zip(&to).map(|(f, t)| Field::new(f.name(), t.clone(), true)).collect();
-    let new_schema = Arc::new(Schema::new(fields));
-    let strict = CastOptions { safe: false, ..Default::default() };
-    let mut out = Vec::with_capacity(batches.len());
-    for b in batches {
+
+    fn batch(&self, b: RecordBatch) -> Result<RecordBatch, String> {
+        let strict = CastOptions { safe: false, ..Default::default() };
         let mut cols = Vec::with_capacity(b.num_columns());
-        for ((c, t), f) in b.columns().iter().zip(&to).zip(schema.fields()) {
-            cols.push(cast_with_options(c, t, &strict).map_err(|e| format!("column `{}` as {t}: {e}", f.name()))?);
+        for ((c, t), f) in b.columns().iter().zip(&self.to).zip(self.schema.fields()) {
+            cols.push(match t {
+                Some(t) => cast_with_options(c, t, &strict).map_err(|e| format!("column `{}` as {t}: {e}", f.name()))?,
+                None => c.clone(),
+            });
         }
-        out.push(RecordBatch::try_new(new_schema.clone(), cols).map_err(|e| e.to_string())?);
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| e.to_string())
     }
-    Ok((new_schema, out))
+}
+
+/// The compute's result as text rows for a bulk load, pulled batch by batch.
+struct StreamRows<'a> {
+    stream: SendableRecordBatchStream,
+    cast: &'a Cast,
+    dialect: Dialect,
+    rows: std::vec::IntoIter<Vec<Option<String>>>,
+    failed: bool,
+}
+
+impl Iterator for StreamRows<'_> {
+    type Item = Result<Vec<Option<String>>, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.rows.next() {
+                return Some(Ok(r));
+            }
+            if self.failed {
+                return None;
+            }
+            let batch = match next_batch(&mut self.stream).and_then(|b| b.map(|b| self.cast.batch(b)).transpose()) {
+                Ok(Some(b)) => b,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            let rows = arrow_rows::text_rows(std::slice::from_ref(&batch), &self.cast.schema, self.dialect)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>());
+            match rows {
+                Ok(rows) => self.rows = rows.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// The rows of a federated query (a test, `show`), at most `limit`: fragments
@@ -261,7 +350,7 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         };
         inputs.push((f.name.clone(), batch));
     }
-    let (schema, batches) = run_remainder(&remainder, inputs)?;
+    let (schema, stream) = remainder_stream(&remainder, inputs)?;
     let casts: BTreeMap<String, DataType> = fed
         .casts
         .iter()
@@ -269,7 +358,8 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
             dvt_compiler::compile::arrow_type(&c.to).and_then(|t| DataType::from_str(&t).ok()).map(|t| (c.column.to_ascii_lowercase(), t))
         })
         .collect();
-    let (schema, batches) = apply_casts(&schema, batches, &casts)?;
+    let cast = Cast::new(&schema, &casts);
+    let schema = cast.schema.clone();
     let columns: Vec<(String, LogicalType)> =
         schema.fields().iter().map(|f| (f.name().clone(), arrow_rows::logical_type(f.data_type()))).collect();
     let rendered = materialize::seed(dialect, r, &columns);
@@ -291,8 +381,11 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         ("full_refresh", rendered.full_refresh)
     };
     let ncols = columns.len();
+    // The result goes into the staging table as the compute produces it, one batch at a time.
+    let mut stream = Some(stream);
     let rows = executor::run_loading(&mut *target, node, &stmts, existing, dialect, |conn, stage| {
-        let mut it = arrow_rows::text_rows(&batches, &schema, dialect)?;
+        let stream = stream.take().ok_or("the compute result was already loaded")?;
+        let mut it = StreamRows { stream, cast: &cast, dialect, rows: Vec::new().into_iter(), failed: false };
         conn.load(stage, ncols, &mut it)
     })?;
     target.release();
@@ -323,7 +416,8 @@ mod tests {
         ] {
             let t3 = batch(&[[Some("0"), Some("0"), Some("a")], [Some("1"), None, Some("a ")], [Some("2"), Some("3"), Some("a")]]);
             let t2 = batch(&[[Some("6"), Some("4"), Some("a ")]]);
-            let (schema, out) = run_remainder(sql, vec![("t3".into(), t3), ("t2".into(), t2)]).unwrap();
+            let table = |b: RecordBatch| Table { schema: b.schema(), batches: vec![b] };
+            let (schema, out) = run_remainder(sql, vec![("t3".into(), table(t3)), ("t2".into(), table(t2))]).unwrap();
             let rows: Vec<_> = arrow_rows::text_rows(&out, &schema, Dialect::Postgres).unwrap().map(Result::unwrap).collect();
             assert_eq!(rows.len(), 1, "{sql}");
         }

@@ -140,12 +140,10 @@ fn federated_through_datafusion_equals_colocated_postgres() {
             let remainder = dvt_compiler::federate::to_compute_sql(&sp.remainders[0], Dialect::Postgres);
             let inputs_shown: Vec<String> = batches
                 .iter()
-                .map(|(n, b)| {
-                    let rows: Vec<_> = arrow_rows::text_rows(std::slice::from_ref(b), &b.schema(), Dialect::Postgres)
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect();
-                    format!("{n} {:?}: {rows:?}", b.schema().fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>())
+                .map(|(n, t)| {
+                    let rows: Vec<_> =
+                        arrow_rows::text_rows(&t.batches, &t.schema, Dialect::Postgres).unwrap().map(Result::unwrap).collect();
+                    format!("{n} {:?}: {rows:?}", t.schema.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>())
                 })
                 .collect();
             let (schema, got) = match federation::run_remainder(&remainder, batches) {

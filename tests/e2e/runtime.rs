@@ -339,3 +339,55 @@ from totals
 left join {{ ref('customers_duck') }} d on d.active = totals.active
 group by totals.active, totals.n, totals.total
 "#;
+
+/// The first data row of a `show` table, as cells.
+fn first_row(out: &str) -> Vec<String> {
+    let line = out.lines().filter(|l| l.starts_with("| ")).nth(1).unwrap_or_else(|| panic!("no rows: {out}"));
+    line.split('|').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+}
+
+#[test]
+fn a_federated_model_streams_many_chunks_with_exact_values() {
+    let db = setup("fedbig");
+    let schema = db.env[2].1.clone();
+    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
+    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
+    let mut pg = dvt_runtime::connectors::connect(&creds).unwrap();
+    // 20,000 rows (three chunks): text with tabs, newlines and backslashes (COPY escapes them),
+    // NULLs, and an unbounded numeric whose scale grows after the first chunk.
+    pg.execute(&format!(
+        "create schema if not exists {schema};
+         create table {schema}.big as select g as id,
+           case when g % 1000 = 0 then null else 'row ' || g || case when g % 7 = 0 then E'\\ttab\\nline\\\\back' else '' end end as txt,
+           case when g <= 10000 then round(g::numeric / 10, 1) else round(g::numeric / 10000, 4) end as n
+         from generate_series(1, 20000) g"
+    ))
+    .unwrap();
+    write(
+        &db.project.join("models/big_src.yml"),
+        "version: 2\nsources:\n  - name: big_src\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: big}]\n",
+    );
+    write(
+        &db.project.join("models/big_copy.sql"),
+        "{{ config(target='duck', materialized='table') }}\nselect id, txt, n from {{ source('big_src', 'big') }}\n",
+    );
+    let r = dvtr(&db, &["run", "-s", "big_copy"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("20000 rows"), "{}", r.stdout);
+    let stats = "count(*) as c, count(txt) as t, sum(length(txt)) as l, sum(strpos(txt, chr(9))) as tabs, max(n) as mx, min(n) as mn";
+    let expected = pg
+        .query(&format!("select {stats}, sum(n)::numeric(38, 4) as s from {schema}.big"))
+        .unwrap()
+        .rows
+        .remove(0)
+        .into_iter()
+        .map(|v| v.unwrap_or_default())
+        .collect::<Vec<_>>();
+    let got = first_row(&show(&db, "duck", &format!("select {stats}, sum(n) as s from big_copy")));
+    // DuckDB's `strpos`/`chr` and PostgreSQL's agree; decimals compare by value.
+    let norm = |v: &str| if v.contains('.') { v.trim_end_matches('0').trim_end_matches('.').to_string() } else { v.to_string() };
+    assert_eq!(got.iter().map(|v| norm(v)).collect::<Vec<_>>(), expected.iter().map(|v| norm(v)).collect::<Vec<_>>());
+    // The column kept its exact scale across chunks.
+    let typed = first_row(&show(&db, "duck", "select typeof(n) as t from big_copy limit 1"));
+    assert_eq!(typed, ["DECIMAL(38,4)"]);
+}

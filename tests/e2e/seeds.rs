@@ -61,7 +61,7 @@ fn stored(db: &Db, engine: &str, table: &str) -> (Vec<String>, Vec<Vec<Option<St
         sql: format!("select * from {} order by 1", relation(db, engine, table)),
         columns: vec![],
     };
-    let b = federation::read_fragment(conn.as_mut(), &f).unwrap_or_else(|e| panic!("{engine}: {e}"));
+    let b = federation::read_fragment(conn.as_mut(), &f).and_then(|t| t.concat()).unwrap_or_else(|e| panic!("{engine}: {e}"));
     drop(conn);
     // Let the next dvtr process open the DuckDB file.
     connectors::release_embedded();

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use super::{Connection, CsvFile, RelationKind, RowStream, Rows};
+use super::{Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Duck(duckdb::Connection);
@@ -67,10 +67,24 @@ impl Connection for Duck {
         Ok(out)
     }
 
-    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
+    fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
         let described = strings(&self.0, &format!("describe select * from (\n{sql}\n) dvt_describe"), &[])?;
-        let types = described.rows.into_iter().map(|r| r.get(1).cloned().flatten().unwrap_or_default()).collect();
-        Ok((types, self.query(sql)?))
+        let (columns, types): (Vec<String>, Vec<String>) = described
+            .rows
+            .into_iter()
+            .map(|r| (r.first().cloned().flatten().unwrap_or_default(), r.get(1).cloned().flatten().unwrap_or_default()))
+            .unzip();
+        let n = columns.len();
+        sink.start(columns, types)?;
+        // Every value as text, whatever its type.
+        let mut st = self.0.prepare(&format!("select columns(*)::varchar from (\n{sql}\n) dvt_show")).map_err(|e| e.to_string())?;
+        let mut rows = st.query([]).map_err(|e| e.to_string())?;
+        let iter = std::iter::from_fn(|| match rows.next() {
+            Ok(Some(r)) => Some(Ok((0..n).map(|i| r.get::<_, Option<String>>(i).unwrap_or(None)).collect())),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        });
+        super::feed(iter, sink)
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {

@@ -29,6 +29,55 @@ pub struct Rows {
     pub rows: Vec<Vec<Option<String>>>,
 }
 
+/// Rows per chunk handed to a [`RowSink`]: big enough to amortize per-chunk
+/// work, small enough that a chunk's text is a few MB.
+pub const CHUNK_ROWS: usize = 8192;
+
+/// Receives a query's result chunk by chunk (see [`Connection::query_into`]).
+pub trait RowSink {
+    /// Column names and the engine's type names, before any rows.
+    fn start(&mut self, columns: Vec<String>, types: Vec<String>) -> Result<(), String>;
+    /// The next rows, at most [`CHUNK_ROWS`] of them.
+    fn rows(&mut self, rows: Vec<Vec<Option<String>>>) -> Result<(), String>;
+}
+
+/// A sink that keeps everything: what `query_typed` returns.
+#[derive(Default)]
+struct Collect {
+    types: Vec<String>,
+    rows: Rows,
+}
+
+impl RowSink for Collect {
+    fn start(&mut self, columns: Vec<String>, types: Vec<String>) -> Result<(), String> {
+        self.rows.columns = columns;
+        self.types = types;
+        Ok(())
+    }
+    fn rows(&mut self, mut rows: Vec<Vec<Option<String>>>) -> Result<(), String> {
+        self.rows.rows.append(&mut rows);
+        Ok(())
+    }
+}
+
+/// Chunks of a row iterator into `sink`.
+pub(crate) fn feed<E: std::fmt::Display>(
+    rows: impl Iterator<Item = Result<Vec<Option<String>>, E>>,
+    sink: &mut dyn RowSink,
+) -> Result<(), String> {
+    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    for row in rows {
+        chunk.push(row.map_err(|e| e.to_string())?);
+        if chunk.len() == CHUNK_ROWS {
+            sink.rows(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS)))?;
+        }
+    }
+    if !chunk.is_empty() {
+        sink.rows(chunk)?;
+    }
+    Ok(())
+}
+
 /// Rows pulled one at a time by a bulk load (values as text, NULL as None).
 pub type RowStream<'a> = dyn Iterator<Item = Result<Vec<Option<String>>, String>> + 'a;
 
@@ -51,10 +100,17 @@ pub trait Connection: Send {
     fn execute(&mut self, sql: &str) -> Result<(), String>;
     /// Runs a query and returns its rows.
     fn query(&mut self, sql: &str) -> Result<Rows, String>;
-    /// Runs a query and returns its rows with each column's type as the engine
-    /// names it (`numeric`, `decimal(12,2)`, `int4`, …; empty when the engine
-    /// does not say, as for SQLite expressions).
-    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String>;
+    /// Runs a query and streams its rows into `sink` chunk by chunk (the whole
+    /// result is never held as text), after the column names and each column's
+    /// type as the engine names it (`numeric`, `decimal(12,2)`, `int4`, …;
+    /// empty when the engine does not say, as for SQLite expressions).
+    fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String>;
+    /// Runs a query and returns its rows with each column's engine type (as [`Connection::query_into`]).
+    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
+        let mut all = Collect::default();
+        self.query_into(sql, &mut all)?;
+        Ok((all.types, all.rows))
+    }
     /// What exists at `schema.identifier`, if anything.
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
     /// Columns of `schema.identifier` in order: name and the engine's type name.

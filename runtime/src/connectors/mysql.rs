@@ -2,7 +2,7 @@
 
 use mysql::prelude::Queryable;
 
-use super::{Connection, RelationKind, RowStream, Rows};
+use super::{Connection, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct My(mysql::Conn);
@@ -96,19 +96,17 @@ impl Connection for My {
         self.query_typed(sql).map(|(_, rows)| rows)
     }
 
-    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
+    fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
         let mut result = self.0.query_iter(sql).map_err(|e| e.to_string())?;
-        let mut out = Rows::default();
-        let mut types = Vec::new();
-        if let Some(set) = result.iter() {
-            out.columns = set.columns().as_ref().iter().map(|c| c.name_str().into_owned()).collect();
-            types = set.columns().as_ref().iter().map(type_name).collect();
-            for row in set {
-                let row = row.map_err(|e| e.to_string())?;
-                out.rows.push(row.unwrap().into_iter().map(text).collect());
+        match result.iter() {
+            Some(set) => {
+                let columns = set.columns().as_ref().iter().map(|c| c.name_str().into_owned()).collect();
+                let types = set.columns().as_ref().iter().map(type_name).collect();
+                sink.start(columns, types)?;
+                super::feed(set.map(|row| row.map(|r| r.unwrap().into_iter().map(text).collect())), sink)
             }
+            None => sink.start(vec![], vec![]),
         }
-        Ok((types, out))
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {

@@ -3,7 +3,7 @@
 use postgres::config::SslMode;
 
 use super::tls::Verify;
-use super::{Connection, CsvFile, RelationKind, RowStream, Rows};
+use super::{Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Pg(postgres::Client);
@@ -106,9 +106,23 @@ impl Connection for Pg {
         Ok(out)
     }
 
-    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
-        let types = self.0.prepare(sql).map_err(err)?.columns().iter().map(|c| c.type_().name().to_string()).collect();
-        Ok((types, self.query(sql)?))
+    fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
+        let st = self.0.prepare(sql).map_err(err)?;
+        let columns = st.columns().iter().map(|c| c.name().to_string()).collect();
+        let types = st.columns().iter().map(|c| c.type_().name().to_string()).collect();
+        let n = st.columns().len();
+        // COPY streams the result as text (each type's own output, as the simple protocol
+        // gives it) without the server or the driver holding it all; what COPY cannot
+        // wrap (SHOW, …) goes through the simple protocol.
+        let copy = format!("copy (\n{}\n) to stdout", sql.trim_end().trim_end_matches(';'));
+        if let Ok(reader) = self.0.copy_out(&copy) {
+            sink.start(columns, types)?;
+            let lines = std::io::BufRead::split(std::io::BufReader::with_capacity(1 << 16, reader), b'\n');
+            return super::feed(lines.map(|l| l.map_err(|e| e.to_string()).and_then(|l| copy_text_row(&l, n))), sink);
+        }
+        let rows = self.query(sql)?;
+        sink.start(columns, types)?;
+        super::feed(rows.rows.into_iter().map(Ok::<_, String>), sink)
     }
 
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
@@ -180,5 +194,79 @@ impl Connection for Pg {
         }
         tx.commit().map_err(err)?;
         Ok(n)
+    }
+}
+
+/// One line of COPY's text format: tab-separated fields, `\N` for NULL,
+/// backslash escapes for tab, newline and friends.
+fn copy_text_row(line: &[u8], n: usize) -> Result<Vec<Option<String>>, String> {
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return Ok(out);
+    }
+    for field in line.split(|b| *b == b'\t') {
+        if field == b"\\N" {
+            out.push(None);
+            continue;
+        }
+        let mut v = Vec::with_capacity(field.len());
+        let mut it = field.iter().copied().peekable();
+        while let Some(b) = it.next() {
+            if b != b'\\' {
+                v.push(b);
+                continue;
+            }
+            match it.next() {
+                Some(b'b') => v.push(8),
+                Some(b'f') => v.push(12),
+                Some(b'n') => v.push(b'\n'),
+                Some(b'r') => v.push(b'\r'),
+                Some(b't') => v.push(b'\t'),
+                Some(b'v') => v.push(11),
+                Some(d @ b'0'..=b'7') => {
+                    let mut x = u32::from(d - b'0');
+                    for _ in 0..2 {
+                        match it.peek() {
+                            Some(d @ b'0'..=b'7') => {
+                                x = x * 8 + u32::from(*d - b'0');
+                                it.next();
+                            }
+                            _ => break,
+                        }
+                    }
+                    v.push(x as u8);
+                }
+                Some(b'x') => {
+                    let mut x = 0u32;
+                    for _ in 0..2 {
+                        match it.peek().and_then(|h| (*h as char).to_digit(16)) {
+                            Some(h) => {
+                                x = x * 16 + h;
+                                it.next();
+                            }
+                            None => break,
+                        }
+                    }
+                    v.push(x as u8);
+                }
+                Some(other) => v.push(other),
+                None => return Err("COPY output ends with a lone backslash".into()),
+            }
+        }
+        out.push(Some(String::from_utf8(v).map_err(|e| format!("COPY output is not UTF-8: {e}"))?));
+    }
+    if out.len() != n {
+        return Err(format!("COPY output has {} fields where {n} columns were expected", out.len()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_text_format_decodes_nulls_and_escapes() {
+        let row = super::copy_text_row(b"1\t\\N\ta\\tb\\nc\\\\d\t\\101\\x42\t", 5).unwrap();
+        assert_eq!(row, [Some("1".into()), None, Some("a\tb\nc\\d".into()), Some("AB".into()), Some(String::new())]);
+        assert!(super::copy_text_row(b"1\t2", 3).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::types::ValueRef;
 
-use super::{Connection, RelationKind, RowStream, Rows};
+use super::{Connection, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Lite(rusqlite::Connection);
@@ -36,7 +36,7 @@ impl Connection for Lite {
         self.query_typed(sql).map(|(_, rows)| rows)
     }
 
-    fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
+    fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
         let mut st = self.0.prepare(sql).map_err(|e| e.to_string())?;
         // Declared types of plain column references; expressions have none.
         // SQLite integers are 64-bit whatever the declared name.
@@ -50,12 +50,14 @@ impl Connection for Lite {
             .collect();
         let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
         let n = columns.len();
+        sink.start(columns, types)?;
         let mut rows = st.query([]).map_err(|e| e.to_string())?;
-        let mut out = Rows { columns, rows: vec![] };
-        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-            out.rows.push((0..n).map(|i| r.get_ref(i).map(text).unwrap_or(None)).collect());
-        }
-        Ok((types, out))
+        let iter = std::iter::from_fn(|| match rows.next() {
+            Ok(Some(r)) => Some(Ok((0..n).map(|i| r.get_ref(i).map(text).unwrap_or(None)).collect())),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        });
+        super::feed(iter, sink)
     }
 
     fn relation_kind(&mut self, _schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String> {
