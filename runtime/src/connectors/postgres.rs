@@ -109,7 +109,7 @@ impl Connection for Pg {
     fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
         let st = self.0.prepare(sql).map_err(err)?;
         let columns = st.columns().iter().map(|c| c.name().to_string()).collect();
-        let types = st.columns().iter().map(|c| c.type_().name().to_string()).collect();
+        let types = st.columns().iter().map(type_name).collect();
         let n = st.columns().len();
         // COPY streams the result as text (each type's own output, as the simple protocol
         // gives it) without the server or the driver holding it all; what COPY cannot
@@ -195,6 +195,22 @@ impl Connection for Pg {
         tx.commit().map_err(err)?;
         Ok(n)
     }
+}
+
+/// A result column's type as PostgreSQL would declare it: `numeric(12,2)`
+/// keeps its precision and scale (the type modifier), so it reads as an exact
+/// Decimal128(12, 2) rather than a decimal sized from the values.
+fn type_name(c: &postgres::Column) -> String {
+    let name = c.type_().name();
+    let tm = c.type_modifier();
+    if name == "numeric" && tm >= 4 {
+        let tm = tm - 4;
+        let (p, s) = ((tm >> 16) & 0xffff, ((tm & 0x7ff) ^ 1024) - 1024);
+        if (0..=p).contains(&s) {
+            return format!("numeric({p},{s})");
+        }
+    }
+    name.to_string()
 }
 
 /// One line of COPY's text format: tab-separated fields, `\N` for NULL,
