@@ -259,41 +259,53 @@ impl Cast {
     }
 }
 
-/// The compute's result as text rows for a bulk load, pulled batch by batch.
-struct StreamRows<'a> {
+/// The compute's result cast for the target, pulled batch by batch.
+struct ResultBatches<'a> {
     stream: SendableRecordBatchStream,
     cast: &'a Cast,
-    dialect: Dialect,
-    rows: std::vec::IntoIter<Vec<Option<String>>>,
     failed: bool,
 }
 
-impl Iterator for StreamRows<'_> {
+impl Iterator for ResultBatches<'_> {
+    type Item = Result<RecordBatch, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match next_batch(&mut self.stream).and_then(|b| b.map(|b| self.cast.batch(b)).transpose()) {
+            Ok(b) => b.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Batches as text rows for a bulk load, one batch converted at a time.
+struct TextRows<I> {
+    batches: I,
+    schema: SchemaRef,
+    dialect: Dialect,
+    rows: std::vec::IntoIter<Vec<Option<String>>>,
+}
+
+impl<I: Iterator<Item = Result<RecordBatch, String>>> Iterator for TextRows<I> {
     type Item = Result<Vec<Option<String>>, String>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(r) = self.rows.next() {
                 return Some(Ok(r));
             }
-            if self.failed {
-                return None;
-            }
-            let batch = match next_batch(&mut self.stream).and_then(|b| b.map(|b| self.cast.batch(b)).transpose()) {
-                Ok(Some(b)) => b,
-                Ok(None) => return None,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
+            let batch = match self.batches.next()? {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
             };
-            let rows = arrow_rows::text_rows(std::slice::from_ref(&batch), &self.cast.schema, self.dialect)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>());
-            match rows {
+            match arrow_rows::text_rows(std::slice::from_ref(&batch), &self.schema, self.dialect)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            {
                 Ok(rows) => self.rows = rows.into_iter(),
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
+                Err(e) => return Some(Err(e)),
             }
         }
     }
@@ -382,11 +394,14 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
     };
     let ncols = columns.len();
     // The result goes into the staging table as the compute produces it, one batch at a time.
-    let mut stream = Some(stream);
     let rows = executor::run_loading(&mut *target, node, &stmts, existing, dialect, |conn, stage| {
-        let stream = stream.take().ok_or("the compute result was already loaded")?;
-        let mut it = StreamRows { stream, cast: &cast, dialect, rows: Vec::new().into_iter(), failed: false };
-        conn.load(stage, ncols, &mut it)
+        let mut batches = ResultBatches { stream, cast: &cast, failed: false };
+        // Arrow straight into engines that take it; text rows through the bulk path otherwise.
+        if let Some(loaded) = conn.load_arrow(stage, &mut batches) {
+            return loaded;
+        }
+        let mut rows = TextRows { batches, schema: cast.schema.clone(), dialect, rows: Vec::new().into_iter() };
+        conn.load(stage, ncols, &mut rows)
     })?;
     target.release();
     Ok(Written { rendering, rows, pushed })

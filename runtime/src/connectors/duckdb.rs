@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use super::{Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
+use datafusion::arrow::array::{Array, Decimal128Array, RecordBatch, StructArray};
+use datafusion::arrow::datatypes::DataType;
+
+use super::{BatchStream, Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Duck(duckdb::Connection);
@@ -114,18 +117,7 @@ impl Connection for Duck {
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         // DuckDB's appender: values go in as text and DuckDB casts each to its column's
         // type (an error names the value), far faster than prepared INSERTs.
-        let parts = identifiers(rel);
-        let (catalog, schema, table) = match parts.as_slice() {
-            [c, s, t] => (Some(c.as_str()), s.as_str(), t.as_str()),
-            [s, t] => (None, s.as_str(), t.as_str()),
-            [t] => (None, "main", t.as_str()),
-            _ => return Err(format!("cannot append to `{rel}`")),
-        };
-        let mut app = match catalog {
-            Some(c) => self.0.appender_to_catalog_and_db(table, c, schema),
-            None => self.0.appender_to_db(table, schema),
-        }
-        .map_err(|e| e.to_string())?;
+        let mut app = appender(&self.0, rel)?;
         let mut n = 0u64;
         for r in rows {
             let r = r?;
@@ -138,6 +130,61 @@ impl Connection for Duck {
         app.flush().map_err(|e| e.to_string())?;
         Ok(n)
     }
+
+    fn load_arrow(&mut self, rel: &str, batches: &mut BatchStream<'_>) -> Option<Result<u64, String>> {
+        // Arrow columns go into DuckDB's vectors as they are: no text, no casts.
+        Some((|| {
+            let mut app = appender(&self.0, rel)?;
+            let mut n = 0u64;
+            for b in batches {
+                let b = b?;
+                for (c, f) in b.columns().iter().zip(b.schema().fields()) {
+                    // DuckDB stores narrow decimals in 64 bits: a value over its precision must not wrap.
+                    if let DataType::Decimal128(p, _) = f.data_type() {
+                        c.as_any()
+                            .downcast_ref::<Decimal128Array>()
+                            .map_or(Ok(()), |d| d.validate_decimal_precision(*p))
+                            .map_err(|e| format!("column `{}`: {e}", f.name()))?;
+                    }
+                }
+                n += b.num_rows() as u64;
+                app.append_record_batch(to_duckdb_arrow(&b)?).map_err(|e| e.to_string())?;
+            }
+            app.flush().map_err(|e| e.to_string())?;
+            Ok(n)
+        })())
+    }
+}
+
+/// An appender for a rendered relation.
+fn appender<'c>(conn: &'c duckdb::Connection, rel: &str) -> Result<duckdb::Appender<'c>, String> {
+    let parts = identifiers(rel);
+    let (catalog, schema, table) = match parts.as_slice() {
+        [c, s, t] => (Some(c.as_str()), s.as_str(), t.as_str()),
+        [s, t] => (None, s.as_str(), t.as_str()),
+        [t] => (None, "main", t.as_str()),
+        _ => return Err(format!("cannot append to `{rel}`")),
+    };
+    match catalog {
+        Some(c) => conn.appender_to_catalog_and_db(table, c, schema),
+        None => conn.appender_to_db(table, schema),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// A batch of DataFusion's Arrow as the Arrow DuckDB's crate is built on (another
+/// major version), through the Arrow C Data Interface: the buffers are shared, not copied.
+fn to_duckdb_arrow(b: &RecordBatch) -> Result<duckdb::arrow::record_batch::RecordBatch, String> {
+    let data = StructArray::from(b.clone()).into_data();
+    let (array, schema) = arrow::ffi::to_ffi(&data).map_err(|e| e.to_string())?;
+    // SAFETY: both crates' FFI_ArrowArray/FFI_ArrowSchema are the C Data Interface's
+    // #[repr(C)] ArrowArray/ArrowSchema (same layout; transmute checks the size); the
+    // release callbacks travel with them, so the buffers are freed exactly once.
+    let array: duckdb::arrow::ffi::FFI_ArrowArray = unsafe { std::mem::transmute(array) };
+    let schema: duckdb::arrow::ffi::FFI_ArrowSchema = unsafe { std::mem::transmute(schema) };
+    // SAFETY: `array` and `schema` are valid C Data Interface structs produced just above.
+    let data = unsafe { duckdb::arrow::ffi::from_ffi(array, &schema) }.map_err(|e| e.to_string())?;
+    Ok(duckdb::arrow::record_batch::RecordBatch::from(duckdb::arrow::array::StructArray::from(data)))
 }
 
 /// The identifiers of a rendered relation (`"db"."schema"."table"`).

@@ -124,7 +124,16 @@ pub trait Connection: Send {
     /// Loads rows into `rel` (rendered) through the engine's bulk path, in one
     /// transaction, streaming (rows are pulled one at a time). Returns the count.
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String>;
+    /// Loads Arrow batches into `rel` when the engine takes Arrow directly (None:
+    /// it does not, and `batches` is untouched; use [`Connection::load`]).
+    fn load_arrow(&mut self, rel: &str, batches: &mut BatchStream<'_>) -> Option<Result<u64, String>> {
+        let _ = (rel, batches);
+        None
+    }
 }
+
+/// Arrow batches pulled one at a time by a bulk load.
+pub type BatchStream<'a> = dyn Iterator<Item = Result<datafusion::arrow::array::RecordBatch, String>> + 'a;
 
 /// information_schema lookups shared by PostgreSQL, MariaDB and DuckDB
 /// (parameters: schema, table name).
