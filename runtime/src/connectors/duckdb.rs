@@ -210,6 +210,45 @@ fn identifiers(rel: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{BooleanArray, Decimal128Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use crate::connectors::Connection;
+
+    #[test]
+    fn arrow_batches_append_exactly_and_overflowing_decimals_are_refused() {
+        let mut duck = super::Duck(duckdb::Connection::open_in_memory().unwrap());
+        duck.execute("create table t (d decimal(4, 2), s varchar, b boolean, ts timestamptz)").unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Decimal128(4, 2), true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        ]));
+        let batch = |d: i128| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Decimal128Array::from(vec![Some(d), None]).with_precision_and_scale(4, 2).unwrap()),
+                    Arc::new(StringArray::from(vec![Some("a\tb"), None])),
+                    Arc::new(BooleanArray::from(vec![Some(true), None])),
+                    Arc::new(TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None]).with_timezone("UTC")),
+                ],
+            )
+            .unwrap()
+        };
+        let mut ok = vec![Ok(batch(1234))].into_iter();
+        assert_eq!(duck.load_arrow("t", &mut ok).unwrap().unwrap(), 2);
+        let rows = duck.query("select d, s, b, epoch_us(ts) from t order by d nulls last").unwrap().rows;
+        assert_eq!(rows[0], [Some("12.34".into()), Some("a\tb".into()), Some("true".into()), Some("1700000000000000".into())]);
+        assert_eq!(rows[1], [None, None, None, None]);
+        // 123.45 does not fit decimal(4, 2): refused, never wrapped.
+        let mut over = vec![Ok(batch(12345))].into_iter();
+        assert!(duck.load_arrow("t", &mut over).unwrap().unwrap_err().contains("`d`"));
+    }
+
     #[test]
     fn identifiers_of_rendered_relations() {
         assert_eq!(super::identifiers("\"w\".\"main\".\"a \"\"b\"\".c\""), ["w", "main", "a \"b\".c"]);
