@@ -294,6 +294,39 @@ pub fn text_rows<'a>(
     }))
 }
 
+/// Batches as text rows for a bulk load, one batch converted at a time.
+pub struct TextRows<I> {
+    batches: I,
+    schema: SchemaRef,
+    dialect: Dialect,
+    rows: std::vec::IntoIter<Vec<Option<String>>>,
+}
+
+impl<I> TextRows<I> {
+    pub fn new(batches: I, schema: SchemaRef, dialect: Dialect) -> Self {
+        TextRows { batches, schema, dialect, rows: Vec::new().into_iter() }
+    }
+}
+
+impl<I: Iterator<Item = Result<RecordBatch, String>>> Iterator for TextRows<I> {
+    type Item = Result<Vec<Option<String>>, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.rows.next() {
+                return Some(Ok(r));
+            }
+            let batch = match self.batches.next()? {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
+            };
+            match text_rows(std::slice::from_ref(&batch), &self.schema, self.dialect).and_then(|it| it.collect::<Result<Vec<_>, _>>()) {
+                Ok(rows) => self.rows = rows.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,35 +282,6 @@ impl Iterator for ResultBatches<'_> {
     }
 }
 
-/// Batches as text rows for a bulk load, one batch converted at a time.
-struct TextRows<I> {
-    batches: I,
-    schema: SchemaRef,
-    dialect: Dialect,
-    rows: std::vec::IntoIter<Vec<Option<String>>>,
-}
-
-impl<I: Iterator<Item = Result<RecordBatch, String>>> Iterator for TextRows<I> {
-    type Item = Result<Vec<Option<String>>, String>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.rows.next() {
-                return Some(Ok(r));
-            }
-            let batch = match self.batches.next()? {
-                Ok(b) => b,
-                Err(e) => return Some(Err(e)),
-            };
-            match arrow_rows::text_rows(std::slice::from_ref(&batch), &self.schema, self.dialect)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            {
-                Ok(rows) => self.rows = rows.into_iter(),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
-}
-
 /// The rows of a federated query (a test, `show`), at most `limit`: fragments
 /// read, remainder run, nothing written.
 pub fn query(pool: &crate::connectors::Pool, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
@@ -400,7 +371,7 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         if let Some(loaded) = conn.load_arrow(stage, &mut batches) {
             return loaded;
         }
-        let mut rows = TextRows { batches, schema: cast.schema.clone(), dialect, rows: Vec::new().into_iter() };
+        let mut rows = arrow_rows::TextRows::new(batches, cast.schema.clone(), dialect);
         conn.load(stage, ncols, &mut rows)
     })?;
     target.release();

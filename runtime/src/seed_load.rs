@@ -94,21 +94,13 @@ fn load(conn: &mut dyn Connection, seed: &SeedPlan, path: &Path, t: &Target<'_>,
         conn.execute(&create.sql)?;
         check_columns(conn, node, &[stmts, std::slice::from_ref(&create)].concat(), existing)?;
         let (schema, ncols) = (data.schema.clone(), data.columns.len());
-        let mut pending = Vec::new().into_iter();
-        let mut rows = std::iter::from_fn(move || {
-            loop {
-                if let Some(r) = pending.next() {
-                    return Some(r);
-                }
-                match data.next()? {
-                    Err(e) => return Some(Err(format!("{}: {e}", seed.file))),
-                    Ok(b) => match crate::arrow_rows::text_rows(std::slice::from_ref(&b), &schema, dialect) {
-                        Ok(it) => pending = it.collect::<Vec<_>>().into_iter(),
-                        Err(e) => return Some(Err(e)),
-                    },
-                }
-            }
-        });
+        let file = seed.file.clone();
+        let mut batches = std::iter::from_fn(move || data.next().map(|b| b.map_err(|e| format!("{file}: {e}"))));
+        // Arrow straight into engines that take it; text rows through the bulk path otherwise.
+        if let Some(loaded) = conn.load_arrow(stage, &mut batches) {
+            return loaded;
+        }
+        let mut rows = crate::arrow_rows::TextRows::new(batches, schema, dialect);
         return conn.load(stage, ncols, &mut rows);
     }
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
