@@ -5,6 +5,7 @@
 //! silently truncated (SPEC §3).
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
@@ -325,6 +326,49 @@ impl<I: Iterator<Item = Result<RecordBatch, String>>> Iterator for TextRows<I> {
             }
         }
     }
+}
+
+/// Casts of columns to declared types (an error, never a truncation).
+pub struct Cast {
+    pub schema: SchemaRef,
+    /// Per column: the type to cast to, when it differs.
+    to: Vec<Option<DataType>>,
+}
+
+impl Cast {
+    pub fn new(schema: &SchemaRef, casts: &BTreeMap<String, DataType>) -> Self {
+        let to: Vec<Option<DataType>> =
+            schema.fields().iter().map(|f| casts.get(&f.name().to_ascii_lowercase()).filter(|t| *t != f.data_type()).cloned()).collect();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .zip(&to)
+            .map(|(f, t)| Field::new(f.name(), t.clone().unwrap_or_else(|| f.data_type().clone()), true))
+            .collect();
+        Cast { schema: Arc::new(Schema::new(fields)), to }
+    }
+
+    /// `b` with the casts applied.
+    pub fn batch(&self, b: RecordBatch) -> Result<RecordBatch, String> {
+        let strict = CastOptions { safe: false, ..Default::default() };
+        let mut cols = Vec::with_capacity(b.num_columns());
+        for ((c, t), f) in b.columns().iter().zip(&self.to).zip(self.schema.fields()) {
+            cols.push(match t {
+                Some(t) => cast_with_options(c, t, &strict).map_err(|e| format!("column `{}` as {t}: {e}", f.name()))?,
+                None => c.clone(),
+            });
+        }
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| e.to_string())
+    }
+}
+
+/// Declared SQL types (`numeric(12,2)`, …) by column as Arrow types, by lower-case name.
+pub fn declared_types<'a>(types: impl Iterator<Item = (&'a String, &'a String)>) -> BTreeMap<String, DataType> {
+    types
+        .filter_map(|(k, t)| {
+            dvt_compiler::compile::arrow_type(t).and_then(|a| DataType::from_str(&a).ok()).map(|a| (k.to_ascii_lowercase(), a))
+        })
+        .collect()
 }
 
 #[cfg(test)]

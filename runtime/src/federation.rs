@@ -9,8 +9,7 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::MemTable;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
@@ -226,43 +225,10 @@ fn repush(remainder: &str, fragments: &[Fragment]) -> (Vec<Fragment>, Vec<String
     (out, pushed)
 }
 
-/// Casts of result columns to the types declared for the target (an error, never a truncation).
-struct Cast {
-    schema: SchemaRef,
-    /// Per column: the type to cast to, when it differs.
-    to: Vec<Option<DataType>>,
-}
-
-impl Cast {
-    fn new(schema: &SchemaRef, casts: &BTreeMap<String, DataType>) -> Self {
-        let to: Vec<Option<DataType>> =
-            schema.fields().iter().map(|f| casts.get(&f.name().to_ascii_lowercase()).filter(|t| *t != f.data_type()).cloned()).collect();
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .zip(&to)
-            .map(|(f, t)| Field::new(f.name(), t.clone().unwrap_or_else(|| f.data_type().clone()), true))
-            .collect();
-        Cast { schema: Arc::new(Schema::new(fields)), to }
-    }
-
-    fn batch(&self, b: RecordBatch) -> Result<RecordBatch, String> {
-        let strict = CastOptions { safe: false, ..Default::default() };
-        let mut cols = Vec::with_capacity(b.num_columns());
-        for ((c, t), f) in b.columns().iter().zip(&self.to).zip(self.schema.fields()) {
-            cols.push(match t {
-                Some(t) => cast_with_options(c, t, &strict).map_err(|e| format!("column `{}` as {t}: {e}", f.name()))?,
-                None => c.clone(),
-            });
-        }
-        RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| e.to_string())
-    }
-}
-
 /// The compute's result cast for the target, pulled batch by batch.
 struct ResultBatches<'a> {
     stream: SendableRecordBatchStream,
-    cast: &'a Cast,
+    cast: &'a arrow_rows::Cast,
     failed: bool,
 }
 
@@ -334,14 +300,7 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         inputs.push((f.name.clone(), batch));
     }
     let (schema, stream) = remainder_stream(&remainder, inputs)?;
-    let casts: BTreeMap<String, DataType> = fed
-        .casts
-        .iter()
-        .filter_map(|c| {
-            dvt_compiler::compile::arrow_type(&c.to).and_then(|t| DataType::from_str(&t).ok()).map(|t| (c.column.to_ascii_lowercase(), t))
-        })
-        .collect();
-    let cast = Cast::new(&schema, &casts);
+    let cast = arrow_rows::Cast::new(&schema, &arrow_rows::declared_types(fed.casts.iter().map(|c| (&c.column, &c.to))));
     let schema = cast.schema.clone();
     let columns: Vec<(String, LogicalType)> =
         schema.fields().iter().map(|f| (f.name().clone(), arrow_rows::logical_type(f.data_type()))).collect();

@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Seek};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use dvt_compiler::dialect::LogicalType;
 
 use crate::arrow_rows;
@@ -22,7 +20,7 @@ pub struct ArrowSeed {
     pub schema: SchemaRef,
     pub columns: Vec<(String, LogicalType)>,
     batches: Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>,
-    casts: Vec<Option<DataType>>,
+    cast: arrow_rows::Cast,
 }
 
 /// Opens a Parquet or JSON-lines seed; `column_types` override the file's types.
@@ -49,22 +47,10 @@ pub fn open(path: &Path, format: &str, column_types: &BTreeMap<String, String>) 
         }
         other => return Err(format!("{}: seeds in `{other}` format are not readable as Arrow", path.display())),
     };
-    let declared: BTreeMap<String, DataType> = column_types
-        .iter()
-        .filter_map(|(k, t)| {
-            dvt_compiler::compile::arrow_type(t).and_then(|a| DataType::from_str(&a).ok()).map(|a| (k.to_ascii_lowercase(), a))
-        })
-        .collect();
-    let casts: Vec<Option<DataType>> = schema.fields().iter().map(|f| declared.get(&f.name().to_ascii_lowercase()).cloned()).collect();
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .zip(&casts)
-        .map(|(f, c)| Field::new(f.name(), c.clone().unwrap_or_else(|| f.data_type().clone()), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
+    let cast = arrow_rows::Cast::new(&schema, &arrow_rows::declared_types(column_types.iter()));
+    let schema = cast.schema.clone();
     let columns = schema.fields().iter().map(|f| (f.name().clone(), arrow_rows::logical_type(f.data_type()))).collect();
-    Ok(ArrowSeed { schema, columns, batches, casts })
+    Ok(ArrowSeed { schema, columns, batches, cast })
 }
 
 impl Iterator for ArrowSeed {
@@ -75,20 +61,6 @@ impl Iterator for ArrowSeed {
             Ok(b) => b,
             Err(e) => return Some(Err(e)),
         };
-        if self.casts.iter().all(Option::is_none) {
-            return Some(Ok(batch));
-        }
-        let strict = CastOptions { safe: false, ..Default::default() };
-        let mut cols = Vec::with_capacity(batch.num_columns());
-        for ((c, to), f) in batch.columns().iter().zip(&self.casts).zip(self.schema.fields()) {
-            match to {
-                Some(t) => match cast_with_options(c, t, &strict) {
-                    Ok(x) => cols.push(x),
-                    Err(e) => return Some(Err(format!("column `{}` as {t}: {e}", f.name()))),
-                },
-                None => cols.push(c.clone()),
-            }
-        }
-        Some(RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| e.to_string()))
+        Some(self.cast.batch(batch))
     }
 }

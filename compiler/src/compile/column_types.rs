@@ -67,6 +67,13 @@ fn normalized(name: &str) -> String {
     name.replace(['"', '`'], "").to_ascii_lowercase()
 }
 
+/// The SQL being read: its dialect, and how its relation names map to upstreams.
+struct SqlOf<'r> {
+    dialect: Dialect,
+    /// A normalized relation name → the upstream's unique id.
+    resolve: &'r dyn Fn(&str) -> Option<String>,
+}
+
 struct Types<'a> {
     project: &'a Project,
     nodes: &'a BTreeMap<String, Box<PlanNode>>,
@@ -133,55 +140,43 @@ impl Types<'_> {
         let parser = crate::federate::parser_dialect(dialect);
         let stmts = Parser::parse_sql(parser.as_ref(), sql).ok()?;
         let [sqlparser::ast::Statement::Query(q)] = stmts.as_slice() else { return None };
-        Some(self.query(q, dialect, resolve, &BTreeMap::new()))
+        Some(self.query(q, &SqlOf { dialect, resolve }, &BTreeMap::new()))
     }
 
-    fn query(&mut self, q: &Query, dialect: Dialect, resolve: &dyn Fn(&str) -> Option<String>, outer: &BTreeMap<String, Known>) -> Known {
+    fn query(&mut self, q: &Query, sql: &SqlOf<'_>, outer: &BTreeMap<String, Known>) -> Known {
         let mut ctes = outer.clone();
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
-                let k = self.query(&cte.query, dialect, resolve, &ctes);
+                let k = self.query(&cte.query, sql, &ctes);
                 ctes.insert(cte.alias.name.value.to_ascii_lowercase(), k);
             }
         }
-        self.set_expr(&q.body, dialect, resolve, &ctes)
+        self.set_expr(&q.body, sql, &ctes)
     }
 
-    fn set_expr(
-        &mut self,
-        s: &SetExpr,
-        dialect: Dialect,
-        resolve: &dyn Fn(&str) -> Option<String>,
-        ctes: &BTreeMap<String, Known>,
-    ) -> Known {
+    fn set_expr(&mut self, s: &SetExpr, sql: &SqlOf<'_>, ctes: &BTreeMap<String, Known>) -> Known {
         match s {
-            SetExpr::Select(sel) => self.select(sel, dialect, resolve, ctes),
-            SetExpr::Query(q) => self.query(q, dialect, resolve, ctes),
+            SetExpr::Select(sel) => self.select(sel, sql, ctes),
+            SetExpr::Query(q) => self.query(q, sql, ctes),
             // Branches' types may widen each other: only names typed alike on both sides are known.
             SetExpr::SetOperation { .. } => Known::new(),
             _ => Known::new(),
         }
     }
 
-    fn relation(
-        &mut self,
-        f: &TableFactor,
-        dialect: Dialect,
-        resolve: &dyn Fn(&str) -> Option<String>,
-        ctes: &BTreeMap<String, Known>,
-    ) -> (String, Known) {
+    fn relation(&mut self, f: &TableFactor, sql: &SqlOf<'_>, ctes: &BTreeMap<String, Known>) -> (String, Known) {
         match f {
             TableFactor::Table { name, alias, args: None, .. } => {
                 let full = object_name(name);
                 let known = match (name.0.as_slice(), ctes.get(&full)) {
                     ([_], Some(k)) => k.clone(),
-                    _ => resolve(&full).map(|uid| self.of(&uid)).unwrap_or_default(),
+                    _ => (sql.resolve)(&full).map(|uid| self.of(&uid)).unwrap_or_default(),
                 };
                 let last = name.0.last().and_then(|p| p.as_ident()).map_or_else(String::new, |i| i.value.to_ascii_lowercase());
                 (alias.as_ref().map_or(last, |a| a.name.value.to_ascii_lowercase()), known)
             }
             TableFactor::Derived { subquery, alias, .. } => {
-                let k = self.query(subquery, dialect, resolve, ctes);
+                let k = self.query(subquery, sql, ctes);
                 let renamed = alias.as_ref().is_some_and(|a| !a.columns.is_empty());
                 (alias.as_ref().map_or_else(String::new, |a| a.name.value.to_ascii_lowercase()), if renamed { Known::new() } else { k })
             }
@@ -189,18 +184,12 @@ impl Types<'_> {
         }
     }
 
-    fn select(
-        &mut self,
-        sel: &Select,
-        dialect: Dialect,
-        resolve: &dyn Fn(&str) -> Option<String>,
-        ctes: &BTreeMap<String, Known>,
-    ) -> Known {
+    fn select(&mut self, sel: &Select, sql: &SqlOf<'_>, ctes: &BTreeMap<String, Known>) -> Known {
         let mut scope: Vec<(String, Known)> = Vec::new();
         for twj in &sel.from {
-            scope.push(self.relation(&twj.relation, dialect, resolve, ctes));
+            scope.push(self.relation(&twj.relation, sql, ctes));
             for j in &twj.joins {
-                scope.push(self.relation(&j.relation, dialect, resolve, ctes));
+                scope.push(self.relation(&j.relation, sql, ctes));
             }
         }
         let mut out = Known::new();
@@ -217,11 +206,11 @@ impl Types<'_> {
         };
         for item in &sel.projection {
             match item {
-                SelectItem::ExprWithAlias { expr, alias } => add(alias.value.to_ascii_lowercase(), type_of(expr, &scope, dialect)),
-                SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => add(i.value.to_ascii_lowercase(), type_of(e, &scope, dialect)),
+                SelectItem::ExprWithAlias { expr, alias } => add(alias.value.to_ascii_lowercase(), type_of(expr, &scope, sql.dialect)),
+                SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => add(i.value.to_ascii_lowercase(), type_of(e, &scope, sql.dialect)),
                 SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(v)) => {
                     if let Some(i) = v.last() {
-                        add(i.value.to_ascii_lowercase(), type_of(e, &scope, dialect));
+                        add(i.value.to_ascii_lowercase(), type_of(e, &scope, sql.dialect));
                     }
                 }
                 SelectItem::Wildcard(_) => {
