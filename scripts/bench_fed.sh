@@ -4,6 +4,8 @@
 # through a federated model (`dvtr run`: fragment read, DataFusion remainder, DuckDB
 # appender) vs `psql \copy (select ...) to` a CSV file followed by DuckDB's own
 # read_csv into a table of the same types (DuckDB's Python package from the dbt venv).
+# And back: the same 900,000 rows from DuckDB into PostgreSQL (`dvtr run`: DuckDB fragment,
+# PostgreSQL COPY) vs DuckDB's COPY to a CSV file followed by `psql \copy` into a table of the same types.
 # Needs the test PostgreSQL (scripts/services.sh start) and build/dbtvenv (scripts/dbt_venv.sh).
 set -euo pipefail
 build=$(realpath "${1:?build dir}")
@@ -50,6 +52,29 @@ n=$("$py" -c "import duckdb; print(duckdb.connect('$proj/fed.duckdb', read_only=
 m=$("$py" -c "import duckdb; print(duckdb.connect('$build/bench_fed_ref.duckdb', read_only=True).execute('select count(*) from moved').fetchone()[0])")
 [ "$n" = "$m" ] || { echo "row counts differ: dvtr $n, reference $m" >&2; exit 1; }
 printf 'federated move 1M -> %s rows PostgreSQL -> DuckDB: dvtr %ss (peak %.0f MB), psql \\copy + DuckDB read_csv %ss, ratio %.2fx\n' \
+  "$n" "$best_dvt" "$(awk "BEGIN{print $rss/1024}")" "$best_ref" "$(awk "BEGIN{print $best_dvt/$best_ref}")"
+
+## Back: DuckDB -> PostgreSQL.
+printf "version: 2\nsources:\n  - name: lake\n    connection: duck\n    schema: main\n    tables: [{name: moved}]\n" > "$proj/models/sources.yml"
+printf "{{ config(materialized='table', target='pg') }}\nselect id, k, amount, name, ts, flag from {{ source('lake', 'moved') }}\n" > "$proj/models/back.sql"
+rm "$proj/models/moved.sql"
+cols="id bigint, k integer, amount numeric(12,2), name text, ts timestamp, flag boolean"
+best_ref=""; best_dvt=""; rss=""
+for _ in 1 2 3; do
+  psql -q -c "drop table if exists bench_fed.back" -c "drop table if exists bench_fed.back_ref" -c "create table bench_fed.back_ref ($cols)" >/dev/null
+  rm -f "$build/bench_fed.csv"
+  timed bash -c "'$py' -c \"
+import duckdb
+duckdb.connect('$proj/fed.duckdb', read_only=True).execute(\\\"copy (select * from main.moved) to '$build/bench_fed.csv' (header false)\\\")
+\" && psql -qc \"\\copy bench_fed.back_ref from '$build/bench_fed.csv' csv\""
+  if better "$best_ref" "$T"; then best_ref=$T; fi
+  timed "$dvtr" --project-dir "$proj" --profiles-dir "$proj" run
+  if better "$best_dvt" "$T"; then best_dvt=$T; rss=$K; fi
+done
+n=$(psql -qtAc "select count(*) from bench_fed.back")
+m=$(psql -qtAc "select count(*) from bench_fed.back_ref")
+[ "$n" = "$m" ] || { echo "row counts differ: dvtr $n, reference $m" >&2; exit 1; }
+printf 'federated move %s rows DuckDB -> PostgreSQL: dvtr %ss (peak %.0f MB), DuckDB COPY to CSV + psql \\copy %ss, ratio %.2fx\n' \
   "$n" "$best_dvt" "$(awk "BEGIN{print $rss/1024}")" "$best_ref" "$(awk "BEGIN{print $best_dvt/$best_ref}")"
 psql -qc "drop schema if exists bench_fed cascade" >/dev/null
 rm -f "$build/bench_fed.csv" "$build/bench_fed_ref.duckdb"
