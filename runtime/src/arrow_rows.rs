@@ -56,11 +56,13 @@ fn fixed_type(engine_type: &str) -> Option<DataType> {
     })
 }
 
-/// The type a declared (plan) type is read as: integers widen to Int64, as
-/// every integer the engines report does (see [`fixed_type`]).
+/// The type a declared (plan) or engine-given Arrow type is read as:
+/// integers widen to Int64 and zoned timestamps are UTC, as when the
+/// engines' type names decide (see [`fixed_type`]).
 pub fn compute_type(declared: DataType) -> DataType {
     match declared {
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => DataType::Int64,
+        DataType::Timestamp(unit, Some(_)) => DataType::Timestamp(unit, Some(UTC.into())),
         other => other,
     }
 }

@@ -127,8 +127,24 @@ pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<Table, S
                 .map(|t| (c.name.to_ascii_lowercase(), arrow_rows::compute_type(t)))
         })
         .collect();
-    let mut builder = arrow_rows::BatchBuilder::new(declared);
     let place = |e: String| format!("fragment `{}` on `{}`: {e}", f.name, f.target);
+    if let Some(result) = conn.query_arrow(&f.sql) {
+        // Already Arrow: declared types, or the compute's reading of the engine's (integers as Int64, zones as UTC).
+        let (schema, batches) = result.map_err(place)?;
+        let to: BTreeMap<String, DataType> = schema
+            .fields()
+            .iter()
+            .map(|c| {
+                let name = c.name().to_ascii_lowercase();
+                let t = declared.get(&name).cloned().unwrap_or_else(|| arrow_rows::compute_type(c.data_type().clone()));
+                (name, t)
+            })
+            .collect();
+        let cast = arrow_rows::Cast::new(&schema, &to);
+        let batches = batches.into_iter().map(|b| cast.batch(b)).collect::<Result<Vec<_>, _>>().map_err(place)?;
+        return Ok(Table { schema: cast.schema.clone(), batches });
+    }
+    let mut builder = arrow_rows::BatchBuilder::new(declared);
     conn.query_into(&f.sql, &mut builder).map_err(place)?;
     let (schema, batches) = builder.finish().map_err(place)?;
     Ok(Table { schema, batches })

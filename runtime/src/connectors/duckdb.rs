@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use datafusion::arrow::array::{Array, Decimal128Array, RecordBatch, StructArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 
 use super::{BatchStream, Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
@@ -68,6 +68,52 @@ impl Connection for Duck {
             out.columns = st.column_names().into_iter().map(|s| s.to_string()).collect();
         }
         Ok(out)
+    }
+
+    fn query_arrow(&mut self, sql: &str) -> Option<Result<(SchemaRef, Vec<RecordBatch>), String>> {
+        use duckdb::arrow::datatypes::{DataType as D, TimeUnit};
+        let mut st = match self.0.prepare(sql) {
+            Ok(st) => st,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let result = match st.query_arrow([]) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let schema = result.get_schema();
+        // Types that mean the same as DVT's reading of DuckDB's text; others (floats, which
+        // text would widen from their printed digits, nested types, …) go through text.
+        let exact = |t: &D| {
+            matches!(
+                t,
+                D::Boolean
+                    | D::Int8
+                    | D::Int16
+                    | D::Int32
+                    | D::Int64
+                    | D::UInt8
+                    | D::UInt16
+                    | D::UInt32
+                    | D::Float64
+                    | D::Decimal128(..)
+                    | D::Date32
+                    | D::Timestamp(TimeUnit::Microsecond, _)
+                    | D::Utf8
+            )
+        };
+        if !schema.fields().iter().all(|f| exact(f.data_type())) {
+            return None;
+        }
+        // The result is complete once executed; the iterator panics on a failed fetch, which must not escape.
+        let batches = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| result.collect::<Vec<_>>())) {
+            Ok(b) => b,
+            Err(_) => return Some(Err("DuckDB failed while handing over the result".into())),
+        };
+        Some((|| {
+            let schema = from_duckdb_schema(&schema)?;
+            let batches = batches.iter().map(from_duckdb_arrow).collect::<Result<Vec<_>, _>>()?;
+            Ok((schema, batches))
+        })())
     }
 
     fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
@@ -172,6 +218,26 @@ fn appender<'c>(conn: &'c duckdb::Connection, rel: &str) -> Result<duckdb::Appen
     .map_err(|e| e.to_string())
 }
 
+/// A batch of DuckDB's crate's Arrow as DataFusion's (the reverse of [`to_duckdb_arrow`]).
+fn from_duckdb_arrow(b: &duckdb::arrow::record_batch::RecordBatch) -> Result<RecordBatch, String> {
+    let data = duckdb::arrow::array::Array::into_data(duckdb::arrow::array::StructArray::from(b.clone()));
+    let (array, schema) = duckdb::arrow::ffi::to_ffi(&data).map_err(|e| e.to_string())?;
+    // SAFETY: as in `to_duckdb_arrow`, the other way round.
+    let array: arrow::ffi::FFI_ArrowArray = unsafe { std::mem::transmute(array) };
+    let schema: arrow::ffi::FFI_ArrowSchema = unsafe { std::mem::transmute(schema) };
+    // SAFETY: `array` and `schema` are valid C Data Interface structs produced just above.
+    let data = unsafe { arrow::ffi::from_ffi(array, &schema) }.map_err(|e| e.to_string())?;
+    Ok(RecordBatch::from(StructArray::from(data)))
+}
+
+/// DuckDB's crate's Arrow schema as DataFusion's.
+fn from_duckdb_schema(s: &duckdb::arrow::datatypes::Schema) -> Result<SchemaRef, String> {
+    let ffi = duckdb::arrow::ffi::FFI_ArrowSchema::try_from(s).map_err(|e| e.to_string())?;
+    // SAFETY: the C Data Interface's ArrowSchema in both crates (see `to_duckdb_arrow`).
+    let ffi: arrow::ffi::FFI_ArrowSchema = unsafe { std::mem::transmute(ffi) };
+    Ok(std::sync::Arc::new(datafusion::arrow::datatypes::Schema::try_from(&ffi).map_err(|e| e.to_string())?))
+}
+
 /// A batch of DataFusion's Arrow as the Arrow DuckDB's crate is built on (another
 /// major version), through the Arrow C Data Interface: the buffers are shared, not copied.
 fn to_duckdb_arrow(b: &RecordBatch) -> Result<duckdb::arrow::record_batch::RecordBatch, String> {
@@ -247,6 +313,30 @@ mod tests {
         // 123.45 does not fit decimal(4, 2): refused, never wrapped.
         let mut over = vec![Ok(batch(12345))].into_iter();
         assert!(duck.load_arrow("t", &mut over).unwrap().unwrap_err().contains("`d`"));
+    }
+
+    #[test]
+    fn results_come_back_as_arrow_only_in_types_read_exactly() {
+        let mut duck = super::Duck(duckdb::Connection::open_in_memory().unwrap());
+        let (schema, batches) = duck
+            .query_arrow(
+                "select 1::integer as i, 12.5::decimal(4, 2) as d, 'x' as s, null::date as dt, timestamptz '2024-01-01 00:00:00+00' as tz",
+            )
+            .unwrap()
+            .unwrap();
+        let types: Vec<String> = schema.fields().iter().map(|f| f.data_type().to_string()).collect();
+        assert_eq!(types[..4], ["Int32", "Decimal128(4, 2)", "Utf8", "Date32"]);
+        assert!(types[4].starts_with("Timestamp(µs") || types[4].starts_with("Timestamp(Microsecond"), "{types:?}");
+        let rows: Vec<_> = crate::arrow_rows::text_rows(&batches, &schema, dvt_compiler::dialect::Dialect::Postgres)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows[0][..4], [Some("1".to_string()), Some("12.50".to_string()), Some("x".to_string()), None]);
+        // Floats (text keeps their printed digits) and nested types go through text.
+        assert!(duck.query_arrow("select 1.5::float as f").is_none());
+        assert!(duck.query_arrow("select [1, 2] as l").is_none());
+        // A failing query is an error, not a panic.
+        assert!(duck.query_arrow("select * from missing_table").unwrap().is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod tls;
 
 pub use pool::{Pool, Pooled};
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use dvt_schema::plan::RelationRef;
 
 use crate::credentials::Credentials;
@@ -105,6 +107,12 @@ pub trait Connection: Send {
     /// type as the engine names it (`numeric`, `decimal(12,2)`, `int4`, …;
     /// empty when the engine does not say, as for SQLite expressions).
     fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String>;
+    /// Runs a query and returns its result as Arrow, when the engine hands it
+    /// over as Arrow in types DVT reads exactly (None: use [`Connection::query_into`]).
+    fn query_arrow(&mut self, sql: &str) -> Option<Result<(SchemaRef, Vec<RecordBatch>), String>> {
+        let _ = sql;
+        None
+    }
     /// Runs a query and returns its rows with each column's engine type (as [`Connection::query_into`]).
     fn query_typed(&mut self, sql: &str) -> Result<(Vec<String>, Rows), String> {
         let mut all = Collect::default();
@@ -133,7 +141,7 @@ pub trait Connection: Send {
 }
 
 /// Arrow batches pulled one at a time by a bulk load.
-pub type BatchStream<'a> = dyn Iterator<Item = Result<datafusion::arrow::array::RecordBatch, String>> + 'a;
+pub type BatchStream<'a> = dyn Iterator<Item = Result<RecordBatch, String>> + 'a;
 
 /// information_schema lookups shared by PostgreSQL, MariaDB and DuckDB
 /// (parameters: schema, table name).
