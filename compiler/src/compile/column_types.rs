@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dvt_schema::plan::PlanNode;
+use dvt_schema::plan::{PlanNode, Upstream};
 use sqlparser::ast::{
     CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr,
     TableFactor,
@@ -36,13 +36,7 @@ pub(super) fn fill_fragment_types(project: &Project, nodes: &mut BTreeMap<String
                     types.of(&f.upstream)
                 } else {
                     // A pushed sub-query names its upstreams by their relations.
-                    let resolve = |name: &str| {
-                        node.upstreams
-                            .iter()
-                            .find(|u| u.relation.as_ref().is_some_and(|r| normalized(&r.rendered) == name))
-                            .map(|u| u.unique_id.clone())
-                    };
-                    types.of_sql(&f.sql, dialect, &resolve).unwrap_or_default()
+                    types.of_sql(&f.sql, dialect, &|name| by_relation(&node.upstreams, name)).unwrap_or_default()
                 };
                 found.push((uid.clone(), i, known, dialect));
             }
@@ -60,6 +54,11 @@ pub(super) fn fill_fragment_types(project: &Project, nodes: &mut BTreeMap<String
 fn arrow_type_on(t: &str, dialect: Dialect) -> Option<String> {
     let a = arrow_type(t)?;
     Some(if dialect == Dialect::Sqlite && matches!(a.as_str(), "Int16" | "Int32") { "Int64".into() } else { a })
+}
+
+/// The upstream whose rendered relation is `name` (normalized).
+fn by_relation(upstreams: &[Upstream], name: &str) -> Option<String> {
+    upstreams.iter().find(|u| u.relation.as_ref().is_some_and(|r| normalized(&r.rendered) == name)).map(|u| u.unique_id.clone())
 }
 
 /// A relation name without quotes, lower case: how rendered names are matched.
@@ -115,16 +114,11 @@ impl Types<'_> {
                 let project = self.project;
                 // Pushdown SQL names upstreams by their relations; a federated remainder by fragment names.
                 let resolve = move |name: &str| {
-                    upstreams
-                        .iter()
-                        .find(|u| {
-                            if federated {
-                                normalized(&fragment_name(project, &u.unique_id)) == name
-                            } else {
-                                u.relation.as_ref().is_some_and(|r| normalized(&r.rendered) == name)
-                            }
-                        })
-                        .map(|u| u.unique_id.clone())
+                    if federated {
+                        upstreams.iter().find(|u| normalized(&fragment_name(project, &u.unique_id)) == name).map(|u| u.unique_id.clone())
+                    } else {
+                        by_relation(&upstreams, name)
+                    }
                 };
                 known.extend(self.of_sql(&sql, dialect, &resolve).unwrap_or_default());
             }

@@ -63,6 +63,7 @@ pub(super) struct Pusher<'a> {
 struct Tables {
     names: Vec<Vec<String>>,
     ctes: BTreeSet<String>,
+    aliases: BTreeSet<String>,
     unusual_factor: bool,
 }
 
@@ -86,29 +87,8 @@ impl Visitor for Tables {
             _ => false,
         };
         self.unusual_factor |= !plain;
-        ControlFlow::Continue(())
-    }
-}
-
-/// Every relation, CTE and alias name, lower case.
-#[derive(Default)]
-struct Names(BTreeSet<String>);
-
-impl Visitor for Names {
-    type Break = ();
-    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        if let Some(w) = &q.with {
-            self.0.extend(w.cte_tables.iter().map(|c| c.alias.name.value.to_ascii_lowercase()));
-        }
-        ControlFlow::Continue(())
-    }
-    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
-        self.0.extend(r.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()));
-        ControlFlow::Continue(())
-    }
-    fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } = f {
-            self.0.insert(a.name.value.to_ascii_lowercase());
+            self.aliases.insert(a.name.value.clone());
         }
         ControlFlow::Continue(())
     }
@@ -144,9 +124,10 @@ impl<'a> Pusher<'a> {
 
     /// Reserves the names used in `stmts`.
     pub(super) fn reserve<V: Visit>(&mut self, stmts: &V) {
-        let mut names = Names::default();
-        let _ = stmts.visit(&mut names);
-        self.taken.extend(names.0);
+        let mut t = Tables::default();
+        let _ = stmts.visit(&mut t);
+        let all = t.names.into_iter().flatten().chain(t.ctes).chain(t.aliases);
+        self.taken.extend(all.map(|n| n.to_ascii_lowercase()));
     }
 
     /// Rewrites a top-level query; true if anything was pushed.
