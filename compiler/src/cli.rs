@@ -402,12 +402,11 @@ fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_
                     for (path, uid) in part {
                         let sql = plan.nodes.get(uid).and_then(|n| n.compiled_sql.as_deref()).unwrap_or_default();
                         let p = dir.join(path);
-                        let len = sql.len() as u64 + 1;
-                        let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == len)
-                            && std::fs::read(&p).is_ok_and(|old| old.strip_suffix(b"\n") == Some(sql.as_bytes()));
+                        // Exactly the rendered SQL, as dbt writes it (no added newline).
+                        let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == sql.len() as u64)
+                            && std::fs::read(&p).is_ok_and(|old| old == sql.as_bytes());
                         if !unchanged {
-                            let mut f = std::fs::File::create(&p).map_err(|e| DvtError::io(&p, e))?;
-                            f.write_all(sql.as_bytes()).and_then(|()| f.write_all(b"\n")).map_err(|e| DvtError::io(&p, e))?;
+                            std::fs::write(&p, sql.as_bytes()).map_err(|e| DvtError::io(&p, e))?;
                         }
                     }
                     Ok(())

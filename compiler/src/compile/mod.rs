@@ -191,11 +191,15 @@ fn grants_of(node: &Node) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn compiled_path(node: &Node) -> String {
+/// dbt's path under `target/compiled/`: `<package>/<path in the package>`, and for
+/// generic tests `<package>/<properties file>/<test name or its hashed alias>.sql`.
+fn compiled_path(project: &Project, node: &Node) -> String {
+    let rel = project.packages.iter().find(|p| p.name == node.package).map_or("", |p| p.rel.as_str());
+    let file = node.file.strip_prefix(rel).unwrap_or(&node.file);
     if node.test.is_some() {
-        format!("{}/{}/{}.sql", node.package, node.file, node.name)
+        format!("{}/{}/{}.sql", node.package, file, node.config.str("alias").unwrap_or(&node.name))
     } else {
-        format!("{}/{}", node.package, node.file)
+        format!("{}/{}", node.package, file)
     }
 }
 
@@ -390,18 +394,19 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     };
     let render = |incremental: bool| -> Result<std::result::Result<String, render::RuntimeOnly>> {
         Ok(match raw {
-            Some(t) => cx.renderer.render(node, Some(t), mode, incremental)?.map(|o| o.sql),
+            Some(t) => cx.renderer.render(node, Some(t), mode, incremental)?.map(|o| o.text),
             None => cx.renderer.render_inlined(node, mode, incremental)?,
         })
     };
-    let sql = match render(false)? {
+    let compiled = match render(false)? {
         Ok(s) => s,
         Err(render::RuntimeOnly(reason)) => {
             plan.render_at_runtime = Some(reason);
             return Ok(NodeOut { node: plan, warnings, file: None });
         }
     };
-    let incremental_sql = if effective == "incremental" { render(true)?.ok() } else { None };
+    let sql = compiled.trim().to_string();
+    let incremental_sql = if effective == "incremental" { render(true)?.ok().map(|s| s.trim().to_string()) } else { None };
     for (key, into) in [("pre-hook", &mut plan.pre_hooks), ("post-hook", &mut plan.post_hooks)] {
         for h in hooks(node, key) {
             if let Ok(out) = cx.renderer.render(node, Some(&h), Mode::Pushdown(dialect), false)? {
@@ -484,8 +489,8 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             plan.write = s.write;
         }
     }
-    plan.compiled_sql = Some(sql);
-    Ok(NodeOut { node: plan, warnings, file: Some(compiled_path(node)) })
+    plan.compiled_sql = Some(compiled);
+    Ok(NodeOut { node: plan, warnings, file: Some(compiled_path(cx.project, node)) })
 }
 
 fn federation(

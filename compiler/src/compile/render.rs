@@ -161,7 +161,10 @@ impl Resolver for NodeResolver {
 /// What rendering one node produced.
 #[derive(Debug, Clone)]
 pub struct RenderOut {
+    /// The rendered SQL, trimmed (what statements are built from).
     pub sql: String,
+    /// Exactly what the template rendered (what dbt writes to `target/compiled/`).
+    pub text: String,
     /// Ephemeral upstreams inlined (unique ids).
     pub ephemerals: Vec<String>,
 }
@@ -268,7 +271,8 @@ impl<'a> Renderer<'a> {
         let src = if raw.is_empty() || node.raw_line <= 1 || raw.as_ptr() != node.raw.as_ptr() {
             raw
         } else {
-            padded = format!("{}{}", "\n".repeat(node.raw_line as usize - 1), raw);
+            // A Jinja comment keeps error lines at the file's lines and renders nothing.
+            padded = format!("{{#{}#}}{}", "\n".repeat(node.raw_line as usize - 1), raw);
             padded.as_str()
         };
         let sql = match self.jinja.render(ctx.clone(), ctx_val, &node.file, src)? {
@@ -285,7 +289,7 @@ impl<'a> Renderer<'a> {
                 ephemerals.push(uid.clone());
             }
         }
-        Ok(Ok(RenderOut { sql: sql.trim().to_string(), ephemerals }))
+        Ok(Ok(RenderOut { sql: sql.trim().to_string(), text: sql, ephemerals }))
     }
 
     /// Renders `node` and inlines its ephemeral upstreams (recursively) as CTEs.
@@ -295,7 +299,7 @@ impl<'a> Renderer<'a> {
             Err(r) => return Ok(Err(r)),
         };
         if out.ephemerals.is_empty() {
-            return Ok(Ok(out.sql));
+            return Ok(Ok(out.text));
         }
         // Depth-first: an ephemeral's own ephemerals come first.
         let mut ordered: Vec<(String, String)> = Vec::new();

@@ -385,6 +385,33 @@ impl Object for RelationFactory {
     }
 }
 
+/// `api.Column`: the adapter's column class methods that macros call to name types.
+#[derive(Debug)]
+struct ColumnClass;
+
+impl Object for ColumnClass {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        match method {
+            // dbt's base Column.TYPE_LABELS, which the PostgreSQL and DuckDB adapters keep.
+            "translate_type" => {
+                let t = arg(0).to_string();
+                Ok(Value::from(if t.eq_ignore_ascii_case("string") { "TEXT".to_string() } else { t }))
+            }
+            "numeric_type" => {
+                let (t, p, s) = (arg(0), arg(1), arg(2));
+                if p.is_none() || p.is_undefined() || s.is_none() || s.is_undefined() {
+                    Ok(t)
+                } else {
+                    Ok(Value::from(format!("{t}({p},{s})")))
+                }
+            }
+            "string_type" => Ok(Value::from(format!("character varying({})", arg(0)))),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("api.Column has no method `{method}`"))),
+        }
+    }
+}
+
 /// A civil date-time for `modules.datetime` (UTC).
 #[derive(Debug, Clone)]
 struct DateTime {
@@ -545,6 +572,7 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
     let mut api = BTreeMap::new();
     api.insert("Relation", Value::from_object(RelationFactory));
+    api.insert("Column", Value::from_object(ColumnClass));
     env.add_global("api", Value::from(api));
     let mut dt = BTreeMap::new();
     dt.insert("datetime", Value::from_object(DateTimeClass { date_only: false }));

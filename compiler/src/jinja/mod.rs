@@ -3,7 +3,9 @@
 //! at the user's file and line.
 
 mod blocks;
+mod compat;
 mod context;
+mod dbt_macros;
 mod functions;
 pub mod live;
 mod macros;
@@ -41,10 +43,16 @@ pub struct Jinja {
     pub index: Arc<MacroIndex>,
 }
 
-/// Parses the built-in macros into definitions of package `dbt`.
+/// Parses the built-in macros into definitions of package `dbt`: dbt's own
+/// files first, then DVT's (which add other adapters' forms).
 pub fn builtin_macros() -> Vec<MacroDef> {
-    let blocks = scan(BUILTINS, "<builtins>").expect("built-in macros are well-formed");
-    blocks.iter().filter_map(|b| macro_def(BUILTINS, b, BUILTIN_PACKAGE, "")).collect()
+    let files = dbt_macros::FILES.iter().map(|(path, text)| (*path, *text)).chain([("<builtins>", BUILTINS)]);
+    let mut out = Vec::new();
+    for (path, text) in files {
+        let blocks = scan(text, path).expect("built-in macros are well-formed");
+        out.extend(blocks.iter().filter_map(|b| macro_def(text, b, BUILTIN_PACKAGE, "")));
+    }
+    out
 }
 
 /// Turns a `macro`/`test` block into a definition (tests become `test_<name>` macros).
@@ -71,14 +79,14 @@ impl Jinja {
         // dbt never escapes; minijinja would JSON-escape templates named `*.yml`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("__dvt_list", || Value::from_object(mutable::MutList::default()));
-        env.add_function("__dvt_dict", || Value::from_object(mutable::MutDict::default()));
+        env.add_function("__dvt_list", mutable::new_list);
+        env.add_function("__dvt_dict", mutable::new_dict);
         let mut index = MacroIndex { root: root.to_string(), dispatch, ..Default::default() };
         for d in defs {
             index.defs.insert((d.package.clone(), d.name.clone()), d);
         }
         for d in index.defs.values() {
-            let src = mutable::rewrite_empty_literals(&d.source).into_owned();
+            let src = compat::to_minijinja(&d.source).into_owned();
             env.add_template_owned(d.template_name(), src).map_err(|e| {
                 let line = e.line().map_or(d.line, |l| d.line + l as u32 - 1);
                 DvtError::new(ErrorCode::JinjaSyntax, format!("macro `{}`: {}", d.name, e.detail().unwrap_or(&e.kind().to_string())))
@@ -113,7 +121,7 @@ impl Jinja {
 
     /// Renders `source` (the content of project-relative `file`) for `node`.
     pub fn render(&self, node: Arc<NodeCtx>, ctx: Value, file: &str, source: &str) -> Result<Rendered> {
-        let src = mutable::rewrite_empty_literals(source);
+        let src = compat::to_minijinja(source);
         let _scope = Scope::enter(node.clone(), ctx.clone());
         match self.env.render_named_str(file, &src, ctx) {
             Ok(s) => {

@@ -1,7 +1,8 @@
 //! Mutable lists and dicts. dbt code mutates collections in place
 //! (`{% do cols.append(c) %}`, `{% do d.update(x) %}`), which minijinja's
-//! immutable values do not allow. Empty literals `[]`/`{}` in templates are
-//! rewritten to these objects, which support Python's mutating methods.
+//! immutable values do not allow. List and dict literals in templates are
+//! rewritten to these objects (see [`super::compat`]), which support Python's
+//! mutating methods.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,27 @@ pub struct MutList(Mutex<Vec<Value>>);
 /// A dict with `update`, `pop`, `setdefault` and item assignment via `update`.
 #[derive(Debug, Default)]
 pub struct MutDict(Mutex<IndexMap<Value, Value>>);
+
+/// `__dvt_list(items?)`: a mutable copy of `items` (the rewritten `[...]` literal).
+pub fn new_list(items: Option<Value>) -> Result<Value, Error> {
+    let v: Vec<Value> = match items {
+        Some(i) if !i.is_undefined() && !i.is_none() => i.try_iter()?.collect(),
+        _ => Vec::new(),
+    };
+    Ok(Value::from_object(MutList(Mutex::new(v))))
+}
+
+/// `__dvt_dict(map?)`: a mutable copy of `map` (the rewritten `{...}` literal).
+pub fn new_dict(map: Option<Value>) -> Result<Value, Error> {
+    let mut m = IndexMap::new();
+    if let Some(map) = map.filter(|m| !m.is_undefined() && !m.is_none()) {
+        for k in map.try_iter()? {
+            let v = map.get_item(&k)?;
+            m.insert(k, v);
+        }
+    }
+    Ok(Value::from_object(MutDict(Mutex::new(m))))
+}
 
 fn unknown() -> Error {
     Error::from(ErrorKind::UnknownMethod)
@@ -126,73 +148,16 @@ impl Object for MutDict {
     }
 }
 
-/// Rewrites empty `[]` / `{}` literals inside Jinja tags to mutable objects.
-/// Text outside tags and string literals inside them are left untouched.
-pub fn rewrite_empty_literals(src: &str) -> std::borrow::Cow<'_, str> {
-    if !src.contains("[]") && !src.contains("{}") {
-        return std::borrow::Cow::Borrowed(src);
-    }
-    let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len() + 16);
-    let mut i = 0;
-    let mut last = 0;
-    while i + 1 < b.len() {
-        let open = b[i] == b'{' && (b[i + 1] == b'{' || b[i + 1] == b'%');
-        if !open {
-            i += 1;
-            continue;
-        }
-        let close: &[u8] = if b[i + 1] == b'{' { b"}}" } else { b"%}" };
-        let mut j = i + 2;
-        let mut quote: Option<u8> = None;
-        while j < b.len() {
-            let c = b[j];
-            match quote {
-                Some(q) if c == q => quote = None,
-                Some(_) if c == b'\\' => j += 1,
-                Some(_) => {}
-                None if c == b'\'' || c == b'"' => quote = Some(c),
-                None if b[j..].starts_with(close) => break,
-                None if b[j..].starts_with(b"[]") && !prev_is_operand(b, j) => {
-                    out.push_str(&src[last..j]);
-                    out.push_str("__dvt_list()");
-                    j += 2;
-                    last = j;
-                    continue;
-                }
-                None if b[j..].starts_with(b"{}") => {
-                    out.push_str(&src[last..j]);
-                    out.push_str("__dvt_dict()");
-                    j += 2;
-                    last = j;
-                    continue;
-                }
-                None => {}
-            }
-            j += 1;
-        }
-        i = j + 2;
-    }
-    out.push_str(&src[last..]);
-    std::borrow::Cow::Owned(out)
-}
-
-/// `x[]` is not a literal (and not valid Jinja either); only rewrite after an operator.
-fn prev_is_operand(b: &[u8], j: usize) -> bool {
-    b[..j]
-        .iter()
-        .rev()
-        .find(|c| !c.is_ascii_whitespace())
-        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b')' || *c == b']')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn rewrites_only_inside_tags_and_outside_strings() {
-        let s = "select '[]' {% set a = [] %}{% set b = {} %}{{ '[]' }}{{ x[0] }}";
-        assert_eq!(rewrite_empty_literals(s), "select '[]' {% set a = __dvt_list() %}{% set b = __dvt_dict() %}{{ '[]' }}{{ x[0] }}");
+    fn lists_and_dicts_mutate_in_place() {
+        let mut env = minijinja::Environment::new();
+        env.add_function("__dvt_list", new_list);
+        env.add_function("__dvt_dict", new_dict);
+        let tmpl = "{% set a = __dvt_list(['x']) %}{% set _ = a.append('y') %}{% set d = __dvt_dict({'k': 1}) %}{% set _ = d.update({'j': 2}) %}{{ a | join(',') }} {{ d | list | join(',') }} {{ a | length }}";
+        assert_eq!(env.render_str(tmpl, ()).unwrap(), "x,y k,j 2");
     }
 }

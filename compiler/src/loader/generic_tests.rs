@@ -30,8 +30,12 @@ const CONFIG_KEYS: [&str; 13] = [
 pub struct TestTarget<'a> {
     /// Unique id of the tested model/seed/snapshot/source.
     pub unique_id: &'a str,
-    /// Name used in the test's name (`orders`, `source_raw_orders`).
+    /// Name used in the test's name (`orders`, `raw_orders` for source `raw`, table `orders`).
     pub label: String,
+    /// The `model` argument as dbt writes it: `ref('orders')`, `source('raw', 'orders')`.
+    pub model_call: &'a str,
+    /// Folders of the properties file below its path root (the test's fqn).
+    pub folders: &'a [String],
     pub package: &'a str,
     /// Properties file (root-relative).
     pub file: &'a str,
@@ -55,12 +59,88 @@ fn sanitize(s: &str) -> String {
     out
 }
 
-fn flat_arg(v: &Json) -> String {
+/// Python's `str()` of a YAML value, as dbt prints test arguments into names.
+fn py_str(v: &Json) -> String {
     match v {
-        Json::String(s) => sanitize(s),
-        Json::Array(a) => a.iter().map(flat_arg).collect::<Vec<_>>().join("__"),
-        Json::Object(m) => m.iter().map(|(k, v)| format!("{}_{}", sanitize(k), flat_arg(v))).collect::<Vec<_>>().join("__"),
-        other => sanitize(&other.to_string()),
+        Json::String(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// Python's `repr()` of a YAML value (`True`, `None`, `['a', 1]`, `{'k': 'v'}`).
+fn py_repr(v: &Json) -> String {
+    match v {
+        Json::Null => "None".into(),
+        Json::Bool(true) => "True".into(),
+        Json::Bool(false) => "False".into(),
+        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
+            _ => n.to_string(),
+        },
+        Json::String(s) => py_str_repr(s),
+        Json::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Json::Object(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Python's `repr()` of a string: single quotes unless it holds `'` and no `"`.
+fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// dbt's `get_hashable_md`: dicts with sorted keys, lists, everything else `str()`.
+fn hashable_repr(v: &Json) -> String {
+    match v {
+        Json::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            format!("{{{}}}", keys.iter().map(|k| format!("{}: {}", py_str_repr(k), hashable_repr(&m[*k]))).collect::<Vec<_>>().join(", "))
+        }
+        Json::Array(a) => format!("[{}]", a.iter().map(hashable_repr).collect::<Vec<_>>().join(", ")),
+        other => py_str_repr(&py_str(other)),
+    }
+}
+
+/// dbt's `synthesize_generic_test_names`: (file name and alias, full name).
+fn synthesize_names(test_type: &str, target_name: &str, kwargs: &BTreeMap<String, Json>) -> (String, String) {
+    let mut flat: Vec<String> = Vec::new();
+    for (k, v) in kwargs {
+        if k == "model" {
+            continue;
+        }
+        match v {
+            Json::Object(m) => flat.extend(m.values().map(|x| sanitize(&py_str(x)))),
+            Json::Array(a) => flat.extend(a.iter().map(|x| sanitize(&py_str(x)))),
+            other => flat.push(sanitize(&py_str(other))),
+        }
+    }
+    let identifier = format!("{test_type}_{target_name}");
+    let full = format!("{identifier}_{}", flat.join("__"));
+    if full.len() >= 64 {
+        let head: String = identifier.chars().take(30).collect();
+        (format!("{head}_{}", md5_hex(&full)), full)
+    } else {
+        (full.clone(), full)
     }
 }
 
@@ -141,30 +221,22 @@ pub fn build(
     if let Some(c) = &column_name {
         kwargs.entry("column_name".into()).or_insert_with(|| Json::from(c.clone()));
     }
-    let mut name = custom_name.unwrap_or_else(|| {
-        let prefix = namespace.as_ref().map_or(String::new(), |ns| format!("{ns}_"));
-        let mut n = format!("{prefix}{test_name}_{}", target.label);
-        if let Some(c) = &column_name {
-            n.push('_');
-            n.push_str(&sanitize(c));
-        }
-        let args: Vec<String> = kwargs.iter().filter(|(k, _)| *k != "column_name" && *k != "model").map(|(_, v)| flat_arg(v)).collect();
-        if !args.is_empty() {
-            n.push_str("__");
-            n.push_str(&args.join("__"));
-        }
-        n
-    });
-    if name.len() > 64 {
-        let hash = md5_hex(&name);
-        name = format!(
-            "{}_{}",
-            &name[..name.char_indices().take_while(|(i, _)| *i < 30).last().map_or(0, |(i, c)| i + c.len_utf8())],
-            &hash[..32]
-        );
+    let mut test_type = if target.model_call.starts_with("source(") { format!("source_{test_name}") } else { test_name.clone() };
+    if let Some(ns) = &namespace {
+        test_type = format!("{ns}_{test_type}");
+    }
+    let (short_name, name) = match custom_name {
+        Some(n) => (n.clone(), n),
+        None => synthesize_names(&test_type, &target.label, &kwargs),
+    };
+    if short_name != name && !cfg.contains_key("alias") {
+        cfg.insert("alias".into(), Json::from(short_name));
     }
     // Project-level `data_tests:` config, then column tags, then the entry's own config.
-    let fqn_path = vec![target.package.to_string(), name.clone()];
+    let mut fqn = vec![target.package.to_string()];
+    fqn.extend(target.folders.iter().cloned());
+    fqn.push(name.clone());
+    let fqn_path = fqn.clone();
     config::apply_project_tree(&mut cfg, project_tests, &fqn_path);
     if !column_tags.is_empty() {
         config::apply(&mut cfg, "tags", &Json::from(column_tags.to_vec()));
@@ -179,14 +251,18 @@ pub fn build(
         }
         cfg.insert("severity".into(), Json::from(upper));
     }
-    let hash = md5_hex(&format!("{}:{}:{}", target.unique_id, name, serde_json::to_string(&kwargs).unwrap_or_default()));
-    let unique_id = format!("test.{}.{}.{}", target.package, name, &hash[..10]);
+    // dbt's unique id: md5 of the name and the test's metadata, as Python prints it.
+    let mut hashed_kwargs: serde_json::Map<String, Json> = kwargs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    hashed_kwargs.insert("model".into(), Json::from(format!("{{{{ get_where_subquery({}) }}}}", target.model_call)));
+    let metadata = serde_json::json!({"namespace": namespace, "name": test_name, "kwargs": hashed_kwargs});
+    let hash = md5_hex(&format!("{name}{}", hashable_repr(&metadata)));
+    let unique_id = format!("test.{}.{}.{}", target.package, name, &hash[hash.len() - 10..]);
     Ok(Node {
         unique_id,
         resource_type: ResourceType::Test,
         package: target.package.to_string(),
-        name: name.clone(),
-        fqn: vec![target.package.to_string(), name],
+        name,
+        fqn,
         file: target.file.to_string(),
         raw: String::new(),
         raw_line: target.line,
@@ -236,7 +312,15 @@ mod tests {
     use serde_json::json;
 
     fn target() -> TestTarget<'static> {
-        TestTarget { unique_id: "model.p.orders", label: "orders".into(), package: "p", file: "m.yml", line: 3 }
+        TestTarget {
+            unique_id: "model.p.orders",
+            label: "orders".into(),
+            model_call: "ref('orders')",
+            folders: &[],
+            package: "p",
+            file: "models/m.yml",
+            line: 3,
+        }
     }
 
     #[test]
@@ -252,6 +336,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n.name, "accepted_values_orders_status__a__b");
+        // dbt 1.11 gives this id for the same test (md5 of the name and Python's repr of its metadata).
+        assert_eq!(n.unique_id.len(), "test.p.accepted_values_orders_status__a__b.".len() + 10);
         assert_eq!(n.config["severity"], json!("WARN"));
         let n =
             build(&json!({"relationships": {"arguments": {"to": "ref('customers')", "field": "id"}}}), &target(), Some("cid"), &[], None)
@@ -259,6 +345,20 @@ mod tests {
         assert_eq!(n.name, "relationships_orders_cid__id__ref_customers_");
         let (refs, _) = kwarg_dependencies(&n.test.unwrap().kwargs);
         assert_eq!(refs[0].name, "customers");
+    }
+
+    #[test]
+    fn long_names_keep_the_full_name_and_hash_the_file_name_as_dbt_does() {
+        // From dbt-core 1.11 on jaffle_shop: `accepted_values` on orders.status.
+        let values = json!(["placed", "shipped", "completed", "return_pending", "returned"]);
+        let n = build(&json!({"accepted_values": {"values": values}}), &target(), Some("status"), &[], None).unwrap();
+        assert_eq!(n.name, "accepted_values_orders_status__placed__shipped__completed__return_pending__returned");
+        assert_eq!(n.config["alias"], json!("accepted_values_orders_1ce6ab157c285f7cd2ac656013faf758"));
+        assert_eq!(n.unique_id, "test.p.accepted_values_orders_status__placed__shipped__completed__return_pending__returned.be6b5b5ec3");
+        // Tests on sources: `source_` before the test, `<source>_<table>` as the target; Python's `False`/`None`.
+        let src = TestTarget { label: "raw_orders".into(), model_call: "source('raw', 'orders')", ..target() };
+        let n = build(&json!({"accepted_values": {"values": [false, null], "quote": false}}), &src, Some("flag"), &[], None).unwrap();
+        assert_eq!(n.name, "source_accepted_values_raw_orders_flag__False__False__None");
     }
 
     #[test]

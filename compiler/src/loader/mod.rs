@@ -481,6 +481,8 @@ struct TestDecl {
     entry: Json,
     attached: String,
     label: String,
+    model_call: String,
+    folders: Vec<String>,
     package: String,
     file: String,
     line: u32,
@@ -550,7 +552,8 @@ fn apply_patches(
             }
             node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
             node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
-            declare_tests(tests, &patch.tests, &patch.columns, &node.unique_id, name, &pkg.name, file, line);
+            let target = DeclTarget { unique_id: &node.unique_id, label: name.to_string(), model_call: format!("ref('{name}')") };
+            declare_tests(tests, &patch.tests, &patch.columns, &target, pkg, file, line);
         }
     }
     Ok(())
@@ -628,8 +631,9 @@ fn load_source_group(
         tags.dedup();
         let description = renderer.render(table.description.as_deref().unwrap_or(""), &pkg.name, file, tline)?;
         let cols = columns(&table.columns, renderer, &pkg.name, file, tline)?;
-        let label = format!("source_{sname}_{tname}");
-        declare_tests(tests, &table.tests, &table.columns, &unique_id, &label, &pkg.name, file, tline);
+        let target =
+            DeclTarget { unique_id: &unique_id, label: format!("{sname}_{tname}"), model_call: format!("source('{sname}', '{tname}')") };
+        declare_tests(tests, &table.tests, &table.columns, &target, pkg, file, tline);
         if sources.contains_key(&unique_id) {
             return Err(DvtError::new(ErrorCode::DuplicateNode, format!("source `{sname}.{tname}` is declared twice"))
                 .at(Location::new(file, tline, 0)));
@@ -659,23 +663,28 @@ fn load_source_group(
     Ok(())
 }
 
+/// The node or source that declares tests in properties YAML.
+struct DeclTarget<'a> {
+    unique_id: &'a str,
+    /// dbt's target name: the model's name, or `<source>_<table>`.
+    label: String,
+    /// How dbt writes the `model` argument: `ref('orders')`, `source('raw', 'orders')`.
+    model_call: String,
+}
+
 /// Records the tests of a node or source: its own, then each column's.
-#[allow(clippy::too_many_arguments)]
-fn declare_tests(
-    out: &mut Vec<TestDecl>,
-    own: &[Json],
-    cols: &[ColumnProps],
-    attached: &str,
-    label: &str,
-    package: &str,
-    file: &str,
-    line: u32,
-) {
+fn declare_tests(out: &mut Vec<TestDecl>, own: &[Json], cols: &[ColumnProps], target: &DeclTarget<'_>, pkg: &Package, file: &str, line: u32) {
+    // dbt's fqn of a test: the package, the properties file's folders below its path root, the name.
+    let in_pkg = file.strip_prefix(pkg.rel.as_str()).unwrap_or(file);
+    let parts: Vec<&str> = in_pkg.split('/').collect();
+    let folders: Vec<String> = parts.iter().skip(1).take(parts.len().saturating_sub(2)).map(|s| s.to_string()).collect();
     let decl = |entry: &Json, column: Option<&ColumnProps>| TestDecl {
         entry: entry.clone(),
-        attached: attached.to_string(),
-        label: label.to_string(),
-        package: package.to_string(),
+        attached: target.unique_id.to_string(),
+        label: target.label.clone(),
+        model_call: target.model_call.clone(),
+        folders: folders.clone(),
+        package: pkg.name.clone(),
         file: file.to_string(),
         line,
         column: column.map(|c| c.name.clone()),
@@ -698,7 +707,15 @@ fn build_test(
         return Ok(None);
     }
     let target =
-        TestTarget { unique_id: &decl.attached, label: decl.label.clone(), package: &decl.package, file: &decl.file, line: decl.line };
+        TestTarget {
+            unique_id: &decl.attached,
+            label: decl.label.clone(),
+            model_call: &decl.model_call,
+            folders: &decl.folders,
+            package: &decl.package,
+            file: &decl.file,
+            line: decl.line,
+        };
     let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests)?;
     let info = node.test.as_ref().expect("generic test");
     let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The compatibility suite (`make compat`): each pinned project of projects.tsv is
+# compiled by dbt-core 1.11 (the reference, DuckDB adapter) and by `dvtc compile`,
+# and every file under target/compiled/ is compared. Usage:
+#   compat/run.sh <build dir> <dvtc binary> [project names...]
+# Checkouts come from $COMPAT_SRC (default /work/.mirror); see projects.tsv.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(mkdir -p "${1:?build dir}" && cd "$1" && pwd); dvtc=$(realpath "${2:?dvtc binary}"); shift 2
+src=${COMPAT_SRC:-/work/.mirror}
+dbt="$build/dbtvenv/bin/dbt"
+work="$build/compat"
+mkdir -p "$work"
+export DBT_SEND_ANONYMOUS_USAGE_STATS=false DO_NOT_TRACK=1 DVT_REQUIRE_SOURCE_CONNECTION=false
+
+gitdir() { # owner/name -> git dir
+    local d="$src/${1/\//+}"
+    if [ -d "$d/repo" ]; then echo "$d/repo"; elif [ -d "$d/.git" ]; then echo "$d/.git"; else echo "$d"; fi
+}
+extract() { # owner/name commit subdir dest
+    local g; g=$(gitdir "$1")
+    git --git-dir="$g" cat-file -e "$2^{commit}" 2>/dev/null || { echo "missing checkout of $1@$2 under $src" >&2; return 1; }
+    rm -rf "$5.tmp"; mkdir -p "$5.tmp"
+    git --git-dir="$g" archive "$2" | tar -x -C "$5.tmp"
+    rm -rf "$4"; mkdir -p "$(dirname "$4")"; if [ "$3" = . ]; then mv "$5.tmp" "$4"; else mv "$5.tmp/$3" "$4"; rm -rf "$5.tmp"; fi
+}
+
+report="$work/report.tsv"
+: > "$report"
+while IFS=$'\t' read -r name repo commit subdir packages; do
+    case "$name" in ''|'#'*) continue;; esac
+    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
+    echo "== $name ($repo@${commit:0:10}/$subdir)"
+    p="$work/$name"
+    extract "$repo" "$commit" "$subdir" "$p" "$work/.x" || { printf '%s\tmissing checkout\n' "$name" >> "$report"; continue; }
+    mkdir -p "$p/dbt_packages"
+    for spec in $packages; do
+        pkg=${spec%%=*}; rest=${spec#*=}; prepo=${rest%@*}; pref=${rest#*@}; psub=.
+        case "$pref" in *:*) psub=${pref#*:}; pref=${pref%%:*};; esac
+        extract "$prepo" "$pref" "$psub" "$p/dbt_packages/$pkg" "$work/.x" || true
+    done
+    profile=$(python3 - "$p/dbt_project.yml" <<'PY'
+import re, sys
+m = re.search(r"^profile:\s*['\"]?([\w-]+)", open(sys.argv[1]).read(), re.M)
+print(m.group(1) if m else "default")
+PY
+)
+    cat > "$p/profiles.yml" <<YML
+$profile:
+  target: dev
+  outputs:
+    dev:
+      type: duckdb
+      path: "$p/dev.duckdb"
+      schema: main
+      database: dev
+YML
+    # The reference: dbt seeds (so introspective macros can run) and compiles.
+    (cd "$p" && DBT_PROFILES_DIR="$p" timeout 900 "$dbt" seed --no-partial-parse -q >/dev/null 2>&1 || true)
+    ref_start=$(date +%s.%N)
+    (cd "$p" && DBT_PROFILES_DIR="$p" timeout 1800 "$dbt" compile --no-partial-parse -q > "$p/dbt_compile.log" 2>&1)
+    dbt_rc=$?
+    ref_s=$(echo "$(date +%s.%N) - $ref_start" | bc)
+    rm -rf "$p/ref"; [ -d "$p/target/compiled" ] && mv "$p/target/compiled" "$p/ref"
+    [ -f "$p/target/manifest.json" ] && mv "$p/target/manifest.json" "$p/ref_manifest.json"
+    rm -rf "$p/target"
+    ours_start=$(date +%s.%N)
+    "$dvtc" --project-dir "$p" --profiles-dir "$p" compile > "$p/dvtc_compile.log" 2>&1
+    dvtc_rc=$?
+    ours_s=$(echo "$(date +%s.%N) - $ours_start" | bc)
+    python3 "$here/compare.py" "$name" "$p/ref" "$p/target/compiled" "$p/compat_diff.txt" "$dbt_rc" "$dvtc_rc" "$ref_s" "$ours_s" >> "$report"
+    tail -1 "$report"
+    [ "$dvtc_rc" = 0 ] || tail -5 "$p/dvtc_compile.log"
+done < "$here/projects.tsv"
+echo
+python3 "$here/compare.py" --table "$report"

@@ -1,0 +1,170 @@
+//! Jinja2 constructs that minijinja does not accept as dbt writes them,
+//! rewritten before parsing (one linear pass over the tags; text outside
+//! tags and string literals inside them are never touched):
+//!
+//! - list and dict literals become mutable objects (`[a]` → `__dvt_list([a])`,
+//!   `{}` → `__dvt_dict({})`), because dbt code mutates them in place
+//!   (`{% do cols.append(c) %}`);
+//! - `{% do <expr> %}` accepts any expression in Jinja2 (`{% do x.append(1)
+//!   if flag %}`), minijinja only a call: it becomes `{% set __dvt_do = <expr> %}`,
+//!   which evaluates the expression for its effect in the same way.
+
+use std::borrow::Cow;
+
+/// Rewrites `src` so that minijinja parses it as Jinja2 would.
+pub fn to_minijinja(src: &str) -> Cow<'_, str> {
+    if !src.contains("{%") && !src.contains("{{") {
+        return Cow::Borrowed(src);
+    }
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 32);
+    let mut last = 0;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        let open = b[i] == b'{' && (b[i + 1] == b'{' || b[i + 1] == b'%');
+        if !open {
+            // `{# … #}` comments are skipped whole.
+            if b[i] == b'{' && b[i + 1] == b'#' {
+                i = find(b, i + 2, b"#}").map_or(b.len(), |e| e + 2);
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        let statement = b[i + 1] == b'%';
+        let close: &[u8] = if statement { b"%}" } else { b"}}" };
+        let mut j = i + 2;
+        if statement {
+            // `{% raw %}` blocks are left alone up to `endraw`.
+            let kw = keyword_at(b, j);
+            if kw.0 == "raw" {
+                i = find(b, j, b"endraw").map_or(b.len(), |e| e + 6);
+                continue;
+            }
+            if kw.0 == "do" {
+                out.push_str(&src[last..kw.1]);
+                out.push_str("set __dvt_do =");
+                last = kw.1 + 2;
+                j = last;
+            }
+        }
+        // Brackets opened inside this tag: true for a literal we rewrote.
+        let mut stack: Vec<bool> = Vec::new();
+        let mut quote: Option<u8> = None;
+        while j < b.len() {
+            let c = b[j];
+            if let Some(q) = quote {
+                if c == b'\\' {
+                    j += 1;
+                } else if c == q {
+                    quote = None;
+                }
+                j += 1;
+                continue;
+            }
+            match c {
+                b'\'' | b'"' => quote = Some(c),
+                _ if stack.is_empty() && b[j..].starts_with(close) => break,
+                b'[' | b'{' => {
+                    let literal = c == b'{' || !prev_is_operand(b, j);
+                    if literal {
+                        out.push_str(&src[last..j]);
+                        out.push_str(if c == b'[' { "__dvt_list([" } else { "__dvt_dict({" });
+                        last = j + 1;
+                    }
+                    stack.push(literal);
+                }
+                b'(' => stack.push(false),
+                b']' | b'}' | b')' => {
+                    if stack.pop() == Some(true) {
+                        out.push_str(&src[last..=j]);
+                        out.push(')');
+                        last = j + 1;
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        i = j + 2;
+    }
+    if last == 0 {
+        return Cow::Borrowed(src);
+    }
+    out.push_str(&src[last..]);
+    Cow::Owned(out)
+}
+
+fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    b.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+}
+
+/// The keyword after a tag's `{%` (skipping `-`/`+` and spaces), and where it starts.
+fn keyword_at(b: &[u8], mut j: usize) -> (&str, usize) {
+    if j < b.len() && (b[j] == b'-' || b[j] == b'+') {
+        j += 1;
+    }
+    while j < b.len() && b[j].is_ascii_whitespace() {
+        j += 1;
+    }
+    let start = j;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+        j += 1;
+    }
+    // A keyword is followed by whitespace (`do(x)` is not the `do` tag).
+    if j < b.len() && !b[j].is_ascii_whitespace() {
+        return ("", start);
+    }
+    (std::str::from_utf8(&b[start..j]).unwrap_or(""), start)
+}
+
+/// `x[0]` is a subscript, `[0]` after an operator a literal.
+fn prev_is_operand(b: &[u8], j: usize) -> bool {
+    b[..j]
+        .iter()
+        .rev()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b')' || *c == b']' || *c == b'}' || *c == b'\'' || *c == b'"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_minijinja;
+
+    #[test]
+    fn literals_become_mutable_only_inside_tags_and_outside_strings() {
+        let s = "select '[]' {% set a = [] %}{% set b = {} %}{{ '[]' }}{{ x[0] }}{% set c = ['p', [1]] %}";
+        assert_eq!(
+            to_minijinja(s),
+            "select '[]' {% set a = __dvt_list([]) %}{% set b = __dvt_dict({}) %}{{ '[]' }}{{ x[0] }}{% set c = __dvt_list(['p', __dvt_list([1])]) %}"
+        );
+    }
+
+    #[test]
+    fn dict_literal_in_an_expression_tag_keeps_its_closing_braces() {
+        assert_eq!(to_minijinja("{{ f({'a': 1}) }}"), "{{ f(__dvt_dict({'a': 1})) }}");
+        assert_eq!(to_minijinja("{{ {'a': 1}}}"), "{{ __dvt_dict({'a': 1})}}");
+    }
+
+    #[test]
+    fn do_takes_any_expression() {
+        assert_eq!(to_minijinja("{%- do opts.append(1) if m == true -%}"), "{%- set __dvt_do = opts.append(1) if m == true -%}");
+        assert_eq!(to_minijinja("{% do x.update({}) %}"), "{% set __dvt_do = x.update(__dvt_dict({})) %}");
+    }
+
+    #[test]
+    fn comments_and_raw_blocks_are_untouched() {
+        let s = "{# {% do [x] %} #}{% raw %}{{ [1] }}{% endraw %}";
+        assert_eq!(to_minijinja(s), s);
+    }
+
+    #[test]
+    fn rewritten_templates_render_like_jinja2() {
+        let mut env = minijinja::Environment::new();
+        env.add_function("__dvt_list", super::super::mutable::new_list);
+        env.add_function("__dvt_dict", super::super::mutable::new_dict);
+        let src = "{% set opts = ['a'] %}{% do opts.append('b') if flag %}{% do opts.append('c') if not flag %}{{ opts | join(',') }}";
+        let out = env.render_str(&to_minijinja(src), minijinja::context! { flag => true }).unwrap();
+        assert_eq!(out, "a,b");
+    }
+}
