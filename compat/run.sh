@@ -21,7 +21,7 @@ extract() { # owner/name commit subdir dest
     local g; g=$(gitdir "$1")
     git --git-dir="$g" cat-file -e "$2^{commit}" 2>/dev/null || { echo "missing checkout of $1@$2 under $src" >&2; return 1; }
     rm -rf "$5.tmp"; mkdir -p "$5.tmp"
-    git --git-dir="$g" archive "$2" | tar -x -C "$5.tmp"
+    python3 "$here/extract.py" "$g" "$2" "$5.tmp" || return 1
     rm -rf "$4"; mkdir -p "$(dirname "$4")"; if [ "$3" = . ]; then mv "$5.tmp" "$4"; else mv "$5.tmp/$3" "$4"; rm -rf "$5.tmp"; fi
 }
 
@@ -31,8 +31,9 @@ while IFS=$'\t' read -r name repo commit subdir packages; do
     case "$name" in ''|'#'*) continue;; esac
     if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
     echo "== $name ($repo@${commit:0:10}/$subdir)"
-    p="$work/$name"
-    extract "$repo" "$commit" "$subdir" "$p" "$work/.x" || { printf '%s\tmissing checkout\n' "$name" >> "$report"; continue; }
+    # The whole repository is extracted (integration tests use `local: ../`).
+    extract "$repo" "$commit" . "$work/$name.repo" "$work/.x" || { printf '%s\tmissing checkout\n' "$name" >> "$report"; continue; }
+    p="$work/$name.repo/$subdir"; p=$(cd "$p" && pwd)
     mkdir -p "$p/dbt_packages"
     for spec in $packages; do
         pkg=${spec%%=*}; rest=${spec#*=}; prepo=${rest%@*}; pref=${rest#*@}; psub=.

@@ -86,7 +86,7 @@ fn multiset(rows: &[Vec<Value>]) -> Vec<String> {
 fn atom(r: &mut Rng, aliases: &[String]) -> String {
     let a = &aliases[r.below(aliases.len() as u64) as usize];
     let b = &aliases[r.below(aliases.len() as u64) as usize];
-    match r.below(13) {
+    match r.below(16) {
         0 => format!("{a}.v > {}", r.below(10) as i64 - 2),
         1 => format!("{a}.k = {}", r.below(5)),
         2 => format!("{a}.k is null"),
@@ -99,6 +99,10 @@ fn atom(r: &mut Rng, aliases: &[String]) -> String {
         9 => format!("{a}.k in (select k from t3 where v > {})", r.below(6)),
         10 => format!("not ({a}.s = 'a')"),
         11 => format!("({a}.v < {} or {b}.k = 1)", r.below(8)),
+        // Null-safe comparisons followed by AND/OR (sqlparser 0.62 mis-groups them), NULLs on both sides.
+        12 => format!("{a}.k is distinct from {}", r.pick(&["1", "null", "3"])),
+        13 => format!("{a}.s is not distinct from {} or {b}.v > {}", r.pick(&["'a'", "null"]), r.below(6)),
+        14 => format!("{a}.v is distinct from {b}.k"),
         _ => format!("{a}.s like 'a%'"),
     }
 }

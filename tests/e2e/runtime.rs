@@ -392,3 +392,32 @@ fn a_federated_model_streams_many_chunks_with_exact_values() {
     let typed = first_row(&show(&db, "duck", "select any_value(typeof(n)) as t, any_value(typeof(amt)) as a, sum(amt) as s from big_copy"));
     assert_eq!(typed, ["DECIMAL(38,4)", "DECIMAL(12,2)", "2000100.00"]);
 }
+
+/// `IS [NOT] DISTINCT FROM` followed by AND/OR in a federated model (MariaDB + PostgreSQL
+/// into PostgreSQL): sqlparser 0.62 reads `a IS DISTINCT FROM b AND c` as
+/// `a IS DISTINCT FROM (b AND c)`; the compiler regroups it and hands DataFusion
+/// parenthesized SQL, so the rows are PostgreSQL's.
+#[test]
+fn null_safe_comparisons_before_and_or_in_a_federated_model() {
+    let db = setup("distinct");
+    write(&db.project.join("seeds/maria_seeds/labels_maria.csv"), "id,k,label\n1,1,x\n2,1,y\n3,2,\n4,2,x\n5,3,z\n6,1,w\n7,1,\n");
+    write(&db.project.join("seeds/pg_seeds/qty_pg.csv"), "id,qty\n1,20\n2,30\n3,40\n4,5\n5,50\n6,5\n7,11\n");
+    write(
+        &db.project.join("models/fed_distinct.sql"),
+        "select a.k, count(*) as n\nfrom {{ ref('labels_maria') }} a\njoin {{ ref('qty_pg') }} b on b.id = a.id\n\
+         where a.label is distinct from 'x' and b.qty > 10\ngroup by a.k",
+    );
+    write(
+        &db.project.join("models/fed_not_distinct.sql"),
+        "select a.k, count(*) as n\nfrom {{ ref('labels_maria') }} a\njoin {{ ref('qty_pg') }} b on b.id = a.id\n\
+         where a.label is not distinct from null or b.qty > 45 and a.id > 0\ngroup by a.k",
+    );
+    let r = dvtr(&db, &["build", "-s", "labels_maria", "qty_pg", "fed_distinct", "fed_not_distinct"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rows = |t: &str| {
+        let out = show(&db, "pg", &format!("select k, n from \"{}\".{t} order by k", db.schema));
+        out.lines().filter(|l| l.starts_with("| ") && !l.contains(" k ")).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(rows("fed_distinct"), ["| 1 | 2 |", "| 2 | 1 |", "| 3 | 1 |"]);
+    assert_eq!(rows("fed_not_distinct"), ["| 1 | 1 |", "| 2 | 1 |", "| 3 | 1 |"]);
+}

@@ -13,7 +13,6 @@ use sqlparser::ast::{
     CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr,
     TableFactor,
 };
-use sqlparser::parser::Parser;
 
 use super::{arrow_type, declared_types, fragment_name};
 use crate::dialect::Dialect;
@@ -131,8 +130,7 @@ impl Types<'_> {
 
     /// Known output column types of a query; `resolve` maps a normalized relation name to an upstream.
     fn of_sql(&mut self, sql: &str, dialect: Dialect, resolve: &dyn Fn(&str) -> Option<String>) -> Option<Known> {
-        let parser = crate::federate::parser_dialect(dialect);
-        let stmts = Parser::parse_sql(parser.as_ref(), sql).ok()?;
+        let stmts = crate::federate::precedence::parse(sql, dialect).ok()?;
         let [sqlparser::ast::Statement::Query(q)] = stmts.as_slice() else { return None };
         Some(self.query(q, &SqlOf { dialect, resolve }, &BTreeMap::new()))
     }

@@ -41,11 +41,11 @@ use sqlparser::dialect::{
     DatabricksDialect, Dialect as ParserDialect, DuckDbDialect, GenericDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect,
     SnowflakeDialect,
 };
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::dialect::Dialect;
 
+pub mod precedence;
 mod whole;
 pub use whole::PushedQuery;
 
@@ -194,6 +194,9 @@ fn portable(e: &Expr, dialect: Dialect) -> bool {
         Expr::BinaryOp { left, op: BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq, right } => {
             (is_col(left) && (is_num(right) || is_time(right))) || ((is_num(left) || is_time(left)) && is_col(right))
         }
+        Expr::IsDistinctFrom(left, right) | Expr::IsNotDistinctFrom(left, right) => {
+            (is_col(left) && scalar_eq(right) && !is_col(right)) || (is_col(right) && scalar_eq(left) && !is_col(left))
+        }
         Expr::InList { expr, list, .. } => is_col(expr) && !list.is_empty() && list.iter().all(|x| is_num(x) || (strings_ok && is_str(x))),
         Expr::Between { expr, low, high, .. } => is_col(expr) && is_num(low) && is_num(high),
         _ => false,
@@ -211,6 +214,25 @@ fn to_source(e: &Expr, dialect: Dialect) -> String {
         };
         if let Some(i) = ident {
             *x = Expr::Identifier(Ident::new(column_sql(&i, dialect)));
+        }
+        // Null-safe comparison in the source's own syntax: MariaDB `<=>`, SQLite `IS [NOT]`.
+        let distinct = matches!(x, Expr::IsDistinctFrom(..));
+        if let Expr::IsDistinctFrom(l, r) | Expr::IsNotDistinctFrom(l, r) = x
+            && matches!(dialect, Dialect::Mysql | Dialect::Sqlite)
+        {
+            let (l, r) = (l.clone(), r.clone());
+            *x = match (dialect, distinct) {
+                (Dialect::Mysql, false) => Expr::Nested(Box::new(Expr::BinaryOp { left: l, op: BinaryOperator::Spaceship, right: r })),
+                (Dialect::Mysql, true) => Expr::UnaryOp {
+                    op: UnaryOperator::Not,
+                    expr: Box::new(Expr::Nested(Box::new(Expr::BinaryOp { left: l, op: BinaryOperator::Spaceship, right: r }))),
+                },
+                (_, d) => Expr::Nested(Box::new(Expr::BinaryOp {
+                    left: l,
+                    op: BinaryOperator::Custom(if d { "IS NOT" } else { "IS" }.into()),
+                    right: r,
+                })),
+            };
         }
         ControlFlow::<()>::Continue(())
     });
@@ -797,7 +819,7 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
     let by_name: BTreeMap<String, FragmentInput> = inputs.iter().map(|i| (i.name.clone(), i.clone())).collect();
     let mut w = Walker { inputs: &by_name, occ: Vec::new(), predicates: Vec::new(), fallbacks: BTreeSet::new() };
     let mut pusher = whole::Pusher::new(&by_name, dialect, parser.as_ref());
-    let parsed: Vec<_> = sqls.iter().map(|sql| Parser::parse_sql(parser.as_ref(), sql)).collect();
+    let parsed: Vec<_> = sqls.iter().map(|sql| precedence::parse(sql, dialect)).collect();
     // Names a pushed sub-query must not take (a CTE of that name would shadow it).
     for stmts in parsed.iter().flatten() {
         pusher.reserve(stmts);
@@ -812,6 +834,10 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
                 sqlparser::ast::Statement::Query(q) => {
                     if pusher.statement(q) {
                         *remainders.last_mut().expect("pushed above") = format!("{q:#}");
+                    }
+                    // DataFusion parses `IS [NOT] DISTINCT FROM` with the precedence bug.
+                    if precedence::has_distinct_from(q.as_ref()) {
+                        *remainders.last_mut().expect("pushed above") = precedence::parenthesized(q.as_ref());
                     }
                     let _ = sqlparser::ast::visit_relations(q.as_ref(), |r| {
                         if let [n] = r.0.as_slice()
@@ -921,8 +947,7 @@ mod tests;
 /// from {{ this }})`), rewritten to run on the target, so the runtime can
 /// evaluate them there and use the value as a literal.
 pub fn this_subqueries(sql: &str, dialect: Dialect, this_name: &str, target_relation: &str) -> Vec<String> {
-    let parser = parser_dialect(dialect);
-    let Ok(stmts) = Parser::parse_sql(parser.as_ref(), sql) else { return vec![] };
+    let Ok(stmts) = precedence::parse(sql, dialect) else { return vec![] };
     let mut out = Vec::new();
     let _ = sqlparser::ast::visit_expressions(&stmts, |e| {
         if let Expr::Subquery(q) = e

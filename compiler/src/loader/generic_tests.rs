@@ -81,7 +81,9 @@ fn py_repr(v: &Json) -> String {
         },
         Json::String(s) => py_str_repr(s),
         Json::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Json::Object(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v))).collect::<Vec<_>>().join(", ")),
+        Json::Object(m) => {
+            format!("{{{}}}", m.iter().map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v))).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 

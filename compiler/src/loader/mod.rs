@@ -673,7 +673,15 @@ struct DeclTarget<'a> {
 }
 
 /// Records the tests of a node or source: its own, then each column's.
-fn declare_tests(out: &mut Vec<TestDecl>, own: &[Json], cols: &[ColumnProps], target: &DeclTarget<'_>, pkg: &Package, file: &str, line: u32) {
+fn declare_tests(
+    out: &mut Vec<TestDecl>,
+    own: &[Json],
+    cols: &[ColumnProps],
+    target: &DeclTarget<'_>,
+    pkg: &Package,
+    file: &str,
+    line: u32,
+) {
     // dbt's fqn of a test: the package, the properties file's folders below its path root, the name.
     let in_pkg = file.strip_prefix(pkg.rel.as_str()).unwrap_or(file);
     let parts: Vec<&str> = in_pkg.split('/').collect();
@@ -706,16 +714,15 @@ fn build_test(
     if !nodes.contains_key(&decl.attached) && !sources.contains_key(&decl.attached) {
         return Ok(None);
     }
-    let target =
-        TestTarget {
-            unique_id: &decl.attached,
-            label: decl.label.clone(),
-            model_call: &decl.model_call,
-            folders: &decl.folders,
-            package: &decl.package,
-            file: &decl.file,
-            line: decl.line,
-        };
+    let target = TestTarget {
+        unique_id: &decl.attached,
+        label: decl.label.clone(),
+        model_call: &decl.model_call,
+        folders: &decl.folders,
+        package: &decl.package,
+        file: &decl.file,
+        line: decl.line,
+    };
     let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests)?;
     let info = node.test.as_ref().expect("generic test");
     let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);

@@ -1,5 +1,6 @@
 //! Packages: the root project, `local:` packages from `packages.yml` /
-//! `dependencies.yml`, and packages already installed under `dvt_packages/`.
+//! `dependencies.yml`, and packages installed under `packages-install-path`
+//! (dbt's `dbt_packages/` by default; DVT's `dvt_packages/` too).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,15 +67,26 @@ pub fn discover(project_dir: &Path, root: ProjectManifestFile) -> Result<Vec<Pac
             deps.entry(name.clone()).or_insert(Package { name, root: pf.root, rel, file: pf.file });
         }
     }
-    // A declared hub/git package must be installed: we never download at parse time.
-    for (p, file) in declared_remote {
-        let short = p.rsplit(['/', '.']).next().unwrap_or(&p).trim_end_matches(".git").to_string();
-        let installed = deps.keys().any(|k| *k == short || p.ends_with(k.as_str()) || p.contains(k.as_str()));
-        if !installed {
-            return Err(DvtError::new(ErrorCode::PackageNotFound, format!("package `{p}` is declared but not installed"))
-                .at(Location::file(file))
-                .hint("install it under dvt_packages/ (`dvtr deps`), or use a `local:` package"));
-        }
+    // Declared hub/git packages must be installed (we never download at parse time). They
+    // are found by the name in their own dbt_project.yml, which a URL or hub name need not
+    // contain, so as dbt does: enough installed packages for the declared ones.
+    let installed = deps.len();
+    let missing: Vec<&(String, String)> = declared_remote
+        .iter()
+        .filter(|(p, _)| {
+            let short = p.rsplit(['/', '.']).find(|s| !s.is_empty() && *s != "git").unwrap_or(p).replace('-', "_");
+            !deps.keys().any(|k| short.contains(k.as_str()) || k.contains(short.trim_start_matches("dbt_")))
+        })
+        .collect();
+    if declared_remote.len() > installed
+        && let Some((p, file)) = missing.first().copied().or(declared_remote.first())
+    {
+        return Err(DvtError::new(
+            ErrorCode::PackageNotFound,
+            format!("package `{p}` is declared but not installed ({} declared, {installed} installed)", declared_remote.len()),
+        )
+        .at(Location::file(file))
+        .hint("install packages with `dbt deps` (DVT reads them from `packages-install-path`, default dbt_packages/), or use a `local:` package"));
     }
     let root_pkg = Package { name: root.file.name.clone(), root: root.root, rel: String::new(), file: root.file };
     deps.remove(&root_pkg.name);
