@@ -4,21 +4,27 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 BUILD := $(CURDIR)/build
 SHARED ?= $(CURDIR)/../shared
+# One feature set for build, test and demo (tests' dev-dependencies included),
+# so a cold `make test` compiles DataFusion once and `make test` after `make demo`
+# reuses everything.
+BUILD_FLAGS := --workspace --all-targets
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+DEV_BIN := $(TARGET_DIR)/debug
 
-.PHONY: all build test services services-stop demo golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed dist clean
+.PHONY: all build test services services-stop demo compat golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed dist clean
 
 all: build
 
 build:
 	bash scripts/duckdb_lib.sh
-	$(CARGO) build --workspace
+	$(CARGO) build $(BUILD_FLAGS)
 
 ## The README's test command: unit, snapshot and end-to-end tests, against
 ## throwaway PostgreSQL and MariaDB servers (installed with apt if missing,
 ## data under build/services, stopped by pid at the end even on failure).
 test:
 	bash scripts/duckdb_lib.sh
-	$(CARGO) build --workspace
+	$(CARGO) build $(BUILD_FLAGS)
 	bash scripts/services.sh start
 	set -e; trap 'bash scripts/services.sh stop' EXIT; . build/services/env; $(CARGO) test --workspace
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -29,24 +35,25 @@ services:
 services-stop:
 	bash scripts/services.sh stop
 
-## The README's first command: build DVT and run the quickstart end to end
-## on its embedded databases (DuckDB warehouse, SQLite reporting file).
+## The README's first command: build DVT (the development build `make test`
+## uses: no release/LTO here, that is for bench and dist) and run the quickstart
+## end to end on its embedded databases (DuckDB warehouse, SQLite reporting file).
 demo:
 	bash scripts/duckdb_lib.sh
-	$(CARGO) build --workspace --release
+	$(CARGO) build $(BUILD_FLAGS)
 	rm -f examples/quickstart/*.duckdb examples/quickstart/*.sqlite
 	@echo; echo "== dvtc parse =="
-	./target/release/dvtc --project-dir examples/quickstart parse
+	$(DEV_BIN)/dvtc --project-dir examples/quickstart parse
 	@echo; echo "== dvtr build: seeds, models, snapshot and tests on DuckDB; order_report federated DuckDB -> SQLite =="
-	./target/release/dvtr --project-dir examples/quickstart build
+	$(DEV_BIN)/dvtr --project-dir examples/quickstart build
 	@echo; echo "== dvtr show --inline =="
-	./target/release/dvtr --project-dir examples/quickstart show --limit 10 --inline "select customer_id, first_name, number_of_orders, lifetime_value from main.customers order by customer_id"
+	$(DEV_BIN)/dvtr --project-dir examples/quickstart show --limit 10 --inline "select customer_id, first_name, number_of_orders, lifetime_value from main.customers order by customer_id"
 	@echo; echo "== how the federated model ran: dvtc compile --explain order_report =="
-	./target/release/dvtc --project-dir examples/quickstart compile --explain order_report
+	$(DEV_BIN)/dvtc --project-dir examples/quickstart compile --explain order_report
 	@echo; echo "== what it wrote into the SQLite reporting file =="
-	./target/release/dvtr --project-dir examples/quickstart --target reporting show --inline "select * from order_report order by customer_id"
+	$(DEV_BIN)/dvtr --project-dir examples/quickstart --target reporting show --inline "select * from order_report order by customer_id"
 	@echo; echo "== the multi-database example: the 7-case pushdown/federation matrix =="
-	./target/release/dvtc --project-dir examples/multi_db compile --selector federation_matrix
+	$(DEV_BIN)/dvtc --project-dir examples/multi_db compile --selector federation_matrix
 
 ## What users get: DuckDB compiled in and linked statically (~25 more minutes of
 ## C++ on 2 cores, once), so dvtr does not relocate a 70 MB shared library at start.
@@ -102,10 +109,19 @@ bench-fed:
 	bash scripts/services.sh start
 	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_fed.sh "$(BUILD)"
 
+## The compatibility suite (issue 12): public dbt projects compiled by dbt-core
+## 1.11 and by dvtc, every compiled file compared. Checkouts from COMPAT_SRC
+## (default /work/.mirror); see compat/projects.tsv. Not part of `make test`.
+compat:
+	bash scripts/duckdb_lib.sh
+	$(CARGO) build $(BUILD_FLAGS)
+	bash scripts/dbt_venv.sh "$(BUILD)"
+	bash compat/run.sh "$(BUILD)" "$(DEV_BIN)/dvtc"
+
 ## Review golden plan changes (accepts them; inspect with git diff golden/).
 golden:
 	bash scripts/duckdb_lib.sh
-	$(CARGO) build --workspace
+	$(CARGO) build $(BUILD_FLAGS)
 	INSTA_UPDATE=always $(CARGO) test --workspace --test e2e golden
 	git --no-pager diff --stat golden/
 
