@@ -40,6 +40,21 @@ while IFS=$'\t' read -r name repo commit subdir packages; do
         case "$pref" in *:*) psub=${pref#*:}; pref=${pref%%:*};; esac
         extract "$prepo" "$pref" "$psub" "$p/dbt_packages/$pkg" "$work/.x" || true
     done
+    # `local:` packages are installed as `dbt deps` does: into dbt_packages/, by their project name.
+    python3 - "$p" <<'PY'
+import os, re, shutil, sys
+p = sys.argv[1]
+for f in ("packages.yml", "dependencies.yml"):
+    path = os.path.join(p, f)
+    if not os.path.exists(path):
+        continue
+    for local in re.findall(r"^\s*-?\s*local:\s*['\"]?([^'\"\n]+?)['\"]?\s*$", open(path).read(), re.M):
+        src = os.path.normpath(os.path.join(p, local))
+        m = re.search(r"^name:\s*['\"]?([\w-]+)", open(os.path.join(src, "dbt_project.yml")).read(), re.M)
+        dest = os.path.join(p, "dbt_packages", m.group(1))
+        if not os.path.exists(dest):
+            shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("integration_tests", ".git"))
+PY
     profile=$(python3 - "$p/dbt_project.yml" <<'PY'
 import re, sys
 m = re.search(r"^profile:\s*['\"]?([\w-]+)", open(sys.argv[1]).read(), re.M)
@@ -58,6 +73,7 @@ $profile:
 YML
     # The reference: dbt seeds (so introspective macros can run) and compiles.
     (cd "$p" && DBT_PROFILES_DIR="$p" timeout 900 "$dbt" seed --no-partial-parse -q >/dev/null 2>&1 || true)
+    (cd "$p" && DBT_PROFILES_DIR="$p" timeout 900 "$dbt" run --no-partial-parse -q >/dev/null 2>&1 || true)
     ref_start=$(date +%s.%N)
     (cd "$p" && DBT_PROFILES_DIR="$p" timeout 1800 "$dbt" compile --no-partial-parse -q > "$p/dbt_compile.log" 2>&1)
     dbt_rc=$?

@@ -138,7 +138,7 @@ fn plain_dbt_project_with_package_parses_unchanged() {
     let test = m.nodes.values().find(|n| n.name.starts_with("relationships_orders")).unwrap();
     assert_eq!(test.config["severity"], "WARN");
     assert_eq!(test.depends_on.nodes, vec!["model.jaffle_plain.customers", "model.jaffle_plain.orders"]);
-    assert!(m.nodes.keys().any(|k| k.starts_with("test.jaffle_plain.mini_utils_at_least_one_source_jaffle_raw_raw_customers_id")));
+    assert!(m.nodes.keys().any(|k| k.starts_with("test.jaffle_plain.mini_utils_source_at_least_one_jaffle_raw_raw_customers_id.")));
 }
 
 #[test]

@@ -11,6 +11,29 @@
 
 use std::borrow::Cow;
 
+/// A macro whose body uses `kwargs`/`varargs` gets them as parameters (Jinja2
+/// collects extra arguments into them; [`super::macros`] packs them at call time).
+pub fn declare_extra_arguments(src: &str) -> Cow<'_, str> {
+    use std::sync::LazyLock;
+    static OPEN: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"^(\{%[-+]?\s*macro\s+\w+\s*\()([^)]*)(\)\s*[-+]?%\})").expect("valid regex"));
+    static WORD: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"\b(kwargs|varargs)\b").expect("valid regex"));
+    let Some(c) = OPEN.captures(src) else { return Cow::Borrowed(src) };
+    let body = &src[c[0].len()..];
+    let params = &c[2];
+    let mut extra = String::new();
+    for (name, default) in [("varargs", "[]"), ("kwargs", "{}")] {
+        if WORD.captures_iter(body).any(|m| &m[1] == name) && !WORD.captures_iter(params).any(|m| &m[1] == name) {
+            let sep = if params.trim().is_empty() && extra.is_empty() { "" } else { ", " };
+            extra.push_str(&format!("{sep}{name}={default}"));
+        }
+    }
+    if extra.is_empty() {
+        return Cow::Borrowed(src);
+    }
+    Cow::Owned(format!("{}{params}{extra}{}{body}", &c[1], &c[3]))
+}
+
 /// Rewrites `src` so that minijinja parses it as Jinja2 would.
 pub fn to_minijinja(src: &str) -> Cow<'_, str> {
     if !src.contains("{%") && !src.contains("{{") {
@@ -150,6 +173,14 @@ mod tests {
     fn do_takes_any_expression() {
         assert_eq!(to_minijinja("{%- do opts.append(1) if m == true -%}"), "{%- set __dvt_do = opts.append(1) if m == true -%}");
         assert_eq!(to_minijinja("{% do x.update({}) %}"), "{% set __dvt_do = x.update(__dvt_dict({})) %}");
+    }
+
+    #[test]
+    fn macros_using_kwargs_take_extra_arguments() {
+        let src = "{% macro t(model, by=[]) %}{{ f(model, **kwargs) }}{% endmacro %}";
+        assert_eq!(super::declare_extra_arguments(src), "{% macro t(model, by=[], kwargs={}) %}{{ f(model, **kwargs) }}{% endmacro %}");
+        let plain = "{% macro t(model) %}{{ model }}{% endmacro %}";
+        assert_eq!(super::declare_extra_arguments(plain), plain);
     }
 
     #[test]

@@ -83,8 +83,9 @@ impl MacroIndex {
                     return Some(d);
                 }
             }
-            // dbt also accepts an un-prefixed implementation in the namespace.
-            if namespace.is_some()
+            // An un-prefixed implementation counts only in the namespace itself: a root
+            // project's own `test_x` must not answer a package's `dispatch('test_x', 'pkg')`.
+            if namespace == Some(package.as_str())
                 && let Some(d) = self.get(package, name).filter(|d| d.package != BUILTIN_PACKAGE || package == BUILTIN_PACKAGE)
                 && !d.source.contains(&format!("dispatch('{name}'"))
                 && !d.source.contains(&format!("dispatch(\"{name}\""))
@@ -165,7 +166,7 @@ impl MacroFn {
         let mut captured = tmpl.render_captured(context::current_ctx())?;
         context::enter_macro(&def.package);
         let result = captured.with_state_mut(|st| match st.lookup(&def.name) {
-            Some(m) => m.call(st, &args),
+            Some(m) => m.call(st, &pack_extra_arguments(&m, args)?),
             None => Err(Error::new(ErrorKind::UnknownFunction, format!("macro `{}` did not define itself", def.name))),
         });
         let returned = context::leave_macro();
@@ -175,6 +176,42 @@ impl MacroFn {
             (Err(e), None) => Err(e),
         }
     }
+}
+
+/// Jinja2 hands a macro's extra arguments to it as `varargs` (positional) and
+/// `kwargs` (keyword) when its body uses them; [`super::compat`] declares those
+/// two as parameters, and here the extras are packed into them.
+fn pack_extra_arguments(m: &Value, mut args: Vec<Value>) -> Result<Vec<Value>, Error> {
+    let Ok(names) = m.get_attr("arguments") else { return Ok(args) };
+    let names: Vec<String> = names.try_iter().map(|it| it.map(|v| v.to_string()).collect()).unwrap_or_default();
+    let (takes_kwargs, takes_varargs) = (names.iter().any(|n| n == "kwargs"), names.iter().any(|n| n == "varargs"));
+    if !takes_kwargs && !takes_varargs {
+        return Ok(args);
+    }
+    let mut kw: Vec<(String, Value)> = match args.last().map(|a| Kwargs::try_from(a.clone())) {
+        Some(Ok(k)) => {
+            args.pop();
+            k.args().map(|a| Ok((a.to_string(), k.peek::<Value>(a)?))).collect::<Result<_, Error>>()?
+        }
+        _ => Vec::new(),
+    };
+    let declared = |k: &str| names.iter().any(|n| n == k) && k != "kwargs" && k != "varargs";
+    if takes_kwargs {
+        let extra: Vec<(Value, Value)> =
+            kw.iter().filter(|(k, _)| !declared(k) && k != "caller").map(|(k, v)| (Value::from(k.as_str()), v.clone())).collect();
+        kw.retain(|(k, _)| declared(k) || k == "caller");
+        let dict = super::mutable::new_dict(Some(Value::from_iter(extra)))?;
+        kw.push(("kwargs".into(), dict));
+    }
+    if takes_varargs {
+        let positional = names.iter().take_while(|n| *n != "kwargs" && *n != "varargs").count();
+        if args.len() > positional {
+            let extra = args.split_off(positional);
+            kw.push(("varargs".into(), Value::from(extra)));
+        }
+    }
+    args.push(Value::from(Kwargs::from_iter(kw)));
+    Ok(args)
 }
 
 impl Object for MacroFn {

@@ -86,7 +86,7 @@ impl Jinja {
             index.defs.insert((d.package.clone(), d.name.clone()), d);
         }
         for d in index.defs.values() {
-            let src = compat::to_minijinja(&d.source).into_owned();
+            let src = compat::to_minijinja(&compat::declare_extra_arguments(&d.source)).into_owned();
             env.add_template_owned(d.template_name(), src).map_err(|e| {
                 let line = e.line().map_or(d.line, |l| d.line + l as u32 - 1);
                 DvtError::new(ErrorCode::JinjaSyntax, format!("macro `{}`: {}", d.name, e.detail().unwrap_or(&e.kind().to_string())))
