@@ -62,6 +62,9 @@ pub enum ErrorCode {
     EphemeralFederated = 161,
     /// Snapshot on the federation path.
     SnapshotFederated = 162,
+    /// A federated model's remainder uses a function, operator or cast with no
+    /// proven equivalent in the compute.
+    RemainderSemantics = 163,
     /// A plan file is invalid or from an incompatible version.
     PlanInvalid = 170,
 }

@@ -425,7 +425,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 error_if: node.config.str("error_if").unwrap_or("!= 0").into(),
             });
             if federated {
-                let (f, w) = federation(cx, node, dialect, wrapped, None, None);
+                let (f, w) = federation(cx, node, dialect, wrapped, None, None)?;
                 plan.federation = Some(f);
                 warnings.extend(w);
             } else {
@@ -442,7 +442,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         _ if federated => {
             let this_name = dialect.quote("__this");
             let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains(&this_name)));
-            let (f, w) = federation(cx, node, dialect, sql.clone(), incremental_sql.clone(), this);
+            let (f, w) = federation(cx, node, dialect, sql.clone(), incremental_sql.clone(), this)?;
             plan.federation = Some(f);
             warnings.extend(w);
             let keys = match node.config.get("unique_key") {
@@ -500,7 +500,7 @@ fn federation(
     remainder: String,
     incremental: Option<String>,
     this: Option<&RelationRef>,
-) -> (FederationPlan, Vec<PlanWarning>) {
+) -> Result<(FederationPlan, Vec<PlanWarning>)> {
     let mut fragments = cx.fragments(node, this);
     let inputs: Vec<crate::federate::FragmentInput> = fragments
         .iter()
@@ -516,6 +516,19 @@ fn federation(
         sqls.push(i);
     }
     let split = crate::federate::split(&sqls, &inputs, target_dialect);
+    if !split.refused.is_empty() {
+        return Err(DvtError::new(
+            ErrorCode::RemainderSemantics,
+            format!(
+                "federated model `{}` ({target_dialect} SQL) uses {} in the part DVT's compute runs, where {} would not give {target_dialect}'s value",
+                node.name,
+                split.refused.join(", "),
+                if split.refused.len() == 1 { "it" } else { "they" }
+            ),
+        )
+        .at(Location::file(&node.file))
+        .hint("compute it where its meaning is known: in a CTE or model over a single source (pushed to that database whole), or write it portably (see README: federated models)"));
+    }
     // Inputs read only inside pushed sub-queries get no fragment of their own.
     let upstream_of: BTreeMap<String, String> = fragments.iter().map(|f| (f.name.clone(), f.upstream.clone())).collect();
     fragments.retain(|f| split.fragments.contains_key(&f.name));
@@ -544,7 +557,7 @@ fn federation(
     let mut remainders = split.remainders.iter();
     let remainder = remainders.next().cloned().unwrap_or(remainder);
     let incremental = incremental.and(remainders.next().cloned());
-    let warnings = split
+    let mut warnings: Vec<PlanWarning> = split
         .fallbacks
         .iter()
         .map(|f| PlanWarning {
@@ -553,6 +566,11 @@ fn federation(
             message: format!("federation of `{}`: {f}", node.name),
         })
         .collect();
+    warnings.extend(split.translated.iter().map(|t| PlanWarning {
+        code: "DVTW302".into(),
+        node: node.unique_id.clone(),
+        message: format!("federation of `{}`: translated for the compute: {t}", node.name),
+    }));
     let plan = FederationPlan {
         compute_dialect: Dialect::DataFusion.name().into(),
         fragments,
@@ -572,7 +590,7 @@ fn federation(
         predicates: split.predicates,
         fallbacks: split.fallbacks,
     };
-    (plan, warnings)
+    Ok((plan, warnings))
 }
 
 /// Column types declared in YAML for an upstream (lower-cased names).

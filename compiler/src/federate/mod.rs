@@ -46,6 +46,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::dialect::Dialect;
 
 pub mod precedence;
+pub mod semantics;
 mod whole;
 pub use whole::PushedQuery;
 
@@ -82,6 +83,10 @@ pub struct Split {
     pub remainders: Vec<String>,
     pub predicates: Vec<PredicateDecision>,
     pub fallbacks: Vec<String>,
+    /// Remainder constructs with no proven equivalent in the compute ([`semantics`]).
+    pub refused: Vec<String>,
+    /// Translations applied to the remainder ([`semantics`]).
+    pub translated: Vec<String>,
 }
 
 /// What one occurrence of a fragment relation needs.
@@ -825,6 +830,7 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
         pusher.reserve(stmts);
     }
     let mut remainders = Vec::new();
+    let (mut refused, mut translated) = (Vec::new(), Vec::new());
     let mut referenced: BTreeSet<String> = BTreeSet::new();
     let mut failed = false;
     for (sql, result) in sqls.iter().zip(parsed) {
@@ -835,8 +841,13 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
                     if pusher.statement(q) {
                         *remainders.last_mut().expect("pushed above") = format!("{q:#}");
                     }
+                    // What stays in the remainder must mean the same in DataFusion.
+                    let checked = semantics::check(q, dialect);
+                    refused.extend(checked.refused);
+                    let reprint = !checked.translated.is_empty();
+                    translated.extend(checked.translated);
                     // DataFusion parses `IS [NOT] DISTINCT FROM` with the precedence bug.
-                    if precedence::has_distinct_from(q.as_ref()) {
+                    if reprint || precedence::has_distinct_from(q.as_ref()) {
                         *remainders.last_mut().expect("pushed above") = precedence::parenthesized(q.as_ref());
                     }
                     let _ = sqlparser::ast::visit_relations(q.as_ref(), |r| {
@@ -868,8 +879,19 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
     if failed {
         remainders = sqls.iter().map(|s| s.to_string()).collect();
     }
-    let mut out =
-        Split { fragments: BTreeMap::new(), pushed, remainders, predicates: w.predicates, fallbacks: w.fallbacks.into_iter().collect() };
+    refused.sort();
+    refused.dedup();
+    translated.sort();
+    translated.dedup();
+    let mut out = Split {
+        fragments: BTreeMap::new(),
+        pushed,
+        remainders,
+        predicates: w.predicates,
+        fallbacks: w.fallbacks.into_iter().collect(),
+        refused,
+        translated,
+    };
     for input in inputs {
         let occs: Vec<&Occurrence> = w.occ.iter().filter(|o| o.fragment == input.name).collect();
         // Read only inside pushed sub-queries: no fragment of its own.

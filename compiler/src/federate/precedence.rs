@@ -43,7 +43,7 @@ pub fn fix<T: sqlparser::ast::VisitMut>(node: &mut T) {
 }
 
 enum Item {
-    Operand(Expr),
+    Operand(Box<Expr>),
     Not,
     /// AND/OR/XOR, or `IS [NOT] DISTINCT FROM` (`Some(negated)`).
     Op(Option<BinaryOperator>, bool),
@@ -70,12 +70,12 @@ fn flatten(e: Expr, out: &mut Vec<Item>) {
             flatten(*right, out);
         }
         Expr::IsDistinctFrom(l, r) => {
-            out.push(Item::Operand(*l));
+            out.push(Item::Operand(l));
             out.push(Item::Op(None, false));
             flatten(*r, out);
         }
         Expr::IsNotDistinctFrom(l, r) => {
-            out.push(Item::Operand(*l));
+            out.push(Item::Operand(l));
             out.push(Item::Op(None, true));
             flatten(*r, out);
         }
@@ -83,7 +83,7 @@ fn flatten(e: Expr, out: &mut Vec<Item>) {
             out.push(Item::Not);
             flatten(*expr, out);
         }
-        other => out.push(Item::Operand(other)),
+        other => out.push(Item::Operand(Box::new(other))),
     }
 }
 
@@ -101,7 +101,7 @@ const NOT_PRECEDENCE: u8 = 4;
 fn rebuild(it: &mut std::iter::Peekable<std::vec::IntoIter<Item>>, min: u8) -> Expr {
     let mut lhs = match it.next() {
         Some(Item::Not) => Expr::UnaryOp { op: sqlparser::ast::UnaryOperator::Not, expr: Box::new(rebuild(it, NOT_PRECEDENCE)) },
-        Some(Item::Operand(x)) => x,
+        Some(Item::Operand(x)) => *x,
         // The chain came from a valid tree, so it alternates operands and operators.
         _ => Expr::Value(sqlparser::ast::Value::Null.into()),
     };

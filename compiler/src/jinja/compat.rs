@@ -98,12 +98,10 @@ pub fn to_minijinja(src: &str) -> Cow<'_, str> {
                     stack.push(literal);
                 }
                 b'(' => stack.push(false),
-                b']' | b'}' | b')' => {
-                    if stack.pop() == Some(true) {
-                        out.push_str(&src[last..=j]);
-                        out.push(')');
-                        last = j + 1;
-                    }
+                b']' | b'}' | b')' if stack.pop() == Some(true) => {
+                    out.push_str(&src[last..=j]);
+                    out.push(')');
+                    last = j + 1;
                 }
                 _ => {}
             }

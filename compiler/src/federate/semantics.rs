@@ -1,0 +1,217 @@
+//! The remainder of a federated model runs in DataFusion, whose functions,
+//! operators and casts are not PostgreSQL's, MySQL's, SQLite's or DuckDB's
+//! (SPEC §2 rule 10). Every construct left in the remainder is either known to
+//! give the model dialect's value and type in DataFusion, translated to a form
+//! that does, or refused at compile time — never a silent difference.
+//!
+//! Known equal: `count`, `sum`, `min`, `max`, `coalesce`, `nullif`, `abs`,
+//! `upper`, `lower`, `greatest`, `least`, `date_trunc`, ranking and offset window
+//! functions, `concat`/`concat_ws` (PostgreSQL, DuckDB: NULLs skipped, as in
+//! DataFusion), `length` (not MySQL: bytes there), comparisons, `+ - *`, CASE,
+//! IS [NOT] NULL/DISTINCT FROM, IN, BETWEEN, LIKE, casts to text, dates,
+//! timestamps, booleans and floats.
+//! Translated (MySQL/MariaDB): `IFNULL(a, b)` → `coalesce(a, b)`, `IF(c, a, b)` →
+//! `CASE WHEN c THEN a ELSE b END`, `CONCAT(a, …)` → NULL when any argument is.
+//! Refused: everything else — e.g. `/` (integer vs decimal division and numeric
+//! scale differ), casts to integers or decimals (rounding vs truncation),
+//! `to_char`, `avg`, `round`, `DATE_FORMAT`, `DIV`, MySQL `||`, and comparisons
+//! with string literals in MySQL (collations ignore case and trailing spaces).
+//! The fix is always the same: compute the expression where its meaning is
+//! known (a CTE or model over one source, which runs there whole), or write it
+//! in the portable subset.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, CaseWhen, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, Value,
+};
+
+use sqlparser::ast::helpers::attached_token::AttachedToken;
+
+use crate::dialect::Dialect;
+
+/// What the check found in one remainder.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Constructs with no proven equivalent, described for the error message.
+    pub refused: Vec<String>,
+    /// Translations applied (the remainder must be re-printed from the tree).
+    pub translated: Vec<String>,
+}
+
+const PORTABLE: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "coalesce",
+    "nullif",
+    "abs",
+    "upper",
+    "lower",
+    "greatest",
+    "least",
+    "date_trunc",
+    "row_number",
+    "rank",
+    "dense_rank",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+];
+
+/// Checks (and where a translation is proven, rewrites) every expression of `q`.
+pub fn check(q: &mut Query, dialect: Dialect) -> Checked {
+    let mut out = Checked::default();
+    let mysql = dialect == Dialect::Mysql;
+    let _ = sqlparser::ast::visit_expressions_mut(q, |e| {
+        match e {
+            Expr::Function(f) => {
+                let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default();
+                let args = plain_args(f);
+                match name.as_str() {
+                    "ifnull" if mysql && args.as_ref().is_some_and(|a| a.len() == 2) => {
+                        f.name = ObjectName::from(vec![Ident::new("coalesce")]);
+                        out.translated.push("IFNULL(a, b) → coalesce(a, b)".into());
+                    }
+                    "if" if mysql && args.as_ref().is_some_and(|a| a.len() == 3) => {
+                        let a = args.expect("checked");
+                        *e = Expr::Case {
+                            case_token: AttachedToken::empty(),
+                            end_token: AttachedToken::empty(),
+                            operand: None,
+                            conditions: vec![CaseWhen { condition: a[0].clone(), result: a[1].clone() }],
+                            else_result: Some(Box::new(a[2].clone())),
+                        };
+                        out.translated.push("IF(c, a, b) → CASE WHEN c THEN a ELSE b END".into());
+                    }
+                    "concat" if mysql && args.is_some() => {
+                        let a = args.expect("checked");
+                        let any_null = a.iter().map(|x| Expr::IsNull(Box::new(x.clone()))).reduce(|l, r| Expr::BinaryOp {
+                            left: Box::new(l),
+                            op: BinaryOperator::Or,
+                            right: Box::new(r),
+                        });
+                        if let Some(cond) = any_null {
+                            let call = e.clone();
+                            *e = Expr::Case {
+                                case_token: AttachedToken::empty(),
+                                end_token: AttachedToken::empty(),
+                                operand: None,
+                                conditions: vec![CaseWhen { condition: cond, result: Expr::Value(Value::Null.into()) }],
+                                else_result: Some(Box::new(call)),
+                            };
+                            out.translated.push("CONCAT(a, …) → NULL when any argument is NULL (MySQL)".into());
+                        }
+                    }
+                    "concat" | "concat_ws" if !mysql || name == "concat_ws" => {}
+                    "length" if !mysql => {}
+                    n if PORTABLE.contains(&n) => {}
+                    n => out.refused.push(format!("function `{n}`")),
+                }
+            }
+            Expr::Cast { data_type, .. } if !cast_is_exact(data_type) => out.refused.push(format!("cast to `{data_type}`")),
+            Expr::BinaryOp { op, left, right } => match op {
+                BinaryOperator::Divide => out.refused.push("`/` (division)".into()),
+                BinaryOperator::MyIntegerDivide | BinaryOperator::Modulo | BinaryOperator::DuckIntegerDivide => {
+                    out.refused.push(format!("operator `{op}`"))
+                }
+                BinaryOperator::StringConcat if mysql => out.refused.push("`||` (OR in MySQL, concatenation in DataFusion)".into()),
+                BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                    if mysql && (is_string(left) || is_string(right)) =>
+                {
+                    out.refused.push(format!("string comparison `{e}` (MariaDB collations ignore case and trailing spaces)"))
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out.refused.sort();
+    out.refused.dedup();
+    out
+}
+
+fn is_string(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)))
+}
+
+/// Positional plain arguments of a call (no named arguments, no `*`).
+fn plain_args(f: &Function) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = &f.args else { return None };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Casts whose result is the same in DataFusion: text, dates, timestamps,
+/// booleans, floats. Integers and decimals round in PostgreSQL/MySQL but
+/// truncate (or scale differently) in DataFusion.
+fn cast_is_exact(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Text
+            | DataType::Varchar(_)
+            | DataType::CharacterVarying(_)
+            | DataType::String(_)
+            | DataType::Date
+            | DataType::Timestamp(..)
+            | DataType::Datetime(_)
+            | DataType::Boolean
+            | DataType::Bool
+            | DataType::Double(_)
+            | DataType::DoublePrecision
+            | DataType::Float8
+            | DataType::Float64
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(sql: &str, d: Dialect) -> (Checked, String) {
+        let mut stmts = crate::federate::precedence::parse(sql, d).unwrap();
+        let sqlparser::ast::Statement::Query(q) = &mut stmts[0] else { panic!() };
+        let c = check(q, d);
+        (c, q.to_string())
+    }
+
+    #[test]
+    fn portable_expressions_pass_untouched() {
+        let (c, _) = run(
+            "select a.k, count(*), coalesce(max(b.v), 0), upper(a.s) from a join b on a.k = b.k where a.v + 1 > 2 group by a.k, a.s",
+            Dialect::Postgres,
+        );
+        assert!(c.refused.is_empty() && c.translated.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn dialect_functions_with_other_meanings_are_refused() {
+        let (c, _) = run("select to_char(o.t, 'YYYY-MM'), o.amount / o.q, o.amount::int, avg(o.q) from o", Dialect::Postgres);
+        assert_eq!(c.refused, ["`/` (division)", "cast to `INT`", "function `avg`", "function `to_char`"]);
+        let (c, _) = run("select o.q / 7, date_format(o.t, '%Y'), o.s = 'ABC' from o", Dialect::Mysql);
+        assert_eq!(c.refused.len(), 3, "{c:?}");
+    }
+
+    #[test]
+    fn mysql_functions_with_a_proven_form_are_translated() {
+        let (c, sql) = run("select ifnull(o.a, 0), if(o.b > 1, 'x', 'y'), concat(o.s, o.t) from o", Dialect::Mysql);
+        assert!(c.refused.is_empty(), "{c:?}");
+        assert_eq!(c.translated.len(), 3);
+        assert!(sql.contains("coalesce(o.a, 0)"), "{sql}");
+        assert!(sql.contains("CASE WHEN o.b > 1 THEN 'x' ELSE 'y' END"), "{sql}");
+        assert!(sql.contains("CASE WHEN o.s IS NULL OR o.t IS NULL THEN NULL ELSE concat(o.s, o.t) END"), "{sql}");
+    }
+}
