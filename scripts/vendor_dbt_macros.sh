@@ -17,6 +17,7 @@ for f in "$inc"/global_project/macros/{generic_test_sql,utils,get_custom_name}/*
 copy global_project/macros/materializations/configs.sql
 copy global_project/macros/materializations/tests/where_subquery.sql
 copy global_project/macros/etc/datetime.sql
+copy global_project/macros/python_model/python.sql
 for f in "$inc"/postgres/macros/utils/*.sql; do copy "${f#"$inc"/}"; done
 copy postgres/macros/timestamps.sql
 for f in "$inc"/duckdb/macros/utils/{any_value,date,dateadd,datediff,generate_series,lastday,listagg,splitpart}.sql; do copy "${f#"$inc"/}"; done

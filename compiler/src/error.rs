@@ -38,6 +38,8 @@ pub enum ErrorCode {
     CompilerErrorRaised = 122,
     /// A macro was called that no package defines.
     MacroNotFound = 123,
+    /// A Python model that does not parse or declares refs/configs with non-literal arguments.
+    PythonModelInvalid = 124,
     /// `ref()` names no node.
     RefNotFound = 130,
     /// `ref()` names a disabled node.

@@ -112,6 +112,8 @@ pub struct Node {
     pub test: Option<TestInfo>,
     /// For seeds: absolute path of the data file (never written to artifacts).
     pub seed_path: Option<PathBuf>,
+    /// For Python models (`.py`): what the file declares (`raw` is the Python source).
+    pub python: Option<crate::loader::python::PythonModel>,
 }
 
 /// One table of a source group.

@@ -135,6 +135,13 @@ pub(crate) fn check_columns(
 }
 
 fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
+    // Its target is left as it was; descendants are skipped like any failed node's.
+    if node.language.as_deref() == Some("python") {
+        return fail(format!(
+            "`{}` is a Python model: running it needs a Python-capable compute, which DVT does not have yet              (its compiled code is in target/compiled/; SQL models run as usual)",
+            node.name
+        ));
+    }
     if node.path == ExecutionPath::Federation
         && let Some(fed) = &node.federation
     {

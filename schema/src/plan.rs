@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format (semver). Readers accept the same major version.
-pub const PLAN_VERSION: &str = "1.1.0";
+pub const PLAN_VERSION: &str = "1.2.0";
 
 /// A compiled project.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -189,6 +189,9 @@ pub struct PlanNode {
     pub upstreams: Vec<Upstream>,
     /// Set when the node needs a live database to render (reason); `dvtr` renders it then.
     pub render_at_runtime: Option<String>,
+    /// `python` for Python models (their `compiled_sql` is the compiled Python); absent for SQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// The node's rendered SELECT (ephemerals inlined), in the target's dialect.
     pub compiled_sql: Option<String>,
     /// Statements to run on the pushdown path.

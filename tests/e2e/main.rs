@@ -7,6 +7,7 @@ mod federated;
 mod golden;
 mod multi_db;
 mod parse_ls;
+mod python_models;
 mod robustness;
 mod runtime;
 mod seeds;

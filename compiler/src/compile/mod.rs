@@ -358,6 +358,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         upstreams,
         // With a live database the node renders now; offline it waits for `dvtr`.
         render_at_runtime: if cx.opts.live.is_some() { None } else { node.runtime_only.clone() },
+        language: node.python.as_ref().map(|_| "python".to_string()),
         compiled_sql: None,
         pushdown: None,
         federation: None,
@@ -383,6 +384,19 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         plan.write = s.write;
         plan.seed = Some(seed);
         return Ok(NodeOut { node: plan, warnings, file: None });
+    }
+    // Python models: dbt's compiled code is the model as written plus `py_script_postfix`
+    // (refs, sources, config and `this` resolved); running them needs a Python compute.
+    if node.python.is_some() {
+        let postfix = match cx.renderer.render(node, Some("{{ py_script_postfix(model) }}"), mode, false)? {
+            Ok(o) => o.text,
+            Err(render::RuntimeOnly(reason)) => {
+                plan.render_at_runtime = Some(reason);
+                return Ok(NodeOut { node: plan, warnings, file: None });
+            }
+        };
+        plan.compiled_sql = Some(format!("{}\n\n{postfix}", node.raw));
+        return Ok(NodeOut { node: plan, warnings, file: Some(compiled_path(cx.project, node)) });
     }
     // Tests: render their query, wrap it.
     let raw_template;

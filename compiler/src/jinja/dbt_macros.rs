@@ -43,6 +43,7 @@ pub const FILES: &[(&str, &str)] = &[
         "global_project/macros/materializations/tests/where_subquery.sql",
         include_str!("dbt/global_project/macros/materializations/tests/where_subquery.sql"),
     ),
+    ("global_project/macros/python_model/python.sql", include_str!("dbt/global_project/macros/python_model/python.sql")),
     ("global_project/macros/utils/any_value.sql", include_str!("dbt/global_project/macros/utils/any_value.sql")),
     ("global_project/macros/utils/array_append.sql", include_str!("dbt/global_project/macros/utils/array_append.sql")),
     ("global_project/macros/utils/array_concat.sql", include_str!("dbt/global_project/macros/utils/array_concat.sql")),

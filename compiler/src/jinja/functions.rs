@@ -84,14 +84,12 @@ fn split_kwargs(args: &[Value]) -> (Vec<Value>, Option<Kwargs>) {
     }
 }
 
-fn ref_fn(args: Rest<Value>) -> Result<Value, Error> {
-    let (pos, kw) = split_kwargs(&args);
+fn ref_fn(args: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
     let strs: Vec<String> =
-        pos.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("ref() takes string arguments"))).collect::<Result<_, _>>()?;
-    let version = kw
-        .as_ref()
-        .and_then(|k| k.get::<Option<Value>>("v").ok().flatten().or_else(|| k.get::<Option<Value>>("version").ok().flatten()))
-        .map(|v| v.to_string());
+        args.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("ref() takes string arguments"))).collect::<Result<_, _>>()?;
+    // Both spellings are read (which marks them used); none means unversioned.
+    let (v, version) = (kw.get::<Option<Value>>("v")?, kw.get::<Option<Value>>("version")?);
+    let version = v.or(version).filter(|x| !x.is_none() && !x.is_undefined()).map(|v| v.to_string());
     let call = match strs.as_slice() {
         [name] => RefCall { package: None, name: name.clone(), version },
         [pkg, name] => RefCall { package: Some(pkg.clone()), name: name.clone(), version },

@@ -10,6 +10,7 @@ mod functions;
 pub mod live;
 mod macros;
 mod mutable;
+pub mod pyrepr;
 mod relation;
 
 use std::collections::{BTreeSet, HashMap};
@@ -78,6 +79,7 @@ impl Jinja {
         let mut env = Environment::new();
         // dbt never escapes; minijinja would JSON-escape templates named `*.yml`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_formatter(pyrepr::formatter);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("__dvt_list", mutable::new_list);
         env.add_function("__dvt_dict", mutable::new_dict);

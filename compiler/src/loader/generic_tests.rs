@@ -79,35 +79,15 @@ fn py_repr(v: &Json) -> String {
             (_, _, Some(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
             _ => n.to_string(),
         },
-        Json::String(s) => py_str_repr(s),
+        Json::String(s) => crate::jinja::pyrepr::str_repr(s),
         Json::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
         Json::Object(m) => {
-            format!("{{{}}}", m.iter().map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                m.iter().map(|(k, v)| format!("{}: {}", crate::jinja::pyrepr::str_repr(k), py_repr(v))).collect::<Vec<_>>().join(", ")
+            )
         }
     }
-}
-
-/// Python's `repr()` of a string: single quotes unless it holds `'` and no `"`.
-fn py_str_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
 }
 
 /// dbt's `get_hashable_md`: dicts with sorted keys, lists, everything else `str()`.
@@ -116,10 +96,16 @@ fn hashable_repr(v: &Json) -> String {
         Json::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            format!("{{{}}}", keys.iter().map(|k| format!("{}: {}", py_str_repr(k), hashable_repr(&m[*k]))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                keys.iter()
+                    .map(|k| format!("{}: {}", crate::jinja::pyrepr::str_repr(k), hashable_repr(&m[*k])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         Json::Array(a) => format!("[{}]", a.iter().map(hashable_repr).collect::<Vec<_>>().join(", ")),
-        other => py_str_repr(&py_str(other)),
+        other => crate::jinja::pyrepr::str_repr(&py_str(other)),
     }
 }
 
@@ -278,6 +264,7 @@ pub fn build(
         runtime_only: None,
         test: Some(TestInfo { name: test_name, namespace, kwargs, attached_node: target.unique_id.to_string(), column_name }),
         seed_path: None,
+        python: None,
     })
 }
 

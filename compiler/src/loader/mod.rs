@@ -7,6 +7,7 @@ mod files;
 mod generic_tests;
 mod packages;
 mod properties;
+pub mod python;
 mod render;
 
 use std::collections::{BTreeMap, HashMap};
@@ -385,17 +386,35 @@ fn new_node(rt: ResourceType, pkg: &Package, root: &Package, src: NodeSource) ->
         runtime_only: None,
         test: None,
         seed_path: None,
+        python: None,
     }
 }
 
 /// One node per `.sql` file under `paths` (models, analyses).
 fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceType, out: &mut Vec<PendingNode>) -> Result<()> {
     for dir in resource_dirs(pkg, paths) {
-        for path in files::walk(&dir, &["sql"]) {
+        // Models may also be Python (`.py`), as in dbt.
+        let exts: &[&str] = if rt == ResourceType::Model { &["sql", "py"] } else { &["sql"] };
+        for path in files::walk(&dir, exts) {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let raw = files::read(&path, &display)?;
-            let src = NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line: 1 };
-            out.push(PendingNode { node: new_node(rt, pkg, root, src) });
+            let text = files::read(&path, &display)?;
+            // dbt strips a file's contents; the first kept line stays the file's line.
+            let lead = &text[..text.len() - text.trim_start().len()];
+            let raw_line = 1 + lead.matches('\n').count() as u32;
+            let raw = text.trim().to_string();
+            let is_python = path.extension().is_some_and(|e| e == "py");
+            let src = NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line };
+            let mut node = new_node(rt, pkg, root, src);
+            if is_python {
+                let model = python::parse(&node.raw, &node.file, node.raw_line)?;
+                for (k, v) in &model.configs {
+                    config::apply(&mut node.config, k, v);
+                }
+                node.refs = model.refs.clone();
+                node.source_calls = model.sources.clone();
+                node.python = Some(model);
+            }
+            out.push(PendingNode { node });
         }
     }
     Ok(())

@@ -80,14 +80,26 @@ pub fn target_value(profile: &str, o: &Output) -> Value {
 
 /// The `model` variable for a node.
 pub fn model_value(n: &crate::nodes::Node) -> Value {
+    let mut config = n.config.clone();
+    // What py_script_postfix reads (dbt's `config_keys_used` of `dbt.config.get`).
+    if let Some(py) = &n.python {
+        config.insert("config_keys_used".into(), json!(py.config_keys_used.iter().map(|(k, _)| k).collect::<Vec<_>>()));
+        config.insert("config_keys_defaults".into(), json!(py.config_keys_used.iter().map(|(_, d)| d).collect::<Vec<_>>()));
+        config.insert("meta_keys_used".into(), json!([]));
+    }
+    let refs: Vec<_> = n.refs.iter().map(|(r, _)| json!({"name": r.name, "package": r.package, "version": r.version})).collect();
+    let sources: Vec<_> = n.source_calls.iter().map(|(s, t, _)| json!([s, t])).collect();
     crate::jinja::to_value(json!({
+        "language": if n.python.is_some() { "python" } else { "sql" },
+        "refs": refs,
+        "sources": sources,
         "name": n.name,
         "unique_id": n.unique_id,
         "resource_type": n.resource_type.as_str(),
         "package_name": n.package,
         "fqn": n.fqn,
         "original_file_path": n.file,
-        "config": n.config,
+        "config": config,
         "tags": n.config.tags(),
         "alias": n.config.str("alias").unwrap_or(&n.name),
         "description": n.description,
@@ -184,7 +196,7 @@ pub fn render_all(
     let root = jinja.index.root.clone();
     let results: Vec<Result<()>> = pending
         .par_iter_mut()
-        .filter(|p| p.node.resource_type != ResourceType::Seed && p.node.test.is_none())
+        .filter(|p| p.node.resource_type != ResourceType::Seed && p.node.test.is_none() && p.node.python.is_none())
         .map(|p| {
             let node = &mut p.node;
             let this = Relation::new(None, None, node.config.str("alias").unwrap_or(&node.name).to_string(), dialect);
