@@ -25,8 +25,9 @@ build:
 test:
 	bash scripts/duckdb_lib.sh
 	$(CARGO) build $(BUILD_FLAGS)
+	bash scripts/py_duckdb.sh "$(BUILD)"
 	bash scripts/services.sh start
-	set -e; trap 'bash scripts/services.sh stop' EXIT; . build/services/env; $(CARGO) test --workspace
+	set -e; trap 'bash scripts/services.sh stop' EXIT; . build/services/env; . build/pyduckdb/env; $(CARGO) test --workspace
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Start / stop the test databases by hand (tests read build/services/env).

@@ -2,6 +2,7 @@
 //! throwaway projects written into temporary directories.
 
 mod differential;
+mod duckdb_files;
 mod errors;
 mod federated;
 mod golden;
