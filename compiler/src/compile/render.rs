@@ -178,6 +178,65 @@ pub struct Renderer<'a> {
     outputs: Arc<BTreeMap<String, crate::profiles::Output>>,
     pub full_refresh: bool,
     live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
+    /// dbt's `graph` context variable, built on first use.
+    graph: Value,
+}
+
+/// dbt's `graph`: `nodes` and `sources` of the project as dicts (what packages such as
+/// codegen read), built once, on the first access of a compile.
+#[derive(Debug)]
+struct GraphObj {
+    nodes: serde_json::Value,
+    sources: serde_json::Value,
+    built: std::sync::OnceLock<(Value, Value)>,
+}
+
+impl minijinja::value::Object for GraphObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let (nodes, sources) = self.built.get_or_init(|| (crate::jinja::to_value(&self.nodes), crate::jinja::to_value(&self.sources)));
+        match key.as_str()? {
+            "nodes" => Some(nodes.clone()),
+            "sources" => Some(sources.clone()),
+            "exposures" | "metrics" | "groups" | "semantic_models" | "saved_queries" => Some(crate::jinja::to_value(serde_json::json!({}))),
+            _ => None,
+        }
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["nodes", "sources", "exposures", "metrics", "groups", "semantic_models", "saved_queries"])
+    }
+}
+
+fn graph_of(project: &Project) -> Value {
+    use serde_json::json;
+    let nodes: serde_json::Map<String, serde_json::Value> = project
+        .nodes
+        .values()
+        .map(|n| {
+            let v = json!({
+                "unique_id": n.unique_id, "name": n.name, "resource_type": n.resource_type.as_str(), "package_name": n.package,
+                "original_file_path": n.file, "path": n.file, "fqn": n.fqn, "raw_code": n.raw, "raw_sql": n.raw,
+                "language": if n.python.is_some() { "python" } else { "sql" }, "config": n.config, "tags": n.config.tags(),
+                "alias": n.config.str("alias").unwrap_or(&n.name), "description": n.description,
+                "depends_on": {"nodes": n.depends_on, "macros": n.macros},
+                "refs": n.refs.iter().map(|(r, _)| json!({"name": r.name, "package": r.package, "version": r.version})).collect::<Vec<_>>(),
+                "sources": n.source_calls.iter().map(|(a, b, _)| json!([a, b])).collect::<Vec<_>>(),
+                "columns": n.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type}))).collect::<serde_json::Map<_, _>>(),
+            });
+            (n.unique_id.clone(), v)
+        })
+        .collect();
+    let sources: serde_json::Map<String, serde_json::Value> = project
+        .sources
+        .values()
+        .map(|s| {
+            let v = json!({
+                "unique_id": s.unique_id, "name": s.name, "source_name": s.source_name, "resource_type": "source",
+                "package_name": s.package, "identifier": s.identifier, "schema": s.schema, "database": s.database,
+            });
+            (s.unique_id.clone(), v)
+        })
+        .collect();
+    Value::from_object(GraphObj { nodes: nodes.into(), sources: sources.into(), built: std::sync::OnceLock::new() })
 }
 
 /// Rendering marked "needs a live database".
@@ -204,6 +263,7 @@ impl<'a> Renderer<'a> {
             outputs: Arc::new(project.profile.outputs.clone()),
             full_refresh,
             live,
+            graph: graph_of(project),
         }
     }
 
@@ -256,6 +316,7 @@ impl<'a> Renderer<'a> {
             m.insert("execute", Value::from(true));
             m.insert("project_name", Value::from(self.project.name.as_str()));
             m.insert("flags", crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": self.full_refresh, "WHICH": "compile"})));
+            m.insert("graph", self.graph.clone());
             Value::from(m)
         };
         // Macros dispatch on the target's adapter even when relations render for the compute.

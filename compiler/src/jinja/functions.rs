@@ -490,24 +490,156 @@ impl Object for DateTimeClass {
     }
 }
 
-/// `modules.re`: `search`, `match`, `sub`, `findall` on the regex crate.
+/// `modules.re`: `search`, `match`, `fullmatch`, `sub`, `findall`, `split` and the
+/// flag constants, on the regex crate with Python's syntax translated
+/// ([`python_regex`]); `\\g<1>`/`\\1` in replacements; `findall` returns groups
+/// as Python's does.
 #[derive(Debug)]
 struct ReModule;
 
+/// Python `re` pattern syntax → the regex crate's: a `{` that does not open a
+/// `{m}`/`{m,}`/`{m,n}` quantifier is literal, `\'` and `\"` are plain quotes.
+fn python_regex(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let b: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            '\\' if i + 1 < b.len() => {
+                let n = b[i + 1];
+                if n == '\'' || n == '"' {
+                    out.push(n);
+                } else {
+                    out.push(c);
+                    out.push(n);
+                }
+                i += 2;
+                continue;
+            }
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '{' if !in_class => {
+                let rest: String = b[i + 1..].iter().take_while(|x| **x != '}').collect();
+                let quantifier = i + 1 + rest.len() < b.len()
+                    && !rest.is_empty()
+                    && rest.split(',').count() <= 2
+                    && rest
+                        .split(',')
+                        .enumerate()
+                        .all(|(k, part)| part.chars().all(|d| d.is_ascii_digit()) && (k == 1 || !part.is_empty()));
+                if !quantifier {
+                    out.push_str("\\{");
+                    i += 1;
+                    continue;
+                }
+            }
+            '}' if !in_class && !out.ends_with(|x: char| x.is_ascii_digit() || x == ',') => {
+                out.push_str("\\}");
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Python's `\\g<name>` / `\\1` replacement references → `${name}`.
+fn python_replacement(r: &str) -> String {
+    static REF: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\\g<(\w+)>|\\(\d+)").expect("valid regex"));
+    let escaped = r.replace('$', "$$");
+    REF.replace_all(&escaped, |c: &regex::Captures<'_>| format!("${{{}}}", c.get(1).or(c.get(2)).map_or("", |m| m.as_str()))).into_owned()
+}
+
 impl Object for ReModule {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        // Flags as inline-group letters, combined with `|` as integers would be.
+        let bit = match key.as_str()? {
+            "I" | "IGNORECASE" => 1,
+            "M" | "MULTILINE" => 2,
+            "S" | "DOTALL" => 4,
+            "X" | "VERBOSE" => 8,
+            _ => return None,
+        };
+        Some(Value::from(bit))
+    }
+
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        let s = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let re = regex::Regex::new(&s(0)).map_err(|e| err(format!("modules.re: {e}")))?;
+        let (pos, kw) = split_kwargs(args);
+        let s = |i: usize| pos.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let flag_arg = |i: usize, name: &str| {
+            pos.get(i)
+                .cloned()
+                .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>(name).ok().flatten()))
+                .and_then(|v| i64::try_from(v).ok())
+        };
+        let flags_at = match method {
+            "sub" => 4,
+            "split" => 3,
+            _ => 2,
+        };
+        let flags = flag_arg(flags_at, "flags").unwrap_or(0);
+        let inline: String = [(1, 'i'), (2, 'm'), (4, 's'), (8, 'x')].iter().filter(|(b, _)| flags & b != 0).map(|(_, c)| *c).collect();
+        let pattern = if inline.is_empty() { python_regex(&s(0)) } else { format!("(?{inline}){}", python_regex(&s(0))) };
+        let re = fancy_regex::Regex::new(&pattern).map_err(|e| err(format!("modules.re: {e}")))?;
+        let re_err = |e: fancy_regex::Error| err(format!("modules.re: {e}"));
+        let text = |i: usize| s(i);
         match method {
-            "search" => Ok(re.find(&s(1)).map_or(Value::from(()), |m| Value::from(m.as_str()))),
-            "match" | "fullmatch" => Ok(re
-                .find(&s(1))
-                .filter(|m| m.start() == 0 && (method == "match" || m.end() == s(1).len()))
-                .map_or(Value::from(()), |m| Value::from(m.as_str()))),
-            "sub" => Ok(Value::from(re.replace_all(&s(2), s(1).replace("\\", "$").as_str()).into_owned())),
-            "findall" => Ok(Value::from(re.find_iter(&s(1)).map(|m| Value::from(m.as_str())).collect::<Vec<_>>())),
+            "search" => Ok(re.find(&text(1)).map_err(re_err)?.map_or(Value::from(()), |m| Value::from(m.as_str()))),
+            "match" | "fullmatch" => {
+                let t = text(1);
+                Ok(re
+                    .find(&t)
+                    .map_err(re_err)?
+                    .filter(|m| m.start() == 0 && (method == "match" || m.end() == t.len()))
+                    .map_or(Value::from(()), |m| Value::from(m.as_str())))
+            }
+            "sub" => {
+                let count = flag_arg(3, "count").unwrap_or(0).max(0) as usize;
+                let rep = python_replacement(&s(1));
+                let t = text(2);
+                Ok(Value::from(re.try_replacen(&t, count, rep.as_str()).map_err(re_err)?.into_owned()))
+            }
+            "findall" => {
+                let t = text(1);
+                let groups = re.captures_len() - 1;
+                let mut out = Vec::new();
+                for c in re.captures_iter(&t) {
+                    let c = c.map_err(re_err)?;
+                    let g = |i: usize| Value::from(c.get(i).map_or("", |m| m.as_str()));
+                    out.push(match groups {
+                        0 => g(0),
+                        1 => g(1),
+                        n => Value::from((1..=n).map(g).collect::<Vec<_>>()),
+                    });
+                }
+                Ok(Value::from(out))
+            }
+            "split" => {
+                let parts: Vec<Value> = re.split(&text(1)).map(|p| p.map(Value::from)).collect::<Result<_, _>>().map_err(re_err)?;
+                Ok(Value::from(parts))
+            }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("modules.re has no function `{method}`"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod re_tests {
+    use super::{python_regex, python_replacement};
+
+    #[test]
+    fn python_patterns_and_replacements_translate() {
+        assert_eq!(python_regex(r#"({{\s*ref\s*\(\s*[\'\"]?)"#), r#"(\{\{\s*ref\s*\(\s*['"]?)"#);
+        assert_eq!(python_regex(r"a{2,3}b{4}"), r"a{2,3}b{4}");
+        assert!(fancy_regex::Regex::new(&python_regex(r"(\)\s*}})")).is_ok());
+        assert!(fancy_regex::Regex::new(&python_regex(r"(?<!\w)from(?=\s)")).is_ok());
+        assert_eq!(python_replacement(r"\g<1> source_\g<7>"), "${1} source_${7}");
     }
 }
 
@@ -582,6 +714,8 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_global("graph", crate::jinja::to_value(serde_json::json!({"nodes": {}, "sources": {}, "exposures": {}, "macros": {}})));
     env.add_global("dbt_version", Value::from(env!("CARGO_PKG_VERSION")));
     env.add_global("invocation_id", Value::from("00000000-0000-0000-0000-000000000000"));
+    // Python lists are mutable: `(xs | list).pop()`.
+    env.add_filter("list", |v: Value| super::mutable::new_list(Some(v)));
     env.add_filter("as_bool", as_bool);
     env.add_filter("as_number", as_number);
     env.add_filter("as_text", |v: Value| v.to_string());

@@ -6,6 +6,7 @@
 mod files;
 mod generic_tests;
 mod packages;
+mod project_config;
 mod properties;
 pub mod python;
 mod render;
@@ -73,6 +74,12 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     let buckets = profiles::load_buckets(&dirs, &project_dir, &profile_name)?;
 
     let vars = Arc::new(build_vars(&packages, opts.vars.as_deref())?);
+    let mut packages = packages;
+    let target_val = target_value(&profile.name, &profile.outputs[&active_target]);
+    for pkg in &mut packages {
+        project_config::render(pkg, &vars, &target_val)?;
+    }
+    let root = &packages[0];
 
     // Macros and docs of every package, then the environment.
     let mut macro_defs = jinja::builtin_macros();
@@ -112,7 +119,6 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     // Properties YAML: patches, sources, and the tests they declare.
     let target_output = profile.outputs[&active_target].clone();
     let resolver = Arc::new(ParseResolver::new(docs.clone(), target_output.kind.clone()));
-    let target_val = target_value(&profile.name, &target_output);
     let mut warnings = Vec::new();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut test_decls: Vec<TestDecl> = Vec::new();

@@ -1,0 +1,82 @@
+//! Jinja in `dbt_project.yml` config values (`+enabled: "{{ var('load', false) }}"`,
+//! `+schema: "{{ env_var('S') }}"`), rendered when the project loads, as dbt
+//! does, with `var`, `env_var` and `target`; the text becomes a value the way
+//! dbt's native rendering does (`False` → false, `10` → 10). Hooks are rendered
+//! later, per node, like every node's SQL.
+
+use minijinja::{Environment, Value};
+use serde_json::Value as Json;
+
+use crate::error::{DvtError, ErrorCode, Location, Result};
+use crate::jinja::{Vars, env_var_fn};
+use crate::nodes::Package;
+
+/// Renders the config trees of `pkg`'s project file in place.
+pub fn render(pkg: &mut Package, vars: &Vars, target: &Value) -> Result<()> {
+    let mut env = Environment::new();
+    env.set_formatter(crate::jinja::pyrepr::formatter);
+    env.add_function("env_var", env_var_fn);
+    let (package, globals) = (pkg.name.clone(), vars.clone());
+    env.add_function("var", move |name: String, default: Option<Value>| -> std::result::Result<Value, minijinja::Error> {
+        match globals.get(&package, &name) {
+            Some(v) => Ok(crate::jinja::to_value(v)),
+            None => default
+                .ok_or_else(|| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("required var `{name}` is not set"))),
+        }
+    });
+    env.add_global("target", target.clone());
+    let file = format!("{}dbt_project.yml", pkg.rel);
+    let f = &mut pkg.file;
+    for tree in [&mut f.models, &mut f.seeds, &mut f.snapshots, &mut f.tests, &mut f.sources, &mut f.analyses].into_iter().flatten() {
+        walk(tree, &env, &file)?;
+    }
+    Ok(())
+}
+
+fn walk(v: &mut Json, env: &Environment<'_>, file: &str) -> Result<()> {
+    match v {
+        Json::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let key = k.trim_start_matches('+');
+                if matches!(key, "pre-hook" | "post-hook" | "pre_hook" | "post_hook") {
+                    continue;
+                }
+                walk(x, env, file)?;
+            }
+        }
+        Json::Array(a) => {
+            for x in a {
+                walk(x, env, file)?;
+            }
+        }
+        Json::String(s) if s.contains("{{") || s.contains("{%") => {
+            let text = env.render_str(s, ()).map_err(|e| {
+                DvtError::new(ErrorCode::JinjaRender, format!("config value `{s}`: {}", e.detail().unwrap_or(&e.kind().to_string())))
+                    .at(Location::file(file))
+            })?;
+            *v = native(&text);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// dbt's native rendering: Python literals become values, other text stays text.
+fn native(text: &str) -> Json {
+    match text.trim() {
+        "True" | "true" => Json::Bool(true),
+        "False" | "false" => Json::Bool(false),
+        "None" | "none" => Json::Null,
+        t => t.parse::<i64>().map(Json::from).or_else(|_| t.parse::<f64>().map(Json::from)).unwrap_or_else(|_| Json::from(text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rendered_text_becomes_a_value() {
+        assert_eq!(super::native("False"), serde_json::json!(false));
+        assert_eq!(super::native("10"), serde_json::json!(10));
+        assert_eq!(super::native("raw"), serde_json::json!("raw"));
+    }
+}
