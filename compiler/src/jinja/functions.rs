@@ -629,20 +629,6 @@ impl Object for ReModule {
     }
 }
 
-#[cfg(test)]
-mod re_tests {
-    use super::{python_regex, python_replacement};
-
-    #[test]
-    fn python_patterns_and_replacements_translate() {
-        assert_eq!(python_regex(r#"({{\s*ref\s*\(\s*[\'\"]?)"#), r#"(\{\{\s*ref\s*\(\s*['"]?)"#);
-        assert_eq!(python_regex(r"a{2,3}b{4}"), r"a{2,3}b{4}");
-        assert!(fancy_regex::Regex::new(&python_regex(r"(\)\s*}})")).is_ok());
-        assert!(fancy_regex::Regex::new(&python_regex(r"(?<!\w)from(?=\s)")).is_ok());
-        assert_eq!(python_replacement(r"\g<1> source_\g<7>"), "${1} source_${7}");
-    }
-}
-
 fn as_bool(v: Value) -> bool {
     match v.kind() {
         ValueKind::String => matches!(v.as_str().map(str::to_ascii_lowercase).as_deref(), Some("true" | "yes" | "1")),
@@ -726,4 +712,18 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
 /// A serialisable Rust value as a Jinja value.
 pub fn to_value<T: serde::Serialize>(v: T) -> Value {
     Value::from(minijinja::value::Serde(v))
+}
+
+#[cfg(test)]
+mod re_tests {
+    use super::{python_regex, python_replacement};
+
+    #[test]
+    fn python_patterns_and_replacements_translate() {
+        assert_eq!(python_regex(r#"({{\s*ref\s*\(\s*[\'\"]?)"#), r#"(\{\{\s*ref\s*\(\s*['"]?)"#);
+        assert_eq!(python_regex(r"a{2,3}b{4}"), r"a{2,3}b{4}");
+        assert!(fancy_regex::Regex::new(&python_regex(r"(\)\s*}})")).is_ok());
+        assert!(fancy_regex::Regex::new(&python_regex(r"(?<!\w)from(?=\s)")).is_ok());
+        assert_eq!(python_replacement(r"\g<1> source_\g<7>"), "${1} source_${7}");
+    }
 }
