@@ -263,7 +263,16 @@ impl<'a> Renderer<'a> {
             outputs: Arc::new(project.profile.outputs.clone()),
             full_refresh,
             live,
-            graph: graph_of(project),
+            // Built only when some macro or node reads it (building it costs a copy of every node).
+            graph: if project.macros.iter().any(|m| m.source.contains("graph")) || project.nodes.values().any(|n| n.raw.contains("graph")) {
+                graph_of(project)
+            } else {
+                Value::from_object(GraphObj {
+                    nodes: serde_json::json!({}),
+                    sources: serde_json::json!({}),
+                    built: std::sync::OnceLock::new(),
+                })
+            },
         }
     }
 
