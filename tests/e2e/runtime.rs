@@ -421,3 +421,43 @@ fn null_safe_comparisons_before_and_or_in_a_federated_model() {
     assert_eq!(rows("fed_distinct"), ["| 1 | 2 |", "| 2 | 1 |", "| 3 | 1 |"]);
     assert_eq!(rows("fed_not_distinct"), ["| 1 | 1 |", "| 2 | 1 |", "| 3 | 1 |"]);
 }
+
+/// MySQL functions a federated remainder translates (IF, IFNULL, CONCAT with NULL)
+/// give what MariaDB itself gives on co-located data (SPEC rule 10).
+#[test]
+fn mysql_functions_in_a_federated_model_equal_mariadb_on_colocated_data() {
+    let db = setup("myfn");
+    let orders = "id,qty,note\n1,3,a\n2,,b\n3,12,\n4,7,d\n";
+    let labels = "id,label\n1,x\n2,\n3,z\n4,w\n";
+    write(&db.project.join("seeds/pg_seeds/orders_pg.csv"), orders);
+    write(&db.project.join("seeds/maria_seeds/orders_copy_maria.csv"), orders);
+    write(&db.project.join("seeds/maria_seeds/labels_maria.csv"), labels);
+    let select = |o: &str, l: &str| {
+        format!(
+            "select o.id, if(o.qty > 5, 'big', 'small') as size, ifnull(o.qty, 0) as qty0, concat(o.note, '-', l.label) as tag\n\
+             from {o} o join {l} l on l.id = o.id"
+        )
+    };
+    write(
+        &db.project.join("models/fed_mysql_fns.sql"),
+        &format!("{{{{ config(target='maria') }}}}\n{}", select("{{ ref('orders_pg') }}", "{{ ref('labels_maria') }}")),
+    );
+    let r = dvtr(&db, &["build", "-s", "orders_pg", "orders_copy_maria", "labels_maria", "fed_mysql_fns"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = dvtr(&db, &["compile", "-s", "fed_mysql_fns"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(db.project.join("target/plan.json")).unwrap()).unwrap();
+    let node = &plan["nodes"]["model.rt.fed_mysql_fns"];
+    assert_eq!(node["path"], "federation");
+    assert!(node["federation"]["remainder"].as_str().unwrap().contains("coalesce(o.qty, 0)"), "{node}");
+    let s = &db.schema;
+    let federated = show(&db, "maria", &format!("select id, size, qty0, tag from `{s}`.fed_mysql_fns order by id"));
+    let colocated = show(
+        &db,
+        "maria",
+        &format!("select * from ({}) q order by id", select(&format!("`{s}`.orders_copy_maria"), &format!("`{s}`.labels_maria"))),
+    );
+    let rows = |out: &str| out.lines().filter(|l| l.starts_with("| ") && !l.contains(" id ")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(rows(&federated).len(), 4, "{federated}");
+    assert_eq!(rows(&federated), rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
+}
