@@ -154,9 +154,9 @@ fn vars_and_env_vars_render() {
 #[test]
 fn federated_remainder_with_a_dialect_function_is_refused_at_compile_time() {
     // orders lives on DuckDB, the model targets PostgreSQL: the remainder runs in DataFusion,
-    // whose to_char takes chrono patterns, so 'YYYY-MM' would be written literally.
+    // which has no numeric to_char patterns and divides decimals with another scale.
     let src = "version: 2\nsources:\n  - name: raw\n    connection: duck\n    tables:\n      - name: orders\n";
-    let model = "select to_char(o.ordered_at, 'YYYY-MM') as month, o.amount / o.qty as unit\nfrom {{ source('raw', 'orders') }} o";
+    let model = "select to_char(o.amount, 'FM999990.00') as amount, o.amount / o.qty as unit\nfrom {{ source('raw', 'orders') }} o";
     let dir = base_project(&[("models/src.yml", src), ("models/monthly.sql", model)]);
     let r = dvtc(dir.path(), &["compile"]);
     assert_eq!(r.code, 2, "{} {}", r.stdout, r.stderr);
@@ -164,7 +164,7 @@ fn federated_remainder_with_a_dialect_function_is_refused_at_compile_time() {
     assert!(r.stderr.contains("function `to_char`") && r.stderr.contains("`/` (division)"), "{}", r.stderr);
     assert!(r.stderr.contains("in a CTE or model over a single source"), "{}", r.stderr);
     // The same expressions over a single source, pushed there whole, compile.
-    let pushed = "with m as (select to_char(o.ordered_at, 'YYYY-MM') as month, o.amount / o.qty as unit from {{ source('raw', 'orders') }} o)\nselect * from m";
+    let pushed = "with m as (select to_char(o.amount, 'FM999990.00') as amount, o.amount / o.qty as unit from {{ source('raw', 'orders') }} o)\nselect * from m";
     let dir = project(&[
         ("dbt_project.yml", BASE[0].1),
         ("profiles.yml", &BASE[1].1.replace("type: duckdb", "type: postgres\n      dbname: other\n      schema: s")),

@@ -461,3 +461,35 @@ fn mysql_functions_in_a_federated_model_equal_mariadb_on_colocated_data() {
     assert_eq!(rows(&federated).len(), 4, "{federated}");
     assert_eq!(rows(&federated), rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
 }
+
+/// PostgreSQL `to_char` date/time patterns in a federated model are translated to
+/// DataFusion's (chrono) patterns and give what PostgreSQL gives on co-located data.
+#[test]
+fn postgres_to_char_in_a_federated_model_equals_postgres_on_colocated_data() {
+    let db = setup("tochar");
+    let events = "id,ts\n1,2025-01-05 08:05:09\n2,2024-12-31 23:59:59\n3,\n4,2025-07-14 00:00:00\n";
+    let labels = "id,label\n1,x\n2,y\n3,z\n4,w\n";
+    write(&db.project.join("seeds/pg_seeds/events_pg.csv"), events);
+    write(&db.project.join("seeds/pg_seeds/labels_copy_pg.csv"), labels);
+    write(&db.project.join("seeds/maria_seeds/labels_m.csv"), labels);
+    let select = |e: &str, l: &str| {
+        format!(
+            "select e.id, l.label, to_char(e.ts, 'YYYY-MM') as month, to_char(e.ts, 'FMDD Mon YYYY HH24:MI:SS') as stamp, \
+             to_char(e.ts, 'Dy HH12 AM') as clock\nfrom {e} e join {l} l on l.id = e.id"
+        )
+    };
+    write(&db.project.join("models/fed_to_char.sql"), &select("{{ ref('events_pg') }}", "{{ ref('labels_m') }}"));
+    let r = dvtr(&db, &["build", "-s", "events_pg", "labels_copy_pg", "labels_m", "fed_to_char"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = &db.schema;
+    let federated = show(&db, "pg", &format!("select id, label, month, stamp, clock from \"{s}\".fed_to_char order by id"));
+    let colocated = show(
+        &db,
+        "pg",
+        &format!("select * from ({}) q order by id", select(&format!("\"{s}\".events_pg"), &format!("\"{s}\".labels_copy_pg"))),
+    );
+    let rows = |out: &str| out.lines().filter(|l| l.starts_with("| ") && !l.contains(" id ")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(rows(&federated).len(), 4, "{federated}");
+    assert!(federated.contains("2025-01") && federated.contains("5 Jan 2025 08:05:09"), "{federated}");
+    assert_eq!(rows(&federated), rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
+}

@@ -11,7 +11,8 @@
 //! IS [NOT] NULL/DISTINCT FROM, IN, BETWEEN, LIKE, casts to text, dates,
 //! timestamps, booleans and floats.
 //! Translated (MySQL/MariaDB): `IFNULL(a, b)` → `coalesce(a, b)`, `IF(c, a, b)` →
-//! `CASE WHEN c THEN a ELSE b END`, `CONCAT(a, …)` → NULL when any argument is.
+//! `CASE WHEN c THEN a ELSE b END`, `CONCAT(a, …)` → NULL when any argument is;
+//! (PostgreSQL) `to_char(ts, 'YYYY-MM')` date/time patterns → chrono patterns.
 //! Refused: everything else — e.g. `/` (integer vs decimal division and numeric
 //! scale differ), casts to integers or decimals (rounding vs truncation),
 //! `to_char`, `avg`, `round`, `DATE_FORMAT`, `DIV`, MySQL `||`, and comparisons
@@ -105,6 +106,16 @@ pub fn check(q: &mut Query, dialect: Dialect) -> Checked {
                             out.translated.push("CONCAT(a, …) → NULL when any argument is NULL (MySQL)".into());
                         }
                     }
+                    "to_char" if dialect == Dialect::Postgres => match args.as_deref().and_then(chrono_pattern_arg) {
+                        Some((pg, chrono)) => {
+                            set_second_arg(f, &chrono);
+                            out.translated.push(format!("to_char(…, '{pg}') → to_char(…, '{chrono}')"));
+                        }
+                        None => out.refused.push(
+                            "function `to_char` (only date/time patterns of YYYY YY MM DD DDD HH24 HH12 MI SS MS US AM PM Mon Dy FM…)"
+                                .into(),
+                        ),
+                    },
                     "concat" | "concat_ws" if !mysql || name == "concat_ws" => {}
                     "length" if !mysql => {}
                     n if PORTABLE.contains(&n) => {}
@@ -137,6 +148,74 @@ pub fn check(q: &mut Query, dialect: Dialect) -> Checked {
     out.refused.sort();
     out.refused.dedup();
     out
+}
+
+/// The pattern of `to_char(ts, '<pattern>')` in chrono's syntax, if every part of it
+/// has an exact equivalent.
+fn chrono_pattern_arg(args: &[Expr]) -> Option<(String, String)> {
+    let [_, Expr::Value(v)] = args else { return None };
+    let Value::SingleQuotedString(p) = &v.value else { return None };
+    Some((p.clone(), pg_to_chrono(p)?))
+}
+
+/// PostgreSQL `to_char` date/time pattern → chrono format. Only tokens whose output is
+/// the same (no padded month/day names, no upper-case names, no ISO weeks); the
+/// literal characters `- : / . , _` and space and `"quoted"` text are copied.
+pub fn pg_to_chrono(p: &str) -> Option<String> {
+    // Longest tokens first; (PostgreSQL, chrono, chrono with FM = no padding).
+    const TOKENS: &[(&str, &str, &str)] = &[
+        ("HH24", "%H", "%-H"),
+        ("HH12", "%I", "%-I"),
+        ("YYYY", "%Y", "%Y"),
+        ("DDD", "%j", "%-j"),
+        ("Mon", "%b", "%b"),
+        ("Dy", "%a", "%a"),
+        ("YY", "%y", "%y"),
+        ("MM", "%m", "%-m"),
+        ("DD", "%d", "%-d"),
+        ("HH", "%I", "%-I"),
+        ("MI", "%M", "%-M"),
+        ("SS", "%S", "%-S"),
+        ("MS", "%3f", "%3f"),
+        ("US", "%6f", "%6f"),
+        ("AM", "%p", "%p"),
+        ("PM", "%p", "%p"),
+    ];
+    let mut out = String::new();
+    let mut rest = p;
+    while !rest.is_empty() {
+        let fm = rest.starts_with("FM");
+        let body = if fm { &rest[2..] } else { rest };
+        if let Some((tok, plain, unpadded)) = TOKENS.iter().find(|(t, _, _)| body.starts_with(t)) {
+            out.push_str(if fm { unpadded } else { plain });
+            rest = &body[tok.len()..];
+            continue;
+        }
+        if fm {
+            return None;
+        }
+        let c = rest.chars().next()?;
+        if c == '"' {
+            let end = rest[1..].find('"')?;
+            out.push_str(&rest[1..=end].replace('%', "%%"));
+            rest = &rest[end + 2..];
+            continue;
+        }
+        if !"-:/., _".contains(c) {
+            return None;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    Some(out)
+}
+
+fn set_second_arg(f: &mut Function, text: &str) {
+    if let FunctionArguments::List(list) = &mut f.args
+        && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = list.args.get_mut(1)
+    {
+        *e = Expr::Value(Value::SingleQuotedString(text.to_string()).into());
+    }
 }
 
 fn is_string(e: &Expr) -> bool {
@@ -199,10 +278,25 @@ mod tests {
 
     #[test]
     fn dialect_functions_with_other_meanings_are_refused() {
-        let (c, _) = run("select to_char(o.t, 'YYYY-MM'), o.amount / o.q, o.amount::int, avg(o.q) from o", Dialect::Postgres);
-        assert_eq!(c.refused, ["`/` (division)", "cast to `INT`", "function `avg`", "function `to_char`"]);
+        let (c, _) = run("select to_char(o.amount, 'FM999990.00'), o.amount / o.q, o.amount::int, avg(o.q) from o", Dialect::Postgres);
+        assert_eq!(c.refused.len(), 4, "{c:?}");
+        assert!(c.refused.iter().any(|r| r.starts_with("function `to_char`")), "{c:?}");
         let (c, _) = run("select o.q / 7, date_format(o.t, '%Y'), o.s = 'ABC' from o", Dialect::Mysql);
         assert_eq!(c.refused.len(), 3, "{c:?}");
+    }
+
+    #[test]
+    fn postgres_to_char_date_patterns_become_chrono_patterns() {
+        assert_eq!(pg_to_chrono("YYYY-MM").as_deref(), Some("%Y-%m"));
+        assert_eq!(pg_to_chrono("YYYY-MM-DD HH24:MI:SS.MS").as_deref(), Some("%Y-%m-%d %H:%M:%S.%3f"));
+        assert_eq!(pg_to_chrono("FMDD Mon YYYY \"at\" HH12 AM").as_deref(), Some("%-d %b %Y at %I %p"));
+        // Padded or upper-case names, numeric patterns and unknown letters have no exact form.
+        for p in ["Month", "MON", "Day", "999990.00", "FM999", "IYYY", "Q"] {
+            assert_eq!(pg_to_chrono(p), None, "{p}");
+        }
+        let (c, sql) = run("select to_char(o.t, 'YYYY-MM') from o", Dialect::Postgres);
+        assert!(c.refused.is_empty(), "{c:?}");
+        assert!(sql.contains("to_char(o.t, '%Y-%m')"), "{sql}");
     }
 
     #[test]
