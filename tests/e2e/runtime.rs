@@ -33,6 +33,13 @@ fn rendering(v: &serde_json::Value, id: &str) -> (String, String) {
     (r["status"].as_str().unwrap().to_string(), r["rendering"].as_str().unwrap_or("").to_string())
 }
 
+/// The data rows of `dvtr show`'s table (not the header).
+fn table_rows(out: &str) -> Vec<String> {
+    let mut lines = out.lines().filter(|l| l.starts_with("| "));
+    lines.next();
+    lines.map(str::to_string).collect()
+}
+
 fn write(p: &Path, text: &str) {
     std::fs::write(p, text).unwrap();
 }
@@ -414,10 +421,7 @@ fn null_safe_comparisons_before_and_or_in_a_federated_model() {
     );
     let r = dvtr(&db, &["build", "-s", "labels_maria", "qty_pg", "fed_distinct", "fed_not_distinct"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let rows = |t: &str| {
-        let out = show(&db, "pg", &format!("select k, n from \"{}\".{t} order by k", db.schema));
-        out.lines().filter(|l| l.starts_with("| ") && !l.contains(" k ")).map(str::to_string).collect::<Vec<_>>()
-    };
+    let rows = |t: &str| table_rows(&show(&db, "pg", &format!("select k, n from \"{}\".{t} order by k", db.schema)));
     assert_eq!(rows("fed_distinct"), ["| 1 | 2 |", "| 2 | 1 |", "| 3 | 1 |"]);
     assert_eq!(rows("fed_not_distinct"), ["| 1 | 1 |", "| 2 | 1 |", "| 3 | 1 |"]);
 }
@@ -457,9 +461,8 @@ fn mysql_functions_in_a_federated_model_equal_mariadb_on_colocated_data() {
         "maria",
         &format!("select * from ({}) q order by id", select(&format!("`{s}`.orders_copy_maria"), &format!("`{s}`.labels_maria"))),
     );
-    let rows = |out: &str| out.lines().filter(|l| l.starts_with("| ") && !l.contains(" id ")).map(str::to_string).collect::<Vec<_>>();
-    assert_eq!(rows(&federated).len(), 4, "{federated}");
-    assert_eq!(rows(&federated), rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
+    assert_eq!(table_rows(&federated).len(), 4, "{federated}");
+    assert_eq!(table_rows(&federated), table_rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
 }
 
 /// PostgreSQL `to_char` date/time patterns in a federated model are translated to
@@ -488,8 +491,7 @@ fn postgres_to_char_in_a_federated_model_equals_postgres_on_colocated_data() {
         "pg",
         &format!("select * from ({}) q order by id", select(&format!("\"{s}\".events_pg"), &format!("\"{s}\".labels_copy_pg"))),
     );
-    let rows = |out: &str| out.lines().filter(|l| l.starts_with("| ") && !l.contains(" id ")).map(str::to_string).collect::<Vec<_>>();
-    assert_eq!(rows(&federated).len(), 4, "{federated}");
+    assert_eq!(table_rows(&federated).len(), 4, "{federated}");
     assert!(federated.contains("2025-01") && federated.contains("5 Jan 2025 08:05:09"), "{federated}");
-    assert_eq!(rows(&federated), rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
+    assert_eq!(table_rows(&federated), table_rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
 }
