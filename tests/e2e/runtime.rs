@@ -455,14 +455,23 @@ fn mysql_functions_in_a_federated_model_equal_mariadb_on_colocated_data() {
     assert_eq!(node["path"], "federation");
     assert!(node["federation"]["remainder"].as_str().unwrap().contains("coalesce(o.qty, 0)"), "{node}");
     let s = &db.schema;
-    let federated = show(&db, "maria", &format!("select id, size, qty0, tag from `{s}`.fed_mysql_fns order by id"));
-    let colocated = show(
+    same_rows_as_colocated(
         &db,
         "maria",
-        &format!("select * from ({}) q order by id", select(&format!("`{s}`.orders_copy_maria"), &format!("`{s}`.labels_maria"))),
+        &format!("select id, size, qty0, tag from `{s}`.fed_mysql_fns order by id"),
+        &select(&format!("`{s}`.orders_copy_maria"), &format!("`{s}`.labels_maria")),
+        4,
     );
-    assert_eq!(table_rows(&federated).len(), 4, "{federated}");
+}
+
+/// The federated model's rows (`federated`, ordered by id) equal `colocated_query` run on
+/// `target` itself; returns the federated output.
+fn same_rows_as_colocated(db: &Db, target: &str, federated: &str, colocated_query: &str, n: usize) -> String {
+    let federated = show(db, target, federated);
+    let colocated = show(db, target, &format!("select * from ({colocated_query}) q order by id"));
+    assert_eq!(table_rows(&federated).len(), n, "{federated}");
     assert_eq!(table_rows(&federated), table_rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
+    federated
 }
 
 /// PostgreSQL `to_char` date/time patterns in a federated model are translated to
@@ -485,13 +494,12 @@ fn postgres_to_char_in_a_federated_model_equals_postgres_on_colocated_data() {
     let r = dvtr(&db, &["build", "-s", "events_pg", "labels_copy_pg", "labels_m", "fed_to_char"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let s = &db.schema;
-    let federated = show(&db, "pg", &format!("select id, label, month, stamp, clock from \"{s}\".fed_to_char order by id"));
-    let colocated = show(
+    let federated = same_rows_as_colocated(
         &db,
         "pg",
-        &format!("select * from ({}) q order by id", select(&format!("\"{s}\".events_pg"), &format!("\"{s}\".labels_copy_pg"))),
+        &format!("select id, label, month, stamp, clock from \"{s}\".fed_to_char order by id"),
+        &select(&format!("\"{s}\".events_pg"), &format!("\"{s}\".labels_copy_pg")),
+        4,
     );
-    assert_eq!(table_rows(&federated).len(), 4, "{federated}");
     assert!(federated.contains("2025-01") && federated.contains("5 Jan 2025 08:05:09"), "{federated}");
-    assert_eq!(table_rows(&federated), table_rows(&colocated), "federated:\n{federated}\nco-located:\n{colocated}");
 }

@@ -69,25 +69,7 @@ fn py_str(v: &Json) -> String {
 
 /// Python's `repr()` of a YAML value (`True`, `None`, `['a', 1]`, `{'k': 'v'}`).
 fn py_repr(v: &Json) -> String {
-    match v {
-        Json::Null => "None".into(),
-        Json::Bool(true) => "True".into(),
-        Json::Bool(false) => "False".into(),
-        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
-            _ => n.to_string(),
-        },
-        Json::String(s) => crate::jinja::pyrepr::str_repr(s),
-        Json::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Json::Object(m) => {
-            format!(
-                "{{{}}}",
-                m.iter().map(|(k, v)| format!("{}: {}", crate::jinja::pyrepr::str_repr(k), py_repr(v))).collect::<Vec<_>>().join(", ")
-            )
-        }
-    }
+    crate::jinja::pyrepr::repr(&crate::jinja::to_value(v))
 }
 
 /// dbt's `get_hashable_md`: dicts with sorted keys, lists, everything else `str()`.
