@@ -418,10 +418,17 @@ fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_
 }
 
 /// `dvtc compile`.
-pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs) -> Result<()> {
+/// `compile`: offline from `dvtc` (nodes that query the database are marked
+/// "render at run time"); `dvtr compile` passes its `live` databases so that
+/// they render now, as `dbt compile` renders them.
+pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnector<'_>>) -> Result<()> {
     let start = Instant::now();
     let (project, jinja, graph) = load(args)?;
-    let compiled = crate::compile::compile(&project, &jinja, &graph, &c.options(args)?)?;
+    let mut options = c.options(args)?;
+    if let Some(connect) = live {
+        options.live = Some(connect(&project)?);
+    }
+    let compiled = crate::compile::compile(&project, &jinja, &graph, &options)?;
     report_unmatched(&compiled.unmatched, args.log_format);
     for w in &compiled.plan.warnings {
         warn(&format!("[{}] {}", w.code, w.message), args.log_format);
@@ -453,6 +460,9 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens the live databases of a loaded project (`dvtr compile`).
+pub type LiveConnector<'a> = &'a dyn Fn(&crate::nodes::Project) -> Result<std::sync::Arc<dyn crate::jinja::live::LiveDatabase>>;
+
 /// `dvtc diff`: true when the plans are equal.
 pub fn cmd_diff(old: &std::path::Path, new: &std::path::Path) -> Result<bool> {
     let read = |p: &std::path::Path| -> Result<dvt_schema::Plan> {
@@ -477,7 +487,7 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
     let result = match &cli.command {
         Command::Parse => cmd_parse(&cli.project),
         Command::Ls(ls) => cmd_ls(&cli.project, ls),
-        Command::Compile(c) => cmd_compile(&cli.project, c),
+        Command::Compile(c) => cmd_compile(&cli.project, c, None),
         Command::Diff { old, new } => match cmd_diff(old, new) {
             Ok(true) => return 0,
             Ok(false) => return 1,

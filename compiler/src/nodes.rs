@@ -137,6 +137,8 @@ pub struct Source {
     pub columns: BTreeMap<String, Column>,
     pub tags: Vec<String>,
     pub config: Config,
+    /// Quoting of its name: the source's `quoting:`, then the table's.
+    pub quote: crate::dialect::QuotePolicy,
 }
 
 /// A package (the root project or a dependency).

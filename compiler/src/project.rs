@@ -48,6 +48,8 @@ pub struct ProjectFile {
     pub analyses: Option<Json>,
     pub flags: Option<serde_json::Map<String, Json>>,
     pub dispatch: Option<Vec<DispatchConfig>>,
+    /// Which relation name parts are quoted (`{database: false, …}`).
+    pub quoting: Option<Json>,
     #[serde(rename = "on-run-start")]
     pub on_run_start: Option<Json>,
     #[serde(rename = "on-run-end")]

@@ -79,7 +79,8 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         threads: usize,
     },
-    /// Compile the project (same as `dvtc compile`).
+    /// Compile the project as `dvtc compile` does, rendering nodes that query the
+    /// database (`run_query`, `statement`, catalog lookups) against it, as `dbt compile` does.
     Compile(dvt_compiler::cli::CompileArgs),
     /// List nodes (same as `dvtc ls`).
     #[command(alias = "ls")]
@@ -323,7 +324,13 @@ fn main() {
         Command::Test(r) => run_cmd(a, r, "test", &["test"]),
         Command::Snapshot(r) => run_cmd(a, r, "snapshot", &["snapshot"]),
         Command::Retry { threads } => retry_cmd(a, *threads),
-        Command::Compile(c) => dvt_compiler::cli::cmd_compile(a, c).map(|()| 0),
+        Command::Compile(c) => {
+            let connect = |project: &dvt_compiler::nodes::Project| -> Result<Arc<dyn dvt_compiler::jinja::live::LiveDatabase>> {
+                let creds = dvt_runtime::credentials::load(a.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+                Ok(Arc::new(dvt_runtime::live::Live::new(creds)))
+            };
+            dvt_compiler::cli::cmd_compile(a, c, Some(&connect)).map(|()| 0)
+        }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
         Command::Show { inline, select, limit } => show_cmd(a, inline.as_deref(), select.as_deref(), *limit),
     };

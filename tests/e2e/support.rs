@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The workspace root.
+/// The workspace root (from `cargo test`'s run-time `CARGO_MANIFEST_DIR`, so that a
+/// build cached from a clone elsewhere still reads this checkout).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    Path::new(&dir).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// A built binary of the workspace (cargo builds them before running tests).

@@ -26,6 +26,8 @@ pub struct Index {
     pub sources: HashMap<(String, String), String>,
     pub ephemeral: BTreeSet<String>,
     pub docs: BTreeMap<(String, String), String>,
+    /// The root project's `quoting:`, for `ref()` and `this`.
+    pub quote: crate::dialect::QuotePolicy,
 }
 
 impl Index {
@@ -51,6 +53,7 @@ impl Index {
             sources: project.sources.values().map(|s| ((s.source_name.clone(), s.name.clone()), s.unique_id.clone())).collect(),
             ephemeral,
             docs: project.docs.clone(),
+            quote: crate::dialect::QuotePolicy::default().overlay(project.root_package().file.quoting.as_ref()),
         }
     }
 
@@ -82,7 +85,7 @@ pub fn fragment_name(project: &Project, uid: &str) -> String {
 pub const THIS: &str = "__this__";
 
 /// Where a source lives: (connection, database, schema, identifier).
-type SourceLoc = (String, Option<String>, String, String);
+type SourceLoc = (String, Option<String>, String, String, crate::dialect::QuotePolicy);
 
 /// How relations render.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -135,6 +138,7 @@ impl Resolver for NodeResolver {
             .ok_or_else(|| format!("ref('{}') has no relation", call.name))?;
         let mut r = Relation::new(p.database, p.schema, p.identifier, self.dialect());
         r.kind = Some("table".into());
+        r.quote = self.index.quote;
         Ok(self.as_fragment(uid, r))
     }
 
@@ -144,9 +148,10 @@ impl Resolver for NodeResolver {
             .sources
             .get(&(source.to_string(), table.to_string()))
             .ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
-        let (conn, database, schema, identifier) = self.project_sources.get(uid).cloned().ok_or("unknown source")?;
+        let (conn, database, schema, identifier, quote) = self.project_sources.get(uid).cloned().ok_or("unknown source")?;
         let three = self.outputs.get(&conn).and_then(|o| Dialect::from_adapter(&o.kind)).is_none_or(Dialect::three_part_names);
-        let r = Relation::new(if three { database } else { None }, Some(schema), identifier, self.dialect());
+        let mut r = Relation::new(if three { database } else { None }, Some(schema), identifier, self.dialect());
+        r.quote = quote;
         Ok(self.as_fragment(uid, r))
     }
 
@@ -253,7 +258,7 @@ impl<'a> Renderer<'a> {
         let sources = project
             .sources
             .values()
-            .map(|s| (s.unique_id.clone(), (s.connection.clone(), s.database.clone(), s.schema.clone(), s.identifier.clone())))
+            .map(|s| (s.unique_id.clone(), (s.connection.clone(), s.database.clone(), s.schema.clone(), s.identifier.clone(), s.quote)))
             .collect();
         Renderer {
             project,
@@ -308,6 +313,7 @@ impl<'a> Renderer<'a> {
         let this = match self.index.placements.get(&node.unique_id).and_then(|p| p.relation.clone()) {
             Some(r) => {
                 let mut rel = Relation::new(r.database, r.schema, r.identifier, dialect);
+                rel.quote = self.index.quote;
                 if let Mode::Federation(d) = mode {
                     rel.cte_name = Some(d.quote("__this"));
                 }

@@ -8,27 +8,42 @@ use crate::dialect::Dialect;
 use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::nodes::{Node, Project};
 
-/// A JSON value as a Jinja literal.
-fn literal(v: &Json) -> String {
+/// A test argument as a Jinja expression, rendered the way dbt renders test
+/// kwargs at compile time (`add_rendered_test_kwargs`): `ref(…)`/`source(…)`/
+/// `var(…)`/`env_var(…)`/`doc(…)` is called, a string with Jinja renders to
+/// text (hoisted into a `{% set %}` block; dbt 1.11 gives text even for one
+/// `{{ [1, 2] }}`), anything else is a literal. The top-level `column_name`
+/// stays a string.
+fn kwarg_expr(v: &Json, hoisted: &mut Vec<String>) -> String {
     match v {
         Json::Null => "none".into(),
         Json::Bool(b) => b.to_string(),
         Json::Number(n) => n.to_string(),
-        Json::String(s) => serde_json::to_string(s).unwrap_or_default(),
-        Json::Array(a) => format!("[{}]", a.iter().map(literal).collect::<Vec<_>>().join(", ")),
-        Json::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", serde_json::to_string(k).unwrap_or_default(), literal(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Json::String(s) => string_expr(s, hoisted),
+        Json::Array(a) => format!("[{}]", a.iter().map(|x| kwarg_expr(x, hoisted)).collect::<Vec<_>>().join(", ")),
+        Json::Object(m) => {
+            format!("{{{}}}", m.iter().map(|(k, x)| format!("{}: {}", quoted(k), kwarg_expr(x, hoisted))).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
-fn is_relation_expr(s: &str) -> bool {
-    let t = s.trim();
-    (t.starts_with("ref(") || t.starts_with("source(")) && t.ends_with(')')
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn string_expr(s: &str, hoisted: &mut Vec<String>) -> String {
+    use std::sync::LazyLock;
+    static LOOKS_LIKE_FUNC: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"(?s)^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("valid regex"));
+    if LOOKS_LIKE_FUNC.is_match(s) {
+        return format!("({})", s.trim());
+    }
+    if !(s.contains("{{") || s.contains("{%") || s.contains("{#")) {
+        return quoted(s);
+    }
+    let name = format!("__dvt_test_arg_{}", hoisted.len());
+    hoisted.push(format!("{{% set {name} %}}{s}{{% endset %}}"));
+    name
 }
 
 /// The Jinja that renders a generic test's query.
@@ -50,27 +65,26 @@ pub fn generic_test_template(project: &Project, jinja: &crate::jinja::Jinja, nod
         }
     };
     let model = if let Some(s) = project.sources.get(&t.attached_node) {
-        format!("source({}, {})", literal(&Json::from(s.source_name.clone())), literal(&Json::from(s.name.clone())))
+        format!("source({}, {})", quoted(&s.source_name), quoted(&s.name))
     } else {
         let n = &project.nodes[&t.attached_node];
-        format!("ref({}, {})", literal(&Json::from(n.package.clone())), literal(&Json::from(n.name.clone())))
+        format!("ref({}, {})", quoted(&n.package), quoted(&n.name))
     };
     let model = match node.config.str("where") {
-        Some(cond) => format!("__dvt_where({model}, {})", literal(&Json::from(cond))),
+        Some(cond) => format!("__dvt_where({model}, {})", quoted(cond)),
         None => model,
     };
     let mut args = vec![format!("model={model}")];
+    let mut hoisted = Vec::new();
     for (k, v) in &t.kwargs {
-        if k == "model" {
-            continue;
-        }
-        let val = match v {
-            Json::String(s) if is_relation_expr(s) => s.trim().to_string(),
-            other => literal(other),
+        let val = match (k.as_str(), v) {
+            ("model", _) => continue,
+            ("column_name", Json::String(s)) => quoted(s),
+            _ => kwarg_expr(v, &mut hoisted),
         };
         args.push(format!("{k}={val}"));
     }
-    Ok(format!("{{{{ {callee}({}) }}}}", args.join(", ")))
+    Ok(format!("{}{{{{ {callee}({}) }}}}", hoisted.concat(), args.join(", ")))
 }
 
 fn not_found(node: &Node, name: &str) -> DvtError {

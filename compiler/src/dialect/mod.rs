@@ -107,19 +107,57 @@ impl Dialect {
         !matches!(self, Dialect::Mysql | Dialect::Sqlite | Dialect::DataFusion)
     }
 
-    /// Renders a relation name in this dialect.
+    /// Renders a relation name in this dialect, every part quoted.
     pub fn relation(self, database: Option<&str>, schema: Option<&str>, identifier: &str) -> String {
+        self.relation_with(database, schema, identifier, QuotePolicy::default())
+    }
+
+    /// Renders a relation name, quoting the parts `quote` says (dbt's `quoting:`).
+    pub fn relation_with(self, database: Option<&str>, schema: Option<&str>, identifier: &str, quote: QuotePolicy) -> String {
+        let part = |name: &str, quoted: bool| if quoted { self.quote(name) } else { name.to_string() };
         let mut parts = Vec::with_capacity(3);
         if self.three_part_names()
             && let Some(d) = database.filter(|d| !d.is_empty())
         {
-            parts.push(self.quote(d));
+            parts.push(part(d, quote.database));
         }
         if let Some(s) = schema.filter(|s| !s.is_empty()) {
-            parts.push(self.quote(s));
+            parts.push(part(s, quote.schema));
         }
-        parts.push(self.quote(identifier));
+        parts.push(part(identifier, quote.identifier));
         parts.join(".")
+    }
+}
+
+/// Which parts of relation names are quoted: dbt's `quoting:` (project, source,
+/// source table). Everything is quoted unless a project says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotePolicy {
+    pub database: bool,
+    pub schema: bool,
+    pub identifier: bool,
+}
+
+impl Default for QuotePolicy {
+    fn default() -> Self {
+        QuotePolicy { database: true, schema: true, identifier: true }
+    }
+}
+
+impl QuotePolicy {
+    /// This policy with the parts a `quoting:` mapping sets (`{database: false}`).
+    pub fn overlay(mut self, quoting: Option<&serde_json::Value>) -> Self {
+        let get = |k: &str| quoting.and_then(|q| q.get(k)).and_then(serde_json::Value::as_bool);
+        if let Some(b) = get("database") {
+            self.database = b;
+        }
+        if let Some(b) = get("schema") {
+            self.schema = b;
+        }
+        if let Some(b) = get("identifier") {
+            self.identifier = b;
+        }
+        self
     }
 }
 

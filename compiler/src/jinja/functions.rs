@@ -410,86 +410,6 @@ impl Object for ColumnClass {
     }
 }
 
-/// A civil date-time for `modules.datetime` (UTC).
-#[derive(Debug, Clone)]
-struct DateTime {
-    secs: i64,
-    date_only: bool,
-}
-
-impl DateTime {
-    fn now(date_only: bool) -> Self {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        DateTime { secs, date_only }
-    }
-    fn parts(&self) -> (i64, u32, u32, u32, u32, u32) {
-        let days = self.secs.div_euclid(86_400);
-        let rem = self.secs.rem_euclid(86_400) as u32;
-        // Howard Hinnant's civil-from-days.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-    }
-    fn strftime(&self, fmt: &str) -> String {
-        let (y, m, d, hh, mm, ss) = self.parts();
-        fmt.replace("%Y", &format!("{y:04}"))
-            .replace("%m", &format!("{m:02}"))
-            .replace("%d", &format!("{d:02}"))
-            .replace("%H", &format!("{hh:02}"))
-            .replace("%M", &format!("{mm:02}"))
-            .replace("%S", &format!("{ss:02}"))
-            .replace("%f", "000000")
-    }
-}
-
-impl Object for DateTime {
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "strftime" => Ok(Value::from(self.strftime(args.first().and_then(|a| a.as_str()).unwrap_or("%Y-%m-%d %H:%M:%S")))),
-            "isoformat" => Ok(Value::from(if self.date_only { self.strftime("%Y-%m-%d") } else { self.strftime("%Y-%m-%dT%H:%M:%S") })),
-            "date" => Ok(Value::from_object(DateTime { secs: self.secs, date_only: true })),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime has no method `{method}`"))),
-        }
-    }
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let (y, m, d, hh, mm, ss) = self.parts();
-        Some(Value::from(match key.as_str()? {
-            "year" => y,
-            "month" => i64::from(m),
-            "day" => i64::from(d),
-            "hour" => i64::from(hh),
-            "minute" => i64::from(mm),
-            "second" => i64::from(ss),
-            _ => return None,
-        }))
-    }
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&if self.date_only { self.strftime("%Y-%m-%d") } else { self.strftime("%Y-%m-%d %H:%M:%S") })
-    }
-}
-
-/// `modules.datetime.datetime` / `.date`: constructors only.
-#[derive(Debug)]
-struct DateTimeClass {
-    date_only: bool,
-}
-
-impl Object for DateTimeClass {
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "now" | "utcnow" | "today" => Ok(Value::from_object(DateTime::now(self.date_only))),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime has no method `{method}`"))),
-        }
-    }
-}
-
 /// `modules.re`: `search`, `match`, `fullmatch`, `sub`, `findall`, `split` and the
 /// flag constants, on the regex crate with Python's syntax translated
 /// ([`python_regex`]); `\\g<1>`/`\\1` in replacements; `findall` returns groups
@@ -690,14 +610,11 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     api.insert("Relation", Value::from_object(RelationFactory));
     api.insert("Column", Value::from_object(ColumnClass));
     env.add_global("api", Value::from(api));
-    let mut dt = BTreeMap::new();
-    dt.insert("datetime", Value::from_object(DateTimeClass { date_only: false }));
-    dt.insert("date", Value::from_object(DateTimeClass { date_only: true }));
-    let mut modules = BTreeMap::new();
-    modules.insert("datetime", Value::from(dt));
+    let mut modules: BTreeMap<&str, Value> = super::pydatetime::modules().into_iter().collect();
     modules.insert("re", Value::from_object(ReModule));
     env.add_global("modules", Value::from(modules));
     env.add_global("graph", crate::jinja::to_value(serde_json::json!({"nodes": {}, "sources": {}, "exposures": {}, "macros": {}})));
+    env.add_global("run_started_at", super::pydatetime::run_started_at());
     env.add_global("dbt_version", Value::from(env!("CARGO_PKG_VERSION")));
     env.add_global("invocation_id", Value::from("00000000-0000-0000-0000-000000000000"));
     // Python lists are mutable: `(xs | list).pop()`.

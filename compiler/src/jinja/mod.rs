@@ -10,6 +10,7 @@ mod functions;
 pub mod live;
 mod macros;
 mod mutable;
+mod pydatetime;
 pub mod pyrepr;
 mod relation;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Error, State};
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, QuotePolicy};
 
 /// A table or view in a database, rendered in its dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +19,13 @@ pub struct Relation {
     pub kind: Option<String>,
     /// Set for ephemeral models: rendered as the CTE name instead.
     pub cte_name: Option<String>,
+    pub quote: QuotePolicy,
 }
 
 impl Relation {
     /// A relation with all parts.
     pub fn new(database: Option<String>, schema: Option<String>, identifier: String, dialect: Dialect) -> Self {
-        Relation { database, schema, identifier, dialect, kind: None, cte_name: None }
+        Relation { database, schema, identifier, dialect, kind: None, cte_name: None, quote: QuotePolicy::default() }
     }
 
     /// The rendered name.
@@ -32,7 +33,7 @@ impl Relation {
         if let Some(cte) = &self.cte_name {
             return cte.clone();
         }
-        self.dialect.relation(self.database.as_deref(), self.schema.as_deref(), &self.identifier)
+        self.dialect.relation_with(self.database.as_deref(), self.schema.as_deref(), &self.identifier, self.quote)
     }
 }
 
@@ -81,7 +82,10 @@ impl Object for Relation {
                 "database": self.database, "schema": self.schema, "identifier": self.identifier,
             })),
             "metadata" => crate::jinja::to_value(serde_json::json!({ "type": class_name(self.dialect) })),
-            "quote_policy" | "include_policy" => crate::jinja::to_value(serde_json::json!({
+            "quote_policy" => crate::jinja::to_value(serde_json::json!({
+                "database": self.quote.database, "schema": self.quote.schema, "identifier": self.quote.identifier,
+            })),
+            "include_policy" => crate::jinja::to_value(serde_json::json!({
                 "database": self.database.is_some(), "schema": self.schema.is_some(), "identifier": true,
             })),
             _ => return None,

@@ -10,7 +10,7 @@ use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::nodes::{Node, ResourceType, TestInfo};
 
 /// Keys of a test entry that configure the test rather than pass arguments.
-const CONFIG_KEYS: [&str; 13] = [
+const CONFIG_KEYS: [&str; 14] = [
     "severity",
     "tags",
     "where",
@@ -24,7 +24,11 @@ const CONFIG_KEYS: [&str; 13] = [
     "meta",
     "alias",
     "database",
+    "schema",
 ];
+
+/// Renders a config string that holds Jinja (`None`: it holds none).
+pub type ConfigRenderFn<'a> = dyn Fn(&str, &Location) -> Result<Option<Json>> + Sync + 'a;
 
 /// What the test is attached to.
 pub struct TestTarget<'a> {
@@ -126,8 +130,16 @@ pub fn build(
     column: Option<&str>,
     column_tags: &[String],
     project_tests: Option<&Json>,
+    render_config: &ConfigRenderFn<'_>,
 ) -> Result<Node> {
     let at = || Location::new(target.file, target.line, 0);
+    // dbt renders the test's config values (strings only, at parse time): `severity: "{{ … }}"`.
+    let rendered = |v: &Json| -> Result<Json> {
+        match v {
+            Json::String(s) => Ok(render_config(s, &at())?.unwrap_or_else(|| v.clone())),
+            _ => Ok(v.clone()),
+        }
+    };
     let (full_name, body): (String, serde_json::Map<String, Json>) = match entry {
         Json::String(s) => (s.clone(), serde_json::Map::new()),
         Json::Object(m) if m.contains_key("test_name") => {
@@ -173,7 +185,12 @@ pub fn build(
     let mut test_config: Option<serde_json::Map<String, Json>> = None;
     for (k, v) in &body {
         match k.as_str() {
-            "config" => test_config = v.as_object().cloned(),
+            "config" => {
+                test_config = match v.as_object() {
+                    Some(m) => Some(m.iter().map(|(k, x)| Ok((k.clone(), rendered(x)?))).collect::<Result<_>>()?),
+                    None => None,
+                }
+            }
             "name" => custom_name = v.as_str().map(str::to_string),
             "arguments" => {
                 for (ak, av) in v.as_object().into_iter().flatten() {
@@ -181,7 +198,7 @@ pub fn build(
                 }
             }
             "description" => {}
-            k if CONFIG_KEYS.contains(&k) => config::apply(&mut cfg, k, v),
+            k if CONFIG_KEYS.contains(&k) => config::apply(&mut cfg, k, &rendered(v)?),
             _ => {
                 kwargs.insert(k.clone(), v.clone());
             }
@@ -282,6 +299,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn no_jinja(_: &str, _: &Location) -> Result<Option<Json>> {
+        Ok(None)
+    }
+
+    #[test]
+    fn config_values_with_jinja_are_rendered_as_dbt_does() {
+        let render = |s: &str, _: &Location| -> Result<Option<Json>> { Ok(s.contains("{{").then(|| json!("warn"))) };
+        let entry =
+            json!({"not_null": {"severity": "{{ 'warn' if target.type == 'spark' else 'error' }}", "config": {"where": "{{ x }}"}}});
+        let n = build(&entry, &target(), Some("id"), &[], None, &render).unwrap();
+        assert_eq!(n.config["severity"], json!("WARN"));
+        assert_eq!(n.config["where"], json!("warn"));
+    }
+
     fn target() -> TestTarget<'static> {
         TestTarget {
             unique_id: "model.p.orders",
@@ -296,7 +327,7 @@ mod tests {
 
     #[test]
     fn names_follow_dbt() {
-        let n = build(&json!("unique"), &target(), Some("id"), &[], None).unwrap();
+        let n = build(&json!("unique"), &target(), Some("id"), &[], None, &no_jinja).unwrap();
         assert_eq!(n.name, "unique_orders_id");
         let n = build(
             &json!({"accepted_values": {"values": ["a", "b"], "config": {"severity": "warn"}}}),
@@ -304,15 +335,22 @@ mod tests {
             Some("status"),
             &[],
             None,
+            &no_jinja,
         )
         .unwrap();
         assert_eq!(n.name, "accepted_values_orders_status__a__b");
         // dbt 1.11 gives this id for the same test (md5 of the name and Python's repr of its metadata).
         assert_eq!(n.unique_id.len(), "test.p.accepted_values_orders_status__a__b.".len() + 10);
         assert_eq!(n.config["severity"], json!("WARN"));
-        let n =
-            build(&json!({"relationships": {"arguments": {"to": "ref('customers')", "field": "id"}}}), &target(), Some("cid"), &[], None)
-                .unwrap();
+        let n = build(
+            &json!({"relationships": {"arguments": {"to": "ref('customers')", "field": "id"}}}),
+            &target(),
+            Some("cid"),
+            &[],
+            None,
+            &no_jinja,
+        )
+        .unwrap();
         assert_eq!(n.name, "relationships_orders_cid__id__ref_customers_");
         let (refs, _) = kwarg_dependencies(&n.test.unwrap().kwargs);
         assert_eq!(refs[0].name, "customers");
@@ -322,20 +360,21 @@ mod tests {
     fn long_names_keep_the_full_name_and_hash_the_file_name_as_dbt_does() {
         // From dbt-core 1.11 on jaffle_shop: `accepted_values` on orders.status.
         let values = json!(["placed", "shipped", "completed", "return_pending", "returned"]);
-        let n = build(&json!({"accepted_values": {"values": values}}), &target(), Some("status"), &[], None).unwrap();
+        let n = build(&json!({"accepted_values": {"values": values}}), &target(), Some("status"), &[], None, &no_jinja).unwrap();
         assert_eq!(n.name, "accepted_values_orders_status__placed__shipped__completed__return_pending__returned");
         assert_eq!(n.config["alias"], json!("accepted_values_orders_1ce6ab157c285f7cd2ac656013faf758"));
         assert_eq!(n.unique_id, "test.p.accepted_values_orders_status__placed__shipped__completed__return_pending__returned.be6b5b5ec3");
         // Tests on sources: `source_` before the test, `<source>_<table>` as the target; Python's `False`/`None`.
         let src = TestTarget { label: "raw_orders".into(), model_call: "source('raw', 'orders')", ..target() };
-        let n = build(&json!({"accepted_values": {"values": [false, null], "quote": false}}), &src, Some("flag"), &[], None).unwrap();
+        let n = build(&json!({"accepted_values": {"values": [false, null], "quote": false}}), &src, Some("flag"), &[], None, &no_jinja)
+            .unwrap();
         assert_eq!(n.name, "source_accepted_values_raw_orders_flag__False__False__None");
     }
 
     #[test]
     fn bad_entries_are_errors_not_panics() {
-        assert!(build(&json!(3), &target(), None, &[], None).is_err());
-        assert!(build(&json!({"a": 1, "b": 2}), &target(), None, &[], None).is_err());
-        assert!(build(&json!({"unique": [1]}), &target(), None, &[], None).is_err());
+        assert!(build(&json!(3), &target(), None, &[], None, &no_jinja).is_err());
+        assert!(build(&json!({"a": 1, "b": 2}), &target(), None, &[], None, &no_jinja).is_err());
+        assert!(build(&json!({"unique": [1]}), &target(), None, &[], None, &no_jinja).is_err());
     }
 }

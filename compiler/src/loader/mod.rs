@@ -177,11 +177,15 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
 
     // Generic tests, attached to enabled nodes only (dbt drops the others).
     let project_tests = packages[0].file.tests.clone();
+    let renderers: HashMap<&str, project_config::ConfigRenderer> =
+        packages.iter().map(|p| (p.name.as_str(), project_config::ConfigRenderer::new(&p.name, &vars, &target_val))).collect();
     // Consume the declarations: their YAML values move into the test nodes.
     let built: Vec<(String, u32, Result<Option<Node>>)> = test_decls
         .into_par_iter()
         .map(|decl| {
-            let built = build_test(&decl, &nodes, &sources, project_tests.as_ref());
+            let renderer = &renderers[decl.package.as_str()];
+            let render_config = |s: &str, at: &Location| renderer.render_str(s, at);
+            let built = build_test(&decl, &nodes, &sources, project_tests.as_ref(), &render_config);
             (decl.file, decl.line, built)
         })
         .collect();
@@ -682,6 +686,8 @@ fn load_source_group(
                 columns: cols,
                 tags,
                 config: cfg,
+                // dbt 1.11 quotes source names by default whatever the project's `quoting:` says.
+                quote: crate::dialect::QuotePolicy::default().overlay(group.quoting.as_ref()).overlay(table.quoting.as_ref()),
             },
         );
     }
@@ -735,6 +741,7 @@ fn build_test(
     nodes: &BTreeMap<String, Node>,
     sources: &BTreeMap<String, Source>,
     project_tests: Option<&Json>,
+    render_config: &generic_tests::ConfigRenderFn<'_>,
 ) -> Result<Option<Node>> {
     if !nodes.contains_key(&decl.attached) && !sources.contains_key(&decl.attached) {
         return Ok(None);
@@ -748,7 +755,7 @@ fn build_test(
         file: &decl.file,
         line: decl.line,
     };
-    let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests)?;
+    let mut node = generic_tests::build(&decl.entry, &target, decl.column.as_deref(), &decl.column_tags, project_tests, render_config)?;
     let info = node.test.as_ref().expect("generic test");
     let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);
     node.refs = refs.into_iter().map(|r| (r, decl.line)).collect();

@@ -11,52 +11,76 @@ use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::jinja::{Vars, env_var_fn};
 use crate::nodes::Package;
 
-/// Renders the config trees of `pkg`'s project file in place.
-pub fn render(pkg: &mut Package, vars: &Vars, target: &Value) -> Result<()> {
-    let mut env = Environment::new();
-    env.set_formatter(crate::jinja::pyrepr::formatter);
-    env.add_function("env_var", env_var_fn);
-    let (package, globals) = (pkg.name.clone(), vars.clone());
-    env.add_function("var", move |name: String, default: Option<Value>| -> std::result::Result<Value, minijinja::Error> {
-        match globals.get(&package, &name) {
-            Some(v) => Ok(crate::jinja::to_value(v)),
-            None => default
-                .ok_or_else(|| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("required var `{name}` is not set"))),
-        }
-    });
-    env.add_global("target", target.clone());
-    let file = format!("{}dbt_project.yml", pkg.rel);
-    let f = &mut pkg.file;
-    for tree in [&mut f.models, &mut f.seeds, &mut f.snapshots, &mut f.tests, &mut f.sources, &mut f.analyses].into_iter().flatten() {
-        walk(tree, &env, &file)?;
-    }
-    Ok(())
+/// Renders config values of one package at load time: `var` (the package's view
+/// of the project vars), `env_var` and `target`, with dbt's native rendering.
+pub struct ConfigRenderer {
+    env: Environment<'static>,
 }
 
-fn walk(v: &mut Json, env: &Environment<'_>, file: &str) -> Result<()> {
-    match v {
-        Json::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                let key = k.trim_start_matches('+');
-                if matches!(key, "pre-hook" | "post-hook" | "pre_hook" | "post_hook") {
-                    continue;
+impl ConfigRenderer {
+    pub fn new(package: &str, vars: &Vars, target: &Value) -> Self {
+        let mut env = Environment::new();
+        env.set_formatter(crate::jinja::pyrepr::formatter);
+        env.add_function("env_var", env_var_fn);
+        let (package, globals) = (package.to_string(), vars.clone());
+        env.add_function("var", move |name: String, default: Option<Value>| -> std::result::Result<Value, minijinja::Error> {
+            match globals.get(&package, &name) {
+                Some(v) => Ok(crate::jinja::to_value(v)),
+                None => default.ok_or_else(|| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("required var `{name}` is not set"))
+                }),
+            }
+        });
+        env.add_global("target", target.clone());
+        ConfigRenderer { env }
+    }
+
+    /// `s` rendered when it holds Jinja, as a value; `None` when it holds none.
+    pub fn render_str(&self, s: &str, at: &Location) -> Result<Option<Json>> {
+        if !(s.contains("{{") || s.contains("{%")) {
+            return Ok(None);
+        }
+        let text = self.env.render_str(s, ()).map_err(|e| {
+            DvtError::new(ErrorCode::JinjaRender, format!("config value `{s}`: {}", e.detail().unwrap_or(&e.kind().to_string())))
+                .at(at.clone())
+        })?;
+        Ok(Some(native(&text)))
+    }
+
+    /// Every string of a config tree rendered in place (hooks stay raw: they render per node).
+    pub fn render_tree(&self, v: &mut Json, at: &Location) -> Result<()> {
+        match v {
+            Json::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    let key = k.trim_start_matches('+');
+                    if !matches!(key, "pre-hook" | "post-hook" | "pre_hook" | "post_hook") {
+                        self.render_tree(x, at)?;
+                    }
                 }
-                walk(x, env, file)?;
             }
-        }
-        Json::Array(a) => {
-            for x in a {
-                walk(x, env, file)?;
+            Json::Array(a) => {
+                for x in a {
+                    self.render_tree(x, at)?;
+                }
             }
+            Json::String(s) => {
+                if let Some(r) = self.render_str(s, at)? {
+                    *v = r;
+                }
+            }
+            _ => {}
         }
-        Json::String(s) if s.contains("{{") || s.contains("{%") => {
-            let text = env.render_str(s, ()).map_err(|e| {
-                DvtError::new(ErrorCode::JinjaRender, format!("config value `{s}`: {}", e.detail().unwrap_or(&e.kind().to_string())))
-                    .at(Location::file(file))
-            })?;
-            *v = native(&text);
-        }
-        _ => {}
+        Ok(())
+    }
+}
+
+/// Renders the config trees of `pkg`'s project file in place.
+pub fn render(pkg: &mut Package, vars: &Vars, target: &Value) -> Result<()> {
+    let renderer = ConfigRenderer::new(&pkg.name, vars, target);
+    let at = Location::file(format!("{}dbt_project.yml", pkg.rel));
+    let f = &mut pkg.file;
+    for tree in [&mut f.models, &mut f.seeds, &mut f.snapshots, &mut f.tests, &mut f.sources, &mut f.analyses].into_iter().flatten() {
+        renderer.render_tree(tree, &at)?;
     }
     Ok(())
 }

@@ -78,6 +78,8 @@ pub struct SourceGroup {
     #[serde(default)]
     pub loaded_at_field: Option<String>,
     #[serde(default)]
+    pub quoting: Option<Json>,
+    #[serde(default)]
     pub tables: Vec<SourceTable>,
 }
 
@@ -103,6 +105,8 @@ pub struct SourceTable {
     pub freshness: Option<Json>,
     #[serde(default)]
     pub loaded_at_field: Option<String>,
+    #[serde(default)]
+    pub quoting: Option<Json>,
 }
 
 /// Tags given as a string or a list.
