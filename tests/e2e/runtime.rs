@@ -503,3 +503,76 @@ fn postgres_to_char_in_a_federated_model_equals_postgres_on_colocated_data() {
     );
     assert!(federated.contains("2025-01") && federated.contains("5 Jan 2025 08:05:09"), "{federated}");
 }
+
+/// Expressions the compute cannot evaluate with PostgreSQL's meaning (numeric
+/// division scale, rounding casts, numeric `to_char`, float division) over a
+/// PostgreSQL source in a PostgreSQL model are computed in that source's
+/// fragment: the federated model equals PostgreSQL on co-located data.
+#[test]
+fn postgres_expressions_over_one_source_run_in_its_fragment_and_equal_postgres() {
+    let db = setup("pgexpr");
+    let orders =
+        "id,amount,quantity,ts\n1,220.50,33,2025-01-05 08:05:09\n2,19.99,0,2024-12-31 23:59:59\n3,,7,\n4,1000.005,3,2025-07-14 00:00:00\n";
+    let labels = "id,label\n1,x\n2,y\n3,z\n4,w\n";
+    write(&db.project.join("seeds/pg_seeds/orders_x_pg.csv"), orders);
+    write(&db.project.join("seeds/pg_seeds/labels_x_pg.csv"), labels);
+    write(&db.project.join("seeds/maria_seeds/labels_x_m.csv"), labels);
+    let select = |o: &str, l: &str| {
+        format!(
+            "select o.id, l.label, o.amount / nullif(o.quantity, 0) as unit_price, o.amount::int as amount_int, \
+             to_char(o.amount, 'FM999990.00') as amount_txt, o.quantity::float / 3 as third, \
+             date_part('epoch', o.ts)::bigint as epoch\nfrom {o} o join {l} l on l.id = o.id"
+        )
+    };
+    write(&db.project.join("models/fed_pg_expr.sql"), &select("{{ ref('orders_x_pg') }}", "{{ ref('labels_x_m') }}"));
+    let r = dvtr(&db, &["build", "-s", "orders_x_pg", "labels_x_pg", "labels_x_m", "fed_pg_expr"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = dvtr(&db, &["compile", "-s", "fed_pg_expr"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(db.project.join("target/plan.json")).unwrap()).unwrap();
+    let fed = &plan["nodes"]["model.rt.fed_pg_expr"]["federation"];
+    let orders_fragment = fed["fragments"].as_array().unwrap().iter().find(|f| f["sql"].as_str().unwrap().contains("orders_x_pg")).unwrap();
+    assert!(orders_fragment["sql"].as_str().unwrap().contains("to_char(amount, 'FM999990.00') as __dvt_expr_"), "{fed}");
+    let s = &db.schema;
+    let federated = same_rows_as_colocated(
+        &db,
+        "pg",
+        &format!("select id, label, unit_price, amount_int, amount_txt, third, epoch from \"{s}\".fed_pg_expr order by id"),
+        &select(&format!("\"{s}\".orders_x_pg"), &format!("\"{s}\".labels_x_pg")),
+        4,
+    );
+    assert!(federated.contains("6.6818181818181818") && federated.contains("221") && federated.contains("11"), "{federated}");
+}
+
+/// The same for MariaDB: decimal division, `DIV`, `DATE_FORMAT` over a MariaDB
+/// source in a MariaDB model run in MariaDB and equal MariaDB on co-located data.
+#[test]
+fn mariadb_expressions_over_one_source_run_in_its_fragment_and_equal_mariadb() {
+    let db = setup("myexpr");
+    let orders = "id,qty,ts\n1,10,2025-01-05 08:05:09\n2,,2024-12-31 23:59:59\n3,3,\n4,7,2025-07-14 00:00:00\n";
+    let labels = "id,label\n1,x\n2,y\n3,z\n4,w\n";
+    write(&db.project.join("seeds/maria_seeds/orders_y_m.csv"), orders);
+    write(&db.project.join("seeds/maria_seeds/labels_y_m.csv"), labels);
+    write(&db.project.join("seeds/pg_seeds/labels_y_pg.csv"), labels);
+    let select = |o: &str, l: &str| {
+        format!(
+            "select o.id, l.label, o.qty / 7 as per_week, o.qty div 3 as thirds, date_format(o.ts, '%Y-%m %a') as month\n\
+             from {o} o join {l} l on l.id = o.id"
+        )
+    };
+    write(
+        &db.project.join("models/fed_my_expr.sql"),
+        &format!("{{{{ config(target='maria') }}}}\n{}", select("{{ ref('orders_y_m') }}", "{{ ref('labels_y_pg') }}")),
+    );
+    let r = dvtr(&db, &["build", "-s", "orders_y_m", "labels_y_m", "labels_y_pg", "fed_my_expr"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = &db.schema;
+    let federated = same_rows_as_colocated(
+        &db,
+        "maria",
+        &format!("select id, label, per_week, thirds, month from `{s}`.fed_my_expr order by id"),
+        &select(&format!("`{s}`.orders_y_m"), &format!("`{s}`.labels_y_m")),
+        4,
+    );
+    assert!(federated.contains("1.4286") && federated.contains("2025-01 Sun"), "{federated}");
+}

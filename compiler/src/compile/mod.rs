@@ -585,6 +585,14 @@ fn federation(
         node: node.unique_id.clone(),
         message: format!("federation of `{}`: translated for the compute: {t}", node.name),
     }));
+    warnings.extend(split.computed.iter().map(|(expr, input, column)| PlanWarning {
+        code: "DVTW303".into(),
+        node: node.unique_id.clone(),
+        message: format!(
+            "federation of `{}`: `{expr}` is computed in the fragment of `{input}` (its own dialect) as `{column}`",
+            node.name
+        ),
+    }));
     let plan = FederationPlan {
         compute_dialect: Dialect::DataFusion.name().into(),
         fragments,

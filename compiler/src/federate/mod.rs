@@ -45,6 +45,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::dialect::Dialect;
 
+mod expr_push;
 pub mod precedence;
 pub mod semantics;
 mod whole;
@@ -87,6 +88,9 @@ pub struct Split {
     pub refused: Vec<String>,
     /// Translations applied to the remainder ([`semantics`]).
     pub translated: Vec<String>,
+    /// Expressions computed in their relation's fragment instead ([`expr_push`]):
+    /// (expression as written, fragment input, column).
+    pub computed: Vec<(String, String, String)>,
 }
 
 /// What one occurrence of a fragment relation needs.
@@ -832,6 +836,7 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
     let mut remainders = Vec::new();
     let (mut refused, mut translated) = (Vec::new(), Vec::new());
     let mut referenced: BTreeSet<String> = BTreeSet::new();
+    let mut computed: Vec<expr_push::Computed> = Vec::new();
     let mut failed = false;
     for (sql, result) in sqls.iter().zip(parsed) {
         remainders.push(sql.to_string());
@@ -841,10 +846,12 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
                     if pusher.statement(q) {
                         *remainders.last_mut().expect("pushed above") = format!("{q:#}");
                     }
+                    // Expressions over one relation in the model's dialect are computed there.
+                    let moved = expr_push::push(q, &by_name, dialect, &mut computed);
                     // What stays in the remainder must mean the same in DataFusion.
-                    let checked = semantics::check(q, dialect);
+                    let checked = semantics::check(q.as_mut(), dialect);
                     refused.extend(checked.refused);
-                    let reprint = !checked.translated.is_empty();
+                    let reprint = moved || !checked.translated.is_empty();
                     translated.extend(checked.translated);
                     // DataFusion parses `IS [NOT] DISTINCT FROM` with the precedence bug.
                     if reprint || precedence::has_distinct_from(q.as_ref()) {
@@ -891,6 +898,11 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
         fallbacks: w.fallbacks.into_iter().collect(),
         refused,
         translated,
+        computed: if failed {
+            Vec::new()
+        } else {
+            computed.iter().map(|c| (c.original.clone(), c.input.clone(), c.name.clone())).collect()
+        },
     };
     for input in inputs {
         let occs: Vec<&Occurrence> = w.occ.iter().filter(|o| o.fragment == input.name).collect();
@@ -950,7 +962,22 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
         };
         // Semi-joins name this relation `dvt_f` (bare columns still resolve to it).
         let from = if aliased { format!("{} dvt_f", input.relation) } else { input.relation.clone() };
-        let mut sql = format!("select {} from {from}", columns.as_ref().map_or_else(|| "*".to_string(), |c| c.join(", ")));
+        let mine: Vec<&expr_push::Computed> = computed.iter().filter(|c| c.input == input.name).collect();
+        let select_list = match &columns {
+            Some(cols) => cols
+                .iter()
+                .map(|c| match mine.iter().find(|m| &m.name == c) {
+                    Some(m) => format!("{} as {}", m.sql, m.name),
+                    None => c.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => std::iter::once("*".to_string())
+                .chain(mine.iter().map(|m| format!("{} as {}", m.sql, m.name)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let mut sql = format!("select {select_list} from {from}");
         if let Some(f) = &filter {
             sql.push_str(&format!(" where {f}"));
         }

@@ -24,7 +24,7 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CaseWhen, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, Value,
+    BinaryOperator, CaseWhen, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value,
 };
 
 use sqlparser::ast::helpers::attached_token::AttachedToken;
@@ -62,8 +62,9 @@ const PORTABLE: &[&str] = &[
     "last_value",
 ];
 
-/// Checks (and where a translation is proven, rewrites) every expression of `q`.
-pub fn check(q: &mut Query, dialect: Dialect) -> Checked {
+/// Checks (and where a translation is proven, rewrites) every expression of `q`
+/// (a query or a single expression).
+pub fn check<T: sqlparser::ast::VisitMut>(q: &mut T, dialect: Dialect) -> Checked {
     let mut out = Checked::default();
     let mysql = dialect == Dialect::Mysql;
     let _ = sqlparser::ast::visit_expressions_mut(q, |e| {

@@ -331,3 +331,35 @@ fn another_dialect_gets_only_sub_queries_that_mean_the_same_everywhere() {
         assert!(s.pushed.is_empty(), "{sub}: {:#?}", s.pushed);
     }
 }
+
+#[test]
+fn dialect_expressions_over_one_relation_are_computed_in_its_fragment() {
+    let ins = inputs(&[("o", Dialect::Postgres), ("c", Dialect::Sqlite)]);
+    let s = split(
+        &["select to_char(o.ordered_at, 'FMMonth YYYY') as month, o.amount / nullif(o.quantity, 0) as unit_price, \
+           sum(o.amount::int) as total, c.name from o join c on c.id = o.customer_id \
+           group by to_char(o.ordered_at, 'FMMonth YYYY'), o.amount / nullif(o.quantity, 0), c.name"],
+        &ins,
+        Dialect::Postgres,
+    );
+    assert!(s.refused.is_empty(), "{:?}", s.refused);
+    assert_eq!(
+        frag(&s, "o"),
+        "select to_char(ordered_at, 'FMMonth YYYY') as __dvt_expr_1, amount / nullif(quantity, 0) as __dvt_expr_2, \
+         amount::INT as __dvt_expr_3, customer_id from src_o"
+    );
+    let r = flat(&remainders(&s)[0]);
+    assert!(r.contains("o.__dvt_expr_1 AS month") && r.contains("sum(o.__dvt_expr_3)"), "{r}");
+    assert!(r.contains("GROUP BY o.__dvt_expr_1, o.__dvt_expr_2, c.name"), "{r}");
+    assert_eq!(s.computed.len(), 3);
+    // Two relations, another dialect, an aggregate or an unaliased item: nothing moves, the refusal stands.
+    for sql in [
+        "select o.amount / c.factor as x from o join c on c.id = o.customer_id",
+        "select c.amount / c.factor as x from o join c on c.id = o.customer_id",
+        "select avg(o.amount) as x from o join c on c.id = o.customer_id",
+        "select o.amount / o.quantity from o join c on c.id = o.customer_id",
+    ] {
+        let s = split(&[sql], &ins, Dialect::Postgres);
+        assert!(!s.refused.is_empty() && s.computed.is_empty(), "{sql}: {:?}", s.computed);
+    }
+}

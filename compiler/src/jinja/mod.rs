@@ -67,7 +67,9 @@ pub fn macro_def(text: &str, b: &Block, package: &str, file: &str) -> Option<Mac
             let open = &text[b.start..b.open_tag_end];
             let renamed_open = open.replacen("test", "macro", 1).replacen(&b.name, &name, 1);
             let body = &text[b.body_start..b.body_end];
-            (name, format!("{renamed_open}{body}{{% endmacro %}}"))
+            // The closing tag keeps its whitespace control (`{%- endtest -%}`).
+            let close = text[b.body_end..b.end].replacen("endtest", "endmacro", 1);
+            (name, format!("{renamed_open}{body}{close}"))
         }
         _ => return None,
     };
@@ -218,5 +220,17 @@ mod tests {
         let v = super::to_value(serde_json::json!({"schema": "s", "n": 1}));
         let env = minijinja::Environment::new();
         assert_eq!(env.render_str("{{ t.schema }}-{{ t.n }}", minijinja::context! { t => v }).unwrap(), "s-1");
+    }
+}
+
+#[cfg(test)]
+mod test_block_tests {
+    #[test]
+    fn test_blocks_become_macros_keeping_whitespace_control() {
+        let text = "{% test t(model) -%}\n  select 1\n{%- endtest -%}\n";
+        let blocks = super::scan(text, "t.sql").unwrap();
+        let def = super::macro_def(text, &blocks[0], "p", "t.sql").unwrap();
+        assert_eq!(def.name, "test_t");
+        assert_eq!(def.source, "{% macro test_t(model) -%}\n  select 1\n{%- endmacro -%}");
     }
 }
