@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The compatibility suite (`make compat`): each pinned project of projects.tsv is
 # compiled by dbt-core 1.11 (the reference, DuckDB adapter) and by `dvtc compile`,
-# and every file under target/compiled/ is compared. Usage:
+# and every file under target/compiled/ is compared; then `dvtr compile` (connected to the
+# DuckDB file dbt built, so nodes that query the database render too) is compared the same way. Usage:
 #   compat/run.sh <build dir> <dvtc binary> [project names...]
 # Checkouts come from $COMPAT_SRC (default /work/.mirror); see projects.tsv.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(mkdir -p "${1:?build dir}" && cd "$1" && pwd); dvtc=$(realpath "${2:?dvtc binary}"); shift 2
+dvtr="$(dirname "$dvtc")/dvtr"  # built beside dvtc; optional
 src=${COMPAT_SRC:-/work/.mirror}
 dbt="$build/dbtvenv/bin/dbt"
 work="$build/compat"
@@ -88,6 +90,17 @@ YML
     python3 "$here/compare.py" "$name" "$p/ref" "$p/target/compiled" "$p/compat_diff.txt" "$dbt_rc" "$dvtc_rc" "$ref_s" "$ours_s" >> "$report"
     tail -1 "$report"
     [ "$dvtc_rc" = 0 ] || tail -5 "$p/dvtc_compile.log"
+    # `dvtr compile` also renders the nodes that query the database (the DuckDB file dbt built).
+    if [ -x "$dvtr" ]; then
+        rm -rf "$p/target"
+        live_start=$(date +%s.%N)
+        "$dvtr" --project-dir "$p" --profiles-dir "$p" compile > "$p/dvtr_compile.log" 2>&1
+        dvtr_rc=$?
+        live_s=$(echo "$(date +%s.%N) - $live_start" | bc)
+        python3 "$here/compare.py" "$name (dvtr, live)" "$p/ref" "$p/target/compiled" "$p/compat_diff_live.txt" "$dbt_rc" "$dvtr_rc" "$ref_s" "$live_s" >> "$report"
+        tail -1 "$report"
+        [ "$dvtr_rc" = 0 ] || tail -5 "$p/dvtr_compile.log"
+    fi
 done < "$here/projects.tsv"
 echo
 python3 "$here/compare.py" --table "$report"

@@ -189,6 +189,11 @@ enum Command {
     Ls(ListArgs),
     /// Resolve, render and write the execution plan (and target/compiled/ SQL).
     Compile(CompileArgs),
+    /// Install the packages of packages.yml / dependencies.yml into
+    /// packages-install-path (default dbt_packages/) and write package-lock.yml.
+    Deps,
+    /// Remove clean-targets (default: target/, dbt_packages/, .dvt/); never outside the project.
+    Clean,
     /// What changes between two plans (exit 1 when they differ).
     Diff {
         /// The plan before the change.
@@ -460,6 +465,36 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     Ok(())
 }
 
+fn project_root(args: &ProjectArgs) -> PathBuf {
+    args.project_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `dvtc deps`.
+pub fn cmd_deps(args: &ProjectArgs) -> Result<()> {
+    let installed = crate::deps::install(&project_root(args))?;
+    let mut stdout = std::io::stdout().lock();
+    if installed.is_empty() {
+        let _ = writeln!(stdout, "No packages declared in packages.yml or dependencies.yml");
+    }
+    for i in &installed {
+        for w in &i.warnings {
+            warn(w, args.log_format);
+        }
+        let what: Vec<String> = i.lock.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let _ = writeln!(stdout, "Installed {} ({})", i.name, what.join(", "));
+    }
+    Ok(())
+}
+
+/// `dvtc clean`.
+pub fn cmd_clean(args: &ProjectArgs) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for (t, existed) in crate::deps::clean(&project_root(args))? {
+        let _ = writeln!(stdout, "{} {t}", if existed { "Removed" } else { "Nothing to remove at" });
+    }
+    Ok(())
+}
+
 /// Opens the live databases of a loaded project (`dvtr compile`).
 pub type LiveConnector<'a> = &'a dyn Fn(&crate::nodes::Project) -> Result<std::sync::Arc<dyn crate::jinja::live::LiveDatabase>>;
 
@@ -488,6 +523,8 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
         Command::Parse => cmd_parse(&cli.project),
         Command::Ls(ls) => cmd_ls(&cli.project, ls),
         Command::Compile(c) => cmd_compile(&cli.project, c, None),
+        Command::Deps => cmd_deps(&cli.project),
+        Command::Clean => cmd_clean(&cli.project),
         Command::Diff { old, new } => match cmd_diff(old, new) {
             Ok(true) => return 0,
             Ok(false) => return 1,

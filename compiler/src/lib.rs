@@ -3,11 +3,12 @@
 //!
 //! Modules, one concern each: [`loader`] reads files, [`jinja`] renders,
 //! [`graph`] holds the DAG, [`select`] picks nodes, [`dialect`] knows SQL
-//! flavours, [`manifest`] writes the parse artifact.
+//! flavours, [`manifest`] writes the parse artifact, [`deps`] installs packages.
 
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod deps;
 pub mod dialect;
 pub mod error;
 pub mod federate;

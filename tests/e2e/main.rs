@@ -2,6 +2,7 @@
 //! throwaway projects written into temporary directories.
 
 mod dbt_compat;
+mod deps;
 mod differential;
 mod duckdb_files;
 mod errors;

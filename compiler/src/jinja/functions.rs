@@ -107,12 +107,13 @@ fn source_fn(source: String, table: String) -> Result<Value, Error> {
     n.resolver.resolve_source(&source, &table).map(Value::from_object).map_err(err)
 }
 
-fn var_fn(name: String, default: Option<Value>) -> Result<Value, Error> {
+/// `var(name, default)`: a default given as `none` counts (dbt's `var('x', none)`).
+fn var_fn(name: String, default: Rest<Value>) -> Result<Value, Error> {
     let n = node()?;
-    let package = context::current_package().unwrap_or_else(|| n.package.clone());
-    match n.vars.get(&package, &name) {
+    // dbt scopes vars by the node being rendered, also inside another package's macros.
+    match n.vars.get(&n.package, &name) {
         Some(v) => Ok(crate::jinja::to_value(v)),
-        None => default.ok_or_else(|| {
+        None => default.first().cloned().ok_or_else(|| {
             err(format!("required var `{name}` is not set; define it under `vars:` in the project file or pass --vars '{{{name}: ...}}'"))
         }),
     }

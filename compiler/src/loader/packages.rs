@@ -86,7 +86,7 @@ pub fn discover(project_dir: &Path, root: ProjectManifestFile) -> Result<Vec<Pac
             format!("package `{p}` is declared but not installed ({} declared, {installed} installed)", declared_remote.len()),
         )
         .at(Location::file(file))
-        .hint("install packages with `dbt deps` (DVT reads them from `packages-install-path`, default dbt_packages/), or use a `local:` package"));
+        .hint("install packages with `dvtc deps` (or `dbt deps`; DVT reads them from `packages-install-path`, default dbt_packages/), or use a `local:` package"));
     }
     let root_pkg = Package { name: root.file.name.clone(), root: root.root, rel: String::new(), file: root.file };
     deps.remove(&root_pkg.name);

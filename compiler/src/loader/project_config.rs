@@ -23,14 +23,17 @@ impl ConfigRenderer {
         env.set_formatter(crate::jinja::pyrepr::formatter);
         env.add_function("env_var", env_var_fn);
         let (package, globals) = (package.to_string(), vars.clone());
-        env.add_function("var", move |name: String, default: Option<Value>| -> std::result::Result<Value, minijinja::Error> {
-            match globals.get(&package, &name) {
-                Some(v) => Ok(crate::jinja::to_value(v)),
-                None => default.ok_or_else(|| {
-                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("required var `{name}` is not set"))
-                }),
-            }
-        });
+        env.add_function(
+            "var",
+            move |name: String, default: minijinja::value::Rest<Value>| -> std::result::Result<Value, minijinja::Error> {
+                match globals.get(&package, &name) {
+                    Some(v) => Ok(crate::jinja::to_value(v)),
+                    None => default.first().cloned().ok_or_else(|| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("required var `{name}` is not set"))
+                    }),
+                }
+            },
+        );
         env.add_global("target", target.clone());
         ConfigRenderer { env }
     }
