@@ -237,6 +237,9 @@ fn graph_of(project: &Project) -> Value {
             let v = json!({
                 "unique_id": s.unique_id, "name": s.name, "source_name": s.source_name, "resource_type": "source",
                 "package_name": s.package, "identifier": s.identifier, "schema": s.schema, "database": s.database,
+                "fqn": s.fqn, "description": s.description, "tags": s.tags, "config": s.config,
+                "original_file_path": s.file, "path": s.file,
+                "columns": s.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type}))).collect::<serde_json::Map<_, _>>(),
             });
             (s.unique_id.clone(), v)
         })
