@@ -85,6 +85,14 @@ enum Command {
     /// List nodes (same as `dvtc ls`).
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Call a macro against the databases (`run-operation grant_select --args '{role: r}'`).
+    RunOperation {
+        /// The macro (`name` or `package.name`).
+        r#macro: String,
+        /// Arguments as a YAML mapping.
+        #[arg(long)]
+        args: Option<String>,
+    },
     /// Run a query on an output and print the rows.
     Show {
         /// SQL to run (otherwise: the compiled SQL of the selected model).
@@ -289,6 +297,17 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
     Ok(0)
 }
 
+fn run_operation_cmd(args: &ProjectArgs, name: &str, macro_args: Option<&str>) -> Result<i32> {
+    let (project, jinja, _graph) = dvt_compiler::cli::load(args)?;
+    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+    let live: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds));
+    let out = dvt_compiler::compile::operation::run_operation(&project, &jinja, name, macro_args, live)?;
+    for line in &out.logs {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
 fn print_table(rows: &dvt_runtime::connectors::Rows) {
     let cells: Vec<Vec<String>> =
         rows.rows.iter().map(|r| r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect()).collect();
@@ -332,6 +351,7 @@ fn main() {
             dvt_compiler::cli::cmd_compile(a, c, Some(&connect)).map(|()| 0)
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
+        Command::RunOperation { r#macro, args } => run_operation_cmd(a, r#macro, args.as_deref()),
         Command::Show { inline, select, limit } => show_cmd(a, inline.as_deref(), select.as_deref(), *limit),
     };
     let code = match result {

@@ -576,3 +576,30 @@ fn mariadb_expressions_over_one_source_run_in_its_fragment_and_equal_mariadb() {
     );
     assert!(federated.contains("1.4286") && federated.contains("2025-01 Sun"), "{federated}");
 }
+
+/// `dvtr run-operation` calls a macro with `--args` against the active target:
+/// its `run_query` DDL lands in PostgreSQL and its `log(…, info=True)` is printed.
+#[test]
+fn run_operation_calls_a_macro_against_the_target() {
+    let db = setup("runop");
+    std::fs::create_dir_all(db.project.join("macros")).unwrap();
+    write(
+        &db.project.join("macros/ops.sql"),
+        "{% macro make_marker(name, n=1) %}\n\
+         {% do run_query('create schema if not exists ' ~ target.schema) %}\n\
+         {% do run_query('create table ' ~ target.schema ~ '.' ~ name ~ ' as select ' ~ n ~ ' as n') %}\n\
+         {% set r = run_query('select n from ' ~ target.schema ~ '.' ~ name) %}\n\
+         {{ log('marker ' ~ name ~ ' holds ' ~ r.rows[0][0], info=True) }}\n\
+         {% endmacro %}\n",
+    );
+    let r = dvtr(&db, &["run-operation", "make_marker", "--args", "{name: op_marker, n: 41}"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("marker op_marker holds 41"), "{}", r.stdout);
+    let rows = show(&db, "pg", &format!("select n + 1 as n from \"{}\".op_marker", db.schema));
+    assert_eq!(table_rows(&rows), vec!["| 42 |".to_string()], "{rows}");
+    // An unknown macro and bad --args are coded errors.
+    let r = dvtr(&db, &["run-operation", "no_such_macro"]);
+    assert!(r.code == 2 && r.stderr.contains("DVT123"), "{}", r.stderr);
+    let r = dvtr(&db, &["run-operation", "make_marker", "--args", "[1, 2]"]);
+    assert!(r.code == 2 && r.stderr.contains("DVT141") && r.stderr.contains("mapping"), "{}", r.stderr);
+}

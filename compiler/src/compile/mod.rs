@@ -4,6 +4,7 @@
 mod column_types;
 pub mod diff;
 pub mod materialize;
+pub mod operation;
 mod render;
 mod resolve;
 mod tests;

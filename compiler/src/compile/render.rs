@@ -172,6 +172,8 @@ pub struct RenderOut {
     pub text: String,
     /// Ephemeral upstreams inlined (unique ids).
     pub ephemerals: Vec<String>,
+    /// `log()` messages, in order.
+    pub logs: Vec<String>,
 }
 
 /// Renders nodes for compile.
@@ -368,7 +370,7 @@ impl<'a> Renderer<'a> {
                 ephemerals.push(uid.clone());
             }
         }
-        Ok(Ok(RenderOut { sql: sql.trim().to_string(), text: sql, ephemerals }))
+        Ok(Ok(RenderOut { sql: sql.trim().to_string(), text: sql, ephemerals, logs: rec.logs.clone() }))
     }
 
     /// Renders `node` and inlines its ephemeral upstreams (recursively) as CTEs.
