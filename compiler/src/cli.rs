@@ -189,6 +189,12 @@ enum Command {
     Ls(ListArgs),
     /// Resolve, render and write the execution plan (and target/compiled/ SQL).
     Compile(CompileArgs),
+    /// Create a runnable starter project (DuckDB + SQLite, a federated model, tests)
+    /// and, unless they exist, profiles.yml, computes.yml and buckets.yml.
+    Init {
+        /// Project name (lower-case letters, digits, underscores).
+        name: String,
+    },
     /// Install the packages of packages.yml / dependencies.yml into
     /// packages-install-path (default dbt_packages/) and write package-lock.yml.
     Deps,
@@ -486,6 +492,18 @@ pub fn cmd_deps(args: &ProjectArgs) -> Result<()> {
     Ok(())
 }
 
+/// `dvtc init`: the project is created in `--project-dir` (default: here).
+pub fn cmd_init(args: &ProjectArgs, name: &str) -> Result<()> {
+    let parent = project_root(args);
+    let written = crate::init::init(&parent, name, args.profiles_dir.as_deref())?;
+    let mut stdout = std::io::stdout().lock();
+    for f in &written {
+        let _ = writeln!(stdout, "created {}", f.display());
+    }
+    let _ = writeln!(stdout, "\nNext: cd {name} && dvtr build");
+    Ok(())
+}
+
 /// `dvtc clean`.
 pub fn cmd_clean(args: &ProjectArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -524,6 +542,7 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
         Command::Ls(ls) => cmd_ls(&cli.project, ls),
         Command::Compile(c) => cmd_compile(&cli.project, c, None),
         Command::Deps => cmd_deps(&cli.project),
+        Command::Init { name } => cmd_init(&cli.project, name),
         Command::Clean => cmd_clean(&cli.project),
         Command::Diff { old, new } => match cmd_diff(old, new) {
             Ok(true) => return 0,

@@ -13,6 +13,7 @@ pub mod dialect;
 pub mod error;
 pub mod federate;
 pub mod graph;
+pub mod init;
 pub mod jinja;
 pub mod loader;
 pub mod manifest;

@@ -12,8 +12,9 @@ use crate::profiles::{Bucket, Compute, Profile, Registry};
 use crate::project::ProjectFile;
 
 /// The kinds of node a project defines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ResourceType {
+    #[default]
     Model,
     Seed,
     Snapshot,
@@ -83,7 +84,7 @@ pub struct TestInfo {
 }
 
 /// A model, seed, snapshot, test or analysis.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Node {
     pub unique_id: String,
     pub resource_type: ResourceType,

@@ -41,6 +41,8 @@ pub struct Profile {
 pub struct Compute {
     pub name: String,
     pub kind: String,
+    /// Ballista's scheduler (`df://host:port`).
+    pub endpoint: Option<String>,
 }
 
 /// A staging bucket from `buckets.yml`.
@@ -171,12 +173,13 @@ const BUCKET_SETTINGS: [&str; 7] = ["bucket", "root", "prefix", "region", "endpo
 
 /// Loads `computes.yml` (or the implicit single `datafusion` compute).
 pub fn load_computes(dirs: &[PathBuf], project_dir: &Path, profile: &str) -> Result<Registry<Compute>> {
-    let mut reg = load_registry(dirs, project_dir, profile, "computes.yml", "computes", |name, kind, _| Compute {
+    let mut reg = load_registry(dirs, project_dir, profile, "computes.yml", "computes", |name, kind, o| Compute {
         name: name.to_string(),
         kind: kind.to_string(),
+        endpoint: o.get("endpoint").and_then(Json::as_str).map(str::to_string),
     })?;
     if reg.entries.is_empty() {
-        reg.entries.insert("datafusion".into(), Compute { name: "datafusion".into(), kind: "datafusion".into() });
+        reg.entries.insert("datafusion".into(), Compute { name: "datafusion".into(), kind: "datafusion".into(), endpoint: None });
     }
     Ok(reg)
 }

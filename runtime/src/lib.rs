@@ -10,6 +10,7 @@ pub mod arrow_rows;
 pub use datafusion::arrow;
 pub mod connectors;
 pub mod credentials;
+pub mod debug;
 pub mod executor;
 pub mod federation;
 pub mod live;

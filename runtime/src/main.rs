@@ -85,6 +85,8 @@ enum Command {
     /// List nodes (same as `dvtc ls`).
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Check the profile, the project, every output, compute and bucket (exit 1 if any fails).
+    Debug,
     /// Call a macro against the databases (`run-operation grant_select --args '{role: r}'`).
     RunOperation {
         /// The macro (`name` or `package.name`).
@@ -297,6 +299,49 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
     Ok(0)
 }
 
+fn debug_cmd(args: &ProjectArgs) -> Result<i32> {
+    use dvt_runtime::debug::{Check, check_bucket, check_compute, check_output};
+    let mut checks: Vec<Check> = Vec::new();
+    let dir = project_dir(args);
+    let dirs = dvt_compiler::profiles::search_dirs(args.profiles_dir.as_deref(), &dir);
+    let found = dirs.iter().map(|d| d.join("profiles.yml")).find(|p| p.is_file());
+    checks.push(Check {
+        item: "profiles.yml".into(),
+        ok: found.is_some(),
+        detail: found.map_or_else(
+            || format!("not found in {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")),
+            |p| p.display().to_string(),
+        ),
+    });
+    match dvt_compiler::cli::load(args) {
+        Err(e) => checks.push(Check { item: "project".into(), ok: false, detail: e.to_string() }),
+        Ok((project, _, _)) => {
+            checks.push(Check {
+                item: format!("project {}", project.name),
+                ok: true,
+                detail: format!("{} nodes, {} sources, profile `{}`", project.nodes.len(), project.sources.len(), project.profile.name),
+            });
+            match dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name) {
+                Err(e) => checks.push(Check { item: "credentials".into(), ok: false, detail: e.to_string() }),
+                Ok(creds) => checks.extend(creds.values().map(check_output)),
+            }
+            for c in project.computes.entries.values() {
+                checks.push(check_compute(&c.name, &c.kind, c.endpoint.as_deref()));
+            }
+            for b in project.buckets.entries.values() {
+                checks.push(check_bucket(&b.name, &b.kind, b.settings.get("root").map(String::as_str), &project.root));
+            }
+        }
+    }
+    let width = checks.iter().map(|c| c.item.chars().count()).max().unwrap_or(0);
+    for c in &checks {
+        println!("{:<width$}  {}  {}", c.item, if c.ok { "OK  " } else { "FAIL" }, c.detail);
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    println!("\n{}", if failed == 0 { "All checks passed!".to_string() } else { format!("{failed} check(s) failed") });
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
 fn run_operation_cmd(args: &ProjectArgs, name: &str, macro_args: Option<&str>) -> Result<i32> {
     let (project, jinja, _graph) = dvt_compiler::cli::load(args)?;
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
@@ -351,6 +396,7 @@ fn main() {
             dvt_compiler::cli::cmd_compile(a, c, Some(&connect)).map(|()| 0)
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
+        Command::Debug => debug_cmd(a),
         Command::RunOperation { r#macro, args } => run_operation_cmd(a, r#macro, args.as_deref()),
         Command::Show { inline, select, limit } => show_cmd(a, inline.as_deref(), select.as_deref(), *limit),
     };

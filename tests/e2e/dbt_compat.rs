@@ -33,3 +33,27 @@ fn bad_datetime_use_is_a_located_error() {
     assert_eq!(r.code, 2, "{} {}", r.stdout, r.stderr);
     assert!(r.stderr.contains("models/bad.sql:2") && r.stderr.contains("day is out of range for month"), "{}", r.stderr);
 }
+
+/// dbt scopes `var()` by the node being rendered, also inside another package's
+/// macro (dbt-core 1.11 compiles `a.sql` to `'MISSING'` and the package's own
+/// `b.sql` to `'|'` here), and `none` is a valid default.
+#[test]
+fn vars_are_scoped_by_the_node_being_rendered() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: vt\nprofile: vt\nversion: '1.0'\nvars:\n  pkg:\n    sep: '|'\n"),
+        ("packages.yml", "packages:\n  - local: pkg\n"),
+        ("profiles.yml", "vt:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: dev.duckdb\n      schema: main\n"),
+        ("pkg/dbt_project.yml", "name: pkg\nversion: '1.0'\n"),
+        (
+            "pkg/macros/m.sql",
+            "{% macro s() %}{{ var('sep', 'MISSING') }}{% endmacro %}\n{% macro n() %}{{ var('nothing', none) is none }}{% endmacro %}\n",
+        ),
+        ("models/a.sql", "select '{{ pkg.s() }}' as x, {{ pkg.n() }} as n\n"),
+        ("pkg/models/b.sql", "select '{{ pkg.s() }}' as y\n"),
+    ]);
+    let r = dvtc_env(dir.path(), &["compile"], &[("DVT_REQUIRE_SOURCE_CONNECTION", "false")]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let read = |p: &str| std::fs::read_to_string(dir.path().join("target/compiled").join(p)).unwrap();
+    assert_eq!(read("vt/models/a.sql"), "select 'MISSING' as x, True as n");
+    assert_eq!(read("pkg/models/b.sql"), "select '|' as y");
+}

@@ -8,6 +8,7 @@ mod duckdb_files;
 mod errors;
 mod federated;
 mod golden;
+mod init;
 mod multi_db;
 mod parse_ls;
 mod python_models;

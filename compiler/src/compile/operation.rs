@@ -3,7 +3,6 @@
 //! `execute` is true, `run_query`/`statement` run on the active target, and
 //! `log(…, info=True)` messages are returned for printing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -66,17 +65,7 @@ pub fn run_operation(
         file: "<run-operation>".into(),
         raw: format!("{{{{ {callee}(**fromjson({args_literal})) }}}}"),
         raw_line: 1,
-        config: BTreeMap::new(),
-        description: String::new(),
-        columns: BTreeMap::new(),
-        refs: Vec::new(),
-        source_calls: Vec::new(),
-        depends_on: Vec::new(),
-        macros: Vec::new(),
-        runtime_only: None,
-        test: None,
-        seed_path: None,
-        python: None,
+        ..Default::default()
     };
     let dialect = Dialect::from_adapter(&project.profile.outputs[&project.active_target].kind).unwrap_or(Dialect::Postgres);
     match renderer.render(&node, None, Mode::Pushdown(dialect), false)? {

@@ -251,19 +251,10 @@ pub fn build(
         name,
         fqn,
         file: target.file.to_string(),
-        raw: String::new(),
         raw_line: target.line,
         config: cfg,
-        description: String::new(),
-        columns: BTreeMap::new(),
-        refs: Vec::new(),
-        source_calls: Vec::new(),
-        depends_on: Vec::new(),
-        macros: Vec::new(),
-        runtime_only: None,
         test: Some(TestInfo { name: test_name, namespace, kwargs, attached_node: target.unique_id.to_string(), column_name }),
-        seed_path: None,
-        python: None,
+        ..Default::default()
     })
 }
 

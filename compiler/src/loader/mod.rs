@@ -387,16 +387,7 @@ fn new_node(rt: ResourceType, pkg: &Package, root: &Package, src: NodeSource) ->
         raw,
         raw_line,
         config,
-        description: String::new(),
-        columns: BTreeMap::new(),
-        refs: Vec::new(),
-        source_calls: Vec::new(),
-        depends_on: Vec::new(),
-        macros: Vec::new(),
-        runtime_only: None,
-        test: None,
-        seed_path: None,
-        python: None,
+        ..Default::default()
     }
 }
 
