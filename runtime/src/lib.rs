@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod debug;
 pub mod executor;
 pub mod federation;
+pub mod freshness;
 pub mod live;
 pub mod plan_file;
 pub mod seed_files;

@@ -53,6 +53,17 @@ struct RunArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum SourceCommand {
+    /// How old each source's newest row is, against its `freshness:` rule;
+    /// writes target/sources.json (exit 1 when any source errors).
+    Freshness {
+        /// Sources to check: `source:<name>` or `source:<name>.<table>` (default: all).
+        #[arg(short = 's', long = "select", num_args = 1..)]
+        select: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run a plan written by `dvtc compile -o`.
     Execute {
@@ -87,6 +98,11 @@ enum Command {
     List(ListArgs),
     /// Check the profile, the project, every output, compute and bucket (exit 1 if any fails).
     Debug,
+    /// Source commands (`dvtr source freshness`).
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
     /// Call a macro against the databases (`run-operation grant_select --args '{role: r}'`).
     RunOperation {
         /// The macro (`name` or `package.name`).
@@ -299,6 +315,49 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
     Ok(0)
 }
 
+fn freshness_cmd(args: &ProjectArgs, select: &[String]) -> Result<i32> {
+    let started = Instant::now();
+    let (project, _, _) = dvt_compiler::cli::load(args)?;
+    let wanted = |s: &dvt_compiler::nodes::Source| {
+        select.is_empty()
+            || select.iter().any(|sel| {
+                let sel = sel.strip_prefix("source:").unwrap_or(sel);
+                sel == s.source_name || sel == format!("{}.{}", s.source_name, s.name) || sel == "*"
+            })
+    };
+    let sources: Vec<&dvt_compiler::nodes::Source> =
+        project.sources.values().filter(|s| wanted(s) && dvt_runtime::freshness::checked(s)).collect();
+    if sources.is_empty() {
+        println!("No sources with a freshness rule and a loaded_at_field were selected");
+        return Ok(0);
+    }
+    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+    let pool = dvt_runtime::connectors::Pool::new(creds);
+    let n = sources.len();
+    let mut results = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let kind = &project.profile.outputs[&s.connection].kind;
+        let dialect = dvt_compiler::dialect::Dialect::from_adapter(kind).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
+        let r = dvt_runtime::freshness::check(&pool, s, dialect);
+        let word = match r.status.as_str() {
+            "pass" => "PASS",
+            "warn" => "WARN",
+            "error" => "ERROR STALE",
+            _ => "ERROR",
+        };
+        let detail = r.age_s.map_or_else(|| r.message.clone().unwrap_or_default(), |a| format!("newest row {a:.0} s old"));
+        println!("{} of {n} {word} freshness of {} on {} ({detail}) [{:.2}s]", i + 1, r.label, s.connection, r.execution_time);
+        results.push(r);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let target_dir = project.root.join(project.root_package().file.target_path());
+    dvt_compiler::cli::write_json(&target_dir, "sources.json", &dvt_runtime::freshness::sources_json(&results, elapsed))?;
+    let count = |st: &str| results.iter().filter(|r| r.status == st).count();
+    let errors = count("error") + count("runtime error");
+    println!("\nDone. PASS={} WARN={} ERROR={errors} TOTAL={n}", count("pass"), count("warn"));
+    Ok(if errors > 0 { 1 } else { 0 })
+}
+
 fn debug_cmd(args: &ProjectArgs) -> Result<i32> {
     use dvt_runtime::debug::{Check, check_bucket, check_compute, check_output};
     let mut checks: Vec<Check> = Vec::new();
@@ -397,6 +456,7 @@ fn main() {
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
         Command::Debug => debug_cmd(a),
+        Command::Source { command: SourceCommand::Freshness { select } } => freshness_cmd(a, select),
         Command::RunOperation { r#macro, args } => run_operation_cmd(a, r#macro, args.as_deref()),
         Command::Show { inline, select, limit } => show_cmd(a, inline.as_deref(), select.as_deref(), *limit),
     };

@@ -603,3 +603,54 @@ fn run_operation_calls_a_macro_against_the_target() {
     let r = dvtr(&db, &["run-operation", "make_marker", "--args", "[1, 2]"]);
     assert!(r.code == 2 && r.stderr.contains("DVT141") && r.stderr.contains("mapping"), "{}", r.stderr);
 }
+
+/// `dvtr source freshness`: each source checked on its own database (PostgreSQL,
+/// MariaDB), pass / warn / error against its rule, `filter` applied,
+/// `target/sources.json` in dbt's v3 shape, exit 1 when a source errors.
+#[test]
+fn source_freshness_checks_each_source_on_its_own_database() {
+    let db = setup("fresh");
+    let s = &db.schema;
+    std::fs::create_dir_all(db.project.join("macros")).unwrap();
+    write(&db.project.join("macros/sql_op.sql"), "{% macro sql_op(sql) %}{% do run_query(sql) %}{% endmacro %}\n");
+    let op = |target: &str, sql: String| {
+        let args = serde_json::json!({ "sql": sql }).to_string();
+        let r = dvtr(&db, &["--target", target, "run-operation", "sql_op", "--args", &args]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    };
+    op("pg", format!("create schema if not exists \"{s}\""));
+    op(
+        "pg",
+        format!(
+            "create table \"{s}\".fresh_pg as select now() - interval '1 hour' as loaded_at, 'a' as kind union all select now() - interval '40 hour', 'b'"
+        ),
+    );
+    op("pg", format!("create table \"{s}\".stale_pg as select (now() - interval '30 hour')::timestamp as loaded_at"));
+    op("maria", format!("create database if not exists `{s}`"));
+    op("maria", format!("create table `{s}`.late_m as select utc_timestamp() - interval 13 hour as loaded_at"));
+    let rule = "freshness: {warn_after: {count: 12, period: hour}, error_after: {count: 24, period: hour}}";
+    write(
+        &db.project.join("models/fresh_sources.yml"),
+        &format!(
+            "version: 2\nsources:\n  - name: pg_raw\n    connection: pg\n    schema: \"{s}\"\n    loaded_at_field: loaded_at\n    {rule}\n    tables:\n      - name: fresh_pg\n        freshness: {{warn_after: {{count: 12, period: hour}}, filter: \"kind = 'a'\"}}\n      - name: stale_pg\n  - name: maria_raw\n    connection: maria\n    schema: \"{s}\"\n    loaded_at_field: loaded_at\n    {rule}\n    tables:\n      - name: late_m\n"
+        ),
+    );
+    let r = dvtr(&db, &["source", "freshness"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS freshness of pg_raw.fresh_pg on pg"), "{}", r.stdout);
+    assert!(r.stdout.contains("ERROR STALE freshness of pg_raw.stale_pg on pg"), "{}", r.stdout);
+    assert!(r.stdout.contains("WARN freshness of maria_raw.late_m on maria"), "{}", r.stdout);
+    let sources: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(db.project.join("target/sources.json")).unwrap()).unwrap();
+    assert_eq!(sources["metadata"]["dbt_schema_version"], "https://schemas.getdbt.com/dbt/sources/v3.json");
+    let result = |id: &str| sources["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).cloned().unwrap();
+    let fresh = result("source.rt.pg_raw.fresh_pg");
+    let age = fresh["max_loaded_at_time_ago_in_s"].as_f64().unwrap();
+    assert!((3000.0..4200.0).contains(&age), "the filter keeps only the 1-hour-old row: {fresh}");
+    assert_eq!(fresh["criteria"]["filter"], "kind = 'a'");
+    assert_eq!(result("source.rt.maria_raw.late_m")["status"], "warn");
+    // Selecting only the passing source exits 0.
+    let r = dvtr(&db, &["source", "freshness", "-s", "source:pg_raw.fresh_pg"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS=1 WARN=0 ERROR=0 TOTAL=1"), "{}", r.stdout);
+}

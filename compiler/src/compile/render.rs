@@ -301,11 +301,8 @@ impl<'a> Renderer<'a> {
         mode: Mode,
         incremental: bool,
     ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
-        let target_name = self
-            .index
-            .placements
-            .get(&node.unique_id)
-            .map_or_else(|| self.project.profile.default_target.clone(), |p| p.target.value.clone());
+        let target_name =
+            self.index.placements.get(&node.unique_id).map_or_else(|| self.project.active_target.clone(), |p| p.target.value.clone());
         let output = &self.project.profile.outputs[&target_name];
         let resolver = Arc::new(NodeResolver {
             index: self.index.clone(),
