@@ -14,6 +14,7 @@ mod parse_ls;
 mod python_models;
 mod robustness;
 mod runtime;
+mod secrets;
 mod seeds;
 mod support;
 mod tls;
