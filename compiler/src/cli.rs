@@ -182,7 +182,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load the project, print counts and write target/manifest.json.
+    /// Load the project, print counts and write target/manifest.json (dbt's v12
+    /// shape) and target/dvt_manifest.json (DVT's own).
     Parse,
     /// List selected nodes.
     #[command(alias = "list")]
@@ -285,10 +286,15 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// `dvtc parse`.
 pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
     let start = Instant::now();
-    let (project, _jinja, graph) = load(args)?;
+    let (project, jinja, graph) = load(args)?;
     let packages = project.packages.len() - 1;
     let root = project.root.clone();
     let target_dir = root.join(project.root_package().file.target_path());
+    // dbt's manifest.json (v12) for dbt's tools; DVT's own beside it. Placement errors are
+    // `compile`'s to report: without them the relations are left out here.
+    let placements = crate::compile::resolve::place_all(&project, &jinja, &Default::default()).unwrap_or_default();
+    write_json(&target_dir, "manifest.json", &crate::manifest_dbt::build(&project, &jinja, &graph, &placements))?;
+    crate::timing::phase("dbt manifest written");
     let manifest = crate::manifest::build(project, &graph);
     crate::timing::phase("manifest built");
     let c = &manifest.counts;
@@ -303,7 +309,7 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
         plural(c["doc"], "docs block", "docs blocks"),
         plural(packages, "package", "packages"),
     ];
-    let path = write_json(&target_dir, "manifest.json", &manifest)?;
+    let path = write_json(&target_dir, "dvt_manifest.json", &manifest)?;
     crate::timing::phase("manifest written");
     // The process ends right after: freeing ~100k small allocations one by one is wasted time.
     std::mem::forget(manifest);

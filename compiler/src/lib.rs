@@ -17,6 +17,7 @@ pub mod init;
 pub mod jinja;
 pub mod loader;
 pub mod manifest;
+pub mod manifest_dbt;
 pub mod nodes;
 pub mod profiles;
 pub mod project;

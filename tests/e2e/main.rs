@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries on the example projects and on
 //! throwaway projects written into temporary directories.
 
+mod artifacts;
 mod dbt_compat;
 mod deps;
 mod differential;

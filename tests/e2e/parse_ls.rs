@@ -20,8 +20,10 @@ fn multi_db_parse_counts_and_manifest() {
         "unexpected counts: {}",
         r.stdout
     );
-    let manifest = std::fs::read_to_string(dir.join("target/manifest.json")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("target/dvt_manifest.json")).unwrap();
     assert!(!manifest.contains("sup3r-s3cret-pw"), "a secret reached the manifest");
+    let dbt_manifest = std::fs::read_to_string(dir.join("target/manifest.json")).unwrap();
+    assert!(!dbt_manifest.contains("sup3r-s3cret-pw"), "a secret reached dbt's manifest");
     let m: dvt_schema::Manifest = serde_json::from_str(&manifest).unwrap();
     assert_eq!(m.counts["model"], 24);
     let src = &m.sources["source.multi_db.erp.countries"];
@@ -122,13 +124,13 @@ fn plain_dbt_project_with_package_parses_unchanged() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("Found 6 models, 3 seeds, 5 data tests, 1 source"), "{}", r.stdout);
     assert!(r.stdout.contains("1 package"), "{}", r.stdout);
-    let m: dvt_schema::Manifest = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let m: dvt_schema::Manifest = serde_json::from_str(&std::fs::read_to_string(dir.join("target/dvt_manifest.json")).unwrap()).unwrap();
     // Sources without `connection:` follow the active target, as in dbt.
     let src = &m.sources["source.jaffle_plain.jaffle_raw.raw_customers"];
     assert_eq!((src.connection.as_str(), src.connection_level.as_str(), src.schema.as_str()), ("dev", "default", "dev_schema"));
     let r = dvtc(&dir, &["--target", "prod", "parse"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let m: dvt_schema::Manifest = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let m: dvt_schema::Manifest = serde_json::from_str(&std::fs::read_to_string(dir.join("target/dvt_manifest.json")).unwrap()).unwrap();
     let src = &m.sources["source.jaffle_plain.jaffle_raw.raw_customers"];
     assert_eq!((src.connection.as_str(), src.schema.as_str()), ("prod", "analytics"));
     // Package macros are recorded as dependencies; a run_query model renders at run time.

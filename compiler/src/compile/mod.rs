@@ -6,7 +6,7 @@ pub mod diff;
 pub mod materialize;
 pub mod operation;
 mod render;
-mod resolve;
+pub mod resolve;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -113,7 +113,7 @@ pub fn relation_ref(output: &Output, database: Option<String>, schema: Option<St
 
 /// Whether any package overrides a naming macro (then it must be rendered;
 /// otherwise the built-in rules are applied natively, which is much faster).
-fn naming_overridden(jinja: &Jinja) -> bool {
+pub fn naming_overridden(jinja: &Jinja) -> bool {
     const NAMING: [&str; 3] = ["generate_schema_name", "generate_alias_name", "generate_database_name"];
     jinja
         .index

@@ -649,6 +649,10 @@ fn load_source_group(
         tags.extend(cfg.tags());
         tags.sort();
         tags.dedup();
+        let identifier = match &table.identifier {
+            Some(i) => renderer.render(i, &pkg.name, file, tline)?,
+            None => tname.clone(),
+        };
         let description = renderer.render(table.description.as_deref().unwrap_or(""), &pkg.name, file, tline)?;
         let cols = columns(&table.columns, renderer, &pkg.name, file, tline)?;
         let target =
@@ -665,7 +669,7 @@ fn load_source_group(
                 package: pkg.name.clone(),
                 source_name: sname.clone(),
                 name: tname.clone(),
-                identifier: table.identifier.clone().unwrap_or_else(|| tname.clone()),
+                identifier,
                 database: database.clone(),
                 schema: schema.clone(),
                 connection: connection.clone(),

@@ -1,0 +1,314 @@
+//! `target/manifest.json` in dbt's manifest v12 shape, so that dbt's tooling
+//! (catalog viewers, coverage reports, CI bots, `dbt-artifacts-parser`) reads a
+//! DVT project. Every field a strict reader requires is filled as dbt-core 1.11
+//! fills it; DVT's own facts (each node's output, path, compute, bucket) go only
+//! into node `config`, where dbt's schema allows extra keys (`config.target`).
+//! DVT's own manifest is `target/dvt_manifest.json`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as Json, json};
+use sha2::{Digest, Sha256};
+
+use crate::compile::resolve::Placement;
+use crate::config::ConfigExt;
+use crate::dialect::{Dialect, QuotePolicy};
+use crate::graph::Graph;
+use crate::jinja::Jinja;
+use crate::nodes::{Column, Node, Project, ResourceType, Source};
+
+/// dbt's manifest schema this file follows.
+pub const DBT_SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
+/// The dbt-core version whose shapes DVT writes.
+pub const DBT_VERSION: &str = "1.11.16";
+
+fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn columns(cols: &BTreeMap<String, Column>) -> Json {
+    cols.iter()
+        .map(|(k, c)| {
+            (
+                k.clone(),
+                json!({
+                    "name": c.name, "description": c.description, "meta": {}, "data_type": c.data_type,
+                    "constraints": [], "quote": null, "config": {"meta": {}, "tags": []}, "tags": [],
+                    "granularity": null, "doc_blocks": [],
+                }),
+            )
+        })
+        .collect::<Map<_, _>>()
+        .into()
+}
+
+fn cfg_str(node: &Node, key: &str) -> Json {
+    node.config.get(key).cloned().unwrap_or(Json::Null)
+}
+
+/// dbt's node config: its defaults, then what the project set (DVT's keys included).
+fn node_config(node: &Node, placement: Option<&Placement>) -> Json {
+    let mut c = match node.resource_type {
+        ResourceType::Test => json!({
+            "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null, "tags": [], "meta": {},
+            "group": null, "static_analysis": null, "materialized": "test", "severity": "ERROR", "store_failures": null,
+            "store_failures_as": null, "where": null, "limit": null, "fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0",
+        }),
+        _ => json!({
+            "enabled": true, "alias": null, "schema": null, "database": null, "tags": [], "meta": {}, "group": null,
+            "static_analysis": null, "materialized": "view", "incremental_strategy": null, "batch_size": null, "lookback": 1,
+            "begin": null, "persist_docs": {}, "post-hook": [], "pre-hook": [], "quoting": {}, "column_types": {},
+            "full_refresh": null, "unique_key": null, "on_schema_change": "ignore", "on_configuration_change": "apply",
+            "grants": {}, "packages": [], "docs": {"show": true, "node_color": null},
+            "contract": {"enforced": false, "alias_types": true}, "event_time": null, "concurrent_batches": null,
+        }),
+    };
+    let m = c.as_object_mut().expect("object");
+    match node.resource_type {
+        ResourceType::Model => {
+            m.insert("access".into(), json!("protected"));
+            m.insert("freshness".into(), Json::Null);
+        }
+        ResourceType::Seed => {
+            m.insert("materialized".into(), json!("seed"));
+            m.insert("delimiter".into(), json!(","));
+            m.insert("quote_columns".into(), Json::Null);
+        }
+        ResourceType::Snapshot => {
+            m.insert("materialized".into(), json!("snapshot"));
+            for k in ["strategy", "target_schema", "target_database", "updated_at", "check_cols", "snapshot_meta_column_names"] {
+                m.insert(k.into(), Json::Null);
+            }
+            m.insert("snapshot_meta_column_names".into(), json!({}));
+            m.insert("dbt_valid_to_current".into(), Json::Null);
+        }
+        _ => {}
+    }
+    for (k, v) in &node.config {
+        let key = match k.as_str() {
+            "pre_hook" => "pre-hook",
+            "post_hook" => "post-hook",
+            other => other,
+        };
+        // dbt keeps hooks as a list of {sql, transaction, index}.
+        let v = if matches!(key, "pre-hook" | "post-hook") {
+            let list: Vec<Json> = match v {
+                Json::Array(a) => a.clone(),
+                Json::Null => vec![],
+                other => vec![other.clone()],
+            };
+            list.iter()
+                .enumerate()
+                .map(|(i, h)| json!({"sql": h.as_str().map_or_else(|| h.to_string(), str::to_string), "transaction": true, "index": i}))
+                .collect::<Vec<_>>()
+                .into()
+        } else {
+            v.clone()
+        };
+        m.insert(key.to_string(), v);
+    }
+    if node.resource_type == ResourceType::Test {
+        m.insert("severity".into(), json!(node.config.str("severity").unwrap_or("ERROR").to_ascii_uppercase()));
+    }
+    if let Some(p) = placement {
+        m.insert("target".into(), json!(p.target.value));
+    }
+    c
+}
+
+/// database, schema, alias and `relation_name` (in the project's `quoting:`) of a node.
+fn relation_fields(node: &Node, placement: Option<&Placement>, project: &Project, jinja: &Jinja, fast: bool) -> (Json, Json, String, Json) {
+    let output = placement.map_or(&project.active_target, |p| &p.target.value);
+    let Some(out) = project.profile.outputs.get(output) else { return (Json::Null, Json::Null, node.name.clone(), Json::Null) };
+    let dialect = Dialect::from_adapter(&out.kind).unwrap_or(Dialect::Postgres);
+    let quote = QuotePolicy::default().overlay(project.root_package().file.quoting.as_ref());
+    match placement.and_then(|p| p.relation.as_ref()) {
+        Some(r) => {
+            let rendered = dialect.relation_with(r.database.as_deref(), r.schema.as_deref(), &r.identifier, quote);
+            (json!(r.database), json!(r.schema), r.identifier.clone(), json!(rendered))
+        }
+        None => {
+            // Tests are named as dbt would store their failures: the `dbt_test__audit` custom schema.
+            let mut named = node.clone();
+            if node.resource_type == ResourceType::Test {
+                named.config.entry("schema".into()).or_insert_with(|| json!("dbt_test__audit"));
+            }
+            match crate::compile::resolve::relation_of(project, jinja, &named, out, fast) {
+                Ok(r) => (json!(r.database), json!(r.schema), r.identifier, Json::Null),
+                Err(_) => (json!(out.database), json!(out.schema), node.config.str("alias").unwrap_or(&node.name).to_string(), Json::Null),
+            }
+        }
+    }
+}
+
+/// The path of a node below its resource folder (`staging/stg_orders.sql`), as dbt writes `path`.
+fn resource_path(node: &Node) -> String {
+    match node.resource_type {
+        ResourceType::Test if node.test.is_some() => format!("{}.sql", node.config.str("alias").unwrap_or(&node.name)),
+        _ => {
+            let file = node.file.rsplit("dbt_packages/").next().unwrap_or(&node.file);
+            file.split_once('/').map_or(file, |(_, rest)| rest).to_string()
+        }
+    }
+}
+
+fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placement: Option<&Placement>, graph: &Graph) -> Json {
+    let (database, schema, alias, relation_name) = relation_fields(node, placement, project, jinja, fast);
+    let rt = node.resource_type.as_str();
+    let checksum = match node.resource_type {
+        ResourceType::Test if node.test.is_some() => json!({"name": "none", "checksum": ""}),
+        _ => json!({"name": "sha256", "checksum": sha256(&node.raw)}),
+    };
+    let mut v = json!({
+        "database": database, "schema": schema, "name": node.name, "resource_type": rt, "package_name": node.package,
+        "path": resource_path(node), "original_file_path": node.file, "unique_id": node.unique_id, "fqn": node.fqn,
+        "alias": alias, "checksum": checksum, "config": node_config(node, placement), "tags": node.config.tags(),
+        "description": node.description, "columns": columns(&node.columns), "meta": cfg_str(node, "meta").as_object().cloned().unwrap_or_default(),
+        "group": null, "docs": {"show": true, "node_color": null}, "patch_path": null, "build_path": null,
+        "unrendered_config": {}, "created_at": 0.0, "relation_name": relation_name, "doc_blocks": [],
+        "raw_code": node.raw,
+    });
+    let m = v.as_object_mut().expect("object");
+    if node.resource_type == ResourceType::Seed {
+        m.insert("root_path".into(), json!(project.root.display().to_string()));
+        m.insert("depends_on".into(), json!({"macros": node.macros}));
+        return v;
+    }
+    let refs: Vec<Json> = node.refs.iter().map(|(r, _)| json!({"name": r.name, "package": r.package, "version": r.version})).collect();
+    let sources: Vec<Json> = node.source_calls.iter().map(|(a, b, _)| json!([a, b])).collect();
+    m.insert("language".into(), json!(if node.python.is_some() { "python" } else { "sql" }));
+    m.insert("refs".into(), refs.into());
+    m.insert("sources".into(), sources.into());
+    m.insert("metrics".into(), json!([]));
+    m.insert("functions".into(), json!([]));
+    m.insert("depends_on".into(), json!({"macros": node.macros, "nodes": graph.parents(&node.unique_id)}));
+    m.insert("compiled_path".into(), Json::Null);
+    m.insert("contract".into(), json!({"enforced": false, "alias_types": true, "checksum": null}));
+    match node.resource_type {
+        ResourceType::Model => {
+            for (k, x) in [
+                ("access", json!("protected")),
+                ("constraints", json!([])),
+                ("version", Json::Null),
+                ("latest_version", Json::Null),
+                ("deprecation_date", Json::Null),
+                ("primary_key", json!([])),
+                ("time_spine", Json::Null),
+            ] {
+                m.insert(k.into(), x);
+            }
+        }
+        ResourceType::Test => {
+            if let Some(t) = &node.test {
+                let mut kwargs: Map<String, Json> = t.kwargs.iter().map(|(k, x)| (k.clone(), x.clone())).collect();
+                kwargs.insert("model".into(), json!(format!("{{{{ get_where_subquery({}) }}}}", model_call(project, &t.attached_node))));
+                m.insert("column_name".into(), json!(t.column_name));
+                m.insert("file_key_name".into(), json!(file_key_name(project, &t.attached_node)));
+                m.insert("attached_node".into(), json!(t.attached_node));
+                m.insert("test_metadata".into(), json!({"name": t.name, "kwargs": kwargs, "namespace": t.namespace}));
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+fn model_call(project: &Project, attached: &str) -> String {
+    match project.sources.get(attached) {
+        Some(s) => format!("source('{}', '{}')", s.source_name, s.name),
+        None => format!("ref('{}')", project.nodes.get(attached).map_or(attached, |n| n.name.as_str())),
+    }
+}
+
+fn file_key_name(project: &Project, attached: &str) -> String {
+    match project.sources.get(attached) {
+        Some(s) => format!("sources.{}", s.source_name),
+        None => format!("models.{}", project.nodes.get(attached).map_or(attached, |n| n.name.as_str())),
+    }
+}
+
+fn source_json(project: &Project, s: &Source) -> Json {
+    let freshness = s.config.get("freshness").cloned().unwrap_or_else(
+        || json!({"warn_after": {"count": null, "period": null}, "error_after": {"count": null, "period": null}, "filter": null}),
+    );
+    let loaded_at = s.config.get("loaded_at_field").cloned().unwrap_or(Json::Null);
+    let mut config = json!({
+        "enabled": true, "event_time": null, "freshness": freshness, "loaded_at_field": loaded_at, "loaded_at_query": null,
+        "meta": {}, "tags": s.tags, "static_analysis": null,
+    });
+    // DVT's own: the output the source is read from.
+    config["connection"] = json!(s.connection);
+    let dialect = project.profile.outputs.get(&s.connection).and_then(|o| Dialect::from_adapter(&o.kind)).unwrap_or(Dialect::Postgres);
+    let database = if dialect.three_part_names() { s.database.as_deref() } else { None };
+    let relation_name = dialect.relation_with(database, Some(&s.schema), &s.identifier, s.quote);
+    json!({
+        "database": s.database, "schema": s.schema, "name": s.name, "resource_type": "source", "package_name": s.package,
+        "path": s.file, "original_file_path": s.file, "unique_id": s.unique_id, "fqn": s.fqn, "source_name": s.source_name,
+        "source_description": "", "loader": "", "identifier": s.identifier,
+        "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
+        "loaded_at_field": loaded_at, "loaded_at_query": null, "freshness": freshness, "external": null,
+        "description": s.description, "columns": columns(&s.columns), "meta": {}, "source_meta": {}, "tags": s.tags,
+        "config": config, "patch_path": null, "unrendered_config": {}, "relation_name": relation_name, "created_at": 0.0,
+        "unrendered_database": null, "unrendered_schema": s.schema, "doc_blocks": [],
+    })
+}
+
+/// The manifest of `project` in dbt's v12 shape.
+pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
+    // The built-in naming rules are applied natively unless a package overrides them.
+    let fast = !crate::compile::resolve::naming_overridden(jinja);
+    let nodes: Map<String, Json> = project
+        .nodes
+        .values()
+        .map(|n| (n.unique_id.clone(), node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph)))
+        .collect();
+    let sources: Map<String, Json> = project.sources.values().map(|s| (s.unique_id.clone(), source_json(project, s))).collect();
+    let macros: Map<String, Json> = project
+        .macros
+        .iter()
+        .map(|m| {
+            let path = if m.file.is_empty() { "<builtins>".to_string() } else { m.file.clone() };
+            (
+                m.unique_id(),
+                json!({
+                    "name": m.name, "resource_type": "macro", "package_name": m.package, "path": path,
+                    "original_file_path": path, "unique_id": m.unique_id(), "macro_sql": m.source,
+                    "depends_on": {"macros": []}, "description": "", "meta": {}, "docs": {"show": true, "node_color": null},
+                    "config": {"meta": {}, "docs": {"show": true, "node_color": null}}, "patch_path": null, "arguments": [],
+                    "created_at": 0.0, "supported_languages": null,
+                }),
+            )
+        })
+        .collect();
+    let docs: Map<String, Json> = project
+        .docs
+        .iter()
+        .map(|((p, n), text)| {
+            let id = format!("doc.{p}.{n}");
+            (
+                id.clone(),
+                json!({"name": n, "resource_type": "doc", "package_name": p, "path": "", "original_file_path": "", "unique_id": id, "block_contents": text}),
+            )
+        })
+        .collect();
+    let mut parent_map = Map::new();
+    let mut child_map = Map::new();
+    for id in project.nodes.keys().chain(project.sources.keys()) {
+        parent_map.insert(id.clone(), json!(if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] }));
+        child_map.insert(id.clone(), json!(graph.children(id)));
+    }
+    let adapter = project.profile.outputs.get(&project.active_target).map(|o| o.kind.clone());
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    json!({
+        "metadata": {
+            "dbt_schema_version": DBT_SCHEMA_VERSION, "dbt_version": DBT_VERSION, "generated_at": now,
+            "invocation_id": null, "invocation_started_at": now, "env": {}, "project_name": project.name,
+            "project_id": format!("{:x}", md5::Md5::digest(project.name.as_bytes())), "user_id": null,
+            "send_anonymous_usage_stats": false, "adapter_type": adapter,
+            "quoting": {"database": true, "schema": true, "identifier": true, "column": null}, "run_started_at": null,
+        },
+        "nodes": nodes, "sources": sources, "macros": macros, "docs": docs, "exposures": {}, "metrics": {}, "groups": {},
+        "selectors": project.selectors, "disabled": {}, "parent_map": parent_map, "child_map": child_map, "group_map": {},
+        "saved_queries": {}, "semantic_models": {}, "unit_tests": {}, "functions": {},
+    })
+}

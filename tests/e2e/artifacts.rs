@@ -1,0 +1,41 @@
+//! dbt-shaped artifacts read by dbt's own tooling: `target/manifest.json` loads
+//! with `dbt-artifacts-parser` as manifest v12, and what it holds (nodes,
+//! dependencies, relations) agrees with DVT's own manifest.
+
+use std::process::Command;
+
+use crate::support::*;
+
+/// Parses `manifest` with dbt-artifacts-parser; prints "<class> <nodes> <sources> <macros>" and
+/// the parents of `probe`.
+fn parse_with_dbt_tooling(manifest: &std::path::Path, probe: &str) -> String {
+    let py = std::env::var("DVT_TEST_PYTHON")
+        .expect("DVT_TEST_PYTHON is not set: run `make test` (scripts/py_duckdb.sh installs dbt-artifacts-parser)");
+    let script = format!(
+        "import json\nfrom dbt_artifacts_parser.parser import parse_manifest\nm = parse_manifest(json.load(open({:?})))\n\
+         print(type(m).__name__, len(m.nodes), len(m.sources), len(m.macros))\nprint(sorted(m.parent_map[{probe:?}]))\n\
+         print(m.nodes[{probe:?}].relation_name)",
+        manifest.display().to_string()
+    );
+    let out = Command::new(py).arg("-c").arg(script).output().expect("python runs");
+    assert!(out.status.success(), "dbt-artifacts-parser rejected {}: {}", manifest.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn manifest_is_dbt_v12_for_dbt_tooling() {
+    for (example, probe) in [("quickstart", "model.quickstart.orders"), ("multi_db", "model.multi_db.fact_transactions")] {
+        let (_tmp, dir) = scratch_copy(&crate::support::example(example));
+        let r = dvtc_env(&dir, &["parse"], &[("DVT_PG_PASSWORD", "x")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let ours: dvt_schema::Manifest =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("target/dvt_manifest.json")).unwrap()).unwrap();
+        let out = parse_with_dbt_tooling(&dir.join("target/manifest.json"), probe);
+        let lines: Vec<&str> = out.lines().collect();
+        let counts = format!("ManifestV12 {} {} {}", ours.nodes.len(), ours.sources.len(), ours.macros.len());
+        assert_eq!(lines[0], counts, "{example}: {out}");
+        let parents: Vec<String> = ours.parent_map[probe].iter().map(|p| format!("'{p}'")).collect();
+        assert_eq!(lines[1], format!("[{}]", parents.join(", ")), "{example}: {out}");
+        assert!(lines[2].starts_with('"') || lines[2].contains('.'), "relation_name of {probe}: {out}");
+    }
+}
