@@ -129,13 +129,24 @@ fn relation_fields(node: &Node, placement: Option<&Placement>, project: &Project
         }
         None => {
             // Tests are named as dbt would store their failures: the `dbt_test__audit` custom schema.
-            let mut named = node.clone();
-            if node.resource_type == ResourceType::Test {
-                named.config.entry("schema".into()).or_insert_with(|| json!("dbt_test__audit"));
+            let alias = node.config.str("alias").unwrap_or(&node.name).to_string();
+            let custom =
+                if node.resource_type == ResourceType::Test { Some(node.config.str("schema").unwrap_or("dbt_test__audit")) } else { None };
+            if fast {
+                let schema = match custom.or(node.config.str("schema")) {
+                    Some(c) if !c.trim().is_empty() => format!("{}_{}", out.schema, c.trim()),
+                    _ => out.schema.clone(),
+                };
+                let database = node.config.str("database").map(str::to_string).or(out.database.clone());
+                return (json!(database), json!(schema), alias, Json::Null);
             }
-            match crate::compile::resolve::relation_of(project, jinja, &named, out, fast) {
+            let mut named = node.clone();
+            if let Some(c) = custom {
+                named.config.insert("schema".into(), json!(c));
+            }
+            match crate::compile::resolve::relation_of(project, jinja, &named, out, false) {
                 Ok(r) => (json!(r.database), json!(r.schema), r.identifier, Json::Null),
-                Err(_) => (json!(out.database), json!(out.schema), node.config.str("alias").unwrap_or(&node.name).to_string(), Json::Null),
+                Err(_) => (json!(out.database), json!(out.schema), alias, Json::Null),
             }
         }
     }
@@ -257,11 +268,12 @@ fn source_json(project: &Project, s: &Source) -> Json {
 pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
     // The built-in naming rules are applied natively unless a package overrides them.
     let fast = !crate::compile::resolve::naming_overridden(jinja);
-    let nodes: Map<String, Json> = project
-        .nodes
-        .values()
-        .map(|n| (n.unique_id.clone(), node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph)))
-        .collect();
+    let nodes: Vec<(String, Json)> = {
+        use rayon::prelude::*;
+        let all: Vec<&Node> = project.nodes.values().collect();
+        all.par_iter().map(|n| (n.unique_id.clone(), node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph))).collect()
+    };
+    let nodes: Map<String, Json> = nodes.into_iter().collect();
     let sources: Map<String, Json> = project.sources.values().map(|s| (s.unique_id.clone(), source_json(project, s))).collect();
     let macros: Map<String, Json> = project
         .macros
