@@ -9,7 +9,9 @@
 //! Row-level means: column references of that one relation, no aggregate or
 //! window function, no sub-query. Such an expression has the same value per
 //! source row before or after the joins and filters of the query, so computing
-//! it in the fragment changes nothing but where it runs. Candidates are the
+//! it in the fragment changes nothing but where it runs — except on the
+//! null-supplying side of an outer join, whose padded rows never reach the
+//! fragment, so those relations are left out. Candidates are the
 //! aliased SELECT items (and the same expressions in GROUP BY, HAVING and
 //! ORDER BY) of every SELECT whose relations are known by name.
 
@@ -17,7 +19,8 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
+    Expr, FunctionArguments, GroupByExpr, Ident, JoinOperator, Query, Select, SelectItem, SetExpr, TableFactor, Visit, VisitMut, Visitor,
+    VisitorMut,
 };
 
 use super::FragmentInput;
@@ -180,9 +183,44 @@ impl<'a> Pusher<'a> {
         // Derived tables first: their own scopes.
         let mut relations = 0;
         let mut eligible = BTreeMap::new();
+        let mut null_supplying: Vec<String> = Vec::new();
         for twj in &mut s.from {
-            for factor in std::iter::once(&mut twj.relation).chain(twj.joins.iter_mut().map(|j| &mut j.relation)) {
+            // Relations an outer join pads with NULL rows: an expression over them can differ
+            // from NULL on those rows (`CASE WHEN x IS NULL …`), so it never moves.
+            let ops: Vec<(bool, bool)> = std::iter::once(None)
+                .chain(twj.joins.iter().map(|j| Some(&j.join_operator)))
+                .map(|op| match op {
+                    None
+                    | Some(JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_) | JoinOperator::StraightJoin(_)) => {
+                        (false, false)
+                    }
+                    Some(JoinOperator::Right(_) | JoinOperator::RightOuter(_)) => (false, true),
+                    Some(JoinOperator::FullOuter(_)) => (true, true),
+                    Some(_) => (true, false),
+                })
+                .collect();
+            let mut seen: Vec<String> = Vec::new();
+            for (factor, (self_nullable, earlier_nullable)) in
+                std::iter::once(&mut twj.relation).chain(twj.joins.iter_mut().map(|j| &mut j.relation)).zip(ops)
+            {
                 relations += 1;
+                if earlier_nullable {
+                    null_supplying.append(&mut seen);
+                }
+                let alias = match factor {
+                    TableFactor::Table { name, alias, .. } => alias
+                        .as_ref()
+                        .map(|a| a.name.value.clone())
+                        .or_else(|| name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone())),
+                    TableFactor::Derived { alias, .. } => alias.as_ref().map(|a| a.name.value.clone()),
+                    _ => None,
+                };
+                if let Some(a) = alias.map(|a| a.to_ascii_lowercase()) {
+                    if self_nullable {
+                        null_supplying.push(a.clone());
+                    }
+                    seen.push(a);
+                }
                 match factor {
                     TableFactor::Table { name, alias, args: None, .. } => {
                         let Some(table) = name.0.as_slice().last().and_then(|p| p.as_ident()).filter(|_| name.0.len() == 1) else {
@@ -196,6 +234,9 @@ impl<'a> Pusher<'a> {
                     _ => {}
                 }
             }
+        }
+        for a in &null_supplying {
+            eligible.remove(a);
         }
         let single = (relations == 1 && !correlated).then(|| eligible.keys().next().cloned()).flatten();
         let scope = Scope { eligible, single };

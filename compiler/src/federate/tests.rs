@@ -354,6 +354,10 @@ fn dialect_expressions_over_one_relation_are_computed_in_its_fragment() {
     assert_eq!(s.computed.len(), 3);
     // Two relations, another dialect, an aggregate or an unaliased item: nothing moves, the refusal stands.
     for sql in [
+        // On the null-supplying side of an outer join an expression may be non-NULL for the
+        // rows the join invents (`CASE WHEN o.x IS NULL …`); computed in the fragment it would be NULL.
+        "select case when o.amount is null then 'none' else to_char(o.amount, 'FM990.00') end as x from c left join o on o.customer_id = c.id",
+        "select o.amount / o.quantity as x from o right join c on c.id = o.customer_id full join o o2 on o2.id = o.id",
         "select o.amount / c.factor as x from o join c on c.id = o.customer_id",
         "select c.amount / c.factor as x from o join c on c.id = o.customer_id",
         "select avg(o.amount) as x from o join c on c.id = o.customer_id",
