@@ -21,6 +21,7 @@ pub mod manifest_dbt;
 pub mod nodes;
 pub mod profiles;
 pub mod project;
+pub mod seed_cache;
 pub mod seeds;
 pub mod select;
 pub mod timing;

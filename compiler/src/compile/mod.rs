@@ -73,6 +73,7 @@ struct Ctx<'a> {
     index: Arc<Index>,
     opts: &'a CompileOptions,
     tests_of: HashMap<String, Vec<String>>,
+    seed_cache: crate::seed_cache::SeedCache,
 }
 
 impl Ctx<'_> {
@@ -211,11 +212,11 @@ struct NodeOut {
     file: Option<String>,
 }
 
-fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
+fn seed_plan(node: &Node, dialect: Dialect, cache: &crate::seed_cache::SeedCache) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
     let path = node.seed_path.as_ref().expect("seeds have a path");
     let format = crate::seeds::format_of(path).to_string();
-    let sha256 = crate::seeds::sha256_file(path).map_err(|e| DvtError::io(path, e))?;
     let delimiter = node.config.str("delimiter").unwrap_or(",").to_string();
+    let d = delimiter.bytes().next().unwrap_or(b',');
     let overrides: BTreeMap<String, String> = match node.config.get("column_types") {
         Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect(),
         _ => BTreeMap::new(),
@@ -223,14 +224,19 @@ fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, Lo
     let quote_columns = node.config.bool("quote_columns").unwrap_or(true);
     let mut columns: Vec<(String, LogicalType)> = Vec::new();
     let mut column_types = BTreeMap::new();
+    let hash = || crate::seeds::sha256_file(path).map_err(|e| DvtError::io(path, e));
+    let sha256;
     if format == "csv" {
-        let d = delimiter.bytes().next().unwrap_or(b',');
         // When column_types names every column, the header is all we need to read.
         let header = crate::seeds::csv_header(path, &node.file, d)?;
         let inferred = if header.iter().all(|h| overrides.contains_key(h)) {
+            sha256 = cache.facts(path, d, hash, None)?.0;
             header.into_iter().map(|h| (h, LogicalType::Text)).collect()
         } else {
-            crate::seeds::infer_csv(path, &node.file, d)?
+            let infer = || crate::seeds::infer_csv(path, &node.file, d);
+            let (h, columns) = cache.facts(path, d, hash, Some(&infer))?;
+            sha256 = h;
+            columns.unwrap_or_default()
         };
         for (name, t) in inferred {
             let t = match overrides.get(&name) {
@@ -245,6 +251,7 @@ fn seed_plan(node: &Node, dialect: Dialect) -> Result<(SeedPlan, Vec<(String, Lo
             columns.push((dialect.column_name(&name, quote_columns), t));
         }
     } else {
+        sha256 = cache.facts(path, d, hash, None)?.0;
         // Parquet and JSON lines carry or reveal their types at load time.
         for (k, v) in &overrides {
             column_types.insert(k.clone(), v.clone());
@@ -377,7 +384,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     }
     // Seeds: no SQL to render.
     if node.resource_type == ResourceType::Seed {
-        let (seed, columns) = seed_plan(node, dialect)?;
+        let (seed, columns) = seed_plan(node, dialect, &cx.seed_cache)?;
         let r = relation.expect("seeds have a relation");
         let s = materialize::seed(dialect, &r, &columns);
         plan.pushdown =
@@ -674,6 +681,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         index,
         opts,
         tests_of,
+        seed_cache: crate::seed_cache::SeedCache::load(&project.root.join(project.root_package().file.target_path())),
     };
     let order: Vec<String> =
         graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
@@ -681,6 +689,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let unmatched = selection.unmatched;
     drop(selection.ids);
     let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
+    cx.seed_cache.save();
     crate::timing::phase("nodes compiled");
     let mut nodes = BTreeMap::new();
     let mut warnings = Vec::new();

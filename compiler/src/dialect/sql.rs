@@ -2,7 +2,7 @@
 //! database file overrides where its SQL differs.
 
 /// A column type DVT infers (seeds) or maps between engines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogicalType {
     Boolean,
     Integer,
