@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialect::LogicalType;
 
+/// Inferred columns of a CSV seed.
+pub type Columns = Vec<(String, LogicalType)>;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Entry {
     size: u64,
@@ -20,7 +23,7 @@ struct Entry {
     delimiter: u8,
     sha256: String,
     /// Inferred columns (CSV only).
-    columns: Option<Vec<(String, LogicalType)>>,
+    columns: Option<Columns>,
 }
 
 /// The facts of a project's seed files, shared by the compile's workers.
@@ -63,8 +66,8 @@ impl SeedCache {
         path: &Path,
         delimiter: u8,
         hash: impl FnOnce() -> Result<String, E>,
-        infer: Option<&dyn Fn() -> Result<Vec<(String, LogicalType)>, E>>,
-    ) -> Result<(String, Option<Vec<(String, LogicalType)>>), E> {
+        infer: Option<&dyn Fn() -> Result<Columns, E>>,
+    ) -> Result<(String, Option<Columns>), E> {
         if let Some(e) = self.valid(path, delimiter)
             && (infer.is_none() || e.columns.is_some())
         {
