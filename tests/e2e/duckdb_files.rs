@@ -54,5 +54,5 @@ fn a_duckdb_2_file_made_by_the_python_package_is_read_and_written() {
 }
 
 fn dvtr(dir: &Path, args: &[&str]) -> Run {
-    Command::new(bin("dvtr")).current_dir(dir).args(args).env_remove("DVT_PROFILES_DIR").output().expect("dvtr runs").into()
+    dvtr_in(dir, args)
 }

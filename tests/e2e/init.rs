@@ -1,8 +1,6 @@
 //! `dvtc init`: the scaffolded project builds as created, on the embedded
 //! databases, with its federated model.
 
-use std::process::Command;
-
 use crate::support::*;
 
 #[test]
@@ -14,16 +12,7 @@ fn init_scaffolds_a_project_that_dvtr_builds_unchanged() {
     for f in ["dbt_project.yml", "profiles.yml", "computes.yml", "buckets.yml", "models/marts/customer_orders.sql"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    let dvtr = |args: &[&str]| -> Run {
-        Command::new(bin("dvtr"))
-            .current_dir(&dir)
-            .args(args)
-            .env("HOME", &dir)
-            .env_remove("DVT_PROFILES_DIR")
-            .output()
-            .expect("dvtr runs")
-            .into()
-    };
+    let dvtr = |args: &[&str]| dvtr_in(&dir, args);
     let r = dvtr(&["build"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(dvtc(&dir, &["compile"]).code, 0);
@@ -52,16 +41,7 @@ fn debug_checks_every_output_compute_and_bucket_without_printing_secrets() {
     let parent = tempfile::tempdir().unwrap();
     assert_eq!(dvtc(parent.path(), &["init", "dbg"]).code, 0);
     let dir = parent.path().join("dbg");
-    let dvtr = |args: &[&str]| -> Run {
-        Command::new(bin("dvtr"))
-            .current_dir(&dir)
-            .args(args)
-            .env("HOME", &dir)
-            .env_remove("DVT_PROFILES_DIR")
-            .output()
-            .expect("dvtr runs")
-            .into()
-    };
+    let dvtr = |args: &[&str]| dvtr_in(&dir, args);
     let r = dvtr(&["debug"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     for item in [

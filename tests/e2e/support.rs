@@ -64,6 +64,18 @@ pub fn dvtc_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.output().expect("dvtc runs").into()
 }
 
+/// Runs `dvtr` with `args` in `dir` (home set to `dir`, no `DVT_PROFILES_DIR`).
+pub fn dvtr_in(dir: &Path, args: &[&str]) -> Run {
+    Command::new(bin("dvtr"))
+        .current_dir(dir)
+        .args(args)
+        .env("HOME", dir)
+        .env_remove("DVT_PROFILES_DIR")
+        .output()
+        .expect("dvtr runs")
+        .into()
+}
+
 /// Writes `files` (path, content) into a new temporary project.
 pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
