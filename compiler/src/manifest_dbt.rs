@@ -173,13 +173,16 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
     let mut v = json!({
         "database": database, "schema": schema, "name": node.name, "resource_type": rt, "package_name": node.package,
         "path": resource_path(node), "original_file_path": node.file, "unique_id": node.unique_id, "fqn": node.fqn,
-        "alias": alias, "checksum": checksum, "config": node_config(node, placement), "tags": node.config.tags(),
-        "description": node.description, "columns": columns(&node.columns), "meta": cfg_str(node, "meta").as_object().cloned().unwrap_or_default(),
+        "alias": alias, "checksum": checksum, "config": null, "tags": node.config.tags(),
+        "description": node.description, "columns": null, "meta": cfg_str(node, "meta").as_object().cloned().unwrap_or_default(),
         "group": null, "docs": {"show": true, "node_color": null}, "patch_path": null, "build_path": null,
         "unrendered_config": {}, "created_at": 0.0, "relation_name": relation_name, "doc_blocks": [],
         "raw_code": node.raw,
     });
     let m = v.as_object_mut().expect("object");
+    // Moved in (interpolating them in `json!` would copy the trees).
+    m.insert("config".into(), node_config(node, placement));
+    m.insert("columns".into(), columns(&node.columns));
     if node.resource_type == ResourceType::Seed {
         m.insert("root_path".into(), json!(project.root.display().to_string()));
         m.insert("depends_on".into(), json!({"macros": node.macros}));
@@ -311,16 +314,34 @@ pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTree
     }
     let adapter = project.profile.outputs.get(&project.active_target).map(|o| o.kind.clone());
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    json!({
-        "metadata": {
-            "dbt_schema_version": DBT_SCHEMA_VERSION, "dbt_version": DBT_VERSION, "generated_at": now,
-            "invocation_id": null, "invocation_started_at": now, "env": {}, "project_name": project.name,
-            "project_id": format!("{:x}", md5::Md5::digest(project.name.as_bytes())), "user_id": null,
-            "send_anonymous_usage_stats": false, "adapter_type": adapter,
-            "quoting": {"database": true, "schema": true, "identifier": true, "column": null}, "run_started_at": null,
-        },
-        "nodes": nodes, "sources": sources, "macros": macros, "docs": docs, "exposures": {}, "metrics": {}, "groups": {},
-        "selectors": project.selectors, "disabled": {}, "parent_map": parent_map, "child_map": child_map, "group_map": {},
-        "saved_queries": {}, "semantic_models": {}, "unit_tests": {}, "functions": {},
-    })
+    let metadata = json!({
+        "dbt_schema_version": DBT_SCHEMA_VERSION, "dbt_version": DBT_VERSION, "generated_at": now,
+        "invocation_id": null, "invocation_started_at": now, "env": {}, "project_name": project.name,
+        "project_id": format!("{:x}", md5::Md5::digest(project.name.as_bytes())), "user_id": null,
+        "send_anonymous_usage_stats": false, "adapter_type": adapter,
+        "quoting": {"database": true, "schema": true, "identifier": true, "column": null}, "run_started_at": null,
+    });
+    // Assembled by moving the parts in (`json!` would copy each interpolated tree).
+    let empty = || Json::Object(Map::new());
+    let selectors = project.selectors.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Map<_, _>>();
+    let parts: [(&str, Json); 17] = [
+        ("metadata", metadata),
+        ("nodes", Json::Object(nodes)),
+        ("sources", Json::Object(sources)),
+        ("macros", Json::Object(macros)),
+        ("docs", Json::Object(docs)),
+        ("exposures", empty()),
+        ("metrics", empty()),
+        ("groups", empty()),
+        ("selectors", Json::Object(selectors)),
+        ("disabled", empty()),
+        ("parent_map", Json::Object(parent_map)),
+        ("child_map", Json::Object(child_map)),
+        ("group_map", empty()),
+        ("saved_queries", empty()),
+        ("semantic_models", empty()),
+        ("unit_tests", empty()),
+        ("functions", empty()),
+    ];
+    Json::Object(parts.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
