@@ -521,7 +521,8 @@ fn postgres_expressions_over_one_source_run_in_its_fragment_and_equal_postgres()
         format!(
             "select o.id, l.label, o.amount / nullif(o.quantity, 0) as unit_price, o.amount::int as amount_int, \
              to_char(o.amount, 'FM999990.00') as amount_txt, o.quantity::float / 3 as third, \
-             date_part('epoch', o.ts)::bigint as epoch\nfrom {o} o join {l} l on l.id = o.id"
+             date_part('epoch', o.ts)::bigint as epoch\nfrom {o} o join {l} l on l.id = o.id\n\
+             where o.amount::int <> 20 or o.amount is null"
         )
     };
     write(&db.project.join("models/fed_pg_expr.sql"), &select("{{ ref('orders_x_pg') }}", "{{ ref('labels_x_m') }}"));
@@ -539,9 +540,10 @@ fn postgres_expressions_over_one_source_run_in_its_fragment_and_equal_postgres()
         "pg",
         &format!("select id, label, unit_price, amount_int, amount_txt, third, epoch from \"{s}\".fed_pg_expr order by id"),
         &select(&format!("\"{s}\".orders_x_pg"), &format!("\"{s}\".labels_x_pg")),
-        4,
+        3,
     );
-    assert!(federated.contains("6.6818181818181818") && federated.contains("221") && federated.contains("11"), "{federated}");
+    // 19.99::int is 20 in PostgreSQL (it rounds), so that row is filtered out; truncation would keep it.
+    assert!(federated.contains("6.6818181818181818") && federated.contains("221") && !federated.contains("19.99"), "{federated}");
 }
 
 /// The same for MariaDB: decimal division, `DIV`, `DATE_FORMAT` over a MariaDB

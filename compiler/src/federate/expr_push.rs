@@ -6,6 +6,9 @@
 //! as a column. Only expressions the remainder could not evaluate with the
 //! dialect's meaning ([`super::semantics`]) move; the rest stays as written.
 //!
+//! Candidates in WHERE move the same way; a conjunct the splitter pushes into
+//! the fragment has the expression spelled out there.
+//!
 //! Row-level means: column references of that one relation, no aggregate or
 //! window function, no sub-query. Such an expression has the same value per
 //! source row before or after the joins and filters of the query, so computing
@@ -19,8 +22,8 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, Ident, JoinOperator, Query, Select, SelectItem, SetExpr, TableFactor, Visit, VisitMut, Visitor,
-    VisitorMut,
+    BinaryOperator, Expr, FunctionArguments, GroupByExpr, Ident, JoinOperator, Query, Select, SelectItem, SetExpr, TableFactor,
+    UnaryOperator, Visit, VisitMut, Visitor, VisitorMut,
 };
 
 use super::FragmentInput;
@@ -249,9 +252,16 @@ impl<'a> Pusher<'a> {
         let mut replaced: Vec<(Expr, Expr)> = Vec::new();
         for item in &mut s.projection {
             if let SelectItem::ExprWithAlias { expr, .. } = item {
-                let mut v = Candidates { pusher: self, scope: &scope, replaced: &mut replaced, depth: 0 };
+                let mut v = Candidates { pusher: self, scope: &scope, replaced: &mut replaced, depth: 0, predicates: false };
                 let _ = VisitMut::visit(expr, &mut v);
             }
+        }
+        // WHERE: the same; a conjunct pushed into the fragment spells the expression out ([`expand`]).
+        if let Some(w) = &mut s.selection {
+            substitute(w, &replaced);
+            // Comparisons stay in place around the moved operands, so they can still filter the fragment.
+            let mut v = Candidates { pusher: self, scope: &scope, replaced: &mut replaced, depth: 0, predicates: true };
+            let _ = VisitMut::visit(w, &mut v);
         }
         if !replaced.is_empty() {
             if let GroupByExpr::Expressions(exprs, _) = &mut s.group_by {
@@ -311,6 +321,20 @@ impl<'a> Pusher<'a> {
     }
 }
 
+/// A fragment filter with computed columns spelled out (a WHERE cannot name a
+/// SELECT alias): `__dvt_expr_1 = 'x'` → `(to_char(…)) = 'x'`.
+pub fn expand(sql: &str, computed: &[&Computed]) -> String {
+    static NAME: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b__dvt_expr_\d+\b").expect("valid regex"));
+    if computed.is_empty() {
+        return sql.to_string();
+    }
+    NAME.replace_all(sql, |c: &regex::Captures<'_>| {
+        computed.iter().find(|m| m.name == c[0]).map_or_else(|| c[0].to_string(), |m| format!("({})", m.sql))
+    })
+    .into_owned()
+}
+
 /// Replaces every occurrence of a moved expression by its column.
 fn substitute(e: &mut Expr, replaced: &[(Expr, Expr)]) {
     let _ = sqlparser::ast::visit_expressions_mut(e, |x| {
@@ -327,6 +351,8 @@ struct Candidates<'p, 'a, 's> {
     scope: &'s Scope<'s>,
     replaced: &'s mut Vec<(Expr, Expr)>,
     depth: usize,
+    /// In WHERE: comparisons and boolean operators are not moved themselves.
+    predicates: bool,
 }
 
 impl VisitorMut for Candidates<'_, '_, '_> {
@@ -343,7 +369,31 @@ impl VisitorMut for Candidates<'_, '_, '_> {
     }
 
     fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let predicate = matches!(
+            e,
+            Expr::BinaryOp {
+                op: BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+                    | BinaryOperator::And
+                    | BinaryOperator::Or,
+                ..
+            } | Expr::UnaryOp { op: UnaryOperator::Not, .. }
+                | Expr::IsNull(_)
+                | Expr::IsNotNull(_)
+                | Expr::InList { .. }
+                | Expr::Between { .. }
+                | Expr::Like { .. }
+                | Expr::ILike { .. }
+                | Expr::IsDistinctFrom(..)
+                | Expr::IsNotDistinctFrom(..)
+                | Expr::Nested(_)
+        );
         if self.depth == 0
+            && !(self.predicates && predicate)
             && let Some(col) = self.pusher.candidate(e, self.scope)
         {
             self.replaced.push((e.clone(), col.clone()));

@@ -934,13 +934,14 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
             )
         };
         let aliased = occs.iter().any(|o| !o.semi.is_empty());
+        let mine: Vec<&expr_push::Computed> = computed.iter().filter(|c| c.input == input.name).collect();
         let filter = if occs.iter().all(|o| !o.filters.is_empty() || !o.semi.is_empty() || !o.subqueries.is_empty()) {
             let parts: Vec<String> = occs
                 .iter()
                 .map(|o| {
                     o.filters
                         .iter()
-                        .map(|f| format!("({})", to_source(f, d)))
+                        .map(|f| format!("({})", expr_push::expand(&to_source(f, d), &mine)))
                         .chain(o.subqueries.iter().map(|q| format!("({q})")))
                         .chain(o.semi.iter().map(|(c, other, oc)| format!("({})", semi(c, other, oc))))
                         .collect::<Vec<_>>()
@@ -962,7 +963,6 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
         };
         // Semi-joins name this relation `dvt_f` (bare columns still resolve to it).
         let from = if aliased { format!("{} dvt_f", input.relation) } else { input.relation.clone() };
-        let mine: Vec<&expr_push::Computed> = computed.iter().filter(|c| c.input == input.name).collect();
         let select_list = match &columns {
             Some(cols) => cols
                 .iter()

@@ -352,6 +352,15 @@ fn dialect_expressions_over_one_relation_are_computed_in_its_fragment() {
     assert!(r.contains("o.__dvt_expr_1 AS month") && r.contains("sum(o.__dvt_expr_3)"), "{r}");
     assert!(r.contains("GROUP BY o.__dvt_expr_1, o.__dvt_expr_2, c.name"), "{r}");
     assert_eq!(s.computed.len(), 3);
+    // In WHERE: moved, and the conjunct pushed into the fragment spells the expression out.
+    let s = split(
+        &["select o.id, c.name from o join c on c.id = o.customer_id where to_char(o.ordered_at, 'FMMonth') = 'May'"],
+        &ins,
+        Dialect::Postgres,
+    );
+    assert!(s.refused.is_empty(), "{:?}", s.refused);
+    assert!(frag(&s, "o").contains("where ((to_char(ordered_at, 'FMMonth')) = 'May')"), "{}", frag(&s, "o"));
+    assert!(flat(&remainders(&s)[0]).contains("WHERE o.__dvt_expr_1 = 'May'"), "{}", remainders(&s)[0]);
     // Two relations, another dialect, an aggregate or an unaliased item: nothing moves, the refusal stands.
     for sql in [
         // On the null-supplying side of an outer join an expression may be non-NULL for the
