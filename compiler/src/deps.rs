@@ -55,13 +55,22 @@ pub fn install(project_dir: &Path) -> Result<Vec<Installed>> {
     let install_dir = project_dir.join(root.file.packages_install_path.clone().unwrap_or_else(|| "dbt_packages".into()));
     std::fs::create_dir_all(&install_dir).map_err(|e| DvtError::io(&install_dir, e))?;
     let mut out = Vec::new();
-    for entry in &entries {
+    for raw in &entries {
+        // Strings may use env_var() — secrets too (`git: "https://{{ env_var('DBT_ENV_SECRET_TOKEN') }}@…"`):
+        // rendered for use, never written back (the lock keeps the unrendered text).
+        let entry = &render_entry(raw, file)?;
         let get = |k: &str| entry.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|f| f.to_string())));
         let installed = if let Some(local) = get("local") {
             install_local(project_dir, &install_dir, &local, file)?
         } else if let Some(url) = get("git") {
             let warn_unpinned = entry.get("warn-unpinned").or_else(|| entry.get("warn_unpinned")).and_then(Json::as_bool).unwrap_or(true);
-            install_git(&install_dir, &url, get("revision").as_deref(), get("subdirectory").as_deref(), warn_unpinned, file)?
+            let mut i = install_git(&install_dir, &url, get("revision").as_deref(), get("subdirectory").as_deref(), warn_unpinned, file)
+                .map_err(scrub)?;
+            // The lock records the URL as written, not with a rendered secret in it.
+            if let Some(unrendered) = raw.get("git").and_then(Json::as_str) {
+                i.lock[0].1 = unrendered.to_string();
+            }
+            i
         } else if let Some(pkg) = get("package") {
             let versions: Vec<String> = match entry.get("version") {
                 Some(Json::Array(a)) => {
@@ -78,6 +87,28 @@ pub fn install(project_dir: &Path) -> Result<Vec<Installed>> {
     }
     write_lock(project_dir, &entries, &out)?;
     Ok(out)
+}
+
+/// A package entry with its strings rendered (`env_var()`, secrets included).
+fn render_entry(entry: &Json, file: &str) -> Result<Json> {
+    match entry {
+        Json::String(t) if t.contains("{{") || t.contains("{%") => crate::jinja::render_config_string(t)
+            .map(Json::from)
+            .map_err(|e| scrub(err(ErrorCode::JinjaRender, file, format!("packages entry: {e}")))),
+        Json::Object(m) => Ok(Json::Object(m.iter().map(|(k, v)| Ok((k.clone(), render_entry(v, file)?))).collect::<Result<_>>()?)),
+        Json::Array(a) => Ok(Json::Array(a.iter().map(|v| render_entry(v, file)).collect::<Result<_>>()?)),
+        other => Ok(other.clone()),
+    }
+}
+
+/// An error with the values of secret environment variables masked (git echoes URLs).
+fn scrub(mut e: DvtError) -> DvtError {
+    for (k, v) in std::env::vars() {
+        if v.len() >= 4 && crate::jinja::SECRET_ENV_PREFIXES.iter().any(|p| k.starts_with(p)) {
+            e.message = e.message.replace(&v, "*****");
+        }
+    }
+    e
 }
 
 /// The name a package's own project file gives it.

@@ -88,3 +88,25 @@ fn hub_packages_say_clearly_when_the_hub_is_unreachable() {
     assert_eq!(r.code, 2, "{} {}", r.stdout, r.stderr);
     assert!(r.stderr.contains("DVT106") && r.stderr.contains("not reachable") && r.stderr.contains("dbt-labs/dbt_utils"), "{}", r.stderr);
 }
+
+#[test]
+fn secret_env_vars_work_in_packages_yml_and_never_reach_the_lock_or_output() {
+    let repos = tempfile::tempdir().unwrap();
+    let (url, _) = package_repo(repos.path(), "secret_pkg", false);
+    let secret = url.trim_start_matches("file://").to_string();
+    let dir = base_project(&[
+        ("packages.yml", "packages:\n  - git: \"file://{{ env_var('DVT_ENV_SECRET_REPO_PATH') }}\"\n    revision: v1.0.0\n"),
+        ("models/m.sql", "select {{ secret_pkg.secret_pkg_answer() }} as a\n"),
+    ]);
+    let r = dvtc_env(dir.path(), &["deps"], &[("DVT_ENV_SECRET_REPO_PATH", &secret)]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let lock = std::fs::read_to_string(dir.path().join("package-lock.yml")).unwrap();
+    assert!(lock.contains("env_var(''DVT_ENV_SECRET_REPO_PATH'')") && !lock.contains(&secret), "{lock}");
+    assert!(!r.stdout.contains(&secret) && !r.stderr.contains(&secret), "{}{}", r.stdout, r.stderr);
+    // A secret in model SQL is refused, by name, without its value.
+    std::fs::write(dir.path().join("models/leak.sql"), "select '{{ env_var('DVT_ENV_SECRET_REPO_PATH') }}' as x\n").unwrap();
+    let r = dvtc_env(dir.path(), &["compile"], &[("DVT_ENV_SECRET_REPO_PATH", &secret)]);
+    assert_eq!(r.code, 2, "{} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("models/leak.sql") && r.stderr.contains("`DVT_ENV_SECRET_REPO_PATH` is a secret"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&secret), "{}", r.stderr);
+}

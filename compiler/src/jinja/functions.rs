@@ -119,6 +119,22 @@ fn var_fn(name: String, default: Rest<Value>) -> Result<Value, Error> {
     }
 }
 
+/// Prefixes of environment variables that hold secrets (DVT's and dbt's): readable only
+/// where connections are configured (profiles.yml, computes.yml, buckets.yml, packages.yml).
+pub const SECRET_ENV_PREFIXES: [&str; 2] = ["DVT_ENV_SECRET_", "DBT_ENV_SECRET_"];
+
+/// `env_var` in models, macros, properties and dbt_project.yml: secrets are refused
+/// (they would reach compiled SQL, the plan and logs), as dbt refuses them.
+pub fn project_env_var_fn(name: String, default: Option<Value>) -> Result<Value, Error> {
+    if SECRET_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        return Err(err(format!(
+            "`{name}` is a secret environment variable: secrets (DVT_ENV_SECRET_*, DBT_ENV_SECRET_*) can only be used in \
+             profiles.yml, computes.yml, buckets.yml and packages.yml, never in SQL or project config"
+        )));
+    }
+    env_var_fn(name, default)
+}
+
 /// `env_var(name, default)`: the environment, or the default, or an error.
 pub fn env_var_fn(name: String, default: Option<Value>) -> Result<Value, Error> {
     match std::env::var(&name) {
@@ -585,7 +601,7 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_function("ref", ref_fn);
     env.add_function("source", source_fn);
     env.add_function("var", var_fn);
-    env.add_function("env_var", env_var_fn);
+    env.add_function("env_var", project_env_var_fn);
     env.add_function("return", return_fn);
     env.add_function("log", log_fn);
     env.add_function("print", |_v: Value| String::new());

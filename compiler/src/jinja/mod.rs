@@ -21,7 +21,7 @@ use minijinja::{Environment, Value};
 
 pub use blocks::{Block, BlockKind, scan};
 pub use context::{NodeCtx, Recorder, RefCall, Resolver, Scope, Vars};
-pub use functions::{env_var_fn, is_runtime_only, to_json, to_value};
+pub use functions::{SECRET_ENV_PREFIXES, env_var_fn, is_runtime_only, project_env_var_fn, to_json, to_value};
 pub use macros::{BUILTIN_PACKAGE, MacroDef, MacroIndex};
 pub use relation::Relation;
 

@@ -8,7 +8,7 @@ use minijinja::{Environment, Value};
 use serde_json::Value as Json;
 
 use crate::error::{DvtError, ErrorCode, Location, Result};
-use crate::jinja::{Vars, env_var_fn};
+use crate::jinja::{Vars, project_env_var_fn};
 use crate::nodes::Package;
 
 /// Renders config values of one package at load time: `var` (the package's view
@@ -21,7 +21,7 @@ impl ConfigRenderer {
     pub fn new(package: &str, vars: &Vars, target: &Value) -> Self {
         let mut env = Environment::new();
         env.set_formatter(crate::jinja::pyrepr::formatter);
-        env.add_function("env_var", env_var_fn);
+        env.add_function("env_var", project_env_var_fn);
         let (package, globals) = (package.to_string(), vars.clone());
         env.add_function(
             "var",
