@@ -152,12 +152,18 @@ fn relation_fields(node: &Node, placement: Option<&Placement>, project: &Project
     }
 }
 
+/// A file as dbt names it: relative to its own package's root (`models/x.sql`, also for
+/// packages, whose files DVT names from the root project, `dbt_packages/p/models/x.sql`).
+fn package_relative<'a>(project: &Project, package: &str, file: &'a str) -> &'a str {
+    project.packages.iter().find(|p| p.name == package).and_then(|p| file.strip_prefix(p.rel.as_str())).unwrap_or(file)
+}
+
 /// The path of a node below its resource folder (`staging/stg_orders.sql`), as dbt writes `path`.
-fn resource_path(node: &Node) -> String {
+fn resource_path(project: &Project, node: &Node) -> String {
     match node.resource_type {
         ResourceType::Test if node.test.is_some() => format!("{}.sql", node.config.str("alias").unwrap_or(&node.name)),
         _ => {
-            let file = node.file.rsplit("dbt_packages/").next().unwrap_or(&node.file);
+            let file = package_relative(project, &node.package, &node.file);
             file.split_once('/').map_or(file, |(_, rest)| rest).to_string()
         }
     }
@@ -172,7 +178,7 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
     };
     let mut v = json!({
         "database": database, "schema": schema, "name": node.name, "resource_type": rt, "package_name": node.package,
-        "path": resource_path(node), "original_file_path": node.file, "unique_id": node.unique_id, "fqn": node.fqn,
+        "path": resource_path(project, node), "original_file_path": package_relative(project, &node.package, &node.file), "unique_id": node.unique_id, "fqn": node.fqn,
         "alias": alias, "checksum": checksum, "config": null, "tags": node.config.tags(),
         "description": node.description, "columns": null, "meta": cfg_str(node, "meta").as_object().cloned().unwrap_or_default(),
         "group": null, "docs": {"show": true, "node_color": null}, "patch_path": null, "build_path": null,
@@ -257,7 +263,7 @@ fn source_json(project: &Project, s: &Source) -> Json {
     let relation_name = dialect.relation_with(database, Some(&s.schema), &s.identifier, s.quote);
     json!({
         "database": s.database, "schema": s.schema, "name": s.name, "resource_type": "source", "package_name": s.package,
-        "path": s.file, "original_file_path": s.file, "unique_id": s.unique_id, "fqn": s.fqn, "source_name": s.source_name,
+        "path": package_relative(project, &s.package, &s.file), "original_file_path": package_relative(project, &s.package, &s.file), "unique_id": s.unique_id, "fqn": s.fqn, "source_name": s.source_name,
         "source_description": "", "loader": "", "identifier": s.identifier,
         "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
         "loaded_at_field": loaded_at, "loaded_at_query": null, "freshness": freshness, "external": null,
