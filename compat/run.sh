@@ -27,6 +27,20 @@ extract() { # owner/name commit subdir dest
     rm -rf "$4"; mkdir -p "$(dirname "$4")"; if [ "$3" = . ]; then mv "$5.tmp" "$4"; else mv "$5.tmp/$3" "$4"; rm -rf "$5.tmp"; fi
 }
 
+# compare_with <binary> <report label> <log name> <diff file>: compiles $p with the binary
+# and adds a row comparing its target/compiled/ with dbt's (uses $p, $dbt_rc, $ref_s).
+compare_with() {
+    rm -rf "$p/target"
+    local start rc secs
+    start=$(date +%s.%N)
+    "$1" --project-dir "$p" --profiles-dir "$p" compile > "$p/$3_compile.log" 2>&1
+    rc=$?
+    secs=$(echo "$(date +%s.%N) - $start" | bc)
+    python3 "$here/compare.py" "$2" "$p/ref" "$p/target/compiled" "$p/$4" "$dbt_rc" "$rc" "$ref_s" "$secs" >> "$report"
+    tail -1 "$report"
+    [ "$rc" = 0 ] || tail -5 "$p/$3_compile.log"
+}
+
 report="$work/report.tsv"
 : > "$report"
 while IFS=$'\t' read -r name repo commit subdir packages; do
@@ -82,25 +96,9 @@ YML
     ref_s=$(echo "$(date +%s.%N) - $ref_start" | bc)
     rm -rf "$p/ref"; [ -d "$p/target/compiled" ] && mv "$p/target/compiled" "$p/ref"
     [ -f "$p/target/manifest.json" ] && mv "$p/target/manifest.json" "$p/ref_manifest.json"
-    rm -rf "$p/target"
-    ours_start=$(date +%s.%N)
-    "$dvtc" --project-dir "$p" --profiles-dir "$p" compile > "$p/dvtc_compile.log" 2>&1
-    dvtc_rc=$?
-    ours_s=$(echo "$(date +%s.%N) - $ours_start" | bc)
-    python3 "$here/compare.py" "$name" "$p/ref" "$p/target/compiled" "$p/compat_diff.txt" "$dbt_rc" "$dvtc_rc" "$ref_s" "$ours_s" >> "$report"
-    tail -1 "$report"
-    [ "$dvtc_rc" = 0 ] || tail -5 "$p/dvtc_compile.log"
+    compare_with "$dvtc" "$name" dvtc compat_diff.txt
     # `dvtr compile` also renders the nodes that query the database (the DuckDB file dbt built).
-    if [ -x "$dvtr" ]; then
-        rm -rf "$p/target"
-        live_start=$(date +%s.%N)
-        "$dvtr" --project-dir "$p" --profiles-dir "$p" compile > "$p/dvtr_compile.log" 2>&1
-        dvtr_rc=$?
-        live_s=$(echo "$(date +%s.%N) - $live_start" | bc)
-        python3 "$here/compare.py" "$name (dvtr, live)" "$p/ref" "$p/target/compiled" "$p/compat_diff_live.txt" "$dbt_rc" "$dvtr_rc" "$ref_s" "$live_s" >> "$report"
-        tail -1 "$report"
-        [ "$dvtr_rc" = 0 ] || tail -5 "$p/dvtr_compile.log"
-    fi
+    [ -x "$dvtr" ] && compare_with "$dvtr" "$name (dvtr, live)" dvtr compat_diff_live.txt
 done < "$here/projects.tsv"
 echo
 python3 "$here/compare.py" --table "$report"
