@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL and MariaDB servers for the tests, on 127.0.0.1, data
+# Throwaway PostgreSQL, MariaDB and S3-compatible servers for the tests, on 127.0.0.1, data
 # under build/services/, stopped by pid. Installs the servers with apt if missing.
 #   scripts/services.sh start   # prints nothing but errors; writes build/services/env
 #   scripts/services.sh stop
@@ -93,6 +93,33 @@ stop_maria() {
   for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
 }
 
+# A local S3-compatible server (moto, from PyPI, in a venv under build/) with
+# one bucket, `dvt-test`, for the bucket tests. Not a mock: it speaks S3's HTTP API.
+start_s3() {
+  local venv="$dir/moto"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    python3 -m venv "$venv" >/dev/null
+    "$venv/bin/pip" install -q 'moto[server]==5.1.*' >/dev/null
+  fi
+  if [ -f "$dir/s3.pid" ] && kill -0 "$(cat "$dir/s3.pid")" 2>/dev/null; then return 0; fi
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$dir/s3.log" 2>&1 &
+  echo $! > "$dir/s3.pid"
+  for _ in $(seq 1 60); do
+    if python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$S3_PORT/dvt-test', method='PUT'))" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "the S3 server did not start; see $dir/s3.log" >&2
+  return 1
+}
+
+stop_s3() {
+  [ -f "$dir/s3.pid" ] || return 0
+  kill "$(cat "$dir/s3.pid")" 2>/dev/null || true
+  rm -f "$dir/s3.pid"
+}
+
 case "${1:-}" in
   start)
     mkdir -p "$dir"
@@ -100,18 +127,22 @@ case "${1:-}" in
     if [ -f "$dir/env" ] && [ -f "$dir/pg/data/postmaster.pid" ]; then . "$dir/env"; fi
     PG_PORT=${DVT_TEST_PG_PORT:-$(free_port 55432)}
     MARIA_PORT=${DVT_TEST_MARIA_PORT:-$(free_port 53306)}
+    S3_PORT=${DVT_TEST_S3_PORT:-$(free_port 59000)}
     make_cert
     start_pg
     start_maria
+    start_s3
     cat > "$dir/env" <<ENV
 export DVT_TEST_PG_PORT=$PG_PORT
 export DVT_TEST_MARIA_PORT=$MARIA_PORT
+export DVT_TEST_S3_PORT=$S3_PORT
 export DVT_TEST_TLS_CA=$dir/tls/ca.crt
 ENV
     ;;
   stop)
     stop_pg
     stop_maria
+    stop_s3
     rm -f "$dir/env"
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;

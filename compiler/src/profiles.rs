@@ -43,6 +43,8 @@ pub struct Compute {
     pub kind: String,
     /// Ballista's scheduler (`df://host:port`).
     pub endpoint: Option<String>,
+    /// Bytes a federated node may hold in memory before it spills (`memory_budget:`).
+    pub memory_budget: Option<u64>,
 }
 
 /// A staging bucket from `buckets.yml`.
@@ -173,13 +175,27 @@ const BUCKET_SETTINGS: [&str; 7] = ["bucket", "root", "prefix", "region", "endpo
 
 /// Loads `computes.yml` (or the implicit single `datafusion` compute).
 pub fn load_computes(dirs: &[PathBuf], project_dir: &Path, profile: &str) -> Result<Registry<Compute>> {
-    let mut reg = load_registry(dirs, project_dir, profile, "computes.yml", "computes", |name, kind, o| Compute {
-        name: name.to_string(),
-        kind: kind.to_string(),
-        endpoint: o.get("endpoint").and_then(Json::as_str).map(str::to_string),
+    let mut reg = load_registry(dirs, project_dir, profile, "computes.yml", "computes", |name, kind, o| {
+        let memory_budget = match o.get("memory_budget") {
+            None | Some(Json::Null) => None,
+            Some(v) => Some(parse_bytes(v).ok_or_else(|| {
+                DvtError::new(ErrorCode::ConfigInvalid, format!("compute `{name}`: `memory_budget: {v}` is not a size"))
+                    .at(Location::file("computes.yml"))
+                    .hint("write a number of bytes or a size such as 64MiB, 256MB, 1GiB")
+            })?),
+        };
+        Ok(Compute {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            endpoint: o.get("endpoint").and_then(Json::as_str).map(str::to_string),
+            memory_budget,
+        })
     })?;
     if reg.entries.is_empty() {
-        reg.entries.insert("datafusion".into(), Compute { name: "datafusion".into(), kind: "datafusion".into(), endpoint: None });
+        reg.entries.insert(
+            "datafusion".into(),
+            Compute { name: "datafusion".into(), kind: "datafusion".into(), endpoint: None, memory_budget: None },
+        );
     }
     Ok(reg)
 }
@@ -191,7 +207,7 @@ pub fn load_buckets(dirs: &[PathBuf], project_dir: &Path, profile: &str) -> Resu
             .iter()
             .filter_map(|k| o.get(*k).and_then(Json::as_str).filter(|v| !v.contains("{{")).map(|v| (k.to_string(), v.to_string())))
             .collect();
-        Bucket { name: name.to_string(), kind: kind.to_string(), settings }
+        Ok(Bucket { name: name.to_string(), kind: kind.to_string(), settings })
     })
 }
 
@@ -201,7 +217,7 @@ fn load_registry<T>(
     profile: &str,
     file_name: &str,
     key: &str,
-    make: impl Fn(&str, &str, &Json) -> T,
+    make: impl Fn(&str, &str, &Json) -> Result<T>,
 ) -> Result<Registry<T>> {
     let Some(path) = find(dirs, file_name) else { return Ok(Registry { default: None, entries: BTreeMap::new() }) };
     let text = std::fs::read_to_string(&path).map_err(|e| DvtError::io(&path, e))?;
@@ -216,7 +232,7 @@ fn load_registry<T>(
             let kind = o.get("type").and_then(Json::as_str).ok_or_else(|| {
                 DvtError::new(ErrorCode::ConfigInvalid, format!("`{name}` in {file_name} has no `type:`")).at(Location::file(&file))
             })?;
-            entries.insert(name.clone(), make(name, kind, o));
+            entries.insert(name.clone(), make(name, kind, o)?);
         }
     }
     let default = section.get("target").and_then(Json::as_str).map(str::to_string);
@@ -227,4 +243,42 @@ fn load_registry<T>(
             .at(Location::file(&file)));
     }
     Ok(Registry { default, entries })
+}
+
+/// A size: bytes, or a number with `KB`/`MB`/`GB` (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024).
+pub fn parse_bytes(v: &Json) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let s = v.as_str()?.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = (s[..split].trim().parse::<f64>().ok()?, s[split..].trim().to_ascii_lowercase());
+    let mult: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    Some((num * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn sizes_parse_in_bytes_and_units() {
+        let p = |v| super::parse_bytes(&v);
+        assert_eq!(p(json!(1)), Some(1));
+        assert_eq!(p(json!("64MiB")), Some(64 << 20));
+        assert_eq!(p(json!("256 MB")), Some(256_000_000));
+        assert_eq!(p(json!("1.5GiB")), Some(3 << 29));
+        assert_eq!(p(json!("12 parsecs")), None);
+        assert_eq!(p(json!("-1")), None);
+        assert_eq!(p(json!(true)), None);
+    }
 }

@@ -22,8 +22,11 @@ const UTC: &str = "UTC";
 /// `int4`, `timestamptz`, …) and, where the name does not fix it (unbounded
 /// numeric, untyped SQLite expressions), from the values themselves.
 pub fn arrow_type(engine_type: &str, values: &[Option<&str>]) -> DataType {
-    fixed_type(engine_type)
-        .unwrap_or_else(|| if engine_type.trim().is_empty() { infer(values) } else { decimal_of(values).unwrap_or(DataType::Utf8) })
+    fixed_type(engine_type).unwrap_or_else(|| {
+        let mut fold = TypeFold::new(engine_type);
+        values.iter().flatten().for_each(|v| fold.add(v));
+        fold.data_type()
+    })
 }
 
 /// The Arrow type an engine type name fixes by itself; None when the values
@@ -67,33 +70,6 @@ pub fn compute_type(declared: DataType) -> DataType {
     }
 }
 
-/// The narrowest exact decimal for the values, if they are all plain decimals.
-fn decimal_of(values: &[Option<&str>]) -> Option<DataType> {
-    let (mut int_digits, mut scale) = (1usize, 0usize);
-    for v in values.iter().flatten() {
-        let digits = v.strip_prefix('-').unwrap_or(v);
-        let (i, f) = digits.split_once('.').unwrap_or((digits, ""));
-        if i.is_empty() && f.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        int_digits = int_digits.max(i.trim_start_matches('0').len());
-        scale = scale.max(f.len());
-    }
-    (int_digits + scale <= 38).then_some(DataType::Decimal128(38, scale as i8))
-}
-
-/// An untyped column: integers, then floats, else text.
-fn infer(values: &[Option<&str>]) -> DataType {
-    let present: Vec<&str> = values.iter().flatten().copied().collect();
-    if present.is_empty() || present.iter().all(|v| v.parse::<i64>().is_ok()) {
-        DataType::Int64
-    } else if present.iter().all(|v| v.parse::<f64>().is_ok()) {
-        DataType::Float64
-    } else {
-        DataType::Utf8
-    }
-}
-
 /// A text column as `to`, failing on any value that does not convert exactly.
 fn convert(column: &str, values: Vec<Option<String>>, to: &DataType) -> Result<ArrayRef, String> {
     let strict = CastOptions { safe: false, ..Default::default() };
@@ -130,94 +106,184 @@ fn convert(column: &str, values: Vec<Option<String>>, to: &DataType) -> Result<A
     }
 }
 
+/// The type of a column the values decide, folded chunk by chunk so the
+/// values need not be kept (see [`arrow_type`]: untyped columns are integers,
+/// then floats, else text; unbounded numerics the narrowest exact decimal).
+#[derive(Debug, Clone)]
+struct TypeFold {
+    untyped: bool,
+    all_int: bool,
+    all_float: bool,
+    decimal: bool,
+    int_digits: usize,
+    scale: usize,
+}
+
+impl TypeFold {
+    fn new(engine_type: &str) -> Self {
+        TypeFold { untyped: engine_type.trim().is_empty(), all_int: true, all_float: true, decimal: true, int_digits: 1, scale: 0 }
+    }
+
+    fn add(&mut self, v: &str) {
+        if self.untyped {
+            let int = v.parse::<i64>().is_ok();
+            self.all_int &= int;
+            self.all_float &= int || v.parse::<f64>().is_ok();
+            return;
+        }
+        if !self.decimal {
+            return;
+        }
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        let (i, f) = digits.split_once('.').unwrap_or((digits, ""));
+        if i.is_empty() && f.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
+            self.decimal = false;
+            return;
+        }
+        self.int_digits = self.int_digits.max(i.trim_start_matches('0').len());
+        self.scale = self.scale.max(f.len());
+    }
+
+    fn data_type(&self) -> DataType {
+        if self.untyped {
+            return if self.all_int {
+                DataType::Int64
+            } else if self.all_float {
+                DataType::Float64
+            } else {
+                DataType::Utf8
+            };
+        }
+        if self.decimal && self.int_digits + self.scale <= 38 { DataType::Decimal128(38, self.scale as i8) } else { DataType::Utf8 }
+    }
+}
+
 /// Builds record batches from a query's chunks (a [`RowSink`]). Columns
 /// whose type the plan declares or the engine's type name fixes convert chunk
-/// by chunk, so their text is dropped as soon as it is read; columns typed by
-/// their values (unbounded numerics, untyped SQLite expressions) keep their
-/// text until the end, so the type sees every value.
+/// by chunk; columns typed by their values (unbounded numerics, untyped
+/// SQLite expressions) stay text until [`BatchBuilder::finish`], when every
+/// value has been seen, and are converted then. [`BatchBuilder::take_raw`]
+/// hands the chunks over early (text columns still text) so a caller can
+/// spill them and convert when reading them back.
 pub struct BatchBuilder {
     /// Declared types by lower-case column name.
     declared: BTreeMap<String, DataType>,
     columns: Vec<String>,
-    engine_types: Vec<String>,
+    /// Per column: the type the plan or the engine fixes, or the fold of its values.
     fixed: Vec<Option<DataType>>,
-    /// Per column, one array per chunk (fixed columns only).
-    arrays: Vec<Vec<ArrayRef>>,
-    /// Per column, every value (value-typed columns only).
-    text: Vec<Vec<Option<String>>>,
-    chunk_rows: Vec<usize>,
+    folds: Vec<TypeFold>,
+    /// Chunks not taken yet, value-typed columns as text.
+    chunks: Vec<RecordBatch>,
+    raw_schema: SchemaRef,
+    /// Bytes of Arrow memory in `chunks`.
+    held: usize,
 }
 
 impl BatchBuilder {
     /// `declared`: the plan's types by lower-case column name; they win over the engine's.
     pub fn new(declared: BTreeMap<String, DataType>) -> Self {
-        BatchBuilder { declared, columns: vec![], engine_types: vec![], fixed: vec![], arrays: vec![], text: vec![], chunk_rows: vec![] }
+        BatchBuilder {
+            declared,
+            columns: vec![],
+            fixed: vec![],
+            folds: vec![],
+            chunks: vec![],
+            raw_schema: Arc::new(Schema::empty()),
+            held: 0,
+        }
+    }
+
+    /// Bytes the chunks not taken yet hold.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// The schema of [`BatchBuilder::take_raw`]'s batches: value-typed columns as text.
+    pub fn raw_schema(&self) -> SchemaRef {
+        self.raw_schema.clone()
+    }
+
+    /// The chunks read so far, value-typed columns still text.
+    pub fn take_raw(&mut self) -> Vec<RecordBatch> {
+        self.held = 0;
+        std::mem::take(&mut self.chunks)
+    }
+
+    /// Each column's final type (valid once every row has been read).
+    pub fn final_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Field::new(name, self.fixed[i].clone().unwrap_or_else(|| self.folds[i].data_type()), true))
+            .collect();
+        Arc::new(Schema::new(fields))
     }
 
     /// The batches (one per chunk) and their schema.
-    pub fn finish(self) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-        let BatchBuilder { columns, engine_types, fixed, mut arrays, text, chunk_rows, .. } = self;
-        let mut fields = Vec::with_capacity(columns.len());
-        for (i, name) in columns.iter().enumerate() {
-            let dt = match &fixed[i] {
-                Some(dt) => dt.clone(),
-                None => {
-                    let refs: Vec<Option<&str>> = text[i].iter().map(|v| v.as_deref()).collect();
-                    let dt = arrow_type(&engine_types[i], &refs);
-                    let whole = convert(name, text[i].clone(), &dt)?;
-                    let mut at = 0;
-                    arrays[i] = chunk_rows
-                        .iter()
-                        .map(|n| {
-                            let a = whole.slice(at, *n);
-                            at += n;
-                            a
-                        })
-                        .collect();
-                    dt
-                }
-            };
-            fields.push(Field::new(name, dt, true));
-        }
-        let schema = Arc::new(Schema::new(fields));
-        let batches = (0..chunk_rows.len())
-            .map(|k| RecordBatch::try_new(schema.clone(), arrays.iter().map(|a| a[k].clone()).collect()).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+    pub fn finish(mut self) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+        let schema = self.final_schema();
+        let batches = self.take_raw().into_iter().map(|b| finish_raw(&schema, b)).collect::<Result<Vec<_>, _>>()?;
         Ok((schema, batches))
     }
 }
 
+/// A raw chunk (value-typed columns as text) in its final types.
+pub fn finish_raw(schema: &SchemaRef, b: RecordBatch) -> Result<RecordBatch, String> {
+    let columns = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(a, f)| {
+            if a.data_type() == f.data_type() {
+                return Ok(a.clone());
+            }
+            let text = a.as_any().downcast_ref::<StringArray>().ok_or_else(|| format!("column `{}` is not text", f.name()))?;
+            convert(f.name(), text.iter().map(|v| v.map(str::to_string)).collect(), f.data_type())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
 impl RowSink for BatchBuilder {
     fn start(&mut self, columns: Vec<String>, types: Vec<String>) -> Result<(), String> {
+        let engine_type = |i: usize| types.get(i).map_or("", String::as_str);
         self.fixed = columns
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                self.declared.get(&c.to_ascii_lowercase()).cloned().or_else(|| fixed_type(types.get(i).map_or("", String::as_str)))
-            })
+            .map(|(i, c)| self.declared.get(&c.to_ascii_lowercase()).cloned().or_else(|| fixed_type(engine_type(i))))
             .collect();
-        self.arrays = vec![Vec::new(); columns.len()];
-        self.text = vec![Vec::new(); columns.len()];
-        self.engine_types = (0..columns.len()).map(|i| types.get(i).cloned().unwrap_or_default()).collect();
+        self.folds = (0..columns.len()).map(|i| TypeFold::new(engine_type(i))).collect();
+        let fields: Vec<Field> =
+            columns.iter().enumerate().map(|(i, c)| Field::new(c, self.fixed[i].clone().unwrap_or(DataType::Utf8), true)).collect();
+        self.raw_schema = Arc::new(Schema::new(fields));
         self.columns = columns;
         Ok(())
     }
 
     fn rows(&mut self, rows: Vec<Vec<Option<String>>>) -> Result<(), String> {
         let n = self.columns.len();
-        self.chunk_rows.push(rows.len());
         let mut cols: Vec<Vec<Option<String>>> = (0..n).map(|_| Vec::with_capacity(rows.len())).collect();
         for row in rows {
             for (i, v) in row.into_iter().enumerate().take(n) {
                 cols[i].push(v);
             }
         }
+        let mut arrays = Vec::with_capacity(n);
         for (i, values) in cols.into_iter().enumerate() {
             match &self.fixed[i] {
-                Some(dt) => self.arrays[i].push(convert(&self.columns[i], values, dt)?),
-                None => self.text[i].extend(values),
+                Some(dt) => arrays.push(convert(&self.columns[i], values, dt)?),
+                None => {
+                    for v in values.iter().flatten() {
+                        self.folds[i].add(v);
+                    }
+                    arrays.push(Arc::new(StringArray::from(values)) as ArrayRef);
+                }
             }
         }
+        let batch = RecordBatch::try_new(self.raw_schema.clone(), arrays).map_err(|e| e.to_string())?;
+        self.held += batch.get_array_memory_size();
+        self.chunks.push(batch);
         Ok(())
     }
 }

@@ -62,26 +62,31 @@ pub fn load(profiles_dir: Option<&Path>, project_dir: &Path, profile: &str) -> R
     })?;
     let mut out = BTreeMap::new();
     for (name, o) in outputs {
-        let mut settings = BTreeMap::new();
-        for (k, v) in o.as_object().into_iter().flatten() {
-            let raw = match v {
-                Json::String(s) => s.clone(),
-                Json::Null => continue,
-                other => other.to_string(),
-            };
-            let rendered = if raw.contains("{{") {
-                dvt_compiler::jinja::render_config_string(&raw).map_err(|e| {
-                    // The message names the key, never the value.
-                    DvtError::new(ErrorCode::ConfigInvalid, format!("output `{name}`: cannot render `{k}`: {e}"))
-                        .at(Location::file("profiles.yml"))
-                })?
-            } else {
-                raw
-            };
-            settings.insert(k.clone(), rendered);
-        }
+        let settings = render_settings(o, &format!("output `{name}`"), "profiles.yml")?;
         let kind = settings.get("type").cloned().unwrap_or_default();
         out.insert(name.clone(), Credentials { name: name.clone(), kind, settings, base_dir: project_dir.to_path_buf() });
     }
     Ok(out)
+}
+
+/// The settings of one entry of a connection file (`what` names it in
+/// messages), `{{ env_var(...) }}` rendered. A message names the key, never the value.
+pub(crate) fn render_settings(o: &Json, what: &str, file: &str) -> Result<BTreeMap<String, String>> {
+    let mut settings = BTreeMap::new();
+    for (k, v) in o.as_object().into_iter().flatten() {
+        let raw = match v {
+            Json::String(s) => s.clone(),
+            Json::Null => continue,
+            other => other.to_string(),
+        };
+        let rendered = if raw.contains("{{") {
+            dvt_compiler::jinja::render_config_string(&raw).map_err(|e| {
+                DvtError::new(ErrorCode::ConfigInvalid, format!("{what}: cannot render `{k}`: {e}")).at(Location::file(file))
+            })?
+        } else {
+            raw
+        };
+        settings.insert(k.clone(), rendered);
+    }
+    Ok(settings)
 }

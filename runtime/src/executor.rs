@@ -31,6 +31,8 @@ pub struct Env {
     /// Connections to the outputs of profiles.yml, reused across nodes.
     pub pool: connectors::Pool,
     pub project_dir: std::path::PathBuf,
+    /// Buckets federated nodes spill to (credentials from buckets.yml, read at run time).
+    pub buckets: crate::buckets::Buckets,
     /// Renders a node marked "render at run time" against the live databases,
     /// at its turn in the run (so `run_query` sees what upstream nodes built).
     pub live_render: Option<Box<LiveRender>>,
@@ -134,7 +136,7 @@ pub(crate) fn check_columns(
     Ok(())
 }
 
-fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
+fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outcome {
     // Its target is left as it was; descendants are skipped like any failed node's.
     if node.language.as_deref() == Some("python") {
         return fail(format!(
@@ -152,13 +154,14 @@ fn run_node(env: &Env, node: &PlanNode, opts: &RunOptions) -> Outcome {
                 Err(e) => fail(e),
             };
         }
-        return match crate::federation::run(env, node, fed, opts.full_refresh) {
+        return match crate::federation::run(env, plan, node, fed, opts.full_refresh) {
             Ok(w) => {
                 let mut msg =
                     format!("{} {} rows into {}", w.rendering, w.rows, node.relation.as_ref().map_or("", |r| r.rendered.as_str()));
                 if !w.pushed.is_empty() {
                     msg.push_str(&format!(" (pushed at run time: {})", w.pushed.join("; ")));
                 }
+                msg.push_str(&format!(" [{}]", w.phases));
                 ok("success", w.rendering, msg)
             }
             Err(e) => fail(e),
@@ -345,7 +348,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
                 running += 1;
                 scope.spawn(move || {
                     let t = Instant::now();
-                    let out = run_node(&env, &node, &o);
+                    let out = run_node(&env, plan, &node, &o);
                     let r = NodeResult {
                         unique_id: node.unique_id.clone(),
                         status: out.status.into(),

@@ -6,33 +6,29 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::MemTable;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionContext;
 use dvt_compiler::compile::materialize;
 use dvt_compiler::dialect::{Dialect, LogicalType};
 use dvt_compiler::federate::{self, FragmentInput};
-use dvt_schema::plan::{FederationPlan, Fragment, PlanNode, RelationRef};
+use dvt_schema::plan::{FederationPlan, Fragment, Plan, PlanNode, RelationRef};
 use futures::StreamExt;
 use sqlparser::ast::{Expr, SetExpr, TableFactor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use crate::arrow_rows;
-use crate::connectors::{self, Connection, RelationKind};
+use crate::compute::{self, block_on};
+use crate::connectors::{self, Connection, RelationKind, RowSink};
 use crate::executor::{self, Env};
-
-/// The compute's async runtime, shared by every worker thread of a run.
-static COMPUTE: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("dvt-compute").build().expect("tokio runtime")
-});
+use crate::spill::{NodeSpill, SpillWriter, SpilledFile};
 
 /// Arrow types the runtime's callers (and tests) handle.
 pub use datafusion::arrow::array::RecordBatch as Batch;
@@ -52,17 +48,8 @@ pub struct Written {
     pub rows: u64,
     /// Predicates pushed into fragments at run time (`{{ this }}` values bound as literals).
     pub pushed: Vec<String>,
-}
-
-/// A DataFusion session for one remainder. The physical FilterPushdown rules
-/// are left out: in DataFusion 55 they push a filter into the wrong input of a
-/// join that JoinSelection swapped (a right join with `IS NULL` on its
-/// null-supplying side returned no rows; see the test below). Logical filter
-/// pushdown still applies.
-fn session() -> SessionContext {
-    let rules = PhysicalOptimizer::new().rules.into_iter().filter(|r| !r.name().starts_with("FilterPushdown")).collect();
-    let state = SessionStateBuilder::new().with_default_features().with_physical_optimizer_rules(rules).build();
-    SessionContext::new_with_state(state)
+    /// Rows, bytes and time per fragment (and whether it spilled), then compute and write time.
+    pub phases: String,
 }
 
 /// A fragment's rows in Arrow: its schema and one batch per chunk read.
@@ -79,19 +66,33 @@ impl Table {
     }
 }
 
+/// A fragment as the remainder reads it: in memory, or spilled to the node's bucket.
+pub enum Input {
+    Memory(Table),
+    Spilled { file: SpilledFile, schema: SchemaRef },
+}
+
 /// A session with `inputs` registered by name.
-fn session_over(inputs: Vec<(String, Table)>) -> Result<SessionContext, String> {
-    let ctx = session();
-    for (name, t) in inputs {
-        let table = MemTable::try_new(t.schema, vec![t.batches]).map_err(|e| e.to_string())?;
-        ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(|e| e.to_string())?;
+fn session_over(inputs: Vec<(String, Input)>, limits: &compute::Limits, spill: Option<&NodeSpill>) -> Result<SessionContext, String> {
+    let ctx = compute::session(limits)?;
+    for (name, input) in inputs {
+        match input {
+            Input::Memory(t) => {
+                let table = MemTable::try_new(t.schema, vec![t.batches]).map_err(|e| e.to_string())?;
+                ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(|e| e.to_string())?;
+            }
+            Input::Spilled { file, schema } => {
+                spill.ok_or("a spilled fragment without a spill area")?.register(&ctx, &name, &file, &schema)?;
+            }
+        }
     }
     Ok(ctx)
 }
 
 /// Runs `remainder` over `inputs` (fragment name → rows) in DataFusion; the whole result.
 pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    let (schema, mut stream) = remainder_stream(remainder, inputs)?;
+    let inputs = inputs.into_iter().map(|(n, t)| (n, Input::Memory(t))).collect();
+    let (schema, mut stream) = remainder_stream(remainder, inputs, &compute::Limits::default(), None)?;
     let mut batches = Vec::new();
     while let Some(b) = next_batch(&mut stream)? {
         batches.push(b);
@@ -100,9 +101,14 @@ pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(S
 }
 
 /// Runs `remainder` over `inputs`; its result batch by batch, as the compute produces it.
-fn remainder_stream(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(SchemaRef, SendableRecordBatchStream), String> {
-    let ctx = session_over(inputs)?;
-    COMPUTE.block_on(async {
+fn remainder_stream(
+    remainder: &str,
+    inputs: Vec<(String, Input)>,
+    limits: &compute::Limits,
+    spill: Option<&NodeSpill>,
+) -> Result<(SchemaRef, SendableRecordBatchStream), String> {
+    let ctx = session_over(inputs, limits, spill)?;
+    block_on(async {
         let df = ctx.sql(remainder).await.map_err(|e| format!("the compute rejected the remainder: {e}"))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await.map_err(|e| format!("the compute failed: {e}"))?;
@@ -112,13 +118,30 @@ fn remainder_stream(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(Sc
 
 /// The next batch of a compute result.
 fn next_batch(stream: &mut SendableRecordBatchStream) -> Result<Option<RecordBatch>, String> {
-    COMPUTE.block_on(stream.next()).transpose().map_err(|e| format!("the compute failed: {e}"))
+    block_on(stream.next()).transpose().map_err(|e| format!("the compute failed: {e}"))
 }
 
 /// Reads one fragment into Arrow, chunk by chunk, with the types the plan declares.
 pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<Table, String> {
-    let declared: BTreeMap<String, DataType> = f
-        .columns
+    match read_input(conn, f, None)?.0 {
+        Input::Memory(t) => Ok(t),
+        Input::Spilled { .. } => Err("a fragment spilled without a spill area".into()),
+    }
+}
+
+/// What reading one fragment took.
+#[derive(Debug, Clone, Default)]
+pub struct FragmentStats {
+    pub rows: u64,
+    /// Arrow bytes in memory, or Parquet bytes in the bucket when spilled.
+    pub bytes: u64,
+    pub seconds: f64,
+    pub spilled: bool,
+}
+
+/// The plan's declared Arrow types of a fragment's columns, by lower-case name.
+fn declared_types(f: &Fragment) -> BTreeMap<String, DataType> {
+    f.columns
         .iter()
         .filter_map(|c| {
             c.arrow_type
@@ -126,9 +149,16 @@ pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<Table, S
                 .and_then(|t| DataType::from_str(t).ok())
                 .map(|t| (c.name.to_ascii_lowercase(), arrow_rows::compute_type(t)))
         })
-        .collect();
+        .collect()
+}
+
+/// Reads one fragment; with a spill area, chunks beyond the node's memory
+/// budget go to its bucket as Parquet instead of staying in memory.
+pub fn read_input(conn: &mut dyn Connection, f: &Fragment, spill: Option<&NodeSpill>) -> Result<(Input, FragmentStats), String> {
+    let start = Instant::now();
+    let declared = declared_types(f);
     let place = |e: String| format!("fragment `{}` on `{}`: {e}", f.name, f.target);
-    if let Some(result) = conn.query_arrow(&f.sql) {
+    let (input, mut stats) = if let Some(result) = conn.query_arrow(&f.sql) {
         // Already Arrow: declared types, or the compute's reading of the engine's (integers as Int64, zones as UTC).
         let (schema, batches) = result.map_err(place)?;
         let to: BTreeMap<String, DataType> = schema
@@ -142,12 +172,76 @@ pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<Table, S
             .collect();
         let cast = arrow_rows::Cast::new(&schema, &to);
         let batches = batches.into_iter().map(|b| cast.batch(b)).collect::<Result<Vec<_>, _>>().map_err(place)?;
-        return Ok(Table { schema: cast.schema.clone(), batches });
+        let schema = cast.schema.clone();
+        let bytes: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        match spill.filter(|s| s.held() + bytes > s.budget()) {
+            Some(s) => {
+                let mut w = s.writer(&f.name, schema.clone()).map_err(place)?;
+                w.write(batches).map_err(place)?;
+                let file = w.finish().map_err(place)?;
+                let bytes = file.bytes;
+                (Input::Spilled { file, schema }, FragmentStats { rows, bytes, spilled: true, ..Default::default() })
+            }
+            None => {
+                spill.inspect(|s| s.hold(bytes));
+                (Input::Memory(Table { schema, batches }), FragmentStats { rows, bytes, ..Default::default() })
+            }
+        }
+    } else {
+        let mut sink = SpillingSink { builder: arrow_rows::BatchBuilder::new(declared), spill, fragment: &f.name, writer: None, rows: 0 };
+        conn.query_into(&f.sql, &mut sink).map_err(place)?;
+        sink.finish().map_err(place)?
+    };
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok((input, stats))
+}
+
+/// A fragment's chunks into Arrow, spilling once the node's budget is passed.
+struct SpillingSink<'a> {
+    builder: arrow_rows::BatchBuilder,
+    spill: Option<&'a NodeSpill>,
+    fragment: &'a str,
+    writer: Option<SpillWriter>,
+    rows: u64,
+}
+
+impl RowSink for SpillingSink<'_> {
+    fn start(&mut self, columns: Vec<String>, types: Vec<String>) -> Result<(), String> {
+        self.builder.start(columns, types)
     }
-    let mut builder = arrow_rows::BatchBuilder::new(declared);
-    conn.query_into(&f.sql, &mut builder).map_err(place)?;
-    let (schema, batches) = builder.finish().map_err(place)?;
-    Ok(Table { schema, batches })
+
+    fn rows(&mut self, rows: Vec<Vec<Option<String>>>) -> Result<(), String> {
+        self.rows += rows.len() as u64;
+        self.builder.rows(rows)?;
+        let Some(spill) = self.spill else { return Ok(()) };
+        if self.writer.is_none() && spill.held() + self.builder.held_bytes() as u64 > spill.budget() {
+            self.writer = Some(spill.writer(self.fragment, self.builder.raw_schema())?);
+        }
+        if let Some(w) = &mut self.writer {
+            w.write(self.builder.take_raw())?;
+        }
+        Ok(())
+    }
+}
+
+impl SpillingSink<'_> {
+    fn finish(mut self) -> Result<(Input, FragmentStats), String> {
+        let rows = self.rows;
+        if let Some(mut w) = self.writer.take() {
+            w.write(self.builder.take_raw())?;
+            let file = w.finish()?;
+            let bytes = file.bytes;
+            let schema = self.builder.final_schema();
+            return Ok((Input::Spilled { file, schema }, FragmentStats { rows, bytes, spilled: true, ..Default::default() }));
+        }
+        let (schema, batches) = self.builder.finish()?;
+        let bytes: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+        if let Some(s) = self.spill {
+            s.hold(bytes);
+        }
+        Ok((Input::Memory(Table { schema, batches }), FragmentStats { rows, bytes, ..Default::default() }))
+    }
 }
 
 /// Tables a query reads, by name (the fragments a remainder uses).
@@ -283,8 +377,57 @@ pub fn query(pool: &crate::connectors::Pool, fed: &FederationPlan, limit: Option
     Ok(crate::connectors::Rows { columns: schema.fields().iter().map(|f| f.name().clone()).collect(), rows })
 }
 
+/// The spill area and compute limits of a federated node: its bucket (as the
+/// plan resolved it) and its compute's memory budget.
+fn limits_of(env: &Env, plan: &Plan, node: &PlanNode) -> Result<(NodeSpill, compute::Limits), String> {
+    let budget = node
+        .compute
+        .as_ref()
+        .and_then(|c| plan.computes.get(&c.value))
+        .and_then(|c| c.memory_budget)
+        .unwrap_or(compute::DEFAULT_MEMORY_BUDGET);
+    let name = node.bucket.as_ref().map_or(crate::buckets::LOCAL_BUCKET, |b| b.value.as_str());
+    let bucket = env.buckets.get(name, plan.buckets.get(name))?;
+    let spill_dir = bucket.local_root.as_ref().map(|r| r.join("_dvt_operators"));
+    let limits = compute::Limits { memory: Some(budget), spill_dir, sort_merge_joins: false };
+    Ok((NodeSpill::new(bucket, &node.unique_id, budget)?, limits))
+}
+
+/// Reads a fragment from its output (the target's own connection when it is
+/// the same output), retrying transient faults on a new connection.
+fn read_from(
+    env: &Env,
+    target_output: &str,
+    target: &mut dyn Connection,
+    f: &Fragment,
+    spill: &NodeSpill,
+) -> Result<(Input, FragmentStats), String> {
+    if f.target == target_output {
+        return read_input(target, f, Some(spill));
+    }
+    crate::retry::run(&format!("fragment `{}` on `{}`", f.name, f.target), || {
+        let mut c = env.pool.get(&f.target)?;
+        let read = read_input(&mut *c, f, Some(spill))?;
+        c.release();
+        Ok(read)
+    })
+}
+
+/// One line per fragment and phase for the node's message.
+fn describe(stats: &[(String, FragmentStats)], compute_write: f64, spill: &NodeSpill) -> String {
+    let mut parts: Vec<String> = stats
+        .iter()
+        .map(|(name, s)| {
+            let place = if s.spilled { format!(" spilled to bucket `{}`", spill.bucket_name()) } else { String::new() };
+            format!("{name}: {} rows, {} bytes{place}, {:.2} s", s.rows, s.bytes, s.seconds)
+        })
+        .collect();
+    parts.push(format!("compute+write {compute_write:.2} s"));
+    parts.join("; ")
+}
+
 /// Runs one federated node.
-pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
+pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
     let creds = env.pool.creds().get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value))?;
     let dialect =
         Dialect::from_adapter(&creds.kind).ok_or_else(|| format!("output `{}` has an unknown type `{}`", creds.name, creds.kind))?;
@@ -303,19 +446,17 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         _ => (fed.remainder.clone(), fed.fragments.clone(), vec![]),
     };
     let used = tables_of(&remainder);
+    let (spill, limits) = limits_of(env, plan, node)?;
     let mut inputs = Vec::new();
+    let mut stats = Vec::new();
     for f in fragments.iter().filter(|f| used.contains(&f.name)) {
-        let batch = if f.target == node.target.value {
-            read_fragment(&mut *target, f)?
-        } else {
-            let mut c = env.pool.get(&f.target)?;
-            let b = read_fragment(&mut *c, f)?;
-            c.release();
-            b
-        };
-        inputs.push((f.name.clone(), batch));
+        let (input, s) = read_from(env, &node.target.value, &mut *target, f, &spill)?;
+        inputs.push((f.name.clone(), input));
+        stats.push((f.name.clone(), s));
     }
-    let (schema, stream) = remainder_stream(&remainder, inputs)?;
+    let started = Instant::now();
+    let limits = compute::Limits { sort_merge_joins: stats.iter().any(|(_, s)| s.spilled), ..limits };
+    let (schema, stream) = remainder_stream(&remainder, inputs, &limits, Some(&spill))?;
     let cast = arrow_rows::Cast::new(&schema, &arrow_rows::declared_types(fed.casts.iter().map(|c| (&c.column, &c.to))));
     let schema = cast.schema.clone();
     let columns: Vec<(String, LogicalType)> =
@@ -350,7 +491,8 @@ pub fn run(env: &Env, node: &PlanNode, fed: &FederationPlan, full_refresh: bool)
         conn.load(stage, ncols, &mut rows)
     })?;
     target.release();
-    Ok(Written { rendering, rows, pushed })
+    let phases = describe(&stats, started.elapsed().as_secs_f64(), &spill);
+    Ok(Written { rendering, rows, pushed, phases })
 }
 
 #[cfg(test)]

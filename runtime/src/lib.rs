@@ -6,6 +6,8 @@
 //! values between drivers and Arrow).
 
 pub mod arrow_rows;
+pub mod buckets;
+pub mod compute;
 /// The Arrow implementation the runtime uses (re-exported for embedders and tests).
 pub use datafusion::arrow;
 pub mod connectors;
@@ -16,5 +18,7 @@ pub mod federation;
 pub mod freshness;
 pub mod live;
 pub mod plan_file;
+pub mod retry;
 pub mod seed_files;
 mod seed_load;
+pub mod spill;

@@ -137,13 +137,14 @@ fn env_for(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions) -> 
     let project = &loaded.0;
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
     let project_dir = project.root.clone();
+    let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
     let db: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds.clone()));
     let render = move |id: &str| -> std::result::Result<Box<dvt_schema::plan::PlanNode>, String> {
         let opts = CompileOptions { only: Some([id.to_string()].into()), live: Some(db.clone()), ..options.clone() };
         let mut compiled = dvt_compiler::compile::compile(&loaded.0, &loaded.1, &loaded.2, &opts).map_err(|e| e.to_string())?;
         compiled.plan.nodes.remove(id).ok_or_else(|| format!("`{id}` is not in the project any more"))
     };
-    Ok(Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir, live_render: Some(Box::new(render)) }))
+    Ok(Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir, buckets, live_render: Some(Box::new(render)) }))
 }
 
 fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
@@ -235,7 +236,8 @@ fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads
     let pf = dvt_compiler::project::load_project_file(&dir, "")?;
     let profile = pf.file.profile.clone().unwrap_or(pf.file.name.clone());
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
-    let env = Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), live_render: None });
+    let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &dir, &profile)?;
+    let env = Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), buckets, live_render: None });
     let opts =
         RunOptions { threads, full_refresh: full_refresh || plan.invocation.full_refresh, fail_fast, resource_types: vec![], only: None };
     let results = executor::run(&plan, env, &opts);

@@ -77,6 +77,10 @@ pub struct PlanCompute {
     /// `datafusion` or `ballista`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Bytes a federated node may hold in memory before it spills to its bucket
+    /// (`memory_budget:` in computes.yml; absent: the runtime's default, 256 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget: Option<u64>,
 }
 
 /// A staging bucket (no credentials).

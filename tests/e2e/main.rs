@@ -2,6 +2,7 @@
 //! throwaway projects written into temporary directories.
 
 mod artifacts;
+mod buckets;
 mod dbt_compat;
 mod deps;
 mod differential;

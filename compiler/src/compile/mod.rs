@@ -732,7 +732,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let computes = used_computes
         .iter()
         .filter_map(|c| project.computes.entries.get(c))
-        .map(|c| (c.name.clone(), PlanCompute { name: c.name.clone(), kind: c.kind.clone() }))
+        .map(|c| (c.name.clone(), PlanCompute { name: c.name.clone(), kind: c.kind.clone(), memory_budget: c.memory_budget }))
         .collect();
     let buckets = used_buckets
         .iter()

@@ -30,7 +30,10 @@ impl Pool {
         let idle = self.idle.lock().ok().and_then(|mut m| m.get_mut(output).and_then(Vec::pop));
         let conn = match idle {
             Some(c) => c,
-            None => connect(self.creds.get(output).ok_or_else(|| format!("output `{output}` is not in profiles.yml"))?)?,
+            None => {
+                let creds = self.creds.get(output).ok_or_else(|| format!("output `{output}` is not in profiles.yml"))?;
+                crate::retry::run(&format!("connecting to `{output}`"), || connect(creds))?
+            }
         };
         Ok(Pooled { pool: self, output: output.to_string(), conn: Some(conn), reuse: false })
     }

@@ -1,0 +1,277 @@
+//! Buckets and bounded memory (issue 14) on the real servers of `make test`:
+//! fragments spilled to a `file` bucket and to an S3 bucket (a local moto
+//! server speaking S3's HTTP API) give exactly the rows kept in memory, on
+//! every target engine; an unwritable bucket fails the node and leaves the
+//! target as it was; a source connection killed mid-read is retried.
+
+use std::time::{Duration, Instant};
+
+use dvt_runtime::connectors::{self, Connection};
+use dvt_runtime::credentials::Credentials;
+
+use crate::support::*;
+
+const TARGETS: [&str; 4] = ["pg", "maria", "duck", "lite"];
+const KEY: &str = "AKIADVTSPILLKEY7Q2";
+const SECRET: &str = "dvt-s3-secret-9f3c1e0xC0FFEE";
+
+fn pg(db: &ServiceProject) -> Box<dyn Connection> {
+    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
+    connectors::connect(&Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone())).unwrap()
+}
+
+fn maria(db: &ServiceProject) -> Box<dyn Connection> {
+    let settings =
+        [("port".to_string(), db.env[1].1.clone()), ("user".to_string(), "root".to_string()), ("schema".to_string(), db.schema.clone())];
+    connectors::connect(&Credentials::new("maria", "mysql", settings.into_iter().collect(), db.project.clone())).unwrap()
+}
+
+fn s3_port() -> String {
+    std::env::var("DVT_TEST_S3_PORT").expect("DVT_TEST_S3_PORT is not set: run `make test`, which starts the S3 server")
+}
+
+/// A PostgreSQL table of every type a fragment carries (9,000 rows: two chunks, an unbounded
+/// numeric whose scale grows in the second), a MariaDB lookup table, and one federated model
+/// per target engine joining them.
+fn typed_project(tag: &str) -> ServiceProject {
+    let db = ServiceProject::new(tag);
+    let s = &db.schema;
+    pg(&db)
+        .execute(&format!(
+            "create schema if not exists {s};
+             create table {s}.typed as select g::bigint as id, g % 3 as k,
+               (g * 0.37)::numeric(12, 2) as amt,
+               case when g <= 8192 then round(g::numeric / 10, 1) else round(g::numeric / 7, 6) end as n,
+               timestamp '2024-02-29 23:59:59.123456' + g * interval '1 second 7 microseconds' as ts,
+               timestamptz '2024-03-31 01:30:00.000001+02' + g * interval '1 minute' as tz,
+               date '1999-12-31' + g as d,
+               case when g % 11 = 0 then null when g % 5 = 0 then 'çà ü 日本 ' || g || E'\\tx' else 'r' || g end as txt,
+               case when g % 3 = 0 then null else g % 2 = 0 end as b,
+               case when g % 13 = 0 then null else g / 3.0::float8 + 1e-300 end as f
+             from generate_series(1, 9000) g"
+        ))
+        .unwrap();
+    let mut m = maria(&db);
+    m.execute(&format!("create database if not exists `{s}`")).unwrap();
+    m.execute(&format!("create table `{s}`.lk (k int, label varchar(20))")).unwrap();
+    m.execute(&format!("insert into `{s}`.lk values (0, 'zero'), (1, 'one ü'), (2, null)")).unwrap();
+    std::fs::write(
+        db.project.join("models/spill_sources.yml"),
+        "version: 2\nsources:\n  - name: typed_src\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: typed}]\n  - name: lk_src\n    connection: maria\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: lk}]\n",
+    )
+    .unwrap();
+    for t in TARGETS {
+        std::fs::write(
+            db.project.join(format!("models/spill_{t}.sql")),
+            format!(
+                "{{{{ config(target='{t}', materialized='table') }}}}\nselect t.id, t.amt, t.n, t.ts, t.tz, t.d, t.txt, t.b, t.f, l.label\nfrom {{{{ source('typed_src', 'typed') }}}} t left join {{{{ source('lk_src', 'lk') }}}} l on l.k = t.k\n"
+            ),
+        )
+        .unwrap();
+    }
+    db
+}
+
+fn run_spill_models(db: &ServiceProject) -> Run {
+    let mut args = vec!["run", "--full-refresh", "-s"];
+    let names: Vec<String> = TARGETS.iter().map(|t| format!("spill_{t}")).collect();
+    args.extend(names.iter().map(String::as_str));
+    let r = db.dvtr(&args);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// Every row each target holds now, as `dvtr show` prints it (values and their text form).
+fn target_rows(db: &ServiceProject) -> Vec<Vec<String>> {
+    TARGETS
+        .iter()
+        .map(|t| {
+            let rel = match *t {
+                "pg" | "maria" => format!("{}.spill_{t}", db.schema),
+                _ => format!("spill_{t}"),
+            };
+            let r = db.dvtr(&["--target", t, "show", "--limit", "20000", "--inline", &format!("select * from {rel} order by id")]);
+            assert_eq!(r.code, 0, "{t}: {}\n{}", r.stdout, r.stderr);
+            let mut rows: Vec<String> = r.stdout.lines().filter(|l| l.starts_with("| ")).map(str::to_string).collect();
+            assert_eq!(rows.len(), 9001, "{t}: header and 9,000 rows");
+            // MariaDB drops ORDER BY inside show's derived table: compare as multisets.
+            rows[1..].sort();
+            rows
+        })
+        .collect()
+}
+
+/// Panics at the first row that differs, naming the target (not printing 36,000 rows).
+fn assert_same(got: &[Vec<String>], want: &[Vec<String>], what: &str) {
+    for (t, (g, w)) in TARGETS.iter().zip(got.iter().zip(want)) {
+        if let Some((a, b)) = g.iter().zip(w).find(|(a, b)| a != b) {
+            panic!("{what}: target {t} differs:\n  got  {a}\n  want {b}");
+        }
+    }
+}
+
+fn budget(db: &ServiceProject, bytes: &str) {
+    std::fs::write(
+        db.project.join("computes.yml"),
+        format!("rt:\n  target: df\n  computes:\n    df:\n      type: datafusion\n      memory_budget: {bytes}\n"),
+    )
+    .unwrap();
+}
+
+fn s3_buckets(db: &ServiceProject, endpoint_port: &str) {
+    std::fs::write(
+        db.project.join("buckets.yml"),
+        format!(
+            "rt:\n  target: s3\n  buckets:\n    s3:\n      type: s3\n      bucket: dvt-test\n      region: us-east-1\n      prefix: \"{}/\"\n      endpoint: \"http://127.0.0.1:{endpoint_port}\"\n      access_key_id: \"{{{{ env_var('DVT_ENV_SECRET_S3_KEY') }}}}\"\n      secret_access_key: \"{{{{ env_var('DVT_ENV_SECRET_S3_SECRET') }}}}\"\n",
+            db.schema
+        ),
+    )
+    .unwrap();
+}
+
+/// Object keys under `prefix` in the test bucket (S3 ListObjectsV2 over HTTP).
+fn s3_keys(prefix: &str) -> Vec<String> {
+    let url = format!("http://127.0.0.1:{}/dvt-test?list-type=2&prefix={prefix}", s3_port());
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())", &url])
+        .output()
+        .unwrap();
+    let xml = String::from_utf8_lossy(&out.stdout).to_string();
+    xml.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_string).collect()
+}
+
+#[test]
+fn spilled_fragments_give_the_rows_kept_in_memory_on_every_target_file_and_s3() {
+    let mut db = typed_project("spill");
+    db.env.push(("DVT_ENV_SECRET_S3_KEY".into(), KEY.into()));
+    db.env.push(("DVT_ENV_SECRET_S3_SECRET".into(), SECRET.into()));
+    // In memory (the default budget: 256 MiB).
+    let r = run_spill_models(&db);
+    assert!(!r.stdout.contains("spilled"), "{}", r.stdout);
+    let in_memory = target_rows(&db);
+
+    // A 1-byte budget: every fragment goes to the implicit `file` bucket under .dvt/.
+    budget(&db, "1");
+    let r = run_spill_models(&db);
+    assert_eq!(r.stdout.matches("spilled to bucket `local`").count(), 8, "two fragments per node: {}", r.stdout);
+    assert_same(&target_rows(&db), &in_memory, "file spill");
+    let left: Vec<_> = walk(&db.project.join(".dvt/staging/_dvt_spill")).into_iter().filter(|p| p.ends_with(".parquet")).collect();
+    assert!(left.is_empty(), "spill files left behind: {left:?}");
+
+    // The same through S3 (credentials from env_var, rendered by dvtr only).
+    s3_buckets(&db, &s3_port());
+    let r = run_spill_models(&db);
+    assert_eq!(r.stdout.matches("spilled to bucket `s3`").count(), 8, "{}", r.stdout);
+    assert_same(&target_rows(&db), &in_memory, "s3 spill");
+    assert_eq!(s3_keys(&format!("{}/", db.schema)), Vec::<String>::new(), "spill objects left in the bucket");
+
+    // A 64 KiB budget: the first fragment stays in memory until it passes it, then spills.
+    budget(&db, "64KiB");
+    let r = run_spill_models(&db);
+    assert!(r.stdout.contains("spilled to bucket `s3`"), "{}", r.stdout);
+    assert_same(&target_rows(&db), &in_memory, "partial spill");
+
+    // No credential in any artifact or output of these runs.
+    let c = db.dvtr(&["compile", "-s", "spill_pg", "spill_maria", "spill_duck", "spill_lite"]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    for text in [r.stdout.clone(), r.stderr.clone(), c.stdout, c.stderr] {
+        assert!(!text.contains(KEY) && !text.contains(SECRET));
+    }
+    for p in walk(&db.project.join("target")) {
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(KEY) && !text.contains(SECRET), "a credential in {p}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn an_unwritable_bucket_fails_the_node_and_leaves_its_target_as_it_was() {
+    let mut db = typed_project("spillfail");
+    db.env.push(("DVT_ENV_SECRET_S3_KEY".into(), KEY.into()));
+    db.env.push(("DVT_ENV_SECRET_S3_SECRET".into(), SECRET.into()));
+    run_spill_models(&db);
+    let before = target_rows(&db);
+    budget(&db, "1");
+    // The S3 server is unreachable (nothing listens on the port) ...
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    s3_buckets(&db, &closed);
+    let r = db.dvtr(&["run", "--full-refresh", "-s", "spill_pg", "spill_duck"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ERROR=2") && r.stdout.contains("bucket `s3` (s3)"), "{}", r.stdout);
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET));
+    // ... and a `file` bucket whose folder cannot be created (a file is in the way).
+    std::fs::write(db.project.join("blocked"), "not a folder").unwrap();
+    std::fs::write(db.project.join("buckets.yml"), "rt:\n  target: f\n  buckets:\n    f:\n      type: file\n      root: blocked/staging\n")
+        .unwrap();
+    let r = db.dvtr(&["run", "--full-refresh", "-s", "spill_maria", "spill_lite"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ERROR=2") && r.stdout.contains("bucket `f` (file)"), "{}", r.stdout);
+    assert_same(&target_rows(&db), &before, "after the failed runs");
+    // The next run, with a working bucket, succeeds.
+    s3_buckets(&db, &s3_port());
+    let r = run_spill_models(&db);
+    assert_eq!(r.stdout.matches("spilled to bucket `s3`").count(), 8, "{}", r.stdout);
+    assert_same(&target_rows(&db), &before, "after the next run");
+}
+
+#[test]
+fn a_source_connection_killed_during_a_read_is_retried_and_the_node_succeeds() {
+    let db = ServiceProject::new("killread");
+    let s = db.schema.clone();
+    // A source that takes 1.5 s to answer, so the read can be interrupted.
+    pg(&db)
+        .execute(&format!(
+            "create schema if not exists {s};
+             create function {s}.slow_rows() returns table(id int, v text) language plpgsql as $$
+               begin perform pg_sleep(1.5); return query select g, 'v' || g from generate_series(1, 50) g; end $$;
+             create view {s}.slow_marker_view as select * from {s}.slow_rows()"
+        ))
+        .unwrap();
+    std::fs::write(
+        db.project.join("models/slow_src.yml"),
+        "version: 2\nsources:\n  - name: slow\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: slow_marker_view}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        db.project.join("models/slow_copy.sql"),
+        "{{ config(target='duck', materialized='table') }}\nselect id, v from {{ source('slow', 'slow_marker_view') }}\n",
+    )
+    .unwrap();
+    // Terminates the first backend seen reading the view, once.
+    let killer = {
+        let mut conn = pg(&db);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                let rows = conn
+                    .query("select pg_terminate_backend(pid) from pg_stat_activity where query like '%slow_marker_view%' and pid <> pg_backend_pid() and state = 'active'")
+                    .unwrap();
+                if !rows.rows.is_empty() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
+    let r = db.dvtr(&["run", "-s", "slow_copy"]);
+    assert!(killer.join().unwrap(), "the read was never seen");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("retrying fragment") && r.stderr.contains("attempt 2 of 4"), "{}", r.stderr);
+    assert!(r.stdout.contains("50 rows"), "{}", r.stdout);
+    let out = db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct v) as d from slow_copy"]);
+    assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
+}
