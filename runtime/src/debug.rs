@@ -5,7 +5,6 @@
 //! are never printed: connection errors come from the drivers, which do not
 //! echo passwords, and settings are not listed.
 
-use std::path::Path;
 use std::time::Instant;
 
 use crate::connectors;
@@ -76,21 +75,12 @@ pub fn check_compute(name: &str, kind: &str, endpoint: Option<&str>) -> Check {
     Check::new(format!("compute {name} ({kind})"), result)
 }
 
-/// A bucket: `file` buckets get a probe file written, read back and removed.
-pub fn check_bucket(name: &str, kind: &str, root: Option<&str>, project_dir: &Path) -> Check {
-    let result = match kind {
-        "file" => {
-            let dir = project_dir.join(root.unwrap_or(".dvt/staging"));
-            let probe = dir.join(format!(".dvt-debug-probe-{}", std::process::id()));
-            (|| {
-                std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                std::fs::write(&probe, b"dvt").map_err(|e| format!("cannot write {}: {e}", probe.display()))?;
-                let back = std::fs::read(&probe).map_err(|e| format!("cannot read {}: {e}", probe.display()))?;
-                std::fs::remove_file(&probe).map_err(|e| format!("cannot delete {}: {e}", probe.display()))?;
-                if back == b"dvt" { Ok(format!("write, read, delete in {}", dir.display())) } else { Err("probe read back differs".into()) }
-            })()
-        }
-        other => Err(format!("`{other}` buckets cannot be used by this dvtr yet (file buckets only)")),
-    };
+/// A bucket: a probe object written, read back and deleted through its operator.
+pub fn check_bucket(buckets: &crate::buckets::Buckets, name: &str, kind: &str) -> Check {
+    let started = Instant::now();
+    let result = buckets
+        .get(name, None)
+        .and_then(|b| b.probe())
+        .map(|()| format!("write, read, delete {:.1} ms", started.elapsed().as_secs_f64() * 1e3));
     Check::new(format!("bucket {name} ({kind})"), result)
 }

@@ -27,8 +27,8 @@ use sqlparser::parser::Parser;
 use crate::arrow_rows;
 use crate::compute::{self, block_on};
 use crate::connectors::{self, Connection, RelationKind, RowSink};
-use crate::executor::{self, Env};
 use crate::spill::{NodeSpill, SpillWriter, SpilledFile};
+use crate::write::{self, Env};
 
 /// Arrow types the runtime's callers (and tests) handle.
 pub use datafusion::arrow::array::RecordBatch as Batch;
@@ -481,7 +481,7 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
     };
     let ncols = columns.len();
     // The result goes into the staging table as the compute produces it, one batch at a time.
-    let rows = executor::run_loading(&mut *target, node, &stmts, existing, dialect, |conn, stage| {
+    let rows = write::run_loading(&mut *target, node, &stmts, existing, dialect, |conn, stage| {
         let mut batches = ResultBatches { stream, cast: &cast, failed: false };
         // Arrow straight into engines that take it; text rows through the bulk path otherwise.
         if let Some(loaded) = conn.load_arrow(stage, &mut batches) {

@@ -22,3 +22,4 @@ pub mod retry;
 pub mod seed_files;
 mod seed_load;
 pub mod spill;
+pub mod write;

@@ -389,8 +389,12 @@ fn debug_cmd(args: &ProjectArgs) -> Result<i32> {
             for c in project.computes.entries.values() {
                 checks.push(check_compute(&c.name, &c.kind, c.endpoint.as_deref()));
             }
-            for b in project.buckets.entries.values() {
-                checks.push(check_bucket(&b.name, &b.kind, b.settings.get("root").map(String::as_str), &project.root));
+            match dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name) {
+                Err(e) => checks.push(Check { item: "buckets.yml".into(), ok: false, detail: e.to_string() }),
+                Ok(buckets) if project.buckets.entries.is_empty() => {
+                    checks.push(check_bucket(&buckets, dvt_runtime::buckets::LOCAL_BUCKET, "file"))
+                }
+                Ok(buckets) => checks.extend(project.buckets.entries.values().map(|b| check_bucket(&buckets, &b.name, &b.kind))),
             }
         }
     }

@@ -11,7 +11,7 @@ use dvt_schema::plan::{PlanNode, SeedPlan, Statement};
 use sha2::{Digest, Sha256};
 
 use crate::connectors::{self, Connection, RelationKind};
-use crate::executor::{Env, check_columns};
+use crate::write::{Env, check_columns};
 
 /// One pass over a file: its SHA-256 (hex) and whether it has an empty line
 /// (`\n\n` or `\n\r\n`, possibly inside a quoted value — DVT's reader skips

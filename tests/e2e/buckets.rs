@@ -160,6 +160,7 @@ fn spilled_fragments_give_the_rows_kept_in_memory_on_every_target_file_and_s3() 
 
     // The same through S3 (credentials from env_var, rendered by dvtr only).
     s3_buckets(&db, &s3_port());
+    assert!(debug_line(&db, "bucket s3 (s3)").contains("  OK  "));
     let r = run_spill_models(&db);
     assert_eq!(r.stdout.matches("spilled to bucket `s3`").count(), 8, "{}", r.stdout);
     assert_same(&target_rows(&db), &in_memory, "s3 spill");
@@ -182,6 +183,13 @@ fn spilled_fragments_give_the_rows_kept_in_memory_on_every_target_file_and_s3() 
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(KEY) && !text.contains(SECRET), "a credential in {p}");
     }
+}
+
+/// `dvtr debug`'s row for `item`.
+fn debug_line(db: &ServiceProject, item: &str) -> String {
+    let r = db.dvtr(&["debug"]);
+    assert!(!r.stdout.contains(SECRET) && !r.stdout.contains(KEY));
+    r.stdout.lines().find(|l| l.starts_with(item)).unwrap_or_else(|| panic!("no `{item}` row:\n{}", r.stdout)).to_string()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
@@ -208,6 +216,7 @@ fn an_unwritable_bucket_fails_the_node_and_leaves_its_target_as_it_was() {
     // The S3 server is unreachable (nothing listens on the port) ...
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     s3_buckets(&db, &closed);
+    assert!(debug_line(&db, "bucket s3 (s3)").contains("FAIL"));
     let r = db.dvtr(&["run", "--full-refresh", "-s", "spill_pg", "spill_duck"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("ERROR=2") && r.stdout.contains("bucket `s3` (s3)"), "{}", r.stdout);

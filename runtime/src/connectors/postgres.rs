@@ -73,7 +73,20 @@ fn numbered(sql: &str) -> String {
         .collect()
 }
 
+/// A read error of a COPY stream: the server's error inside it, with its code and message.
+fn io_err(e: std::io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<postgres::Error>()) {
+        Some(pg) => describe(pg),
+        None => e.to_string(),
+    }
+}
+
 fn err(e: postgres::Error) -> String {
+    describe(&e)
+}
+
+/// The server's code and message (the driver's Display says only "db error").
+fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         // `where` names the COPY line and column of a bad value.
         Some(db) => match db.where_() {
@@ -118,7 +131,7 @@ impl Connection for Pg {
         if let Ok(reader) = self.0.copy_out(&copy) {
             sink.start(columns, types)?;
             let lines = std::io::BufRead::split(std::io::BufReader::with_capacity(1 << 16, reader), b'\n');
-            return super::feed(lines.map(|l| l.map_err(|e| e.to_string()).and_then(|l| copy_text_row(&l, n))), sink);
+            return super::feed(lines.map(|l| l.map_err(io_err).and_then(|l| copy_text_row(&l, n))), sink);
         }
         let rows = self.query(sql)?;
         sink.start(columns, types)?;
