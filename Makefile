@@ -11,7 +11,7 @@ BUILD_FLAGS := --workspace --all-targets
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEV_BIN := $(TARGET_DIR)/debug
 
-.PHONY: all build test services services-stop demo compat golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed dist clean
+.PHONY: all build test services services-stop demo compat golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed bench-fed-large dist clean
 
 all: build
 
@@ -72,7 +72,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: bench-parse bench-compile bench-seed bench-run bench-fed
+bench: bench-parse bench-compile bench-seed bench-run bench-fed bench-fed-large
 
 ## dvtc parse vs dbt parse on generated projects (1,000 and 5,000 models).
 bench-parse:
@@ -109,6 +109,14 @@ bench-fed:
 	bash scripts/dbt_venv.sh "$(BUILD)"
 	bash scripts/services.sh start
 	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_fed.sh "$(BUILD)"
+
+## Issue 14: three 1,046,572-row tables (PostgreSQL x2, MariaDB) joined and aggregated
+## into PostgreSQL vs exports + \copy of the result; default and 64 MiB budgets (file, S3).
+bench-fed-large:
+	bash scripts/duckdb_lib.sh
+	$(CARGO) build --workspace --release
+	bash scripts/services.sh start
+	set -e; trap 'bash scripts/services.sh stop' EXIT; bash scripts/bench_fed_large.sh "$(BUILD)"
 
 ## The compatibility suite (issue 12): public dbt projects compiled by dbt-core
 ## 1.11 and by dvtc, every compiled file compared. Checkouts from COMPAT_SRC

@@ -120,6 +120,10 @@ impl Buckets {
                 if let Some(v) = get("secret_access_key") {
                     b = b.secret_access_key(v);
                 }
+                if get("access_key_id").is_none() {
+                    // No keys in buckets.yml: a public bucket, read and written unsigned.
+                    b = b.skip_signature();
+                }
                 if let Some(v) = get("session_token") {
                     b = b.session_token(v);
                 }
