@@ -140,6 +140,8 @@ pub struct Source {
     pub config: Config,
     /// Quoting of its name: the source's `quoting:`, then the table's.
     pub quote: crate::dialect::QuotePolicy,
+    /// The files of a source whose `connection:` is a bucket.
+    pub external: Option<dvt_schema::plan::ExternalFiles>,
 }
 
 /// A package (the root project or a dependency).

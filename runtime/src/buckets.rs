@@ -178,6 +178,16 @@ fn install_http() {
 }
 
 impl Bucket {
+    /// Makes the bucket readable by a DataFusion session (through the same
+    /// operator, so the same credentials); returns the URL its paths hang under.
+    pub fn register(&self, ctx: &datafusion::prelude::SessionContext) -> std::result::Result<String, String> {
+        let host: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let url =
+            datafusion::execution::object_store::ObjectStoreUrl::parse(format!("dvt-bucket://b-{host}")).map_err(|e| e.to_string())?;
+        ctx.register_object_store(url.as_ref(), Arc::new(object_store_opendal::OpendalStore::new(self.op.clone())));
+        Ok(url.as_str().to_string())
+    }
+
     /// Writes, reads back and deletes a probe object (`dvtr debug`, `dvtr sync`).
     pub fn probe(&self) -> std::result::Result<(), String> {
         let path = format!("_dvt_probe/{}", std::process::id());

@@ -171,28 +171,132 @@ pub fn read_input(conn: &mut dyn Connection, f: &Fragment, spill: Option<&NodeSp
             })
             .collect();
         let cast = arrow_rows::Cast::new(&schema, &to);
-        let batches = batches.into_iter().map(|b| cast.batch(b)).collect::<Result<Vec<_>, _>>().map_err(place)?;
-        let schema = cast.schema.clone();
-        let bytes: u64 = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
-        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        match spill.filter(|s| s.held() + bytes > s.budget()) {
-            Some(s) => {
-                let mut w = s.writer(&f.name, schema.clone()).map_err(place)?;
-                w.write(batches).map_err(place)?;
-                let file = w.finish().map_err(place)?;
-                let bytes = file.bytes;
-                (Input::Spilled { file, schema }, FragmentStats { rows, bytes, spilled: true, ..Default::default() })
-            }
-            None => {
-                spill.inspect(|s| s.hold(bytes));
-                (Input::Memory(Table { schema, batches }), FragmentStats { rows, bytes, ..Default::default() })
-            }
+        let mut out = Collector::new(cast.schema.clone(), spill, &f.name);
+        for b in batches {
+            out.push(cast.batch(b).map_err(place)?).map_err(place)?;
         }
+        out.finish().map_err(place)?
     } else {
         let mut sink = SpillingSink { builder: arrow_rows::BatchBuilder::new(declared), spill, fragment: &f.name, writer: None, rows: 0 };
         conn.query_into(&f.sql, &mut sink).map_err(place)?;
         sink.finish().map_err(place)?
     };
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok((input, stats))
+}
+
+/// Typed batches of one fragment, kept in memory until the node's budget is
+/// passed, then (all of them) written to its spill area.
+struct Collector<'a> {
+    schema: SchemaRef,
+    spill: Option<&'a NodeSpill>,
+    fragment: &'a str,
+    batches: Vec<RecordBatch>,
+    bytes: u64,
+    rows: u64,
+    writer: Option<SpillWriter>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(schema: SchemaRef, spill: Option<&'a NodeSpill>, fragment: &'a str) -> Self {
+        Collector { schema, spill, fragment, batches: vec![], bytes: 0, rows: 0, writer: None }
+    }
+
+    fn push(&mut self, b: RecordBatch) -> Result<(), String> {
+        self.rows += b.num_rows() as u64;
+        if let Some(w) = &mut self.writer {
+            return w.write(vec![b]);
+        }
+        self.bytes += b.get_array_memory_size() as u64;
+        self.batches.push(b);
+        if let Some(s) = self.spill.filter(|s| s.held() + self.bytes > s.budget()) {
+            let mut w = s.writer(self.fragment, self.schema.clone())?;
+            w.write(std::mem::take(&mut self.batches))?;
+            self.writer = Some(w);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(Input, FragmentStats), String> {
+        let rows = self.rows;
+        if let Some(w) = self.writer {
+            let file = w.finish()?;
+            let bytes = file.bytes;
+            return Ok((Input::Spilled { file, schema: self.schema }, FragmentStats { rows, bytes, spilled: true, ..Default::default() }));
+        }
+        if let Some(s) = self.spill {
+            s.hold(self.bytes);
+        }
+        let stats = FragmentStats { rows, bytes: self.bytes, ..Default::default() };
+        Ok((Input::Memory(Table { schema: self.schema, batches: self.batches }), stats))
+    }
+}
+
+/// Reads a fragment over files in a bucket: its sources' files registered as
+/// tables (Parquet, CSV or JSON lines, through the bucket's operator), the
+/// fragment's SQL run by the compute, batches kept or spilled as they come.
+fn read_bucket(env: &Env, plan: &Plan, f: &Fragment, spill: Option<&NodeSpill>) -> Result<(Input, FragmentStats), String> {
+    use datafusion::catalog::MemorySchemaProvider;
+    use datafusion::datasource::file_format::{csv::CsvFormat, json::JsonFormat, parquet::ParquetFormat};
+    use datafusion::datasource::listing::ListingOptions;
+    let start = Instant::now();
+    let place = |e: String| format!("fragment `{}` on bucket `{}`: {e}", f.name, f.target);
+    let bucket = env.buckets.get(&f.target, plan.buckets.get(&f.target)).map_err(place)?;
+    let ctx = compute::session(&compute::Limits::default()).map_err(place)?;
+    let root = bucket.register(&ctx).map_err(place)?;
+    let declared = declared_types(f);
+    let read = block_on(async {
+        for s in plan
+            .sources
+            .values()
+            .filter(|s| s.connection.value == f.target && (s.unique_id == f.upstream || f.reads.contains(&s.unique_id)))
+        {
+            let ext = s.external.as_ref().ok_or_else(|| format!("source `{}` has no files described", s.unique_id))?;
+            let (format, extension): (Arc<dyn datafusion::datasource::file_format::FileFormat>, &str) = match ext.format.as_str() {
+                "parquet" => (Arc::new(ParquetFormat::default()), ".parquet"),
+                "csv" => {
+                    let delimiter = ext.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
+                    (Arc::new(CsvFormat::default().with_has_header(ext.header.unwrap_or(true)).with_delimiter(delimiter)), ".csv")
+                }
+                _ => (Arc::new(JsonFormat::default()), ""),
+            };
+            let schema_name = s.relation.schema.clone().unwrap_or_else(|| "public".into());
+            let catalog = ctx.catalog("datafusion").ok_or("the compute has no default catalog")?;
+            if catalog.schema(&schema_name).is_none() {
+                catalog.register_schema(&schema_name, Arc::new(MemorySchemaProvider::new())).map_err(|e| e.to_string())?;
+            }
+            let options = ListingOptions::new(format).with_file_extension(extension);
+            ctx.register_listing_table(
+                TableReference::partial(schema_name.as_str(), s.relation.identifier.as_str()),
+                format!("{root}{}", ext.location),
+                options,
+                None,
+                None,
+            )
+            .await
+            .map_err(|e| format!("cannot read `{}` ({}): {e}", ext.location, ext.format))?;
+        }
+        let df = ctx.sql(&f.sql).await.map_err(|e| e.to_string())?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((schema, stream))
+    });
+    let (schema, mut stream) = read.map_err(place)?;
+    let to: BTreeMap<String, DataType> = schema
+        .fields()
+        .iter()
+        .map(|c| {
+            let name = c.name().to_ascii_lowercase();
+            let t = declared.get(&name).cloned().unwrap_or_else(|| arrow_rows::compute_type(c.data_type().clone()));
+            (name, t)
+        })
+        .collect();
+    let cast = arrow_rows::Cast::new(&schema, &to);
+    let mut out = Collector::new(cast.schema.clone(), spill, &f.name);
+    while let Some(b) = next_batch(&mut stream).map_err(place)? {
+        out.push(cast.batch(b).map_err(place)?).map_err(place)?;
+    }
+    let (input, mut stats) = out.finish().map_err(place)?;
     stats.seconds = start.elapsed().as_secs_f64();
     Ok((input, stats))
 }
@@ -360,13 +464,22 @@ impl Iterator for ResultBatches<'_> {
 
 /// The rows of a federated query (a test, `show`), at most `limit`: fragments
 /// read, remainder run, nothing written.
-pub fn query(pool: &crate::connectors::Pool, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
+pub fn query(env: &Env, plan: &Plan, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
     let used = tables_of(&fed.remainder);
     let mut inputs = Vec::new();
     for f in fed.fragments.iter().filter(|f| used.contains(&f.name)) {
-        let mut c = pool.get(&f.target)?;
-        inputs.push((f.name.clone(), read_fragment(&mut *c, f)?));
-        c.release();
+        let table = if is_bucket(plan, &f.target) {
+            match read_bucket(env, plan, f, None)?.0 {
+                Input::Memory(t) => t,
+                Input::Spilled { .. } => return Err("a fragment spilled without a spill area".into()),
+            }
+        } else {
+            let mut c = env.pool.get(&f.target)?;
+            let t = read_fragment(&mut *c, f)?;
+            c.release();
+            t
+        };
+        inputs.push((f.name.clone(), table));
     }
     let sql = match limit {
         Some(n) => format!("select * from ({}) dvt_limited limit {n}", fed.remainder),
@@ -397,11 +510,15 @@ fn limits_of(env: &Env, plan: &Plan, node: &PlanNode) -> Result<(NodeSpill, comp
 /// the same output), retrying transient faults on a new connection.
 fn read_from(
     env: &Env,
+    plan: &Plan,
     target_output: &str,
     target: &mut dyn Connection,
     f: &Fragment,
     spill: &NodeSpill,
 ) -> Result<(Input, FragmentStats), String> {
+    if is_bucket(plan, &f.target) {
+        return crate::retry::run(&format!("fragment `{}` on bucket `{}`", f.name, f.target), || read_bucket(env, plan, f, Some(spill)));
+    }
     if f.target == target_output {
         return read_input(target, f, Some(spill));
     }
@@ -424,6 +541,11 @@ fn describe(stats: &[(String, FragmentStats)], compute_write: f64, spill: &NodeS
         .collect();
     parts.push(format!("compute+write {compute_write:.2} s"));
     parts.join("; ")
+}
+
+/// Whether `output` is a bucket sources are read from (not a database).
+fn is_bucket(plan: &Plan, output: &str) -> bool {
+    plan.targets.get(output).is_some_and(|t| t.kind == "bucket")
 }
 
 /// Runs one federated node.
@@ -450,7 +572,7 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
     let mut inputs = Vec::new();
     let mut stats = Vec::new();
     for f in fragments.iter().filter(|f| used.contains(&f.name)) {
-        let (input, s) = read_from(env, &node.target.value, &mut *target, f, &spill)?;
+        let (input, s) = read_from(env, plan, &node.target.value, &mut *target, f, &spill)?;
         inputs.push((f.name.clone(), input));
         stats.push((f.name.clone(), s));
     }

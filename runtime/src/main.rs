@@ -296,8 +296,11 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
             if let (dvt_schema::plan::ExecutionPath::Federation, Some(fed)) = (&node.path, &node.federation) {
                 // Federated: read the fragments, run the remainder in the compute, print its first rows.
                 let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
-                let pool = dvt_runtime::connectors::Pool::new(creds);
-                let rows = dvt_runtime::federation::query(&pool, fed, Some(limit)).map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
+                let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+                let env =
+                    Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: project.root.clone(), buckets, live_render: None };
+                let rows = dvt_runtime::federation::query(&env, &compiled.plan, fed, Some(limit))
+                    .map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
                 print_table(&rows);
                 return Ok(0);
             }

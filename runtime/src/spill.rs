@@ -14,9 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{ParquetReadOptions, SessionContext, cast, ident};
-use object_store_opendal::OpendalStore;
 use opendal::Buffer;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -58,7 +56,6 @@ pub struct NodeSpill {
     budget: u64,
     /// Bytes of fragments the node holds in memory now.
     held: AtomicU64,
-    store_url: ObjectStoreUrl,
     used: std::sync::atomic::AtomicBool,
 }
 
@@ -67,16 +64,7 @@ impl NodeSpill {
     pub fn new(bucket: Arc<Bucket>, node: &str, budget: u64) -> Result<Self, String> {
         sweep(&bucket);
         let safe: String = node.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-        let host: String = bucket.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-        let store_url = ObjectStoreUrl::parse(format!("dvt-bucket://b-{host}")).map_err(|e| e.to_string())?;
-        Ok(NodeSpill {
-            bucket,
-            prefix: format!("{SPILL_DIR}/{}/{safe}/", *RUN_ID),
-            budget,
-            held: AtomicU64::new(0),
-            store_url,
-            used: false.into(),
-        })
+        Ok(NodeSpill { bucket, prefix: format!("{SPILL_DIR}/{}/{safe}/", *RUN_ID), budget, held: AtomicU64::new(0), used: false.into() })
     }
 
     /// The memory budget.
@@ -116,8 +104,7 @@ impl NodeSpill {
 
     /// Registers a spilled fragment as table `name`, its text columns cast to `final_schema`.
     pub fn register(&self, ctx: &SessionContext, name: &str, file: &SpilledFile, final_schema: &SchemaRef) -> Result<(), String> {
-        ctx.register_object_store(self.store_url.as_ref(), Arc::new(OpendalStore::new(self.bucket.op.clone())));
-        let url = format!("{}{}", self.store_url.as_str(), file.path);
+        let url = format!("{}{}", self.bucket.register(ctx)?, file.path);
         block_on(async {
             let df =
                 ctx.read_parquet(url, ParquetReadOptions::default()).await.map_err(|e| format!("reading spilled `{name}` back: {e}"))?;

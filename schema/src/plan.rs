@@ -104,6 +104,24 @@ pub struct PlanSource {
     pub connection: Resolved<String>,
     /// The physical relation.
     pub relation: RelationRef,
+    /// For a source in a bucket: the files that hold its rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalFiles>,
+}
+
+/// Files in a bucket read as one table (a source whose `connection:` is a bucket).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct ExternalFiles {
+    /// A folder (every file under it) or one file, relative to the bucket's root.
+    pub location: String,
+    /// `parquet`, `csv` or `json` (newline-delimited).
+    pub format: String,
+    /// CSV: the field delimiter (default `,`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// CSV: whether the first line names the columns (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
 }
 
 /// Which rule produced a resolved value.

@@ -133,7 +133,7 @@ fn s3_buckets(db: &ServiceProject, endpoint_port: &str) {
 fn s3_keys(prefix: &str) -> Vec<String> {
     let url = format!("http://127.0.0.1:{}/dvt-test?list-type=2&prefix={prefix}", s3_port());
     let out = std::process::Command::new("python3")
-        .args(["-c", "import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())", &url])
+        .args(["-c", "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=30).read().decode())", &url])
         .output()
         .unwrap();
     let xml = String::from_utf8_lossy(&out.stdout).to_string();
@@ -283,4 +283,125 @@ fn a_source_connection_killed_during_a_read_is_retried_and_the_node_succeeds() {
     assert!(r.stdout.contains("50 rows"), "{}", r.stdout);
     let out = db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct v) as d from slow_copy"]);
     assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
+}
+
+/// Files for the bucket-source test, written by DuckDB (Python package of `make test`):
+/// events in two Parquet files, labels as a `;`-separated CSV, notes as JSON lines.
+fn write_lake(dir: &std::path::Path) {
+    let py = std::env::var("DVT_TEST_PYTHON").expect("DVT_TEST_PYTHON is not set: run `make test`");
+    std::fs::create_dir_all(dir.join("raw/events")).unwrap();
+    let script = format!(
+        "import duckdb\nc = duckdb.connect()\nd = {dir:?}\n\
+         ev = \"select i as id, i % 7 + 1 as customer_id, i % 4 as k, (i * 0.25)::decimal(10,2) as amount, timestamp '2024-01-01 00:00:00.123456' + i * interval 1 second as ts, 'ñ ' || i as note from range({{}}, {{}}) t(i)\"\n\
+         c.execute(f\"copy ({{ev.format(1, 2501)}}) to '{{d}}/raw/events/part-0.parquet' (format parquet)\")\n\
+         c.execute(f\"copy ({{ev.format(2501, 5001)}}) to '{{d}}/raw/events/part-1.parquet' (format parquet)\")\n\
+         c.execute(f\"copy (select i as k, 'label ' || i as label from range(0, 3) t(i)) to '{{d}}/raw/labels.csv' (header, delimiter ';')\")\n\
+         c.execute(f\"copy (select i as customer_id, 'vip' as tier from range(1, 4) t(i)) to '{{d}}/raw/tiers.jsonl' (format json)\")\n",
+        dir = dir.display().to_string()
+    );
+    let out = std::process::Command::new(py).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Uploads every file under `dir` to the test S3 bucket under `prefix` (S3 PutObject over HTTP).
+fn upload(dir: &std::path::Path, prefix: &str) {
+    for p in walk(dir) {
+        let key = format!("{prefix}{}", p.strip_prefix(&format!("{}/", dir.display())).unwrap());
+        let url = format!("http://127.0.0.1:{}/dvt-test/{key}", s3_port());
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=open(sys.argv[2], 'rb').read(), method='PUT', headers={'Content-Type': 'application/octet-stream'}), timeout=30)", &url, &p])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+const LAKE_SOURCES: &str = "version: 2\nsources:\n  - name: raw\n    connection: BUCKET\n    tables:\n      - name: events\n      - name: labels\n        external: {location: raw/labels.csv, format: csv, delimiter: ';'}\n      - name: tiers\n        external: {location: raw/tiers.jsonl, format: json}\n";
+
+const LAKE_QUERY: &str = "select c.name, l.label, t.tier, count(*) as n, sum(e.amount) as total, max(e.ts) as last_ts, min(e.note) as first_note \
+     from EVENTS e join CUSTOMERS c on c.id = e.customer_id left join LABELS l on l.k = e.k left join TIERS t on t.customer_id = e.customer_id \
+     group by c.name, l.label, t.tier";
+
+#[test]
+fn bucket_sources_in_parquet_csv_and_json_join_a_database_table_from_a_folder_and_from_s3() {
+    let db = ServiceProject::new("lake");
+    let s = db.schema.clone();
+    write_lake(&db.project.join("lake"));
+    // The same rows in PostgreSQL, for the same query run co-located there.
+    pg(&db)
+        .execute(&format!(
+            "create schema if not exists {s};
+             create table {s}.customers as select g as id, 'customer ' || g as name from generate_series(1, 7) g;
+             create table {s}.events as select i::bigint as id, i % 7 + 1 as customer_id, i % 4 as k, (i * 0.25)::numeric(10,2) as amount,
+               timestamp '2024-01-01 00:00:00.123456' + i * interval '1 second' as ts, 'ñ ' || i as note from generate_series(1, 5000) i;
+             create table {s}.labels as select i::bigint as k, 'label ' || i as label from generate_series(0, 2) i;
+             create table {s}.tiers as select i::bigint as customer_id, 'vip' as tier from generate_series(1, 3) i"
+        ))
+        .unwrap();
+    let colocated = LAKE_QUERY
+        .replace("EVENTS", &format!("{s}.events"))
+        .replace("CUSTOMERS", &format!("{s}.customers"))
+        .replace("LABELS", &format!("{s}.labels"))
+        .replace("TIERS", &format!("{s}.tiers"));
+    let sorted = |out: String| {
+        let mut rows: Vec<String> = out.lines().filter(|l| l.starts_with("| ")).skip(1).map(str::to_string).collect();
+        rows.sort();
+        rows
+    };
+    let r = db.dvtr(&["--target", "pg", "show", "--limit", "1000", "--inline", &colocated]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let want = sorted(r.stdout);
+    assert_eq!(want.len(), 7 * 4, "7 customers x 4 label values");
+
+    std::fs::write(
+        db.project.join("models/pg_customers.yml"),
+        "version: 2\nsources:\n  - name: app\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: customers}]\n",
+    )
+    .unwrap();
+    let model = LAKE_QUERY
+        .replace("EVENTS", "{{ source('raw', 'events') }}")
+        .replace("CUSTOMERS", "{{ source('app', 'customers') }}")
+        .replace("LABELS", "{{ source('raw', 'labels') }}")
+        .replace("TIERS", "{{ source('raw', 'tiers') }}");
+    std::fs::write(db.project.join("models/lake_report.sql"), format!("{{{{ config(target='pg', materialized='table') }}}}\n{model}\n"))
+        .unwrap();
+    upload(&db.project.join("lake"), &format!("{s}/"));
+    std::fs::write(
+        db.project.join("buckets.yml"),
+        format!(
+            "rt:\n  buckets:\n    lake: {{type: file, root: lake}}\n    s3lake: {{type: s3, bucket: dvt-test, prefix: \"{s}/\", region: us-east-1, endpoint: \"http://127.0.0.1:{}\", access_key_id: k, secret_access_key: \"{SECRET}\"}}\n",
+            s3_port()
+        ),
+    )
+    .unwrap();
+    for bucket in ["lake", "s3lake"] {
+        std::fs::write(db.project.join("models/lake_sources.yml"), LAKE_SOURCES.replace("BUCKET", bucket)).unwrap();
+        let c = dvtc_env(&db.project, &["compile", "-s", "lake_report", "-o", "lake_plan.json"], &[("DVT_TEST_SCHEMA", &s)]);
+        assert_eq!(c.code, 0, "{}", c.stderr);
+        let plan = std::fs::read_to_string(db.project.join("lake_plan.json")).unwrap();
+        assert!(plan.contains("\"external\"") && plan.contains("\"type\": \"bucket\"") && !plan.contains(SECRET), "{plan}");
+        let r = db.dvtr(&["run", "-s", "lake_report"]);
+        assert_eq!(r.code, 0, "{bucket}: {}\n{}", r.stdout, r.stderr);
+        let got = db.dvtr(&["--target", "pg", "show", "--limit", "1000", "--inline", &format!("select * from {s}.lake_report")]);
+        assert_eq!(sorted(got.stdout), want, "{bucket}: the federated rows differ from PostgreSQL's on co-located data");
+        // `show -s` computes the same rows without writing.
+        let shown = db.dvtr(&["show", "-s", "lake_report", "--limit", "1000"]);
+        assert_eq!(sorted(shown.stdout).len(), want.len(), "{}", shown.stderr);
+        assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET));
+    }
+    // A model cannot be written to a bucket (yet): a clear error at compile time.
+    std::fs::write(db.project.join("models/to_lake.sql"), "{{ config(target='s3lake') }}\nselect 1 as x\n").unwrap();
+    let r = db.dvtr(&["run", "-s", "to_lake"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("models/to_lake.sql") && r.stderr.contains("is a bucket"), "{}", r.stderr);
+    std::fs::remove_file(db.project.join("models/to_lake.sql")).unwrap();
+    // A bad format names the file and line.
+    std::fs::write(
+        db.project.join("models/lake_sources.yml"),
+        LAKE_SOURCES.replace("BUCKET", "lake").replace("format: csv", "format: xlsx"),
+    )
+    .unwrap();
+    let r = db.dvtr(&["run", "-s", "lake_report"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("models/lake_sources.yml:") && r.stderr.contains("xlsx"), "{}", r.stderr);
 }

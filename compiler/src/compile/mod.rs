@@ -712,8 +712,12 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         used_targets.insert(n.target.value.clone());
         for u in &n.upstreams {
             used_targets.extend(u.target.split(',').filter(|t| !t.is_empty()).map(str::to_string));
-            if project.sources.contains_key(&u.unique_id) {
+            if let Some(s) = project.sources.get(&u.unique_id) {
                 used_sources.insert(u.unique_id.clone());
+                // A bucket a source lives in is described in the plan like a staging bucket.
+                if s.external.is_some() {
+                    used_buckets.insert(s.connection.clone());
+                }
             }
         }
         used_computes.extend(n.compute.as_ref().map(|c| c.value.clone()));
@@ -762,6 +766,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
                     name: s.name.clone(),
                     connection: Resolved { value: s.connection.clone(), level },
                     relation: resolve::relation_ref(o, s.database.clone(), Some(s.schema.clone()), s.identifier.clone()),
+                    external: s.external.clone(),
                 },
             )
         })

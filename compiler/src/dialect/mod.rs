@@ -38,7 +38,8 @@ impl Dialect {
             "duckdb" => Dialect::Duckdb,
             "snowflake" => Dialect::Snowflake,
             "databricks" | "spark" => Dialect::Databricks,
-            "datafusion" | "ballista" => Dialect::DataFusion,
+            // Files in a bucket are read by the compute.
+            "datafusion" | "ballista" | "bucket" => Dialect::DataFusion,
             _ => return None,
         })
     }

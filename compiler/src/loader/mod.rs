@@ -58,7 +58,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     // Connections.
     let dirs = profiles::search_dirs(opts.profiles_dir.as_deref(), &project_dir);
     let profile_name = root.file.profile.clone().unwrap_or_else(|| root_name.clone());
-    let profile = profiles::load_profile(&dirs, &project_dir, &profile_name)?;
+    let mut profile = profiles::load_profile(&dirs, &project_dir, &profile_name)?;
     let active_target = opts.target.clone().unwrap_or_else(|| profile.default_target.clone());
     if !profile.outputs.contains_key(&active_target) {
         return Err(DvtError::new(
@@ -151,6 +151,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
                 group,
                 display,
                 &profile,
+                &buckets,
                 &active_target,
                 require_connection,
                 &mut renderer,
@@ -158,6 +159,16 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
                 &mut test_decls,
             )?;
         }
+    }
+    // A source in a bucket lives on a pseudo-output of type `bucket`, read by the compute.
+    for s in sources.values().filter(|s| s.external.is_some()) {
+        profile.outputs.entry(s.connection.clone()).or_insert_with(|| profiles::Output {
+            name: s.connection.clone(),
+            kind: BUCKET_OUTPUT.into(),
+            database: None,
+            schema: "main".into(),
+            threads: None,
+        });
     }
     crate::timing::phase("properties YAML");
     // Render SQL nodes to learn refs, sources and config().
@@ -226,6 +237,39 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
 }
 
 /// SPEC §2 rule 4: the flag in `flags:` or `DVT_REQUIRE_SOURCE_CONNECTION`.
+/// The type of the pseudo-output a bucket source lives on.
+pub const BUCKET_OUTPUT: &str = "bucket";
+
+/// The files of a bucket source: `external: {location, format, delimiter, header}`;
+/// by default every Parquet file under `<schema>/<identifier>/`.
+fn external_files(v: Option<&Json>, schema: &str, identifier: &str, file: &str, line: u32) -> Result<dvt_schema::plan::ExternalFiles> {
+    let get = |k: &str| v.and_then(|v| v.get(k));
+    let text = |k: &str| get(k).and_then(Json::as_str).map(str::to_string);
+    let format = text("format").or(text("file_format")).unwrap_or_else(|| "parquet".into()).to_ascii_lowercase();
+    let format = match format.as_str() {
+        "parquet" => "parquet",
+        "csv" => "csv",
+        "json" | "jsonl" | "ndjson" => "json",
+        other => {
+            return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("source table `{identifier}` has `format: {other}`"))
+                .at(Location::new(file, line, 0))
+                .hint("bucket sources read parquet, csv or json (newline-delimited) files"));
+        }
+    };
+    let location = text("location").unwrap_or_else(|| format!("{schema}/{identifier}/"));
+    if location.contains("://") || location.split('/').any(|p| p == "..") {
+        return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("source table `{identifier}` has `location: {location}`"))
+            .at(Location::new(file, line, 0))
+            .hint("give a path inside the bucket (relative to its root or prefix), e.g. raw/orders/"));
+    }
+    Ok(dvt_schema::plan::ExternalFiles {
+        location: location.trim_start_matches('/').to_string(),
+        format: format.into(),
+        delimiter: text("delimiter"),
+        header: get("header").and_then(Json::as_bool),
+    })
+}
+
 fn require_source_connection(root: &Package) -> bool {
     if let Ok(v) = std::env::var("DVT_REQUIRE_SOURCE_CONNECTION") {
         return !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no");
@@ -585,6 +629,7 @@ fn load_source_group(
     group: &properties::SourceGroup,
     file: &str,
     profile: &profiles::Profile,
+    buckets: &profiles::Registry<profiles::Bucket>,
     active_target: &str,
     require_connection: bool,
     renderer: &mut render::TextRenderer<'_>,
@@ -595,13 +640,19 @@ fn load_source_group(
     let line = yaml::line_of(&group.name);
     let (connection, level) = match &group.connection {
         Some(c) => {
-            if !profile.outputs.contains_key(&c.value) {
+            if !profile.outputs.contains_key(&c.value) && !buckets.entries.contains_key(&c.value) {
                 return Err(DvtError::new(
                     ErrorCode::SourceConnectionUnknown,
-                    format!("source `{sname}` has `connection: {}`, which is not an output of profile `{}`", c.value, profile.name),
+                    format!(
+                        "source `{sname}` has `connection: {}`, which is neither an output of profile `{}` nor a bucket of buckets.yml",
+                        c.value, profile.name
+                    ),
                 )
                 .at(Location::new(file, yaml::line_of(c), c.referenced.column() as u32))
-                .hint(format!("use one of: {}", profile.outputs.keys().cloned().collect::<Vec<_>>().join(", "))));
+                .hint(format!(
+                    "use one of: {}",
+                    profile.outputs.keys().chain(buckets.entries.keys()).cloned().collect::<Vec<_>>().join(", ")
+                )));
             }
             (c.value.clone(), "config")
         }
@@ -615,10 +666,10 @@ fn load_source_group(
         }
         None => (active_target.to_string(), "default"),
     };
-    let output = &profile.outputs[&connection];
+    let in_bucket = !profile.outputs.contains_key(&connection);
     let database = match &group.database {
         Some(d) => Some(renderer.render(d, &pkg.name, file, line)?),
-        None => output.database.clone(),
+        None => profile.outputs.get(&connection).and_then(|o| o.database.clone()),
     };
     let schema = match &group.schema {
         Some(s) => renderer.render(s, &pkg.name, file, line)?,
@@ -654,6 +705,7 @@ fn load_source_group(
             None => tname.clone(),
         };
         let description = renderer.render(table.description.as_deref().unwrap_or(""), &pkg.name, file, tline)?;
+        let external = if in_bucket { Some(external_files(table.external.as_ref(), &schema, &identifier, file, tline)?) } else { None };
         let cols = columns(&table.columns, renderer, &pkg.name, file, tline)?;
         let target =
             DeclTarget { unique_id: &unique_id, label: format!("{sname}_{tname}"), model_call: format!("source('{sname}', '{tname}')") };
@@ -683,6 +735,7 @@ fn load_source_group(
                 config: cfg,
                 // dbt 1.11 quotes source names by default whatever the project's `quoting:` says.
                 quote: crate::dialect::QuotePolicy::default().overlay(group.quoting.as_ref()).overlay(table.quoting.as_ref()),
+                external,
             },
         );
     }

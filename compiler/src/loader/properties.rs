@@ -107,6 +107,9 @@ pub struct SourceTable {
     pub loaded_at_field: Option<String>,
     #[serde(default)]
     pub quoting: Option<Json>,
+    /// Files in a bucket (`location`, `format`), for sources whose `connection:` is a bucket.
+    #[serde(default)]
+    pub external: Option<Json>,
 }
 
 /// Tags given as a string or a list.
