@@ -63,8 +63,7 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
         }
         return match crate::federation::run(env, plan, node, fed, opts.full_refresh) {
             Ok(w) => {
-                let mut msg =
-                    format!("{} {} rows into {}", w.rendering, w.rows, node.relation.as_ref().map_or("", |r| r.rendered.as_str()));
+                let mut msg = format!("{} {} rows into {}", w.rendering, w.rows, w.into);
                 if !w.pushed.is_empty() {
                     msg.push_str(&format!(" (pushed at run time: {})", w.pushed.join("; ")));
                 }

@@ -50,6 +50,8 @@ pub struct Written {
     pub pushed: Vec<String>,
     /// Rows, bytes and time per fragment (and whether it spilled), then compute and write time.
     pub phases: String,
+    /// Where the rows went: the relation, or the bucket and file.
+    pub into: String,
 }
 
 /// A fragment's rows in Arrow: its schema and one batch per chunk read.
@@ -246,12 +248,8 @@ fn read_bucket(env: &Env, plan: &Plan, f: &Fragment, spill: Option<&NodeSpill>) 
     let root = bucket.register(&ctx).map_err(place)?;
     let declared = declared_types(f);
     let read = block_on(async {
-        for s in plan
-            .sources
-            .values()
-            .filter(|s| s.connection.value == f.target && (s.unique_id == f.upstream || f.reads.contains(&s.unique_id)))
-        {
-            let ext = s.external.as_ref().ok_or_else(|| format!("source `{}` has no files described", s.unique_id))?;
+        for t in &f.files {
+            let ext = &t.files;
             let (format, extension): (Arc<dyn datafusion::datasource::file_format::FileFormat>, &str) = match ext.format.as_str() {
                 "parquet" => (Arc::new(ParquetFormat::default()), ".parquet"),
                 "csv" => {
@@ -260,21 +258,15 @@ fn read_bucket(env: &Env, plan: &Plan, f: &Fragment, spill: Option<&NodeSpill>) 
                 }
                 _ => (Arc::new(JsonFormat::default()), ""),
             };
-            let schema_name = s.relation.schema.clone().unwrap_or_else(|| "public".into());
             let catalog = ctx.catalog("datafusion").ok_or("the compute has no default catalog")?;
-            if catalog.schema(&schema_name).is_none() {
-                catalog.register_schema(&schema_name, Arc::new(MemorySchemaProvider::new())).map_err(|e| e.to_string())?;
+            if catalog.schema(&t.schema).is_none() {
+                catalog.register_schema(&t.schema, Arc::new(MemorySchemaProvider::new())).map_err(|e| e.to_string())?;
             }
             let options = ListingOptions::new(format).with_file_extension(extension);
-            ctx.register_listing_table(
-                TableReference::partial(schema_name.as_str(), s.relation.identifier.as_str()),
-                format!("{root}{}", ext.location),
-                options,
-                None,
-                None,
-            )
-            .await
-            .map_err(|e| format!("cannot read `{}` ({}): {e}", ext.location, ext.format))?;
+            let table = TableReference::partial(t.schema.as_str(), t.identifier.as_str());
+            ctx.register_listing_table(table, format!("{root}{}", ext.location), options, None, None)
+                .await
+                .map_err(|e| format!("cannot read `{}` ({}): {e}", ext.location, ext.format))?;
         }
         let df = ctx.sql(&f.sql).await.map_err(|e| e.to_string())?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -512,14 +504,14 @@ fn read_from(
     env: &Env,
     plan: &Plan,
     target_output: &str,
-    target: &mut dyn Connection,
+    target: Option<&mut dyn Connection>,
     f: &Fragment,
     spill: &NodeSpill,
 ) -> Result<(Input, FragmentStats), String> {
     if is_bucket(plan, &f.target) {
         return crate::retry::run(&format!("fragment `{}` on bucket `{}`", f.name, f.target), || read_bucket(env, plan, f, Some(spill)));
     }
-    if f.target == target_output {
+    if let Some(target) = target.filter(|_| f.target == target_output) {
         return read_input(target, f, Some(spill));
     }
     crate::retry::run(&format!("fragment `{}` on `{}`", f.name, f.target), || {
@@ -550,6 +542,9 @@ fn is_bucket(plan: &Plan, output: &str) -> bool {
 
 /// Runs one federated node.
 pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
+    if is_bucket(plan, &node.target.value) {
+        return run_to_bucket(env, plan, node, fed);
+    }
     let creds = env.pool.creds().get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value))?;
     let dialect =
         Dialect::from_adapter(&creds.kind).ok_or_else(|| format!("output `{}` has an unknown type `{}`", creds.name, creds.kind))?;
@@ -567,18 +562,8 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
         }
         _ => (fed.remainder.clone(), fed.fragments.clone(), vec![]),
     };
-    let used = tables_of(&remainder);
-    let (spill, limits) = limits_of(env, plan, node)?;
-    let mut inputs = Vec::new();
-    let mut stats = Vec::new();
-    for f in fragments.iter().filter(|f| used.contains(&f.name)) {
-        let (input, s) = read_from(env, plan, &node.target.value, &mut *target, f, &spill)?;
-        inputs.push((f.name.clone(), input));
-        stats.push((f.name.clone(), s));
-    }
-    let started = Instant::now();
-    let limits = compute::Limits { sort_merge_joins: stats.iter().any(|(_, s)| s.spilled), ..limits };
-    let (schema, stream) = remainder_stream(&remainder, inputs, &limits, Some(&spill))?;
+    let result = compute_result(env, plan, node, &remainder, &fragments, Some(&mut *target))?;
+    let (schema, stream) = (result.schema, result.stream);
     let cast = arrow_rows::Cast::new(&schema, &arrow_rows::declared_types(fed.casts.iter().map(|c| (&c.column, &c.to))));
     let schema = cast.schema.clone();
     let columns: Vec<(String, LogicalType)> =
@@ -613,8 +598,82 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
         conn.load(stage, ncols, &mut rows)
     })?;
     target.release();
-    let phases = describe(&stats, started.elapsed().as_secs_f64(), &spill);
-    Ok(Written { rendering, rows, pushed, phases })
+    let phases = describe(&result.stats, result.started.elapsed().as_secs_f64(), &result.spill);
+    Ok(Written { rendering, rows, pushed, phases, into: r.rendered.clone() })
+}
+
+/// A federated node's result as the compute produces it, and what it took to get there.
+struct Computed {
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    stats: Vec<(String, FragmentStats)>,
+    /// Holds the spilled fragments the stream reads (removed when dropped).
+    spill: NodeSpill,
+    started: Instant,
+}
+
+/// Reads the fragments `remainder` uses (spilling past the node's budget) and starts the remainder.
+fn compute_result(
+    env: &Env,
+    plan: &Plan,
+    node: &PlanNode,
+    remainder: &str,
+    fragments: &[Fragment],
+    mut target: Option<&mut dyn Connection>,
+) -> Result<Computed, String> {
+    let used = tables_of(remainder);
+    let (spill, limits) = limits_of(env, plan, node)?;
+    let mut inputs = Vec::new();
+    let mut stats = Vec::new();
+    for f in fragments.iter().filter(|f| used.contains(&f.name)) {
+        let (input, s) = read_from(env, plan, &node.target.value, target.as_mut().map(|t| &mut **t as &mut dyn Connection), f, &spill)?;
+        inputs.push((f.name.clone(), input));
+        stats.push((f.name.clone(), s));
+    }
+    let started = Instant::now();
+    let limits = compute::Limits { sort_merge_joins: stats.iter().any(|(_, s)| s.spilled), ..limits };
+    let (schema, stream) = remainder_stream(remainder, inputs, &limits, Some(&spill))?;
+    Ok(Computed { schema, stream, stats, spill, started })
+}
+
+/// The folder of a bucket that holds a model's files: `<schema>/<identifier>/`.
+fn model_dir(r: &RelationRef) -> String {
+    format!("{}/{}/", r.schema.as_deref().unwrap_or("main"), r.identifier)
+}
+
+/// The one Parquet file a model written to a bucket consists of.
+const MODEL_FILE: &str = "part-0.parquet";
+
+/// Runs a federated node whose target is a bucket: its result written as one
+/// Parquet file under `<schema>/<model>/`, first under a temporary name and
+/// renamed when complete (an object store's upload only appears once it is
+/// complete), so a reader sees the old rows or the new ones, never part of them.
+fn run_to_bucket(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan) -> Result<Written, String> {
+    let r = node.relation.as_ref().ok_or("a federated node needs a target relation")?;
+    let bucket = env.buckets.get(&node.target.value, plan.buckets.get(&node.target.value))?;
+    let result = compute_result(env, plan, node, &fed.remainder, &fed.fragments, None)?;
+    let cast = arrow_rows::Cast::new(&result.schema, &arrow_rows::declared_types(fed.casts.iter().map(|c| (&c.column, &c.to))));
+    let dir = model_dir(r);
+    let path = format!("{dir}{MODEL_FILE}");
+    let rename = bucket.op.info().capability().rename;
+    let temp = if rename { format!("{dir}.{MODEL_FILE}.dvt_tmp") } else { path.clone() };
+    let mut w = SpillWriter::create(bucket.clone(), temp.clone(), cast.schema.clone())?;
+    for b in (ResultBatches { stream: result.stream, cast: &cast, failed: false }) {
+        w.write(vec![b?])?;
+    }
+    let file = w.finish()?;
+    if rename {
+        block_on(bucket.op.rename(&temp, &path)).map_err(|e| bucket.error("committing the model's file", &e))?;
+    }
+    // Files an earlier layout left beside it would be read as part of the model.
+    if let Ok(entries) = block_on(bucket.op.list(&dir)) {
+        for e in entries.iter().filter(|e| e.metadata().is_file() && e.path() != path) {
+            block_on(bucket.op.delete(e.path())).map_err(|err| bucket.error("removing an old file of the model", &err))?;
+        }
+    }
+    let phases = describe(&result.stats, result.started.elapsed().as_secs_f64(), &result.spill);
+    let into = format!("bucket `{}` at {path}", bucket.name);
+    Ok(Written { rendering: "full_refresh", rows: file.rows, pushed: vec![], phases, into })
 }
 
 #[cfg(test)]

@@ -91,15 +91,8 @@ impl NodeSpill {
     pub fn writer(&self, fragment: &str, schema: SchemaRef) -> Result<SpillWriter, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let path = format!("{}{fragment}-{}.parquet", self.prefix, SEQ.fetch_add(1, Ordering::Relaxed));
-        let upload = block_on(self.bucket.op.writer(&path)).map_err(|e| self.bucket.error("opening a spill file", &e))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| e.to_string())?))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        let sink = BucketWrite { bucket: self.bucket.clone(), upload: Some(upload), buf: Vec::with_capacity(UPLOAD_PART), written: 0 };
-        let writer = ArrowWriter::try_new(sink, schema, Some(props)).map_err(|e| e.to_string())?;
         self.used.store(true, Ordering::Relaxed);
-        Ok(SpillWriter { writer: Some(writer), path, rows: 0 })
+        SpillWriter::create(self.bucket.clone(), path, schema)
     }
 
     /// Registers a spilled fragment as table `name`, its text columns cast to `final_schema`.
@@ -176,6 +169,20 @@ pub struct SpilledFile {
 }
 
 impl SpillWriter {
+    /// A Parquet file (zstd, 64k-row groups) at `path` in `bucket`, uploaded in
+    /// parts as it is written; it exists only once [`SpillWriter::finish`] completes
+    /// (dropped before that, the upload is aborted).
+    pub fn create(bucket: Arc<Bucket>, path: String, schema: SchemaRef) -> Result<Self, String> {
+        let upload = block_on(bucket.op.writer(&path)).map_err(|e| bucket.error("opening a file", &e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| e.to_string())?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let sink = BucketWrite { bucket, upload: Some(upload), buf: Vec::with_capacity(UPLOAD_PART), written: 0 };
+        let writer = ArrowWriter::try_new(sink, schema, Some(props)).map_err(|e| e.to_string())?;
+        Ok(SpillWriter { writer: Some(writer), path, rows: 0 })
+    }
+
     /// Appends batches.
     pub fn write(&mut self, batches: Vec<RecordBatch>) -> Result<(), String> {
         let w = self.writer.as_mut().ok_or("the spill file is closed")?;

@@ -305,6 +305,18 @@ pub struct Fragment {
     pub sql: String,
     /// Output columns and their Arrow types (empty when not known offline).
     pub columns: Vec<FragmentColumn>,
+    /// For a fragment on a bucket: the tables its SQL reads and the files behind each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<BucketTable>,
+}
+
+/// A table the compute reads from files in a bucket (a bucket source, or a model written there).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct BucketTable {
+    /// The schema and name the fragment's SQL uses.
+    pub schema: String,
+    pub identifier: String,
+    pub files: ExternalFiles,
 }
 
 /// A fragment column.

@@ -389,12 +389,45 @@ fn bucket_sources_in_parquet_csv_and_json_join_a_database_table_from_a_folder_an
         assert_eq!(sorted(shown.stdout).len(), want.len(), "{}", shown.stderr);
         assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET));
     }
-    // A model cannot be written to a bucket (yet): a clear error at compile time.
-    std::fs::write(db.project.join("models/to_lake.sql"), "{{ config(target='s3lake') }}\nselect 1 as x\n").unwrap();
+    // A model written to a bucket (a view there is coerced to files), read back by a model on PostgreSQL.
+    for bucket in ["lake", "s3lake"] {
+        std::fs::write(
+            db.project.join("models/to_lake.sql"),
+            format!("{{{{ config(target='{bucket}', schema='marts') }}}}\nselect * from {{{{ ref('lake_report') }}}}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            db.project.join("models/from_lake.sql"),
+            "{{ config(target='pg', materialized='table') }}\nselect * from {{ ref('to_lake') }}\n",
+        )
+        .unwrap();
+        let r = db.dvtr(&["run", "-s", "to_lake", "from_lake"]);
+        assert_eq!(r.code, 0, "{bucket}: {}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(&format!("28 rows into bucket `{bucket}` at main_marts/to_lake/part-0.parquet")), "{}", r.stdout);
+        let got = db.dvtr(&["--target", "pg", "show", "--limit", "1000", "--inline", &format!("select * from {s}.from_lake")]);
+        assert_eq!(sorted(got.stdout), want, "{bucket}: rows changed on their way through the bucket");
+    }
+    assert_eq!(s3_keys(&format!("{s}/main_marts/")), [format!("{s}/main_marts/to_lake/part-0.parquet")]);
+    // The S3 server unreachable: the node fails and the model's file stays as it was.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let yml = std::fs::read_to_string(db.project.join("buckets.yml")).unwrap();
+    std::fs::write(db.project.join("buckets.yml"), yml.replace(&format!("127.0.0.1:{}", s3_port()), &format!("127.0.0.1:{closed}")))
+        .unwrap();
+    let r = db.dvtr(&["run", "-s", "to_lake"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    std::fs::write(db.project.join("buckets.yml"), yml).unwrap();
+    let r = db.dvtr(&["run", "-s", "from_lake"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let got = db.dvtr(&["--target", "pg", "show", "--limit", "1000", "--inline", &format!("select * from {s}.from_lake")]);
+    assert_eq!(sorted(got.stdout), want);
+    // Incremental models and seeds are not written to buckets: clear errors at compile time.
+    std::fs::write(db.project.join("models/to_lake.sql"), "{{ config(target='lake', materialized='incremental') }}\nselect 1 as x\n")
+        .unwrap();
     let r = db.dvtr(&["run", "-s", "to_lake"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stderr.contains("models/to_lake.sql") && r.stderr.contains("is a bucket"), "{}", r.stderr);
+    assert!(r.stderr.contains("models/to_lake.sql") && r.stderr.contains("rewritten whole"), "{}", r.stderr);
     std::fs::remove_file(db.project.join("models/to_lake.sql")).unwrap();
+    std::fs::remove_file(db.project.join("models/from_lake.sql")).unwrap();
     // A bad format names the file and line.
     std::fs::write(
         db.project.join("models/lake_sources.yml"),

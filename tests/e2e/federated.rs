@@ -145,6 +145,7 @@ fn federated_through_datafusion_equals_colocated_postgres() {
                     name: name.clone(),
                     upstream: String::new(),
                     reads: vec![],
+                    files: vec![],
                     target: engine.to_string(),
                     dialect: e.creds[engine].kind.clone(),
                     sql: fsql,

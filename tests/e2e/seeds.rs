@@ -56,6 +56,7 @@ fn stored(db: &Db, engine: &str, table: &str) -> (Vec<String>, Vec<Vec<Option<St
         name: table.into(),
         upstream: String::new(),
         reads: vec![],
+        files: vec![],
         target: engine.into(),
         dialect: String::new(),
         sql: format!("select * from {} order by 1", relation(db, engine, table)),

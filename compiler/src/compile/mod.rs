@@ -107,6 +107,24 @@ impl Ctx<'_> {
             .collect()
     }
 
+    /// The files behind an upstream that lives in a bucket: a source's `external:`,
+    /// or the Parquet file a model writes under `<schema>/<identifier>/`.
+    fn bucket_table(&self, uid: &str) -> Option<dvt_schema::plan::BucketTable> {
+        if let Some(s) = self.project.sources.get(uid) {
+            let files = s.external.clone()?;
+            return Some(dvt_schema::plan::BucketTable { schema: s.schema.clone(), identifier: s.identifier.clone(), files });
+        }
+        let r = self.index.placements.get(uid)?.relation.clone()?;
+        let schema = r.schema.clone().unwrap_or_else(|| "main".into());
+        let files = dvt_schema::plan::ExternalFiles {
+            location: format!("{schema}/{}/", r.identifier),
+            format: "parquet".into(),
+            delimiter: None,
+            header: None,
+        };
+        Some(dvt_schema::plan::BucketTable { schema, identifier: r.identifier, files })
+    }
+
     fn dialect_of(&self, target: &str) -> Dialect {
         Dialect::from_adapter(&self.project.profile.outputs[target].kind).unwrap_or(Dialect::Postgres)
     }
@@ -136,6 +154,7 @@ impl Ctx<'_> {
                     name: fragment_name(self.project, d),
                     upstream: d.clone(),
                     reads: vec![],
+                    files: vec![],
                     dialect: self.dialect_of(&target).name().to_string(),
                     sql: format!("select * from {}", rel.rendered),
                     target,
@@ -148,6 +167,7 @@ impl Ctx<'_> {
                 name: fragment_name(self.project, THIS),
                 upstream: node.unique_id.clone(),
                 reads: vec![],
+                files: vec![],
                 dialect: self.dialect_of(&this.target).name().to_string(),
                 sql: format!("select * from {}", this.rendered),
                 target: this.target.clone(),
@@ -284,7 +304,9 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             },
         },
     };
-    let path = if locations.iter().all(|l| *l == target.value) { ExecutionPath::Pushdown } else { ExecutionPath::Federation };
+    // A bucket holds files: what a model writes there is always computed (and written) by the compute.
+    let to_bucket = project.profile.outputs.get(&target.value).is_some_and(|o| o.kind == crate::loader::BUCKET_OUTPUT);
+    let path = if locations.iter().all(|l| *l == target.value) && !to_bucket { ExecutionPath::Pushdown } else { ExecutionPath::Federation };
     let requested = node.config.str("materialized").unwrap_or("view").to_string();
     let mut effective = requested.clone();
     let mut coercion = None;
@@ -298,8 +320,26 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                     "use view, table, incremental or ephemeral",
                 ));
             }
+            if to_bucket && requested == "incremental" {
+                return Err(coerce_err(
+                    ErrorCode::MaterializationInvalid,
+                    node,
+                    format!(
+                        "incremental model `{}` has target `{}`, a bucket: models in buckets are rewritten whole",
+                        node.name, target.value
+                    ),
+                    "materialize it as a table, or give it a database output as target",
+                ));
+            }
             if path == ExecutionPath::Federation {
                 match requested.as_str() {
+                    "view" if to_bucket => {
+                        effective = "table".into();
+                        let reason =
+                            format!("a bucket holds files, not views: `{}` is written to `{}` as Parquet", node.name, target.value);
+                        warnings.push(PlanWarning { code: "DVTW201".into(), node: node.unique_id.clone(), message: reason.clone() });
+                        coercion = Some(Coercion { code: "DVTW201".into(), reason });
+                    }
                     "view" => {
                         effective = "table".into();
                         let reason = format!(
@@ -574,7 +614,13 @@ fn federation(
             dialect: p.dialect.name().to_string(),
             sql: p.sql.clone(),
             columns: p.columns.iter().flatten().map(|c| FragmentColumn { name: c.clone(), arrow_type: None }).collect(),
+            files: vec![],
         });
+    }
+    for f in
+        fragments.iter_mut().filter(|f| cx.project.profile.outputs.get(&f.target).is_some_and(|o| o.kind == crate::loader::BUCKET_OUTPUT))
+    {
+        f.files = std::iter::once(&f.upstream).chain(&f.reads).filter_map(|uid| cx.bucket_table(uid)).collect();
     }
     let mut remainders = split.remainders.iter();
     let remainder = remainders.next().cloned().unwrap_or(remainder);

@@ -60,16 +60,16 @@ pub fn target_of(project: &Project, node: &Node, o: &Overrides) -> Result<Resolv
         .at(Location::file(&node.file))
         .hint(format!("use one of: {}", project.profile.outputs.keys().cloned().collect::<Vec<_>>().join(", "))));
     }
-    if project.profile.outputs[&r.value].kind == crate::loader::BUCKET_OUTPUT {
+    if project.profile.outputs[&r.value].kind == crate::loader::BUCKET_OUTPUT && node.resource_type != ResourceType::Model {
         return Err(DvtError::new(
             ErrorCode::TargetNotFound,
             format!(
-                "{} `{}` has target `{}`, which is a bucket: DVT reads sources from buckets but writes models to databases",
+                "{} `{}` has target `{}`, which is a bucket: only models are written to buckets",
                 node.resource_type, node.name, r.value
             ),
         )
         .at(Location::file(&node.file))
-        .hint("give the node a database output as `target:`"));
+        .hint("give it a database output as `target:`"));
     }
     Ok(r)
 }

@@ -160,10 +160,11 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
             )?;
         }
     }
-    // A source in a bucket lives on a pseudo-output of type `bucket`, read by the compute.
-    for s in sources.values().filter(|s| s.external.is_some()) {
-        profile.outputs.entry(s.connection.clone()).or_insert_with(|| profiles::Output {
-            name: s.connection.clone(),
+    // Buckets are pseudo-outputs of type `bucket`: sources read from them and models written
+    // to them go through the compute. A database output of the same name wins.
+    for name in buckets.entries.keys() {
+        profile.outputs.entry(name.clone()).or_insert_with(|| profiles::Output {
+            name: name.clone(),
             kind: BUCKET_OUTPUT.into(),
             database: None,
             schema: "main".into(),
