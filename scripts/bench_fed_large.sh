@@ -14,7 +14,11 @@ export PGHOST=127.0.0.1 PGPORT=$DVT_TEST_PG_PORT PGUSER=postgres PGDATABASE=dvt
 maria() { mariadb --no-defaults -h 127.0.0.1 -P "$DVT_TEST_MARIA_PORT" -u root "$@"; }
 N=${BENCH_ROWS:-1046572}
 tfile=$(mktemp)
-timed() { /usr/bin/time -o "$tfile" -f '%e %M' "$@" >/dev/null; read -r T K < "$tfile"; }
+out="$build/bench_large_last.log"
+timed() {
+  /usr/bin/time -o "$tfile" -f '%e %M' "$@" >"$out" 2>&1 || { echo "failed: $*" >&2; tail -5 "$out" >&2; exit 1; }
+  read -r T K < "$tfile"
+}
 better() { [ -z "$1" ] || awk "BEGIN{exit !($2 < $1)}"; }
 
 psql -q -c "drop schema if exists bench_large cascade" -c "create schema bench_large" \

@@ -39,6 +39,22 @@ pub struct Limits {
 /// reserve room to merge their spill files, and a batch must fit.
 const MIN_OPERATOR_MEMORY: u64 = 32 * 1024 * 1024;
 
+/// Session settings. Under a memory budget each sort reserves at most an
+/// eighth of it for merging its spill files (DataFusion's 10 MiB default
+/// starves a small pool), and once inputs did not fit, one partition per
+/// operator, so a join's sorts do not split the pool between them.
+fn config(limits: &Limits) -> SessionConfig {
+    let mut c = SessionConfig::new().set_bool("datafusion.optimizer.prefer_hash_join", !limits.sort_merge_joins);
+    if let Some(bytes) = limits.memory {
+        let reserve = (bytes.max(MIN_OPERATOR_MEMORY) / 8).min(10 * 1024 * 1024);
+        c = c.set_usize("datafusion.execution.sort_spill_reservation_bytes", reserve as usize);
+    }
+    if limits.sort_merge_joins {
+        c = c.with_target_partitions(1);
+    }
+    c
+}
+
 /// A DataFusion session. The physical FilterPushdown rules are left out: in
 /// DataFusion 55 they push a filter into the wrong input of a join that
 /// JoinSelection swapped (a right join with `IS NULL` on its null-supplying
@@ -62,7 +78,7 @@ pub fn session(limits: &Limits) -> Result<SessionContext, String> {
     let runtime = runtime.build_arc().map_err(|e| e.to_string())?;
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(SessionConfig::new().set_bool("datafusion.optimizer.prefer_hash_join", !limits.sort_merge_joins))
+        .with_config(config(limits))
         .with_runtime_env(runtime)
         .with_physical_optimizer_rules(rules)
         .build();

@@ -22,4 +22,5 @@ pub mod retry;
 pub mod seed_files;
 mod seed_load;
 pub mod spill;
+pub mod sync;
 pub mod write;

@@ -98,6 +98,8 @@ enum Command {
     List(ListArgs),
     /// Check the profile, the project, every output, compute and bucket (exit 1 if any fails).
     Debug,
+    /// Prepare what a run needs: connectors, missing schemas created, buckets reachable (idempotent).
+    Sync,
     /// Source commands (`dvtr source freshness`).
     Source {
         #[command(subcommand)]
@@ -401,13 +403,27 @@ fn debug_cmd(args: &ProjectArgs) -> Result<i32> {
             }
         }
     }
+    Ok(print_checks(&checks, "All checks passed!"))
+}
+
+/// One row per item (OK/FAIL and the detail); exit code 1 if any failed.
+fn print_checks(checks: &[dvt_runtime::debug::Check], all_ok: &str) -> i32 {
     let width = checks.iter().map(|c| c.item.chars().count()).max().unwrap_or(0);
-    for c in &checks {
+    for c in checks {
         println!("{:<width$}  {}  {}", c.item, if c.ok { "OK  " } else { "FAIL" }, c.detail);
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
-    println!("\n{}", if failed == 0 { "All checks passed!".to_string() } else { format!("{failed} check(s) failed") });
-    Ok(if failed == 0 { 0 } else { 1 })
+    println!("\n{}", if failed == 0 { all_ok.to_string() } else { format!("{failed} check(s) failed") });
+    if failed == 0 { 0 } else { 1 }
+}
+
+/// `dvtr sync`: what a run of the whole project needs, prepared (idempotent).
+fn sync_cmd(args: &ProjectArgs) -> Result<i32> {
+    let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(args)?);
+    let compiled = dvt_compiler::compile::compile(&loaded.0, &loaded.1, &loaded.2, &CompileOptions::default())?;
+    let env = env_for(args, loaded.clone(), CompileOptions::default())?;
+    let checks = dvt_runtime::sync::sync(&compiled.plan, &env);
+    Ok(print_checks(&checks, "Ready to run."))
 }
 
 fn run_operation_cmd(args: &ProjectArgs, name: &str, macro_args: Option<&str>) -> Result<i32> {
@@ -465,6 +481,7 @@ fn main() {
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
         Command::Debug => debug_cmd(a),
+        Command::Sync => sync_cmd(a),
         Command::Source { command: SourceCommand::Freshness { select } } => freshness_cmd(a, select),
         Command::RunOperation { r#macro, args } => run_operation_cmd(a, r#macro, args.as_deref()),
         Command::Show { inline, select, limit } => show_cmd(a, inline.as_deref(), select.as_deref(), *limit),

@@ -656,3 +656,34 @@ fn source_freshness_checks_each_source_on_its_own_database() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("PASS=1 WARN=0 ERROR=0 TOTAL=1"), "{}", r.stdout);
 }
+
+#[test]
+fn sync_creates_missing_schemas_checks_outputs_and_buckets_and_is_idempotent() {
+    let db = setup("sync");
+    let schema = db.schema.clone();
+    let row = |out: &str, item: &str| -> String {
+        out.lines().find(|l| l.starts_with(item)).unwrap_or_else(|| panic!("no `{item}` row:\n{out}")).to_string()
+    };
+    let r = dvtr(&db, &["sync"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for target in ["pg", "maria"] {
+        assert!(row(&r.stdout, &format!("schema {schema} on {target}")).ends_with("created"), "{}", r.stdout);
+    }
+    for item in ["output pg (postgres)", "output maria (mysql)", "output lite (sqlite)", "output duck (duckdb)"] {
+        assert!(row(&r.stdout, item).contains("  OK  "), "{}", r.stdout);
+    }
+    assert!(row(&r.stdout, "bucket local (file)").contains("reachable"), "{}", r.stdout);
+    assert!(r.stdout.contains("Ready to run."));
+    // Again: nothing to do.
+    let r = dvtr(&db, &["sync"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    for target in ["pg", "maria"] {
+        assert!(row(&r.stdout, &format!("schema {schema} on {target}")).ends_with("exists"), "{}", r.stdout);
+    }
+    // An unreachable output fails the sync (exit 1) and says which.
+    let profiles = std::fs::read_to_string(db.project.join("profiles.yml")).unwrap();
+    std::fs::write(db.project.join("profiles.yml"), profiles.replace("DVT_TEST_MARIA_PORT', '53306'", "DVT_TEST_NO_PORT', '9'")).unwrap();
+    let r = db.dvtr(&["sync"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(row(&r.stdout, "output maria (mysql)").contains("FAIL"), "{}", r.stdout);
+}
