@@ -18,7 +18,7 @@ use datafusion::prelude::SessionContext;
 use dvt_compiler::compile::materialize;
 use dvt_compiler::dialect::{Dialect, LogicalType};
 use dvt_compiler::federate::{self, FragmentInput};
-use dvt_schema::plan::{FederationPlan, Fragment, Plan, PlanNode, RelationRef};
+use dvt_schema::plan::{FederationPlan, Fragment, Plan, PlanNode, ReadPartitions, RelationRef};
 use futures::StreamExt;
 use sqlparser::ast::{Expr, SetExpr, TableFactor};
 use sqlparser::dialect::GenericDialect;
@@ -71,24 +71,47 @@ impl Table {
 /// A fragment as the remainder reads it: in memory, or spilled to the node's bucket.
 pub enum Input {
     Memory(Table),
-    Spilled { file: SpilledFile, schema: SchemaRef },
+    Spilled {
+        file: SpilledFile,
+        schema: SchemaRef,
+    },
+    /// Ranges read in parallel, seen by the remainder as their UNION ALL.
+    Parts(Vec<Input>),
 }
 
 /// A session with `inputs` registered by name.
 fn session_over(inputs: Vec<(String, Input)>, limits: &compute::Limits, spill: Option<&NodeSpill>) -> Result<SessionContext, String> {
     let ctx = compute::session(limits)?;
     for (name, input) in inputs {
+        register(&ctx, name, input, spill)?;
+    }
+    Ok(ctx)
+}
+
+/// Registers one fragment as table `name`.
+fn register(ctx: &SessionContext, name: String, input: Input, spill: Option<&NodeSpill>) -> Result<(), String> {
+    {
         match input {
             Input::Memory(t) => {
                 let table = MemTable::try_new(t.schema, vec![t.batches]).map_err(|e| e.to_string())?;
                 ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(|e| e.to_string())?;
             }
             Input::Spilled { file, schema } => {
-                spill.ok_or("a spilled fragment without a spill area")?.register(&ctx, &name, &file, &schema)?;
+                spill.ok_or("a spilled fragment without a spill area")?.register(ctx, &name, &file, &schema)?;
+            }
+            Input::Parts(parts) => {
+                let q = |n: &str| Dialect::DataFusion.quote(n);
+                let names: Vec<String> = (0..parts.len()).map(|i| format!("{name}__dvt_part{i}")).collect();
+                for (part, n) in parts.into_iter().zip(&names) {
+                    register(ctx, n.clone(), part, spill)?;
+                }
+                let union = names.iter().map(|n| format!("select * from {}", q(n))).collect::<Vec<_>>().join(" union all ");
+                block_on(async { ctx.sql(&format!("create view {} as {union}", q(&name))).await.map(|_| ()) })
+                    .map_err(|e| format!("combining the ranges of `{name}`: {e}"))?;
             }
         }
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// Runs `remainder` over `inputs` (fragment name → rows) in DataFusion; the whole result.
@@ -127,7 +150,7 @@ fn next_batch(stream: &mut SendableRecordBatchStream) -> Result<Option<RecordBat
 pub fn read_fragment(conn: &mut dyn Connection, f: &Fragment) -> Result<Table, String> {
     match read_input(conn, f, None)?.0 {
         Input::Memory(t) => Ok(t),
-        Input::Spilled { .. } => Err("a fragment spilled without a spill area".into()),
+        _ => Err("a fragment read in parts without a spill area".into()),
     }
 }
 
@@ -139,6 +162,8 @@ pub struct FragmentStats {
     pub bytes: u64,
     pub seconds: f64,
     pub spilled: bool,
+    /// Ranges read in parallel (0: one read).
+    pub parts: usize,
 }
 
 /// The plan's declared Arrow types of a fragment's columns, by lower-case name.
@@ -463,7 +488,7 @@ pub fn query(env: &Env, plan: &Plan, fed: &FederationPlan, limit: Option<u64>) -
         let table = if is_bucket(plan, &f.target) {
             match read_bucket(env, plan, f, None)?.0 {
                 Input::Memory(t) => t,
-                Input::Spilled { .. } => return Err("a fragment spilled without a spill area".into()),
+                _ => return Err("a fragment read in parts without a spill area".into()),
             }
         } else {
             let mut c = env.pool.get(&f.target)?;
@@ -511,6 +536,9 @@ fn read_from(
     if is_bucket(plan, &f.target) {
         return crate::retry::run(&format!("fragment `{}` on bucket `{}`", f.name, f.target), || read_bucket(env, plan, f, Some(spill)));
     }
+    if let Some(p) = &f.partitions {
+        return read_partitioned(env, f, p, spill);
+    }
     if let Some(target) = target.filter(|_| f.target == target_output) {
         return read_input(target, f, Some(spill));
     }
@@ -522,13 +550,82 @@ fn read_from(
     })
 }
 
+/// Reads a fragment as ranges of one numeric column, each on its own
+/// connection at once: bounds from the fragment's own min and max, the last
+/// range open-ended, NULLs with the first. Each range is the fragment's SQL
+/// filtered, so together they are exactly its rows.
+fn read_partitioned(env: &Env, f: &Fragment, p: &ReadPartitions, spill: &NodeSpill) -> Result<(Input, FragmentStats), String> {
+    let start = Instant::now();
+    let dialect = Dialect::from_adapter(&f.dialect).unwrap_or(Dialect::Postgres);
+    let col = dialect.quote(&p.column);
+    let place = |e: String| format!("fragment `{}` on `{}`: {e}", f.name, f.target);
+    let bounds = crate::retry::run(&format!("bounds of fragment `{}`", f.name), || {
+        let mut c = env.pool.get(&f.target)?;
+        let rows = c.query(&format!("select min({col}), max({col}) from (\n{}\n) dvt_bounds", f.sql))?;
+        c.release();
+        Ok(rows.rows.into_iter().next().unwrap_or_default())
+    })
+    .map_err(place)?;
+    let num = |i: usize| bounds.get(i).cloned().flatten().and_then(|v| v.parse::<f64>().ok());
+    let (Some(lo), Some(hi)) = (num(0), num(1)) else {
+        // No rows (or a column that is not numeric): one read.
+        let mut c = env.pool.get(&f.target)?;
+        let read = read_input(&mut *c, f, Some(spill))?;
+        c.release();
+        return Ok(read);
+    };
+    let (lo, hi) = (lo.floor() as i128, hi.floor() as i128);
+    let n = i128::from(p.count).min(hi - lo + 1).max(1);
+    let step = (hi - lo + 1).div_euclid(n) + i128::from((hi - lo + 1).rem_euclid(n) != 0);
+    let ranges: Vec<String> = (0..n)
+        .map(|k| {
+            let (a, b) = (lo + k * step, lo + (k + 1) * step);
+            match (k == 0, k == n - 1) {
+                (true, true) => "true".to_string(),
+                (true, false) => format!("({col} < {b} or {col} is null)"),
+                (false, true) => format!("{col} >= {a}"),
+                (false, false) => format!("{col} >= {a} and {col} < {b}"),
+            }
+        })
+        .collect();
+    let reads: Vec<Result<(Input, FragmentStats), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|cond| {
+                let part = Fragment { sql: format!("select * from (\n{}\n) dvt_part where {cond}", f.sql), partitions: None, ..f.clone() };
+                s.spawn(move || {
+                    crate::retry::run(&format!("a range of fragment `{}`", f.name), || {
+                        let mut c = env.pool.get(&f.target)?;
+                        let read = read_input(&mut *c, &part, Some(spill))?;
+                        c.release();
+                        Ok(read)
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a range reader panicked".into()))).collect()
+    });
+    let mut parts = Vec::new();
+    let mut stats = FragmentStats { parts: ranges.len(), ..Default::default() };
+    for r in reads {
+        let (input, s) = r?;
+        stats.rows += s.rows;
+        stats.bytes += s.bytes;
+        stats.spilled |= s.spilled;
+        parts.push(input);
+    }
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok((Input::Parts(parts), stats))
+}
+
 /// One line per fragment and phase for the node's message.
 fn describe(stats: &[(String, FragmentStats)], compute_write: f64, spill: &NodeSpill) -> String {
     let mut parts: Vec<String> = stats
         .iter()
         .map(|(name, s)| {
             let place = if s.spilled { format!(" spilled to bucket `{}`", spill.bucket_name()) } else { String::new() };
-            format!("{name}: {} rows, {} bytes{place}, {:.2} s", s.rows, s.bytes, s.seconds)
+            let ranges = if s.parts > 0 { format!(" in {} parallel ranges", s.parts) } else { String::new() };
+            format!("{name}: {} rows{ranges}, {} bytes{place}, {:.2} s", s.rows, s.bytes, s.seconds)
         })
         .collect();
     parts.push(format!("compute+write {compute_write:.2} s"));

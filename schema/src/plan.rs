@@ -308,6 +308,16 @@ pub struct Fragment {
     /// For a fragment on a bucket: the tables its SQL reads and the files behind each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<BucketTable>,
+    /// Read in parallel ranges of one column (`read_partitions:` of the upstream's config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<ReadPartitions>,
+}
+
+/// A fragment read as `count` ranges of a numeric column, each on its own connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct ReadPartitions {
+    pub column: String,
+    pub count: u32,
 }
 
 /// A table the compute reads from files in a bucket (a bucket source, or a model written there).

@@ -146,6 +146,7 @@ fn federated_through_datafusion_equals_colocated_postgres() {
                     upstream: String::new(),
                     reads: vec![],
                     files: vec![],
+                    partitions: None,
                     target: engine.to_string(),
                     dialect: e.creds[engine].kind.clone(),
                     sql: fsql,

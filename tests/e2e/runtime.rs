@@ -687,3 +687,48 @@ fn sync_creates_missing_schemas_checks_outputs_and_buckets_and_is_idempotent() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(row(&r.stdout, "output maria (mysql)").contains("FAIL"), "{}", r.stdout);
 }
+
+#[test]
+fn a_fragment_with_read_partitions_is_read_in_parallel_ranges_with_every_row_once() {
+    let db = setup("parts");
+    let schema = db.env[2].1.clone();
+    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
+    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
+    let mut pg = dvt_runtime::connectors::connect(&creds).unwrap();
+    // Negative and NULL values of the range column, and a value range not divisible by the count.
+    pg.execute(&format!(
+        "create schema if not exists {schema};
+         create table {schema}.wide as select g as id, case when g % 97 = 0 then null else g - 5003 end as num, 'r' || g as txt
+         from generate_series(1, 20011) g"
+    ))
+    .unwrap();
+    write(
+        &db.project.join("models/wide_src.yml"),
+        "version: 2\nsources:\n  - name: w\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables:\n      - name: wide\n        config: {read_partitions: {column: num, count: 4}}\n",
+    );
+    write(
+        &db.project.join("models/wide_copy.sql"),
+        "{{ config(target='duck', materialized='table') }}\nselect id, num, txt from {{ source('w', 'wide') }}\n",
+    );
+    let r = dvtr(&db, &["run", "-s", "wide_copy"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("20011 rows in 4 parallel ranges"), "{}", r.stdout);
+    let stats = "count(*) as c, count(num) as cn, sum(num) as s, count(distinct id) as d, min(num) as lo, max(num) as hi";
+    let want: Vec<String> = pg
+        .query(&format!("select {stats} from {schema}.wide"))
+        .unwrap()
+        .rows
+        .remove(0)
+        .into_iter()
+        .map(|v| v.unwrap_or_default())
+        .collect();
+    assert_eq!(first_row(&show(&db, "duck", &format!("select {stats} from wide_copy"))), want);
+    // A bad setting is a compile-time error naming the file.
+    write(
+        &db.project.join("models/wide_src.yml"),
+        "version: 2\nsources:\n  - name: w\n    connection: pg\n    schema: s\n    tables:\n      - name: wide\n        config: {read_partitions: {column: num, count: 1000}}\n",
+    );
+    let r = dvtr(&db, &["run", "-s", "wide_copy"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("read_partitions") && r.stderr.contains("models/wide_src.yml"), "{}", r.stderr);
+}

@@ -57,6 +57,7 @@ fn stored(db: &Db, engine: &str, table: &str) -> (Vec<String>, Vec<Vec<Option<St
         upstream: String::new(),
         reads: vec![],
         files: vec![],
+        partitions: None,
         target: engine.into(),
         dialect: String::new(),
         sql: format!("select * from {} order by 1", relation(db, engine, table)),

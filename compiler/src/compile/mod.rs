@@ -125,6 +125,24 @@ impl Ctx<'_> {
         Some(dvt_schema::plan::BucketTable { schema, identifier: r.identifier, files })
     }
 
+    /// `read_partitions: {column, count}` of a source or model: how federated nodes read it.
+    fn read_partitions(&self, uid: &str) -> Result<Option<dvt_schema::plan::ReadPartitions>> {
+        let (config, file) = match (self.project.sources.get(uid), self.project.nodes.get(uid)) {
+            (Some(s), _) => (&s.config, &s.file),
+            (None, Some(n)) => (&n.config, &n.file),
+            _ => return Ok(None),
+        };
+        let Some(v) = config.get("read_partitions") else { return Ok(None) };
+        let column = v.get("column").and_then(Json::as_str);
+        let count = v.get("count").and_then(Json::as_u64).filter(|n| (2..=64).contains(n));
+        match (column, count) {
+            (Some(column), Some(count)) => Ok(Some(dvt_schema::plan::ReadPartitions { column: column.to_string(), count: count as u32 })),
+            _ => Err(DvtError::new(ErrorCode::ConfigInvalid, format!("`{uid}` has `read_partitions: {v}`"))
+                .at(Location::file(file))
+                .hint("write read_partitions: {column: <a numeric column>, count: <2 to 64>}")),
+        }
+    }
+
     fn dialect_of(&self, target: &str) -> Dialect {
         Dialect::from_adapter(&self.project.profile.outputs[target].kind).unwrap_or(Dialect::Postgres)
     }
@@ -155,6 +173,7 @@ impl Ctx<'_> {
                     upstream: d.clone(),
                     reads: vec![],
                     files: vec![],
+                    partitions: None,
                     dialect: self.dialect_of(&target).name().to_string(),
                     sql: format!("select * from {}", rel.rendered),
                     target,
@@ -168,6 +187,7 @@ impl Ctx<'_> {
                 upstream: node.unique_id.clone(),
                 reads: vec![],
                 files: vec![],
+                partitions: None,
                 dialect: self.dialect_of(&this.target).name().to_string(),
                 sql: format!("select * from {}", this.rendered),
                 target: this.target.clone(),
@@ -615,12 +635,23 @@ fn federation(
             sql: p.sql.clone(),
             columns: p.columns.iter().flatten().map(|c| FragmentColumn { name: c.clone(), arrow_type: None }).collect(),
             files: vec![],
+            partitions: None,
         });
     }
     for f in
         fragments.iter_mut().filter(|f| cx.project.profile.outputs.get(&f.target).is_some_and(|o| o.kind == crate::loader::BUCKET_OUTPUT))
     {
         f.files = std::iter::once(&f.upstream).chain(&f.reads).filter_map(|uid| cx.bucket_table(uid)).collect();
+    }
+    let mut unpartitioned = Vec::new();
+    for f in fragments.iter_mut().filter(|f| !f.upstream.is_empty() && f.files.is_empty()) {
+        let Some(p) = cx.read_partitions(&f.upstream)? else { continue };
+        // Ranges filter the fragment's rows, so the column must be one it returns.
+        if f.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&p.column)) {
+            f.partitions = Some(p);
+        } else {
+            unpartitioned.push(format!("`{}` does not read `{}`, its `read_partitions` column: read whole", f.name, p.column));
+        }
     }
     let mut remainders = split.remainders.iter();
     let remainder = remainders.next().cloned().unwrap_or(remainder);
@@ -634,6 +665,11 @@ fn federation(
             message: format!("federation of `{}`: {f}", node.name),
         })
         .collect();
+    warnings.extend(unpartitioned.into_iter().map(|m| PlanWarning {
+        code: "DVTW304".into(),
+        node: node.unique_id.clone(),
+        message: format!("federation of `{}`: {m}", node.name),
+    }));
     warnings.extend(split.translated.iter().map(|t| PlanWarning {
         code: "DVTW302".into(),
         node: node.unique_id.clone(),
