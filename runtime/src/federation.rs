@@ -179,6 +179,21 @@ fn declared_types(f: &Fragment) -> BTreeMap<String, DataType> {
         .collect()
 }
 
+/// The cast of Arrow read from an engine or files: the plan's declared types,
+/// else the compute's reading of the given ones (integers as Int64, zones as UTC).
+fn arrow_cast(schema: &SchemaRef, declared: &BTreeMap<String, DataType>) -> arrow_rows::Cast {
+    let to: BTreeMap<String, DataType> = schema
+        .fields()
+        .iter()
+        .map(|c| {
+            let name = c.name().to_ascii_lowercase();
+            let t = declared.get(&name).cloned().unwrap_or_else(|| arrow_rows::compute_type(c.data_type().clone()));
+            (name, t)
+        })
+        .collect();
+    arrow_rows::Cast::new(schema, &to)
+}
+
 /// Reads one fragment; with a spill area, chunks beyond the node's memory
 /// budget go to its bucket as Parquet instead of staying in memory.
 pub fn read_input(conn: &mut dyn Connection, f: &Fragment, spill: Option<&NodeSpill>) -> Result<(Input, FragmentStats), String> {
@@ -188,16 +203,7 @@ pub fn read_input(conn: &mut dyn Connection, f: &Fragment, spill: Option<&NodeSp
     let (input, mut stats) = if let Some(result) = conn.query_arrow(&f.sql) {
         // Already Arrow: declared types, or the compute's reading of the engine's (integers as Int64, zones as UTC).
         let (schema, batches) = result.map_err(place)?;
-        let to: BTreeMap<String, DataType> = schema
-            .fields()
-            .iter()
-            .map(|c| {
-                let name = c.name().to_ascii_lowercase();
-                let t = declared.get(&name).cloned().unwrap_or_else(|| arrow_rows::compute_type(c.data_type().clone()));
-                (name, t)
-            })
-            .collect();
-        let cast = arrow_rows::Cast::new(&schema, &to);
+        let cast = arrow_cast(&schema, &declared);
         let mut out = Collector::new(cast.schema.clone(), spill, &f.name);
         for b in batches {
             out.push(cast.batch(b).map_err(place)?).map_err(place)?;
@@ -299,16 +305,7 @@ fn read_bucket(env: &Env, plan: &Plan, f: &Fragment, spill: Option<&NodeSpill>) 
         Ok::<_, String>((schema, stream))
     });
     let (schema, mut stream) = read.map_err(place)?;
-    let to: BTreeMap<String, DataType> = schema
-        .fields()
-        .iter()
-        .map(|c| {
-            let name = c.name().to_ascii_lowercase();
-            let t = declared.get(&name).cloned().unwrap_or_else(|| arrow_rows::compute_type(c.data_type().clone()));
-            (name, t)
-        })
-        .collect();
-    let cast = arrow_rows::Cast::new(&schema, &to);
+    let cast = arrow_cast(&schema, &declared);
     let mut out = Collector::new(cast.schema.clone(), spill, &f.name);
     while let Some(b) = next_batch(&mut stream).map_err(place)? {
         out.push(cast.batch(b).map_err(place)?).map_err(place)?;

@@ -40,6 +40,13 @@ fn table_rows(out: &str) -> Vec<String> {
     lines.map(str::to_string).collect()
 }
 
+/// A connection to the test PostgreSQL server.
+fn pg_conn(db: &Db) -> Box<dyn dvt_runtime::connectors::Connection> {
+    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
+    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
+    dvt_runtime::connectors::connect(&creds).unwrap()
+}
+
 fn write(p: &Path, text: &str) {
     std::fs::write(p, text).unwrap();
 }
@@ -102,9 +109,7 @@ fn federated_incremental_merges_with_the_this_value_pushed_to_the_source() {
     assert!(out.contains("| 3 |"), "{out}");
     // Change the source: one row updated, one added.
     let schema = db.env[2].1.clone();
-    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
-    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
-    let mut pg = dvt_runtime::connectors::connect(&creds).unwrap();
+    let mut pg = pg_conn(&db);
     pg.execute(&format!(
         "update {schema}.customers_pg set amount = 99.25, updated_at = '2030-01-01 00:00:00' where id = 2;
          insert into {schema}.customers_pg values (10, 'Dee', 1.75, true, '2030-01-02 00:00:00')"
@@ -357,9 +362,7 @@ fn first_row(out: &str) -> Vec<String> {
 fn a_federated_model_streams_many_chunks_with_exact_values() {
     let db = setup("fedbig");
     let schema = db.env[2].1.clone();
-    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
-    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
-    let mut pg = dvt_runtime::connectors::connect(&creds).unwrap();
+    let mut pg = pg_conn(&db);
     // 20,000 rows (three chunks): text with tabs, newlines and backslashes (COPY escapes them),
     // NULLs, and an unbounded numeric whose scale grows after the first chunk.
     pg.execute(&format!(
@@ -692,9 +695,7 @@ fn sync_creates_missing_schemas_checks_outputs_and_buckets_and_is_idempotent() {
 fn a_fragment_with_read_partitions_is_read_in_parallel_ranges_with_every_row_once() {
     let db = setup("parts");
     let schema = db.env[2].1.clone();
-    let settings = [("port".to_string(), db.env[0].1.clone()), ("dbname".to_string(), "dvt".to_string())];
-    let creds = dvt_runtime::credentials::Credentials::new("pg", "postgres", settings.into_iter().collect(), db.project.clone());
-    let mut pg = dvt_runtime::connectors::connect(&creds).unwrap();
+    let mut pg = pg_conn(&db);
     // Negative and NULL values of the range column, and a value range not divisible by the count.
     pg.execute(&format!(
         "create schema if not exists {schema};
