@@ -200,14 +200,11 @@ pub fn read_input(conn: &mut dyn Connection, f: &Fragment, spill: Option<&NodeSp
     let start = Instant::now();
     let declared = declared_types(f);
     let place = |e: String| format!("fragment `{}` on `{}`: {e}", f.name, f.target);
-    let (input, mut stats) = if let Some(result) = conn.query_arrow(&f.sql) {
-        // Already Arrow: declared types, or the compute's reading of the engine's (integers as Int64, zones as UTC).
-        let (schema, batches) = result.map_err(place)?;
-        let cast = arrow_cast(&schema, &declared);
-        let mut out = Collector::new(cast.schema.clone(), spill, &f.name);
-        for b in batches {
-            out.push(cast.batch(b).map_err(place)?).map_err(place)?;
-        }
+    let mut arrow = ArrowCollector { declared: &declared, spill, fragment: &f.name, out: None };
+    let (input, mut stats) = if let Some(result) = conn.query_arrow(&f.sql, &mut arrow) {
+        // Already Arrow, batch by batch as the engine produces it.
+        result.map_err(place)?;
+        let (_, out) = arrow.out.ok_or_else(|| place("the engine sent no schema".into()))?;
         out.finish().map_err(place)?
     } else {
         let mut sink = SpillingSink { builder: arrow_rows::BatchBuilder::new(declared), spill, fragment: &f.name, writer: None, rows: 0 };
@@ -216,6 +213,28 @@ pub fn read_input(conn: &mut dyn Connection, f: &Fragment, spill: Option<&NodeSp
     };
     stats.seconds = start.elapsed().as_secs_f64();
     Ok((input, stats))
+}
+
+/// Arrow from an engine, cast to the declared types as it arrives, into a [`Collector`].
+struct ArrowCollector<'a> {
+    declared: &'a BTreeMap<String, DataType>,
+    spill: Option<&'a NodeSpill>,
+    fragment: &'a str,
+    out: Option<(arrow_rows::Cast, Collector<'a>)>,
+}
+
+impl connectors::ArrowSink for ArrowCollector<'_> {
+    fn start(&mut self, schema: SchemaRef) -> Result<(), String> {
+        let cast = arrow_cast(&schema, self.declared);
+        let out = Collector::new(cast.schema.clone(), self.spill, self.fragment);
+        self.out = Some((cast, out));
+        Ok(())
+    }
+
+    fn batch(&mut self, b: RecordBatch) -> Result<(), String> {
+        let (cast, out) = self.out.as_mut().ok_or("a batch before the schema")?;
+        out.push(cast.batch(b)?)
+    }
 }
 
 /// Typed batches of one fragment, kept in memory until the node's budget is

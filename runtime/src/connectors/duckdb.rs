@@ -70,13 +70,14 @@ impl Connection for Duck {
         Ok(out)
     }
 
-    fn query_arrow(&mut self, sql: &str) -> Option<Result<(SchemaRef, Vec<RecordBatch>), String>> {
+    fn query_arrow(&mut self, sql: &str, sink: &mut dyn super::ArrowSink) -> Option<Result<(), String>> {
         use duckdb::arrow::datatypes::{DataType as D, TimeUnit};
         let mut st = match self.0.prepare(sql) {
             Ok(st) => st,
             Err(e) => return Some(Err(e.to_string())),
         };
-        let result = match st.query_arrow([]) {
+        // Streaming: chunks are fetched as the sink takes them, not buffered whole.
+        let result = match st.stream_arrow([]) {
             Ok(r) => r,
             Err(e) => return Some(Err(e.to_string())),
         };
@@ -104,15 +105,12 @@ impl Connection for Duck {
         if !schema.fields().iter().all(|f| exact(f.data_type())) {
             return None;
         }
-        // The result is complete once executed; the iterator panics on a failed fetch, which must not escape.
-        let batches = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| result.collect::<Vec<_>>())) {
-            Ok(b) => b,
-            Err(_) => return Some(Err("DuckDB failed while handing over the result".into())),
-        };
         Some((|| {
-            let schema = from_duckdb_schema(&schema)?;
-            let batches = batches.iter().map(from_duckdb_arrow).collect::<Result<Vec<_>, _>>()?;
-            Ok((schema, batches))
+            sink.start(from_duckdb_schema(&schema)?)?;
+            for b in result {
+                sink.batch(from_duckdb_arrow(&b.map_err(|e| e.to_string())?)?)?;
+            }
+            Ok(())
         })())
     }
 
@@ -318,12 +316,26 @@ mod tests {
     #[test]
     fn results_come_back_as_arrow_only_in_types_read_exactly() {
         let mut duck = super::Duck(duckdb::Connection::open_in_memory().unwrap());
-        let (schema, batches) = duck
-            .query_arrow(
-                "select 1::integer as i, 12.5::decimal(4, 2) as d, 'x' as s, null::date as dt, timestamptz '2024-01-01 00:00:00+00' as tz",
-            )
-            .unwrap()
-            .unwrap();
+        #[derive(Default)]
+        struct Keep(Option<super::SchemaRef>, Vec<RecordBatch>);
+        impl super::super::ArrowSink for Keep {
+            fn start(&mut self, schema: super::SchemaRef) -> Result<(), String> {
+                self.0 = Some(schema);
+                Ok(())
+            }
+            fn batch(&mut self, b: RecordBatch) -> Result<(), String> {
+                self.1.push(b);
+                Ok(())
+            }
+        }
+        let mut keep = Keep::default();
+        duck.query_arrow(
+            "select 1::integer as i, 12.5::decimal(4, 2) as d, 'x' as s, null::date as dt, timestamptz '2024-01-01 00:00:00+00' as tz",
+            &mut keep,
+        )
+        .unwrap()
+        .unwrap();
+        let (schema, batches) = (keep.0.unwrap(), keep.1);
         let types: Vec<String> = schema.fields().iter().map(|f| f.data_type().to_string()).collect();
         assert_eq!(types[..4], ["Int32", "Decimal128(4, 2)", "Utf8", "Date32"]);
         assert!(types[4].starts_with("Timestamp(µs") || types[4].starts_with("Timestamp(Microsecond"), "{types:?}");
@@ -333,10 +345,13 @@ mod tests {
             .collect();
         assert_eq!(rows[0][..4], [Some("1".to_string()), Some("12.50".to_string()), Some("x".to_string()), None]);
         // Floats (text keeps their printed digits) and nested types go through text.
-        assert!(duck.query_arrow("select 1.5::float as f").is_none());
-        assert!(duck.query_arrow("select [1, 2] as l").is_none());
-        // A failing query is an error, not a panic.
-        assert!(duck.query_arrow("select * from missing_table").unwrap().is_err());
+        assert!(duck.query_arrow("select 1.5::float as f", &mut Keep::default()).is_none());
+        assert!(duck.query_arrow("select [1, 2] as l", &mut Keep::default()).is_none());
+        // A failing query is an error, not a panic; so is one that fails while it streams.
+        assert!(duck.query_arrow("select * from missing_table", &mut Keep::default()).unwrap().is_err());
+        let failing = "select case when i < 300000 then i else error('boom at ' || i) end as i from range(400000) t(i)";
+        let err = duck.query_arrow(failing, &mut Keep::default()).unwrap().unwrap_err();
+        assert!(err.contains("boom"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub trait RowSink {
     fn rows(&mut self, rows: Vec<Vec<Option<String>>>) -> Result<(), String>;
 }
 
+/// Receives a query's result as Arrow (see [`Connection::query_arrow`]).
+pub trait ArrowSink {
+    /// The result's schema, before any batch.
+    fn start(&mut self, schema: SchemaRef) -> Result<(), String>;
+    /// The next batch.
+    fn batch(&mut self, batch: RecordBatch) -> Result<(), String>;
+}
+
 /// A sink that keeps everything: what `query_typed` returns.
 #[derive(Default)]
 struct Collect {
@@ -107,10 +115,11 @@ pub trait Connection: Send {
     /// type as the engine names it (`numeric`, `decimal(12,2)`, `int4`, …;
     /// empty when the engine does not say, as for SQLite expressions).
     fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String>;
-    /// Runs a query and returns its result as Arrow, when the engine hands it
-    /// over as Arrow in types DVT reads exactly (None: use [`Connection::query_into`]).
-    fn query_arrow(&mut self, sql: &str) -> Option<Result<(SchemaRef, Vec<RecordBatch>), String>> {
-        let _ = sql;
+    /// Runs a query and streams its result into `sink` as Arrow batches while the
+    /// engine produces them, when it hands results over as Arrow in types DVT
+    /// reads exactly (None: it does not, `sink` is untouched; use [`Connection::query_into`]).
+    fn query_arrow(&mut self, sql: &str, sink: &mut dyn ArrowSink) -> Option<Result<(), String>> {
+        let _ = (sql, sink);
         None
     }
     /// Runs a query and returns its rows with each column's engine type (as [`Connection::query_into`]).
