@@ -68,3 +68,27 @@ fn debug_checks_every_output_compute_and_bucket_without_printing_secrets() {
     assert!(line.contains("FAIL"), "{line}");
     assert!(!r.stdout.contains("s3cr3t-debug-XYZ") && !r.stderr.contains("s3cr3t-debug-XYZ"), "secret printed:\n{}{}", r.stdout, r.stderr);
 }
+
+/// `gcs` and `azure` buckets are built in but cannot be reached here: their
+/// configuration errors and unreachable endpoints are clear FAIL rows.
+#[test]
+fn debug_reports_gcs_and_azure_buckets_that_cannot_work() {
+    let parent = tempfile::tempdir().unwrap();
+    assert_eq!(dvtc(parent.path(), &["init", "clouds"]).code, 0);
+    let dir = parent.path().join("clouds");
+    std::fs::write(
+        dir.join("buckets.yml"),
+        "clouds:\n  target: local\n  buckets:\n    local: {type: file, root: .dvt/staging}\n    g: {type: gcs}\n    az: {type: azure, container: c, account_name: devstoreaccount1, account_key: \"{{ env_var('DVT_ENV_SECRET_AZ', 'a2V5LXNlY3JldC1YWVo=') }}\", endpoint: \"http://127.0.0.1:9/devstoreaccount1\"}\n",
+    )
+    .unwrap();
+    let r = dvtr_in(&dir, &["debug"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let row =
+        |item: &str| r.stdout.lines().find(|l| l.starts_with(item)).unwrap_or_else(|| panic!("no `{item}` row:\n{}", r.stdout)).to_string();
+    assert!(row("bucket local (file)").contains("  OK  "));
+    let g = row("bucket g (gcs)");
+    assert!(g.contains("FAIL") && g.contains("needs `bucket:`"), "{g}");
+    let az = row("bucket az (azure)");
+    assert!(az.contains("FAIL") && az.contains("bucket `az` (azure): write failed"), "{az}");
+    assert!(!r.stdout.contains("a2V5LXNlY3JldC1YWVo="), "{}", r.stdout);
+}
