@@ -180,6 +180,37 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
     ok("success", name, what)
 }
 
+/// Now, as run_results.json writes times (RFC 3339, UTC).
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A node's outcome as dbt's run results describe it.
+fn node_result(node: &PlanNode, out: Outcome, seconds: f64, executed: Option<(String, String)>, slot: usize) -> NodeResult {
+    let mut adapter_response = BTreeMap::from([("_message".to_string(), serde_json::Value::from(out.message.clone()))]);
+    if let Some(r) = &out.rendering {
+        adapter_response.insert("rendering".into(), r.clone().into());
+    }
+    let timing = executed
+        .map(|(started, completed)| {
+            vec![dvt_schema::run_results::Timing { name: "execute".into(), started_at: Some(started), completed_at: Some(completed) }]
+        })
+        .unwrap_or_default();
+    NodeResult {
+        status: out.status.into(),
+        timing,
+        thread_id: if slot == 0 { "main".into() } else { format!("Thread-{slot}") },
+        execution_time: seconds,
+        adapter_response,
+        message: Some(out.message),
+        failures: out.failures,
+        unique_id: node.unique_id.clone(),
+        compiled: Some(node.compiled_sql.is_some()),
+        compiled_code: node.compiled_sql.clone(),
+        relation_name: node.relation.as_ref().map(|r| r.rendered.clone()),
+    }
+}
+
 /// A progress line as dbt prints it.
 fn progress(i: usize, n: usize, node: &PlanNode, r: &NodeResult) {
     let status = match r.status.as_str() {
@@ -190,7 +221,8 @@ fn progress(i: usize, n: usize, node: &PlanNode, r: &NodeResult) {
         "skipped" => "SKIP".into(),
         _ => "ERROR".into(),
     };
-    println!("{i:>4} of {n:<4} {status:<5} {} {} [{:.2}s] {}", node.resource_type, node.name, r.execution_time, r.message);
+    let message = r.message.as_deref().unwrap_or("");
+    println!("{i:>4} of {n:<4} {status:<5} {} {} [{:.2}s] {message}", node.resource_type, node.name, r.execution_time);
 }
 
 /// Runs the selected nodes of `plan`; results in plan order.
@@ -214,7 +246,9 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
         }
     }
     let results: Arc<Mutex<BTreeMap<String, NodeResult>>> = Arc::new(Mutex::new(BTreeMap::new()));
-    let (tx, rx) = mpsc::channel::<(String, NodeResult)>();
+    let (tx, rx) = mpsc::channel::<(String, NodeResult, usize)>();
+    // Worker slots, for dbt's `thread_id` (`Thread-1` … `Thread-N`).
+    let mut free_slots: Vec<usize> = (1..=opts.threads.max(1)).rev().collect();
     let mut ready: Vec<&str> = selected.iter().filter(|n| pending[n.unique_id.as_str()] == 0).map(|n| n.unique_id.as_str()).collect();
     let mut running = 0usize;
     let mut done = 0usize;
@@ -228,24 +262,19 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
                 let env = env.clone();
                 let o = opts.clone();
                 running += 1;
+                let slot = free_slots.pop().unwrap_or(running);
                 scope.spawn(move || {
-                    let t = Instant::now();
+                    let (t, started_at) = (Instant::now(), now());
                     let out = run_node(&env, plan, &node, &o);
-                    let r = NodeResult {
-                        unique_id: node.unique_id.clone(),
-                        status: out.status.into(),
-                        rendering: out.rendering,
-                        message: out.message,
-                        failures: out.failures,
-                        execution_time: t.elapsed().as_secs_f64(),
-                    };
-                    let _ = tx.send((node.unique_id, r));
+                    let r = node_result(&node, out, t.elapsed().as_secs_f64(), Some((started_at, now())), slot);
+                    let _ = tx.send((node.unique_id, r, slot));
                 });
             }
             if running == 0 {
                 break;
             }
-            let Ok((id, r)) = rx.recv() else { break };
+            let Ok((id, r, slot)) = rx.recv() else { break };
+            free_slots.push(slot);
             running -= 1;
             done += 1;
             progress(done, total, &plan.nodes[&id], &r);
@@ -271,14 +300,8 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
     for n in &selected {
         if !results.contains_key(&n.unique_id) {
             let reason = if stop { "skipped: --fail-fast stopped the run" } else { "skipped: an upstream node failed" };
-            let r = NodeResult {
-                unique_id: n.unique_id.clone(),
-                status: "skipped".into(),
-                rendering: None,
-                message: reason.into(),
-                failures: None,
-                execution_time: 0.0,
-            };
+            let skipped = Outcome { status: "skipped", rendering: None, message: reason.into(), failures: None };
+            let r = node_result(n, skipped, 0.0, None, 0);
             done += 1;
             progress(done, total, n, &r);
             results.insert(n.unique_id.clone(), r);

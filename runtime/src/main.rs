@@ -6,7 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +16,7 @@ use dvt_compiler::cli::{ListArgs, LogFormat, ProjectArgs, SelectArgs, print_erro
 use dvt_compiler::compile::CompileOptions;
 use dvt_compiler::error::{DvtError, ErrorCode, Result};
 use dvt_runtime::executor::{self, Env, RunOptions};
-use dvt_schema::run_results::{NodeResult, RUN_RESULTS_VERSION, RunResults};
+use dvt_schema::run_results::{NodeResult, RUN_RESULTS_SCHEMA, RunResults, RunResultsMetadata};
 
 #[derive(Debug, Parser)]
 #[command(name = "dvtr", version, about = "DVT runtime: run dbt-compatible projects across databases.")]
@@ -150,11 +150,23 @@ fn env_for(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions) -> 
 }
 
 fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
+    let now = chrono::Utc::now();
+    // One id per invocation: time and process, as hex in a UUID's layout.
+    let n = now.timestamp_nanos_opt().unwrap_or_default() as u128 ^ (u128::from(std::process::id()) << 64);
+    let hex = format!("{n:032x}");
+    let invocation_id = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
     let rr = RunResults {
-        run_results_version: RUN_RESULTS_VERSION.into(),
-        command: command.into(),
-        elapsed_time: elapsed,
+        metadata: RunResultsMetadata {
+            dbt_schema_version: RUN_RESULTS_SCHEMA.into(),
+            // The dbt version whose artifacts DVT writes (as in target/manifest.json).
+            dbt_version: dvt_compiler::manifest_dbt::DBT_VERSION.into(),
+            generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            invocation_id,
+            env: BTreeMap::new(),
+        },
         results: results.to_vec(),
+        elapsed_time: elapsed,
+        args: BTreeMap::from([("which".to_string(), serde_json::Value::from(command))]),
     };
     dvt_compiler::cli::write_json(dir, "run_results.json", &rr).map(|_| ())
 }
@@ -167,7 +179,7 @@ fn summarize(results: &[NodeResult], elapsed: f64) -> i32 {
     println!("\nFinished {} nodes in {elapsed:.2}s.", results.len());
     println!("Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}", results.len());
     for r in results.iter().filter(|r| r.status == "error" || r.status == "fail") {
-        println!("  {}: {}", r.unique_id, r.message);
+        println!("  {}: {}", r.unique_id, r.message.as_deref().unwrap_or(""));
     }
     i32::from(error > 0)
 }

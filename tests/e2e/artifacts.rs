@@ -1,6 +1,7 @@
 //! dbt-shaped artifacts read by dbt's own tooling: `target/manifest.json` loads
 //! with `dbt-artifacts-parser` as manifest v12, and what it holds (nodes,
-//! dependencies, relations) agrees with DVT's own manifest.
+//! dependencies, relations) agrees with DVT's own manifest; `run_results.json`
+//! loads as run results v6.
 
 use std::process::Command;
 
@@ -38,4 +39,31 @@ fn manifest_is_dbt_v12_for_dbt_tooling() {
         assert_eq!(lines[1], format!("[{}]", parents.join(", ")), "{example}: {out}");
         assert!(lines[2].starts_with('"') || lines[2].contains('.'), "relation_name of {probe}: {out}");
     }
+}
+
+#[test]
+fn run_results_are_dbt_v6_for_dbt_tooling() {
+    let (_tmp, dir) = scratch_copy(&crate::support::example("quickstart"));
+    let r = dvtr_in(&dir, &["build"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let py = std::env::var("DVT_TEST_PYTHON").expect("DVT_TEST_PYTHON is not set: run `make test`");
+    let script = format!(
+        "import json\nfrom dbt_artifacts_parser.parser import parse_run_results\nr = parse_run_results(json.load(open({:?})))\n\
+         print(type(r).__name__, len(r.results))\n\
+         print(sorted({{x.status.value for x in r.results}}))\n\
+         o = [x for x in r.results if x.unique_id == 'model.quickstart.order_report'][0]\n\
+         print(o.adapter_response['rendering'], o.relation_name, o.thread_id.startswith('Thread-'), o.timing[0].name, o.compiled_code is not None)",
+        dir.join("target/run_results.json").display().to_string()
+    );
+    let out = Command::new(py).arg("-c").arg(script).output().expect("python runs");
+    assert!(out.status.success(), "dbt-artifacts-parser rejected run_results.json: {}", String::from_utf8_lossy(&out.stderr));
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "RunResultsV6 21", "{out}");
+    assert_eq!(lines[1], "['pass', 'success']", "{out}");
+    assert_eq!(lines[2], "full_refresh \"main\".\"order_report\" True execute True", "{out}");
+    // `dvtr retry` reads it back: nothing failed, nothing to retry.
+    let r = dvtr_in(&dir, &["retry"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Nothing to retry"), "{}", r.stdout);
 }

@@ -76,7 +76,7 @@ fn multi_db_seeds_and_the_federation_matrix_on_four_engines() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path.join("target/run_results.json")).unwrap()).unwrap();
-    let fed_replace = results["results"].as_array().unwrap().iter().filter(|x| x["rendering"] == "replace").count();
+    let fed_replace = results["results"].as_array().unwrap().iter().filter(|x| x["adapter_response"]["rendering"] == "replace").count();
     assert!(fed_replace >= 6, "{results:#}");
 
     let r = dvt("dvtc", &p, &["compile", "-o", "target/check_plan.json"]);

@@ -30,7 +30,7 @@ fn results(db: &Db) -> serde_json::Value {
 
 fn rendering(v: &serde_json::Value, id: &str) -> (String, String) {
     let r = v["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).unwrap_or_else(|| panic!("{id} not in results"));
-    (r["status"].as_str().unwrap().to_string(), r["rendering"].as_str().unwrap_or("").to_string())
+    (r["status"].as_str().unwrap().to_string(), r["adapter_response"]["rendering"].as_str().unwrap_or("").to_string())
 }
 
 /// The data rows of `dvtr show`'s table (not the header).
