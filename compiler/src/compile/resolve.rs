@@ -84,12 +84,22 @@ pub fn compute_of(project: &Project, node: &Node, o: &Overrides) -> Result<Resol
         resolved(project.computes.default.clone().unwrap_or_else(|| DEFAULT_COMPUTE.into()), Level::Default)
     };
     if !project.computes.entries.contains_key(&r.value) {
-        return Err(DvtError::new(
-            ErrorCode::ConfigInvalid,
-            format!("{} `{}` asks for compute `{}`, which computes.yml does not define", node.resource_type, node.name, r.value),
-        )
-        .at(Location::file(&node.file))
-        .hint(format!("use one of: {}", project.computes.entries.keys().cloned().collect::<Vec<_>>().join(", "))));
+        let known = project.computes.entries.keys().cloned().collect::<Vec<_>>().join(", ");
+        let (message, hint) = if r.level == Level::Default {
+            (
+                format!(
+                    "federated {} `{}` needs a compute: computes.yml names no default (`target:`) and none called `{}`",
+                    node.resource_type, node.name, r.value
+                ),
+                format!("add `target: <compute>` to the profile's section of computes.yml (one of: {known})"),
+            )
+        } else {
+            (
+                format!("{} `{}` asks for compute `{}`, which computes.yml does not define", node.resource_type, node.name, r.value),
+                format!("use one of: {known}"),
+            )
+        };
+        return Err(DvtError::new(ErrorCode::ConfigInvalid, message).at(Location::file(&node.file)).hint(hint));
     }
     Ok(r)
 }
