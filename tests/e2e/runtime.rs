@@ -747,3 +747,23 @@ fn a_fragment_with_read_partitions_is_read_in_parallel_ranges_with_every_row_onc
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("read_partitions") && r.stderr.contains("models/wide_src.yml"), "{}", r.stderr);
 }
+
+/// MariaDB ignores ORDER BY inside a derived table: `show` keeps the query's own order.
+#[test]
+fn show_keeps_the_order_of_a_mariadb_query() {
+    let db = setup("mshow");
+    let settings = [("port".to_string(), db.env[1].1.clone()), ("user".to_string(), "root".to_string())];
+    let creds = dvt_runtime::credentials::Credentials::new("maria", "mysql", settings.into_iter().collect(), db.project.clone());
+    let mut m = dvt_runtime::connectors::connect(&creds).unwrap();
+    m.execute(&format!("create database if not exists `{}`", db.schema)).unwrap();
+    m.execute(&format!("create table `{}`.ordered (id int)", db.schema)).unwrap();
+    m.execute(&format!("insert into `{0}`.ordered select seq from `{0}`.seq_1_to_50", db.schema)).unwrap();
+    let out = show(&db, "maria", &format!("select id from `{}`.ordered order by id desc", db.schema));
+    assert_eq!(table_rows(&out)[..3], ["| 50 |", "| 49 |", "| 48 |"], "{out}");
+    // A query with its own LIMIT is wrapped and still limited.
+    let r = dvtr(
+        &db,
+        &["--target", "maria", "show", "--limit", "2", "--inline", &format!("select id from `{}`.ordered order by id limit 10", db.schema)],
+    );
+    assert_eq!(table_rows(&r.stdout).len(), 2, "{}", r.stdout);
+}

@@ -8,6 +8,17 @@ impl SqlDialect for Mysql {
     fn quote(&self, ident: &str) -> String {
         format!("`{}`", ident.replace('`', "``"))
     }
+    /// MariaDB drops an ORDER BY inside a derived table, so a query without its
+    /// own LIMIT gets the limit appended (its order kept); others are wrapped.
+    fn limit(&self, sql: &str, n: u64) -> String {
+        let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::MySqlDialect {}, sql);
+        match parsed.as_deref() {
+            Ok([sqlparser::ast::Statement::Query(q)]) if q.limit_clause.is_none() && q.fetch.is_none() && q.locks.is_empty() => {
+                format!("{sql}\nlimit {n}")
+            }
+            _ => format!("select * from (\n{sql}\n) dvt_limited limit {n}"),
+        }
+    }
     fn create_schema(&self, _database: Option<&str>, schema: &str) -> Option<String> {
         // The server default may be latin1: text must hold any Unicode.
         Some(format!("create database if not exists {} character set utf8mb4", self.quote(schema)))
