@@ -650,7 +650,7 @@ fn describe(stats: &[(String, FragmentStats)], compute_write: f64, spill: &NodeS
 
 /// Whether `output` is a bucket sources are read from (not a database).
 fn is_bucket(plan: &Plan, output: &str) -> bool {
-    plan.targets.get(output).is_some_and(|t| t.kind == "bucket")
+    plan.targets.get(output).is_some_and(|t| t.kind == dvt_compiler::loader::BUCKET_OUTPUT)
 }
 
 /// Runs one federated node.

@@ -60,9 +60,9 @@ pub struct NodeSpill {
 }
 
 impl NodeSpill {
-    /// A spill area for `node` (its unique id) in `bucket`; removes crashed runs' leftovers first.
+    /// A spill area for `node` (its unique id) in `bucket`. Nothing touches the
+    /// bucket until the first fragment spills.
     pub fn new(bucket: Arc<Bucket>, node: &str, budget: u64) -> Result<Self, String> {
-        sweep(&bucket);
         let safe: String = node.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
         Ok(NodeSpill { bucket, prefix: format!("{SPILL_DIR}/{}/{safe}/", *RUN_ID), budget, held: AtomicU64::new(0), used: false.into() })
     }
@@ -91,6 +91,8 @@ impl NodeSpill {
     pub fn writer(&self, fragment: &str, schema: SchemaRef) -> Result<SpillWriter, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let path = format!("{}{fragment}-{}.parquet", self.prefix, SEQ.fetch_add(1, Ordering::Relaxed));
+        // The first spill to this bucket in this process removes crashed runs' leftovers.
+        sweep(&self.bucket);
         self.used.store(true, Ordering::Relaxed);
         SpillWriter::create(self.bucket.clone(), path, schema)
     }

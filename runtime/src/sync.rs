@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use dvt_compiler::dialect::Dialect;
 use dvt_schema::plan::Plan;
 
+use dvt_compiler::loader::BUCKET_OUTPUT;
+
 use crate::debug::Check;
 use crate::write::Env;
 
@@ -18,7 +20,7 @@ const CONNECTORS: [&str; 6] = ["postgres", "postgresql", "mysql", "mariadb", "sq
 /// Syncs what `plan` needs; one row per output, schema and bucket.
 pub fn sync(plan: &Plan, env: &Env) -> Vec<Check> {
     let mut out = Vec::new();
-    for t in plan.targets.values().filter(|t| t.kind != "bucket") {
+    for t in plan.targets.values().filter(|t| t.kind != BUCKET_OUTPUT) {
         let item = format!("output {} ({})", t.name, t.kind);
         if !CONNECTORS.contains(&t.kind.as_str()) {
             out.push(check(item, Err(format!("no `{}` connector in this dvtr: its SQL is generated, not run", t.kind))));
@@ -38,7 +40,7 @@ pub fn sync(plan: &Plan, env: &Env) -> Vec<Check> {
         .values()
         .filter(|n| matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") && n.materialization.effective != "ephemeral")
         .filter_map(|n| n.relation.as_ref())
-        .filter(|r| plan.targets.get(&r.target).is_some_and(|t| t.kind != "bucket" && CONNECTORS.contains(&t.kind.as_str())))
+        .filter(|r| plan.targets.get(&r.target).is_some_and(|t| t.kind != BUCKET_OUTPUT && CONNECTORS.contains(&t.kind.as_str())))
         .filter_map(|r| r.schema.clone().map(|s| (r.target.clone(), r.database.clone(), s)))
         .collect();
     for (target, database, schema) in schemas {
