@@ -10,7 +10,7 @@ use crate::error::{DvtError, ErrorCode, Result};
 use crate::graph::Graph;
 use crate::loader::{self, LoadOptions};
 use crate::nodes::{Project, ResourceType};
-use crate::select::{self, IndirectSelection, SelectionSpec};
+use crate::select::{IndirectSelection, SelectionSpec};
 
 /// Options every command that reads a project takes.
 #[derive(Debug, Clone, Args, Default)]
@@ -73,6 +73,17 @@ pub struct SelectArgs {
     /// How tests of selected nodes are picked up: eager, cautious, buildable, empty.
     #[arg(long, default_value = "eager")]
     pub indirect_selection: String,
+    /// A previous run's plan, or its folder (with run_results.json, sources.json):
+    /// what `state:`, `result:`, `source_status:` and `--defer` compare with.
+    #[arg(long, value_name = "PLAN|DIR")]
+    pub state: Option<PathBuf>,
+    /// Refs to unselected nodes read the `--state` plan's relations (which may be on
+    /// another output: the node is then federated for this run).
+    #[arg(long, requires = "state")]
+    pub defer: bool,
+    /// With `--defer`: prefer the state's relation even when the current target has one.
+    #[arg(long, requires = "defer")]
+    pub favor_state: bool,
 }
 
 impl SelectArgs {
@@ -100,7 +111,16 @@ impl SelectArgs {
                 DvtError::new(ErrorCode::Usage, format!("unknown --indirect-selection `{}`", self.indirect_selection))
                     .hint("use eager, cautious, buildable or empty")
             })?,
+            state: match &self.state {
+                Some(p) => Some(std::sync::Arc::new(crate::state::State::load(p)?)),
+                None => None,
+            },
         })
+    }
+
+    /// `--defer` as compile options (without a live database).
+    pub fn defer(&self) -> Option<crate::compile::Defer> {
+        self.defer.then(|| crate::compile::Defer { favor_state: self.favor_state, live: None })
     }
 }
 
@@ -167,6 +187,7 @@ impl CompileArgs {
             var_names,
             only: None,
             live: None,
+            defer: self.select.defer(),
         })
     }
 }
@@ -334,8 +355,9 @@ pub fn report_unmatched(unmatched: &[String], format: LogFormat) {
 
 /// `dvtc ls`.
 pub fn cmd_ls(args: &ProjectArgs, ls: &ListArgs) -> Result<()> {
-    let (project, _jinja, graph) = load(args)?;
-    let selection = select::select(&project, &graph, &ls.select.spec()?)?;
+    let (project, jinja, graph) = load(args)?;
+    let overrides = crate::compile::Overrides { target: args.target.clone(), ..Default::default() };
+    let selection = crate::compile::select_nodes(&project, &jinja, &graph, &ls.select.spec()?, &overrides)?;
     report_unmatched(&selection.unmatched, args.log_format);
     if selection.ids.is_empty() {
         warn("no nodes selected: the selection does not match any enabled nodes", args.log_format);

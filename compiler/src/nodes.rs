@@ -67,6 +67,10 @@ pub struct Column {
     pub description: String,
     pub data_type: Option<String>,
     pub tags: Vec<String>,
+    /// Constraints as written in YAML (`{type: not_null}`, …), for contracts.
+    pub constraints: Vec<Json>,
+    /// Order of declaration in the properties file.
+    pub position: usize,
 }
 
 /// A generic test's origin.

@@ -48,6 +48,8 @@ pub struct SelectionSpec {
     pub resource_types: Vec<ResourceType>,
     pub exclude_resource_types: Vec<ResourceType>,
     pub indirect: IndirectSelection,
+    /// `--state`: what `state:`, `result:` and `source_status:` compare with.
+    pub state: Option<std::sync::Arc<crate::state::State>>,
 }
 
 /// The selected unique ids, and the criteria that matched nothing.
@@ -262,11 +264,8 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
             item.config.get(&key).is_some_and(|v| json_matches(v, value))
         }
         "state" | "result" | "source_status" => {
-            return Err(DvtError::new(
-                ErrorCode::SelectorInvalid,
-                format!("`{method}:` selection needs a previous run's state, which this command does not read"),
-            )
-            .hint("select by name, tag, path, config or graph operators"));
+            return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("`{method}:` selection needs `--state <plan.json|dir>`"))
+                .hint("pass the plan (or its folder, with run_results.json and sources.json) of the run to compare with"));
         }
         "exposure" | "metric" | "semantic_model" | "saved_query" | "unit_test" | "version" | "access" | "group" => false,
         other => {
@@ -280,9 +279,26 @@ struct Selector<'a> {
     project: &'a Project,
     graph: &'a Graph,
     items: Vec<Item<'a>>,
+    state: Option<&'a crate::state::State>,
+    facts: Option<&'a crate::state::Facts>,
 }
 
 impl Selector<'_> {
+    fn matches(&self, item: &Item<'_>, method: &str, value: &str) -> Result<bool> {
+        match (method, self.state, self.facts) {
+            ("state", Some(state), Some(facts)) => facts.state_matches(state, item.id, value),
+            ("result", Some(state), _) => Ok(state.results.get(item.id).is_some_and(|s| glob(value, s))),
+            ("source_status", Some(state), _) => {
+                if value != "fresher" {
+                    return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("unknown `source_status:{value}`"))
+                        .hint("use source_status:fresher (after `dvtr source freshness`)"));
+                }
+                Ok(item.rt == ResourceType::Source && self.facts.is_some_and(|f| f.fresher(state, item.id)))
+            }
+            _ => method_matches(item, method, value, &self.project.root),
+        }
+    }
+
     fn atom(&self, raw: &str) -> Result<BTreeSet<String>> {
         let a = parse_atom(raw)?;
         if a.method == "selector" {
@@ -293,7 +309,7 @@ impl Selector<'_> {
         }
         let mut base = BTreeSet::new();
         for item in &self.items {
-            if method_matches(item, &a.method, &a.value, &self.project.root)? {
+            if self.matches(item, &a.method, &a.value)? {
                 base.insert(item.id.to_string());
             }
         }
@@ -412,7 +428,7 @@ impl Selector<'_> {
                 } else {
                     let mut set = BTreeSet::new();
                     for item in &self.items {
-                        if method_matches(item, &method, &value, &self.project.root)? {
+                        if self.matches(item, &method, &value)? {
                             set.insert(item.id.to_string());
                         }
                     }
@@ -467,9 +483,14 @@ impl Selector<'_> {
     }
 }
 
-/// Applies a selection to the project.
+/// Applies a selection to the project (without `--state`).
 pub fn select(project: &Project, graph: &Graph, spec: &SelectionSpec) -> Result<Selection> {
-    let sel = Selector { project, graph, items: items(project) };
+    select_with(project, graph, spec, None)
+}
+
+/// Applies a selection; `facts` (the current project's, for every node) answer `state:` methods.
+pub fn select_with(project: &Project, graph: &Graph, spec: &SelectionSpec, facts: Option<&crate::state::Facts>) -> Result<Selection> {
+    let sel = Selector { project, graph, items: items(project), state: spec.state.as_deref(), facts };
     let mut unmatched = Vec::new();
     let mut ids: BTreeSet<String> = if let Some(name) = &spec.selector {
         let def = project.selectors.get(name).ok_or_else(|| {

@@ -196,7 +196,12 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         output: None,
         explain: None,
     };
-    let options = compile_args.options(args)?;
+    let mut options = compile_args.options(args)?;
+    if let Some(defer) = &mut options.defer {
+        // dbt's rule: defer only what the current target lacks (unless --favor-state).
+        let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+        defer.live = Some(Arc::new(dvt_runtime::live::Live::new(creds)));
+    }
     let compiled = dvt_compiler::compile::compile(project, &loaded.1, &loaded.2, &options)?;
     dvt_compiler::cli::report_unmatched(&compiled.unmatched, args.log_format);
     let env = env_for(args, loaded.clone(), options)?;

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format (semver). Readers accept the same major version.
-pub const PLAN_VERSION: &str = "1.2.0";
+pub const PLAN_VERSION: &str = "1.3.0";
 
 /// A compiled project.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -235,6 +235,55 @@ pub struct PlanNode {
     pub grants: BTreeMap<String, Vec<String>>,
     /// Tags, sorted.
     pub tags: Vec<String>,
+    /// What `--state` comparisons look at (absent in plans before 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<NodeChecksum>,
+    /// An enforced model contract: the declared columns, in order, with types and constraints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Contract>,
+}
+
+/// Fingerprints of a node's definition, compared by `state:modified` and its
+/// sub-selectors. Each is the lowercase hex SHA-256 of the part named.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct NodeChecksum {
+    /// The file's contents (dbt's `checksum`); for seeds the data file, for generic tests
+    /// the test's name and arguments.
+    pub body: String,
+    /// The effective configuration (keys sorted at every level).
+    pub configs: String,
+    /// The source of every macro the node calls, directly or not.
+    pub macros: String,
+    /// The relation as configured (`database`, `schema`, `alias`), not as rendered.
+    pub relation: String,
+    /// The node's and its columns' descriptions.
+    pub descriptions: String,
+    /// Whether descriptions are persisted to the database (`persist_docs`).
+    #[serde(default)]
+    pub persist_docs: bool,
+    /// The enforced contract (absent when not enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+}
+
+/// An enforced model contract (`contract: {enforced: true}`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Contract {
+    pub columns: Vec<ContractColumn>,
+    /// Model-level constraints as SQL (`primary key (a, b)`, `check (…)`), in the target's dialect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+}
+
+/// One declared column of a contract.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct ContractColumn {
+    pub name: String,
+    /// The declared type, as written (the target's own type name).
+    pub data_type: String,
+    /// Column constraints as SQL (`not null`, `primary key`, `check (…)`), those the target enforces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
 }
 
 /// Where an upstream lives.
@@ -245,6 +294,9 @@ pub struct Upstream {
     pub target: String,
     /// Its relation (none for ephemerals, which are inlined).
     pub relation: Option<RelationRef>,
+    /// Read from the `--state` plan's relation (`--defer`): the upstream was not selected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
 }
 
 /// A SQL statement with what it is for.

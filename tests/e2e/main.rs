@@ -18,5 +18,6 @@ mod robustness;
 mod runtime;
 mod secrets;
 mod seeds;
+mod state;
 mod support;
 mod tls;

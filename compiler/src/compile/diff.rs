@@ -18,6 +18,9 @@ pub struct PlanDiff {
     /// Nodes whose other plan fields changed (compute, bucket, tests, write strategy, …).
     pub other_changed: Vec<String>,
     pub version_changed: Option<(String, String)>,
+    /// Reads of the new plan served by `--defer`: (node, upstream, where it is read from).
+    /// Informational: they do not make plans differ.
+    pub deferred: Vec<(String, String, String)>,
 }
 
 impl PlanDiff {
@@ -78,6 +81,10 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
         d.removed.push(id.clone());
     }
     for (id, n) in &new.nodes {
+        for u in n.upstreams.iter().filter(|u| u.deferred) {
+            let at = u.relation.as_ref().map_or_else(|| u.target.clone(), |r| format!("{} {}", u.target, r.rendered));
+            d.deferred.push((id.clone(), u.unique_id.clone(), at));
+        }
         let Some(o) = old.nodes.get(id) else {
             d.added.push(id.clone());
             continue;
@@ -120,6 +127,13 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
 
 impl fmt::Display for PlanDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.deferred.is_empty() {
+            writeln!(f, "deferred to the state ({}):", self.deferred.len())?;
+            for (id, up, at) in &self.deferred {
+                writeln!(f, "  {id} reads {up} from {at}")?;
+            }
+            writeln!(f)?;
+        }
         if self.is_empty() {
             return writeln!(f, "plans are equal");
         }

@@ -43,6 +43,24 @@ pub struct CompileOptions {
     /// A live database: nodes that need one (`run_query`, `statement`, catalog
     /// lookups) render against it instead of being marked "render at run time".
     pub live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
+    /// `--defer`: refs to unselected nodes read the `--state` plan's relations.
+    pub defer: Option<Defer>,
+}
+
+/// How `--defer` decides which unselected upstreams to read from the state.
+#[derive(Clone, Default)]
+pub struct Defer {
+    /// `--favor-state`: defer even when the relation exists in the current target.
+    pub favor_state: bool,
+    /// Answers "does this relation exist?" (`dvtr`). Offline (`dvtc`) nothing can be
+    /// checked, so every unselected upstream the state knows is deferred.
+    pub live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
+}
+
+impl std::fmt::Debug for Defer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Defer").field("favor_state", &self.favor_state).field("live", &self.live.is_some()).finish()
+    }
 }
 
 /// A compiled plan and the SQL files dbt users expect under `target/compiled/`.
@@ -72,8 +90,12 @@ struct Ctx<'a> {
     renderer: Renderer<'a>,
     index: Arc<Index>,
     opts: &'a CompileOptions,
-    tests_of: HashMap<String, Vec<String>>,
-    seed_cache: crate::seed_cache::SeedCache,
+    tests_of: &'a HashMap<String, Vec<String>>,
+    seed_cache: &'a crate::seed_cache::SeedCache,
+    /// SHA-256 of every macro's source, for node fingerprints.
+    macro_hashes: &'a HashMap<String, String>,
+    /// Upstreams read from the `--state` plan's relations (`--defer`).
+    deferred: &'a BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -102,7 +124,12 @@ impl Ctx<'_> {
                 } else {
                     self.index.placements.get(d).and_then(|p| p.relation.clone())
                 };
-                Upstream { unique_id: d.clone(), target: self.locations(d, 0).into_iter().collect::<Vec<_>>().join(","), relation }
+                Upstream {
+                    unique_id: d.clone(),
+                    target: self.locations(d, 0).into_iter().collect::<Vec<_>>().join(","),
+                    relation,
+                    deferred: self.deferred.contains(d),
+                }
             })
             .collect()
     }
@@ -301,32 +328,76 @@ fn seed_plan(node: &Node, dialect: Dialect, cache: &crate::seed_cache::SeedCache
     Ok((SeedPlan { file: node.file.clone(), format, sha256, column_types, delimiter, quote_columns, empty_as_null }, columns))
 }
 
+/// Where a node runs: its target, the outputs its upstreams live on, and the path that follows.
+struct Route {
+    target: Resolved<String>,
+    locations: BTreeSet<String>,
+    path: ExecutionPath,
+    /// The target is a bucket: what the model writes there is computed (and written) by the compute.
+    to_bucket: bool,
+}
+
+impl Ctx<'_> {
+    fn route(&self, node: &Node) -> Route {
+        let project = self.project;
+        let locations: BTreeSet<String> = node
+            .depends_on
+            .iter()
+            .filter(|d| project.sources.contains_key(*d) || project.nodes.get(*d).is_some_and(|n| n.resource_type != ResourceType::Test))
+            .flat_map(|d| self.locations(d, 0))
+            .collect();
+        let target: Resolved<String> = match self.index.placements.get(&node.unique_id) {
+            Some(p) => p.target.clone(),
+            // Tests and analyses run where what they read lives (SPEC §2.9).
+            None => match locations.len() {
+                1 => Resolved { value: locations.iter().next().expect("one").clone(), level: Level::Default },
+                _ => match &self.opts.overrides.target {
+                    Some(t) => Resolved { value: t.clone(), level: Level::Cli },
+                    None => Resolved { value: project.profile.default_target.clone(), level: Level::Default },
+                },
+            },
+        };
+        let to_bucket = project.profile.outputs.get(&target.value).is_some_and(|o| o.kind == crate::loader::BUCKET_OUTPUT);
+        let path =
+            if locations.iter().all(|l| *l == target.value) && !to_bucket { ExecutionPath::Pushdown } else { ExecutionPath::Federation };
+        Route { target, locations, path, to_bucket }
+    }
+
+    /// What `--state` compares for a node, as this project defines it now.
+    fn facts(&self, node: &Node) -> crate::state::NodeFacts {
+        let route = self.route(node);
+        let federated = route.path == ExecutionPath::Federation;
+        let o = &self.opts.overrides;
+        crate::state::NodeFacts {
+            checksum: self.checksum(node),
+            compute: if federated { resolve::compute_of(self.project, node, o).ok() } else { None },
+            bucket: if federated || node.resource_type == ResourceType::Seed {
+                resolve::bucket_of(self.project, node, o).ok()
+            } else {
+                None
+            },
+            target: route.target,
+            path: route.path,
+        }
+    }
+
+    fn checksum(&self, node: &Node) -> dvt_schema::plan::NodeChecksum {
+        let seed_sha = node.seed_path.as_ref().and_then(|path| {
+            let d = node.config.str("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
+            let hash = || crate::seeds::sha256_file(path);
+            self.seed_cache.facts(path, d, hash, None).ok().map(|f| f.0)
+        });
+        crate::state::checksum(node, self.macro_hashes, seed_sha)
+    }
+}
+
 fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     let project = cx.project;
     let o = &cx.opts.overrides;
     let mut warnings = Vec::new();
     let upstreams = cx.upstreams(node);
-    let locations: BTreeSet<String> = node
-        .depends_on
-        .iter()
-        .filter(|d| project.sources.contains_key(*d) || project.nodes.get(*d).is_some_and(|n| n.resource_type != ResourceType::Test))
-        .flat_map(|d| cx.locations(d, 0))
-        .collect();
+    let Route { target, locations, path, to_bucket } = cx.route(node);
     let placement = cx.index.placements.get(&node.unique_id).cloned();
-    let target: Resolved<String> = match &placement {
-        Some(p) => p.target.clone(),
-        // Tests and analyses run where what they read lives (SPEC §2.9).
-        None => match locations.len() {
-            1 => Resolved { value: locations.iter().next().expect("one").clone(), level: Level::Default },
-            _ => match &o.target {
-                Some(t) => Resolved { value: t.clone(), level: Level::Cli },
-                None => Resolved { value: project.profile.default_target.clone(), level: Level::Default },
-            },
-        },
-    };
-    // A bucket holds files: what a model writes there is always computed (and written) by the compute.
-    let to_bucket = project.profile.outputs.get(&target.value).is_some_and(|o| o.kind == crate::loader::BUCKET_OUTPUT);
-    let path = if locations.iter().all(|l| *l == target.value) && !to_bucket { ExecutionPath::Pushdown } else { ExecutionPath::Federation };
     let requested = node.config.str("materialized").unwrap_or("view").to_string();
     let mut effective = requested.clone();
     let mut coercion = None;
@@ -438,13 +509,15 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         post_hooks: vec![],
         grants: grants_of(node),
         tags: node.config.tags(),
+        checksum: Some(cx.checksum(node)),
+        contract: None,
     });
     if plan.render_at_runtime.is_some() {
         return Ok(NodeOut { node: plan, warnings, file: None });
     }
     // Seeds: no SQL to render.
     if node.resource_type == ResourceType::Seed {
-        let (seed, columns) = seed_plan(node, dialect, &cx.seed_cache)?;
+        let (seed, columns) = seed_plan(node, dialect, cx.seed_cache)?;
         let r = relation.expect("seeds have a relation");
         let s = materialize::seed(dialect, &r, &columns);
         plan.pushdown =
@@ -736,45 +809,178 @@ pub fn arrow_type(sql_type: &str) -> Option<String> {
     })
 }
 
+/// What every node's compilation shares, built once per compile.
+struct Shared {
+    tests_of: HashMap<String, Vec<String>>,
+    seed_cache: crate::seed_cache::SeedCache,
+    macro_hashes: HashMap<String, String>,
+}
+
+impl Shared {
+    fn new(project: &Project) -> Self {
+        let mut tests_of: HashMap<String, Vec<String>> = HashMap::new();
+        for n in project.nodes.values() {
+            if let Some(t) = &n.test {
+                tests_of.entry(t.attached_node.clone()).or_default().push(n.unique_id.clone());
+            }
+        }
+        for v in tests_of.values_mut() {
+            v.sort();
+        }
+        Shared {
+            tests_of,
+            seed_cache: crate::seed_cache::SeedCache::load(&project.root.join(project.root_package().file.target_path())),
+            macro_hashes: crate::state::macro_hashes(&project.macros),
+        }
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        project: &'a Project,
+        jinja: &'a Jinja,
+        opts: &'a CompileOptions,
+        index: Arc<Index>,
+        deferred: &'a BTreeSet<String>,
+    ) -> Ctx<'a> {
+        Ctx {
+            project,
+            jinja,
+            renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh, opts.live.clone()),
+            index,
+            opts,
+            tests_of: &self.tests_of,
+            seed_cache: &self.seed_cache,
+            macro_hashes: &self.macro_hashes,
+            deferred,
+        }
+    }
+}
+
+/// Selects nodes as `compile` would (with `--state`, comparing the current project's facts).
+pub fn select_nodes(
+    project: &Project,
+    jinja: &Jinja,
+    graph: &Graph,
+    spec: &SelectionSpec,
+    overrides: &Overrides,
+) -> Result<select::Selection> {
+    if spec.state.is_none() {
+        return select::select(project, graph, spec);
+    }
+    let opts = CompileOptions { selection: spec.clone(), overrides: overrides.clone(), ..Default::default() };
+    let placements = resolve::place_all(project, jinja, &opts.overrides)?;
+    let shared = Shared::new(project);
+    let none = BTreeSet::new();
+    let cx = shared.ctx(project, jinja, &opts, Arc::new(Index::new(project, placements)), &none);
+    select::select_with(project, graph, spec, Some(&facts(&cx)))
+}
+
+/// The current facts of every node and source, for `state:` selection.
+fn facts(cx: &Ctx<'_>) -> crate::state::Facts {
+    let project = cx.project;
+    let nodes = project.nodes.par_iter().map(|(id, n)| (id.clone(), cx.facts(n))).collect();
+    let sources = project
+        .sources
+        .iter()
+        .filter_map(|(id, s)| {
+            let o = project.profile.outputs.get(&s.connection)?;
+            let relation = resolve::relation_ref(o, s.database.clone(), Some(s.schema.clone()), s.identifier.clone()).rendered;
+            Some((id.clone(), crate::state::SourceFacts { connection: s.connection.clone(), relation }))
+        })
+        .collect();
+    let target = project.root.join(project.root_package().file.target_path());
+    crate::state::Facts {
+        nodes,
+        sources,
+        freshness: crate::state::read_results(&target.join("sources.json"), "max_loaded_at").unwrap_or_default(),
+    }
+}
+
+/// `--defer`: placements where unselected upstreams that the state built (and that,
+/// unless favoured, do not exist here) point at the state's relations.
+fn defer_placements(
+    cx: &Ctx<'_>,
+    defer: &Defer,
+    state: &crate::state::State,
+    selected: &BTreeSet<String>,
+    warnings: &mut Vec<PlanWarning>,
+) -> (BTreeMap<String, resolve::Placement>, BTreeSet<String>) {
+    let mut placements = cx.index.placements.clone();
+    let mut deferred = BTreeSet::new();
+    // Only what selected nodes read (through ephemerals, which are inlined) can be deferred.
+    let mut needed = BTreeSet::new();
+    let mut stack: Vec<&String> = selected.iter().filter_map(|id| cx.project.nodes.get(id)).flat_map(|n| &n.depends_on).collect();
+    while let Some(d) = stack.pop() {
+        if needed.insert(d.clone()) && cx.index.ephemeral.contains(d) {
+            stack.extend(&cx.project.nodes[d].depends_on);
+        }
+    }
+    for (id, prev) in needed.iter().filter_map(|id| state.plan.nodes.get_key_value(id)) {
+        if selected.contains(id) || cx.index.ephemeral.contains(id) || !matches!(prev.resource_type.as_str(), "model" | "seed" | "snapshot")
+        {
+            continue;
+        }
+        let (Some(rel), Some(cur)) = (&prev.relation, placements.get(id)) else { continue };
+        if cur.target.value == prev.target.value && cur.relation.as_ref().is_some_and(|r| r.rendered == rel.rendered) {
+            continue;
+        }
+        if !cx.project.profile.outputs.contains_key(&prev.target.value) {
+            warnings.push(PlanWarning {
+                code: "DVTW401".into(),
+                node: id.clone(),
+                message: format!(
+                    "not deferred: the state's relation {} is on output `{}`, which profiles.yml does not define",
+                    rel.rendered, prev.target.value
+                ),
+            });
+            continue;
+        }
+        let exists = |live: &Arc<dyn crate::jinja::live::LiveDatabase>, r: &RelationRef| {
+            live.columns(&cur.target.value, r.schema.as_deref(), &r.identifier).is_ok_and(|c| !c.is_empty())
+        };
+        if let (false, Some(live), Some(r)) = (defer.favor_state, &defer.live, &cur.relation)
+            && exists(live, r)
+        {
+            continue;
+        }
+        placements.insert(id.clone(), resolve::Placement { target: prev.target.clone(), relation: Some(rel.clone()) });
+        deferred.insert(id.clone());
+    }
+    (placements, deferred)
+}
+
 /// Compiles the selected nodes of `project`.
 pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOptions) -> Result<Compiled> {
     let placements = resolve::place_all(project, jinja, &opts.overrides)?;
     crate::timing::phase("nodes placed");
-    let index = Arc::new(Index::new(project, placements));
+    let shared = Shared::new(project);
+    let no_deferred = BTreeSet::new();
+    let mut cx = shared.ctx(project, jinja, opts, Arc::new(Index::new(project, placements)), &no_deferred);
     let selection = match &opts.only {
         Some(ids) => {
             select::Selection { ids: ids.iter().filter(|id| project.nodes.contains_key(*id)).cloned().collect(), unmatched: vec![] }
         }
-        None => select::select(project, graph, &opts.selection)?,
+        None => match &opts.selection.state {
+            Some(_) => select::select_with(project, graph, &opts.selection, Some(&facts(&cx)))?,
+            None => select::select(project, graph, &opts.selection)?,
+        },
     };
-    let mut tests_of: HashMap<String, Vec<String>> = HashMap::new();
-    for n in project.nodes.values() {
-        if let Some(t) = &n.test {
-            tests_of.entry(t.attached_node.clone()).or_default().push(n.unique_id.clone());
-        }
+    let mut warnings = Vec::new();
+    let deferred;
+    if let (Some(defer), Some(state)) = (&opts.defer, &opts.selection.state) {
+        let (placements, d) = defer_placements(&cx, defer, state, &selection.ids, &mut warnings);
+        deferred = d;
+        cx = shared.ctx(project, jinja, opts, Arc::new(Index::new(project, placements)), &deferred);
     }
-    for v in tests_of.values_mut() {
-        v.sort();
-    }
-    let cx = Ctx {
-        project,
-        jinja,
-        renderer: Renderer::new(project, jinja, index.clone(), opts.full_refresh, opts.live.clone()),
-        index,
-        opts,
-        tests_of,
-        seed_cache: crate::seed_cache::SeedCache::load(&project.root.join(project.root_package().file.target_path())),
-    };
     let order: Vec<String> =
         graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);
     let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
-    cx.seed_cache.save();
+    shared.seed_cache.save();
     crate::timing::phase("nodes compiled");
     let mut nodes = BTreeMap::new();
-    let mut warnings = Vec::new();
     let mut files = Vec::new();
     for out in outs {
         let out = out?;

@@ -563,7 +563,7 @@ fn columns(
     line: u32,
 ) -> Result<BTreeMap<String, Column>> {
     let mut out = BTreeMap::new();
-    for c in cols {
+    for (position, c) in cols.iter().enumerate() {
         out.insert(
             c.name.clone(),
             Column {
@@ -571,6 +571,8 @@ fn columns(
                 description: renderer.render(c.description.as_deref().unwrap_or(""), package, file, line)?,
                 data_type: c.data_type.clone(),
                 tags: tag_list(&c.tags),
+                constraints: c.constraints.clone(),
+                position,
             },
         );
     }

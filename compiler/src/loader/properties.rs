@@ -55,6 +55,9 @@ pub struct ColumnProps {
     pub tests: Vec<Json>,
     #[serde(default)]
     pub tags: Option<Json>,
+    /// Column constraints (`- type: not_null`, `- type: check, expression: …`), for contracts.
+    #[serde(default)]
+    pub constraints: Vec<Json>,
 }
 
 /// A source group.
