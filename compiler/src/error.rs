@@ -67,6 +67,8 @@ pub enum ErrorCode {
     /// A federated model's remainder uses a function, operator or cast with no
     /// proven equivalent in the compute.
     RemainderSemantics = 163,
+    /// An enforced model contract does not match the model (columns, types) or is incomplete.
+    ContractViolation = 164,
     /// A plan file is invalid or from an incompatible version.
     PlanInvalid = 170,
 }

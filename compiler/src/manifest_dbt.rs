@@ -203,12 +203,12 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
     m.insert("functions".into(), json!([]));
     m.insert("depends_on".into(), json!({"macros": node.macros, "nodes": graph.parents(&node.unique_id)}));
     m.insert("compiled_path".into(), Json::Null);
-    m.insert("contract".into(), json!({"enforced": false, "alias_types": true, "checksum": null}));
+    m.insert("contract".into(), json!({"enforced": crate::state::contract_enforced(node), "alias_types": true, "checksum": null}));
     match node.resource_type {
         ResourceType::Model => {
             for (k, x) in [
                 ("access", json!("protected")),
-                ("constraints", json!([])),
+                ("constraints", node.config.get("constraints").cloned().unwrap_or_else(|| json!([]))),
                 ("version", Json::Null),
                 ("latest_version", Json::Null),
                 ("deprecation_date", Json::Null),

@@ -681,7 +681,17 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
     let schema = cast.schema.clone();
     let columns: Vec<(String, LogicalType)> =
         schema.fields().iter().map(|f| (f.name().clone(), arrow_rows::logical_type(f.data_type()))).collect();
-    let rendered = materialize::seed(dialect, r, &columns);
+    let mut rendered = materialize::seed(dialect, r, &columns);
+    if let Some(contract) = &node.contract {
+        // The declared columns, in order, created with the declared types and constraints.
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        dvt_compiler::compile::contract::check(&node.name, contract, &names)?;
+        let (stage, _) = materialize::sibling(dialect, r, "__dvt_tmp");
+        let typed = dvt_compiler::compile::contract::create_table(dialect, &stage, contract);
+        for st in rendered.full_refresh.iter_mut().chain(rendered.replace.iter_mut().flatten()).filter(|s| s.kind == "create_staging") {
+            st.sql = typed.clone();
+        }
+    }
     let (rendering, stmts) = if incremental {
         let (stage, _) = materialize::sibling(dialect, r, "__dvt_tmp");
         let load_at = rendered.full_refresh.iter().position(|s| s.kind == "bulk_load").map_or(0, |i| i + 1);

@@ -41,6 +41,10 @@ pub(crate) fn run_statements(
         if skip {
             continue;
         }
+        if st.kind == "check_contract" {
+            check_contract(conn, node, &st.sql).inspect_err(|_| cleanup(conn, stmts))?;
+            continue;
+        }
         if st.kind == "begin" {
             in_tx = true;
         }
@@ -65,6 +69,13 @@ pub(crate) fn run_statements(
         }
     }
     Ok(())
+}
+
+/// An enforced contract: the model's query (run for no rows) must return the declared columns.
+fn check_contract(conn: &mut dyn Connection, node: &PlanNode, probe: &str) -> Result<(), String> {
+    let Some(contract) = &node.contract else { return Ok(()) };
+    let columns = conn.query(probe).map_err(|e| format!("check_contract failed: {e}"))?.columns;
+    dvt_compiler::compile::contract::check(&node.name, contract, &columns)
 }
 
 /// Drops the staging relations of a rendering (best effort).

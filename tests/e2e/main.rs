@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod buckets;
+mod contracts;
 mod dbt_compat;
 mod deps;
 mod differential;

@@ -11,7 +11,7 @@
 //! `drop_target_table`/`drop_target_view` pair, `dvtr` runs the one that
 //! matches what the catalog holds (engines refuse `DROP TABLE` on a view).
 
-use dvt_schema::plan::{RelationRef, Statement, WriteStrategy};
+use dvt_schema::plan::{Contract, RelationRef, Statement, WriteStrategy};
 use serde_json::Value as Json;
 
 use crate::config::{Config, ConfigExt};
@@ -40,12 +40,26 @@ fn schema_stmt(sql: &dyn SqlDialect, r: &RelationRef) -> Option<Statement> {
     r.schema.as_deref().and_then(|s| sql.create_schema(r.database.as_deref(), s)).map(|s| st("create_schema", s))
 }
 
+/// Fills a new staging table with `select`: `create table … as`, or with an enforced
+/// contract, the declared columns checked, then created typed with their constraints
+/// and filled by name.
+fn fill_staging(dialect: Dialect, stage: &str, select: &str, contract: Option<&Contract>) -> Vec<Statement> {
+    match contract {
+        None => vec![st("create_staging", dialect.sql().create_table_as(stage, select))],
+        Some(c) => vec![
+            st("check_contract", super::contract::probe_sql(select)),
+            st("create_staging", super::contract::create_table(dialect, stage, c)),
+            st("insert_staging", super::contract::insert_select(dialect, stage, c, select)),
+        ],
+    }
+}
+
 /// Build into a staging table, then swap it in.
-fn build_and_swap(dialect: Dialect, r: &RelationRef, select: &str, out: &mut Vec<Statement>) {
+fn build_and_swap(dialect: Dialect, r: &RelationRef, select: &str, contract: Option<&Contract>, out: &mut Vec<Statement>) {
     let sql = dialect.sql();
     let (stage, _) = sibling(dialect, r, "__dvt_tmp");
     out.push(st("drop_staging", sql.drop_table(&stage)));
-    out.push(st("create_staging", sql.create_table_as(&stage, select)));
+    out.extend(fill_staging(dialect, &stage, select, contract));
     swap_in(dialect, r, &stage, out);
 }
 
@@ -66,19 +80,20 @@ fn swap_in(dialect: Dialect, r: &RelationRef, stage: &str, out: &mut Vec<Stateme
 }
 
 /// Rows of an existing table replaced in one transaction (grants, dependent views survive).
-fn replace_rows(dialect: Dialect, r: &RelationRef, select: &str) -> Vec<Statement> {
+fn replace_rows(dialect: Dialect, r: &RelationRef, select: &str, contract: Option<&Contract>) -> Vec<Statement> {
     let sql = dialect.sql();
     let (stage, _) = sibling(dialect, r, "__dvt_tmp");
-    vec![
-        st("drop_staging", sql.drop_table(&stage)),
-        st("create_staging", sql.create_table_as(&stage, select)),
+    let mut out = vec![st("drop_staging", sql.drop_table(&stage))];
+    out.extend(fill_staging(dialect, &stage, select, contract));
+    out.extend([
         st("check_columns", format!("-- dvtr compares the columns of {stage} with {}", r.rendered)),
         st("begin", "begin"),
         st("delete", sql.delete_all(&r.rendered)),
         st("insert", sql.insert_select(&r.rendered, &stage)),
         st("commit", "commit"),
         st("drop_staging", sql.drop_table(&stage)),
-    ]
+    ]);
+    out
 }
 
 fn unique_key(cfg: &Config) -> Vec<String> {
@@ -89,10 +104,11 @@ fn unique_key(cfg: &Config) -> Vec<String> {
     }
 }
 
-/// `view`.
-pub fn view(dialect: Dialect, r: &RelationRef, select: &str) -> Statements {
+/// `view` (an enforced contract checks its columns; views take no constraints).
+pub fn view(dialect: Dialect, r: &RelationRef, select: &str, contract: Option<&Contract>) -> Statements {
     let sql = dialect.sql();
-    let mut full = Vec::new();
+    let probe = contract.map(|_| st("check_contract", super::contract::probe_sql(select)));
+    let mut full: Vec<Statement> = probe.iter().cloned().collect();
     full.extend(schema_stmt(sql, r));
     let tx = sql.transactional_ddl();
     if tx {
@@ -114,9 +130,13 @@ pub fn view(dialect: Dialect, r: &RelationRef, select: &str) -> Statements {
         full_refresh: full,
         incremental: None,
         replace: Some(
-            sql.replace_view(&r.rendered, select)
+            probe
                 .into_iter()
-                .map(|s| st(if s.starts_with("drop") { "drop_target_view" } else { "create_view" }, s))
+                .chain(
+                    sql.replace_view(&r.rendered, select)
+                        .into_iter()
+                        .map(|s| st(if s.starts_with("drop") { "drop_target_view" } else { "create_view" }, s)),
+                )
                 .collect(),
         ),
         write: Some(WriteStrategy {
@@ -129,14 +149,14 @@ pub fn view(dialect: Dialect, r: &RelationRef, select: &str) -> Statements {
 }
 
 /// `table`.
-pub fn table(dialect: Dialect, r: &RelationRef, select: &str) -> Statements {
+pub fn table(dialect: Dialect, r: &RelationRef, select: &str, contract: Option<&Contract>) -> Statements {
     let mut full = Vec::new();
     full.extend(schema_stmt(dialect.sql(), r));
-    build_and_swap(dialect, r, select, &mut full);
+    build_and_swap(dialect, r, select, contract, &mut full);
     Statements {
         full_refresh: full,
         incremental: None,
-        replace: Some(replace_rows(dialect, r, select)),
+        replace: Some(replace_rows(dialect, r, select, contract)),
         write: Some(WriteStrategy {
             strategy: "replace".into(),
             unique_key: vec![],
@@ -154,6 +174,7 @@ pub fn incremental(
     incr_select: &str,
     cfg: &Config,
     file: &str,
+    contract: Option<&Contract>,
 ) -> Result<Statements> {
     let sql = dialect.sql();
     let keys = unique_key(cfg);
@@ -169,9 +190,10 @@ pub fn incremental(
     }
     let mut full = Vec::new();
     full.extend(schema_stmt(sql, r));
-    build_and_swap(dialect, r, full_select, &mut full);
+    build_and_swap(dialect, r, full_select, contract, &mut full);
     let (stage, _) = sibling(dialect, r, "__dvt_incr");
-    let mut inc = vec![st("drop_staging", sql.drop_table(&stage)), st("create_staging", sql.create_table_as(&stage, incr_select))];
+    let mut inc = vec![st("drop_staging", sql.drop_table(&stage))];
+    inc.extend(fill_staging(dialect, &stage, incr_select, contract));
     inc.push(st(
         "check_columns",
         format!("-- dvtr compares the columns of {stage} with {} (on_schema_change: {on_schema_change})", r.rendered),
@@ -334,7 +356,7 @@ pub fn snapshot(dialect: Dialect, r: &RelationRef, select: &str, cfg: &Config, f
     let source = format!("(\n{select}\n)");
     let mut full = Vec::new();
     full.extend(schema_stmt(sql, r));
-    build_and_swap(dialect, r, &format!("select s.*, {} from {source} s", meta(&updated_at)), &mut full);
+    build_and_swap(dialect, r, &format!("select s.*, {} from {source} s", meta(&updated_at)), None, &mut full);
     let (changes, _) = sibling(dialect, r, "__dvt_changes");
     let join_cond: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}", k = q(k))).collect();
     let join_cond = join_cond.join(" and ");

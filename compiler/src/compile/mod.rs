@@ -2,6 +2,7 @@
 //! execution plan (SPEC §5). The plan is deterministic: same inputs, same bytes.
 
 mod column_types;
+pub mod contract;
 pub mod diff;
 pub mod materialize;
 pub mod operation;
@@ -561,6 +562,17 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         }
     };
     let sql = compiled.trim().to_string();
+    if node.resource_type == ResourceType::Model {
+        plan.contract = contract::of(node, dialect)?;
+        // Where the SELECT names its columns, a mismatch is caught now; `*` waits for `dvtr`.
+        if let (Some(c), Some(cols)) = (&plan.contract, contract::select_columns(&sql, dialect)) {
+            contract::check(&node.name, c, &cols).map_err(|m| {
+                DvtError::new(ErrorCode::ContractViolation, m)
+                    .at(Location::file(&node.file))
+                    .hint("select the declared columns in the declared order, or change `columns:` in the properties file")
+            })?;
+        }
+    }
     let incremental_sql = if effective == "incremental" { render(true)?.ok().map(|s| s.trim().to_string()) } else { None };
     for (key, into) in [("pre-hook", &mut plan.pre_hooks), ("post-hook", &mut plan.post_hooks)] {
         for h in hooks(node, key) {
@@ -627,11 +639,17 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             let r = relation.clone().expect("writing nodes have a relation");
             let s = match (node.resource_type, effective.as_str()) {
                 (ResourceType::Snapshot, _) => materialize::snapshot(dialect, &r, &sql, &node.config, &node.file)?,
-                (_, "view") => materialize::view(dialect, &r, &sql),
-                (_, "table") => materialize::table(dialect, &r, &sql),
-                (_, "incremental") => {
-                    materialize::incremental(dialect, &r, &sql, incremental_sql.as_deref().unwrap_or(&sql), &node.config, &node.file)?
-                }
+                (_, "view") => materialize::view(dialect, &r, &sql, plan.contract.as_ref()),
+                (_, "table") => materialize::table(dialect, &r, &sql, plan.contract.as_ref()),
+                (_, "incremental") => materialize::incremental(
+                    dialect,
+                    &r,
+                    &sql,
+                    incremental_sql.as_deref().unwrap_or(&sql),
+                    &node.config,
+                    &node.file,
+                    plan.contract.as_ref(),
+                )?,
                 (_, other) => unreachable!("materialization {other} was validated"),
             };
             let mut full = s.full_refresh;

@@ -617,6 +617,9 @@ fn apply_patches(
             if let Some(docs) = &patch.docs {
                 config::apply(&mut node.config, "docs", docs);
             }
+            if let Some(c) = &patch.constraints {
+                config::apply(&mut node.config, "constraints", c);
+            }
             node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
             node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
             let target = DeclTarget { unique_id: &node.unique_id, label: name.to_string(), model_call: format!("ref('{name}')") };

@@ -41,6 +41,9 @@ pub struct NodePatch {
     pub tags: Option<Json>,
     #[serde(default)]
     pub docs: Option<Json>,
+    /// Model-level constraints (`- type: primary_key, columns: [a, b]`), for contracts.
+    #[serde(default)]
+    pub constraints: Option<Json>,
 }
 
 /// A documented column.
