@@ -331,6 +331,7 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
         plural(c["source"], "source", "sources"),
         plural(c["snapshot"], "snapshot", "snapshots"),
         plural(c["analysis"], "analysis", "analyses"),
+        plural(c["unit_test"], "unit test", "unit tests"),
         plural(c["macro"], "macro", "macros"),
         plural(c["doc"], "docs block", "docs blocks"),
         plural(packages, "package", "packages"),

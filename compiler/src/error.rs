@@ -50,6 +50,8 @@ pub enum ErrorCode {
     Cycle = 133,
     /// A generic test names no test macro.
     TestNotFound = 134,
+    /// A unit test names no model, an input that is not one of the model's, or misses one.
+    UnitTestInvalid = 135,
     /// A selector expression or `selectors.yml` entry is invalid.
     SelectorInvalid = 140,
     /// Command-line usage error.

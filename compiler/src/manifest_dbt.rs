@@ -273,17 +273,39 @@ fn source_json(project: &Project, s: &Source) -> Json {
     })
 }
 
+/// A unit test in dbt's `UnitTestDefinition` shape.
+fn unit_test_json(project: &Project, n: &Node, u: &crate::nodes::UnitTest) -> Json {
+    let input = |uid: &str| match (project.sources.get(uid), project.nodes.get(uid)) {
+        _ if uid == "this" => "this".to_string(),
+        (Some(s), _) => format!("source('{}', '{}')", s.source_name, s.name),
+        (_, Some(m)) => format!("ref('{}')", m.name),
+        _ => uid.to_string(),
+    };
+    let model = project.nodes.get(&u.model).map_or(String::new(), |m| m.name.clone());
+    json!({
+        "model": model, "given": u.given.iter().map(|(uid, format, rows)| json!({"input": input(uid), "rows": rows, "format": format, "fixture": null})).collect::<Vec<_>>(),
+        "expect": {"rows": u.expect.1, "format": u.expect.0, "fixture": null},
+        "name": n.name, "resource_type": "unit_test", "package_name": n.package,
+        "path": package_relative(project, &n.package, &n.file), "original_file_path": package_relative(project, &n.package, &n.file),
+        "unique_id": n.unique_id, "fqn": n.fqn, "description": n.description, "overrides": u.overrides,
+        "depends_on": {"macros": [], "nodes": [u.model]}, "config": {"tags": n.config.tags(), "meta": {}, "enabled": true},
+        "checksum": null, "schema": null, "created_at": 0.0, "versions": null, "version": null,
+    })
+}
+
 /// The manifest of `project` in dbt's v12 shape.
 pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
     // The built-in naming rules are applied natively unless a package overrides them.
     let fast = !crate::compile::resolve::naming_overridden(jinja);
     let nodes: Vec<(String, Json)> = {
         use rayon::prelude::*;
-        let all: Vec<&Node> = project.nodes.values().collect();
+        let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
         all.par_iter().map(|n| (n.unique_id.clone(), node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph))).collect()
     };
     let nodes: Map<String, Json> = nodes.into_iter().collect();
     let sources: Map<String, Json> = project.sources.values().map(|s| (s.unique_id.clone(), source_json(project, s))).collect();
+    let unit_tests: Map<String, Json> =
+        project.nodes.values().filter_map(|n| Some((n.unique_id.clone(), unit_test_json(project, n, n.unit.as_ref()?)))).collect();
     let macros: Map<String, Json> = project
         .macros
         .iter()
@@ -346,7 +368,7 @@ pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTree
         ("group_map", empty()),
         ("saved_queries", empty()),
         ("semantic_models", empty()),
-        ("unit_tests", empty()),
+        ("unit_tests", Json::Object(unit_tests)),
         ("functions", empty()),
     ];
     Json::Object(parts.into_iter().map(|(k, v)| (k.to_string(), v)).collect())

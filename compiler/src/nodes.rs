@@ -21,12 +21,21 @@ pub enum ResourceType {
     Test,
     Analysis,
     Source,
+    /// A dbt 1.8 unit test (`unit_tests:` in properties YAML).
+    UnitTest,
 }
 
 impl ResourceType {
     /// All types, in the order counts are printed.
-    pub const ALL: [ResourceType; 6] =
-        [ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Test, ResourceType::Analysis, ResourceType::Source];
+    pub const ALL: [ResourceType; 7] = [
+        ResourceType::Model,
+        ResourceType::Seed,
+        ResourceType::Snapshot,
+        ResourceType::Test,
+        ResourceType::Analysis,
+        ResourceType::Source,
+        ResourceType::UnitTest,
+    ];
 
     /// Name as used in unique ids and `--resource-type`.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +46,7 @@ impl ResourceType {
             ResourceType::Test => "test",
             ResourceType::Analysis => "analysis",
             ResourceType::Source => "source",
+            ResourceType::UnitTest => "unit_test",
         }
     }
 
@@ -46,7 +56,8 @@ impl ResourceType {
             "model" | "models" => ResourceType::Model,
             "seed" | "seeds" => ResourceType::Seed,
             "snapshot" | "snapshots" => ResourceType::Snapshot,
-            "test" | "tests" | "data_test" | "data_tests" | "unit_test" => ResourceType::Test,
+            "test" | "tests" | "data_test" | "data_tests" => ResourceType::Test,
+            "unit_test" | "unit_tests" => ResourceType::UnitTest,
             "analysis" | "analyses" => ResourceType::Analysis,
             "source" | "sources" => ResourceType::Source,
             _ => return None,
@@ -71,6 +82,21 @@ pub struct Column {
     pub constraints: Vec<Json>,
     /// Order of declaration in the properties file.
     pub position: usize,
+}
+
+/// A unit test as declared (dbt 1.8 `unit_tests:`).
+#[derive(Debug, Clone)]
+pub struct UnitTest {
+    /// Unique id of the model under test.
+    pub model: String,
+    /// Fixtures: (unique id of the input, or `this`; format; rows as written).
+    pub given: Vec<(String, String, Json)>,
+    /// Expected rows: (format, rows as written).
+    pub expect: (String, Json),
+    /// `overrides:` (`macros`, `vars`, `env_vars`).
+    pub overrides: Json,
+    /// Line of the test's `name:` in its properties file.
+    pub line: u32,
 }
 
 /// A generic test's origin.
@@ -119,6 +145,8 @@ pub struct Node {
     pub seed_path: Option<PathBuf>,
     /// For Python models (`.py`): what the file declares (`raw` is the Python source).
     pub python: Option<crate::loader::python::PythonModel>,
+    /// For unit tests: the model, its fixtures and the expected rows.
+    pub unit: Option<UnitTest>,
 }
 
 /// One table of a source group.

@@ -252,6 +252,7 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
             }
         }
         "test_type" => match (value, item.test) {
+            ("unit", _) => item.rt == ResourceType::UnitTest,
             ("generic" | "schema", Some(_)) => true,
             ("singular" | "data", None) => item.rt == ResourceType::Test,
             _ => false,
@@ -267,7 +268,8 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
             return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("`{method}:` selection needs `--state <plan.json|dir>`"))
                 .hint("pass the plan (or its folder, with run_results.json and sources.json) of the run to compare with"));
         }
-        "exposure" | "metric" | "semantic_model" | "saved_query" | "unit_test" | "version" | "access" | "group" => false,
+        "unit_test" => item.rt == ResourceType::UnitTest && (glob(value, item.name) || fqn_match(item.fqn, item.name, value)),
+        "exposure" | "metric" | "semantic_model" | "saved_query" | "version" | "access" | "group" => false,
         other => {
             return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("unknown selection method `{other}`"))
                 .hint("methods: fqn, tag, path, file, package, resource_type, source, config.<key>, test_type, test_name"));
@@ -462,7 +464,7 @@ impl Selector<'_> {
         } else {
             BTreeSet::new()
         };
-        for n in self.project.nodes.values().filter(|n| n.resource_type == ResourceType::Test) {
+        for n in self.project.nodes.values().filter(|n| matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)) {
             let parents = &n.depends_on;
             if parents.is_empty() {
                 continue;

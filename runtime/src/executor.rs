@@ -131,6 +131,12 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
             Err(e) => fail(e),
         };
     }
+    if let Some(unit) = &node.unit {
+        return match crate::unit_test::run(conn, node, unit, &p.full_refresh[0].sql) {
+            Ok((status, message, failures)) => Outcome { status, rendering: Some("unit_test".into()), message, failures: Some(failures) },
+            Err(e) => fail(e),
+        };
+    }
     let existing = match &node.relation {
         Some(r) => {
             let (s, i) = connectors::parts(r);

@@ -23,4 +23,5 @@ pub mod seed_files;
 mod seed_load;
 pub mod spill;
 pub mod sync;
+pub mod unit_test;
 pub mod write;

@@ -486,7 +486,7 @@ fn main() {
         Command::Run(r) => run_cmd(a, r, "run", &["model"]),
         Command::Build(r) => run_cmd(a, r, "build", &[]),
         Command::Seed(r) => run_cmd(a, r, "seed", &["seed"]),
-        Command::Test(r) => run_cmd(a, r, "test", &["test"]),
+        Command::Test(r) => run_cmd(a, r, "test", &["test", "unit_test"]),
         Command::Snapshot(r) => run_cmd(a, r, "snapshot", &["snapshot"]),
         Command::Retry { threads } => retry_cmd(a, *threads),
         Command::Compile(c) => {

@@ -241,6 +241,25 @@ pub struct PlanNode {
     /// An enforced model contract: the declared columns, in order, with types and constraints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract: Option<Contract>,
+    /// For unit tests: what the rows of `compiled_sql` must equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitTestPlan>,
+}
+
+/// A unit test's expectation. `compiled_sql` is the model's SQL over fixture CTEs
+/// (on the model's target), selecting the expected columns; `dvtr` compares its
+/// rows with these, as a multiset, value by value.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct UnitTestPlan {
+    /// Unique id of the model under test.
+    pub model: String,
+    /// The compared columns (those the expectation names).
+    pub columns: Vec<String>,
+    /// Expected rows, one value per column, as written in YAML (CSV values as strings).
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// `expect: {format: sql}`: the query that gives the expected rows instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sql: Option<String>,
 }
 
 /// Fingerprints of a node's definition, compared by `state:modified` and its

@@ -22,3 +22,4 @@ mod seeds;
 mod state;
 mod support;
 mod tls;
+mod unit_tests;

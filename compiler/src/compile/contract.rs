@@ -187,7 +187,7 @@ pub fn check(node_name: &str, contract: &Contract, actual: &[String]) -> std::re
 
 /// A column name as SQL: as written when it needs no quotes (the engine folds it as
 /// it folds the model's own columns), quoted otherwise.
-fn ident(dialect: Dialect, name: &str) -> String {
+pub(crate) fn ident(dialect: Dialect, name: &str) -> String {
     let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if plain { name.to_string() } else { dialect.sql().quote(name) }

@@ -9,6 +9,7 @@ pub mod operation;
 mod render;
 pub mod resolve;
 mod tests;
+mod unit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -393,6 +394,9 @@ impl Ctx<'_> {
 }
 
 fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
+    if let Some(u) = &node.unit {
+        return unit::compile(cx, node, u);
+    }
     let project = cx.project;
     let o = &cx.opts.overrides;
     let mut warnings = Vec::new();
@@ -512,6 +516,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),
         contract: None,
+        unit: None,
     });
     if plan.render_at_runtime.is_some() {
         return Ok(NodeOut { node: plan, warnings, file: None });
@@ -1007,6 +1012,14 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         nodes.insert(out.node.unique_id.clone(), out.node);
     }
     warnings.sort();
+    // `build`: a model runs after its unit tests pass (as in dbt).
+    let units: Vec<(String, String)> =
+        nodes.values().filter_map(|n| n.unit.as_ref().map(|u| (u.model.clone(), n.unique_id.clone()))).collect();
+    for (model, test) in units {
+        if let Some(m) = nodes.get_mut(&model) {
+            m.depends_on.push(test);
+        }
+    }
     column_types::fill_fragment_types(project, &mut nodes);
     crate::timing::phase("plan nodes collected");
     // Everything the plan touches, and nothing else.

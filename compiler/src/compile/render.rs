@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use minijinja::Value;
+use serde_json::Value as Json;
 
 use super::resolve::Placement;
 use crate::config::ConfigExt;
@@ -86,6 +87,24 @@ pub const THIS: &str = "__this__";
 
 /// Where a source lives: (connection, database, schema, identifier).
 type SourceLoc = (String, Option<String>, String, String, crate::dialect::QuotePolicy);
+
+/// The project's vars with a unit test's `overrides: {vars: …}` on top (they win like `--vars`).
+fn vars_with(vars: &Arc<crate::jinja::Vars>, overrides: &Json) -> Arc<crate::jinja::Vars> {
+    match overrides.get("vars") {
+        Some(Json::Object(o)) => {
+            let mut v = crate::jinja::Vars { cli: vars.cli.clone(), global: vars.global.clone(), by_package: vars.by_package.clone() };
+            v.cli.extend(o.iter().map(|(k, x)| (k.clone(), x.clone())));
+            Arc::new(v)
+        }
+        _ => vars.clone(),
+    }
+}
+
+fn overrides_of(overrides: &Json) -> Option<Arc<crate::jinja::RenderOverrides>> {
+    let map = |k: &str| overrides.get(k).and_then(Json::as_object).cloned().unwrap_or_default();
+    let o = crate::jinja::RenderOverrides { macros: map("macros"), env_vars: map("env_vars") };
+    (!o.macros.is_empty() || !o.env_vars.is_empty()).then(|| Arc::new(o))
+}
 
 /// How relations render.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -301,6 +320,18 @@ impl<'a> Renderer<'a> {
         mode: Mode,
         incremental: bool,
     ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
+        self.render_overridden(node, raw, mode, incremental, &Json::Null)
+    }
+
+    /// [`Renderer::render`] with a unit test's `overrides:` (`macros`, `vars`, `env_vars`).
+    pub fn render_overridden(
+        &self,
+        node: &Node,
+        raw: Option<&str>,
+        mode: Mode,
+        incremental: bool,
+        overrides: &Json,
+    ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
         let target_name =
             self.index.placements.get(&node.unique_id).map_or_else(|| self.project.active_target.clone(), |p| p.target.value.clone());
         let output = &self.project.profile.outputs[&target_name];
@@ -342,7 +373,8 @@ impl<'a> Renderer<'a> {
             incremental,
             this: Some(this),
             live: self.live.as_ref().map(|db| Arc::new(crate::jinja::live::LiveSession::new(db.clone(), target_name.clone()))),
-            ..crate::loader::node_ctx(node, adapter_dialect, resolver.clone(), self.project.vars.clone(), target)
+            overrides: overrides_of(overrides),
+            ..crate::loader::node_ctx(node, adapter_dialect, resolver.clone(), vars_with(&self.project.vars, overrides), target)
         });
         let raw = raw.unwrap_or(&node.raw);
         let padded;

@@ -87,6 +87,17 @@ pub struct NodeCtx {
     pub recorder: Mutex<Recorder>,
     /// A live database when `dvtr` renders the node at run time.
     pub live: Option<Arc<super::live::LiveSession>>,
+    /// A unit test's `overrides:` of macros (`{name: value}`) and env vars.
+    pub overrides: Option<Arc<RenderOverrides>>,
+}
+
+/// What a unit test replaces while its model renders.
+#[derive(Debug, Default)]
+pub struct RenderOverrides {
+    /// Macro name (or `package.name`) → the value the call returns.
+    pub macros: serde_json::Map<String, Json>,
+    /// `env_var()` name → value.
+    pub env_vars: serde_json::Map<String, Json>,
 }
 
 impl NodeCtx {

@@ -137,6 +137,10 @@ pub fn project_env_var_fn(name: String, default: Option<Value>) -> Result<Value,
 
 /// `env_var(name, default)`: the environment, or the default, or an error.
 pub fn env_var_fn(name: String, default: Option<Value>) -> Result<Value, Error> {
+    let overridden = context::current().and_then(|n| n.overrides.as_ref().and_then(|o| o.env_vars.get(&name).cloned()));
+    if let Some(v) = overridden {
+        return Ok(Value::from(v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+    }
     match std::env::var(&name) {
         Ok(v) => Ok(Value::from(v)),
         Err(_) => default.map(|d| Value::from(d.to_string())).ok_or_else(|| {

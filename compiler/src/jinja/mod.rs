@@ -20,7 +20,7 @@ use std::sync::{Arc, LazyLock};
 use minijinja::{Environment, Value};
 
 pub use blocks::{Block, BlockKind, scan};
-pub use context::{NodeCtx, Recorder, RefCall, Resolver, Scope, Vars};
+pub use context::{NodeCtx, Recorder, RefCall, RenderOverrides, Resolver, Scope, Vars};
 pub use functions::{SECRET_ENV_PREFIXES, env_var_fn, is_runtime_only, project_env_var_fn, to_json, to_value};
 pub use macros::{BUILTIN_PACKAGE, MacroDef, MacroIndex};
 pub use relation::Relation;

@@ -10,6 +10,7 @@ mod project_config;
 mod properties;
 pub mod python;
 mod render;
+mod unit_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -141,9 +142,25 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         .collect();
     let parsed: Vec<Result<PropertiesFile>> =
         yml.par_iter().map(|(_, path, display)| yaml::parse(&files::read(path, display)?, display)).collect();
-    for ((i, _, display), props) in yml.iter().zip(parsed) {
-        let props = props?;
+    let mut unit_decls = Vec::new();
+    for ((i, path, display), props) in yml.iter().zip(parsed) {
+        let mut props = props?;
         let pkg = &packages[*i];
+        if !props.unit_tests.is_empty() {
+            let text = files::read(path, display)?;
+            let rel = display.strip_prefix(&pkg.rel).unwrap_or(display);
+            let parts: Vec<&str> = rel.split('/').collect();
+            let folders: Vec<String> = parts[1.min(parts.len())..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect();
+            for value in std::mem::take(&mut props.unit_tests) {
+                unit_decls.push(unit_tests::UnitDecl {
+                    package: pkg.name.clone(),
+                    file: display.clone(),
+                    folders: folders.clone(),
+                    text: text.clone(),
+                    value,
+                });
+            }
+        }
         apply_patches(pkg, &props, display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
         for group in &props.sources {
             load_source_group(
@@ -229,6 +246,10 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         warnings,
     };
     resolve_dependencies(&mut project)?;
+    for u in unit_tests::build(&project, unit_decls)? {
+        let into = if u.config.enabled() { &mut project.nodes } else { &mut project.disabled };
+        into.insert(u.unique_id.clone(), u);
+    }
     crate::timing::phase("dependencies resolved");
     let graph = crate::graph::Graph::build(&project)?;
     graph.check_acyclic(&project)?;
@@ -382,6 +403,7 @@ fn tree(file: &crate::project::ProjectFile, rt: ResourceType) -> Option<&Json> {
         ResourceType::Test => file.tests.as_ref(),
         ResourceType::Analysis => file.analyses.as_ref(),
         ResourceType::Source => file.sources.as_ref(),
+        ResourceType::UnitTest => None,
     }
 }
 
@@ -395,6 +417,7 @@ pub(crate) fn base_config(rt: ResourceType, fqn: &[String], pkg: &Package, root:
         ResourceType::Test => "test",
         ResourceType::Analysis => "view",
         ResourceType::Source => "source",
+        ResourceType::UnitTest => "unit",
     };
     if rt != ResourceType::Source {
         cfg.insert("materialized".into(), Json::from(materialized));

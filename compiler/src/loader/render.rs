@@ -61,6 +61,7 @@ pub fn node_ctx(node: &crate::nodes::Node, dialect: Dialect, resolver: Arc<dyn R
         target,
         recorder: Mutex::new(Default::default()),
         live: None,
+        overrides: None,
     }
 }
 
@@ -165,6 +166,7 @@ impl TextRenderer<'_> {
             target: self.target.clone(),
             recorder: Mutex::new(Default::default()),
             live: None,
+            overrides: None,
         });
         let mut ctx: BTreeMap<&str, Value> = BTreeMap::new();
         ctx.insert("target", self.target.clone());
