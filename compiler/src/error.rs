@@ -52,6 +52,8 @@ pub enum ErrorCode {
     TestNotFound = 134,
     /// A unit test names no model, an input that is not one of the model's, or misses one.
     UnitTestInvalid = 135,
+    /// `ref()` to a model whose `access: private` keeps it to its group.
+    RefNotAccessible = 136,
     /// A selector expression or `selectors.yml` entry is invalid.
     SelectorInvalid = 140,
     /// Command-line usage error.

@@ -209,8 +209,9 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
             for (k, x) in [
                 ("access", json!("protected")),
                 ("constraints", node.config.get("constraints").cloned().unwrap_or_else(|| json!([]))),
-                ("version", Json::Null),
-                ("latest_version", Json::Null),
+                // As written: a number stays a number.
+                ("version", version_json(node.version.as_deref())),
+                ("latest_version", version_json(node.latest_version.as_deref())),
                 ("deprecation_date", Json::Null),
                 ("primary_key", json!([])),
                 ("time_spine", Json::Null),
@@ -271,6 +272,13 @@ fn source_json(project: &Project, s: &Source) -> Json {
         "config": config, "patch_path": null, "unrendered_config": {}, "relation_name": relation_name, "created_at": 0.0,
         "unrendered_database": null, "unrendered_schema": s.schema, "doc_blocks": [],
     })
+}
+
+fn version_json(v: Option<&str>) -> Json {
+    match v {
+        None => Json::Null,
+        Some(v) => serde_json::from_str::<serde_json::Number>(v).map_or_else(|_| json!(v), Json::Number),
+    }
 }
 
 /// A unit test in dbt's `UnitTestDefinition` shape.

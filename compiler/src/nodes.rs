@@ -84,6 +84,53 @@ pub struct Column {
     pub position: usize,
 }
 
+/// Nodes `ref()` can name, by (package, name) and version: an unversioned `ref`
+/// names a versioned model's latest version.
+#[derive(Debug, Clone, Default)]
+pub struct RefIndex {
+    latest: std::collections::HashMap<(String, String), String>,
+    versions: std::collections::HashMap<(String, String, String), String>,
+}
+
+impl RefIndex {
+    /// Indexes the ref-able nodes (models, seeds, snapshots) among `nodes`.
+    pub fn new<'a>(nodes: impl Iterator<Item = &'a Node>) -> Self {
+        let mut ix = RefIndex::default();
+        for n in nodes.filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)) {
+            let key = (n.package.clone(), n.name.clone());
+            if let Some(v) = &n.version {
+                ix.versions.insert((n.package.clone(), n.name.clone(), v.clone()), n.unique_id.clone());
+                if n.latest_version.as_ref() == Some(v) {
+                    ix.latest.insert(key, n.unique_id.clone());
+                }
+            } else {
+                ix.latest.entry(key).or_insert_with(|| n.unique_id.clone());
+            }
+        }
+        ix
+    }
+
+    /// The node `ref()` names in `package`: a version when given, else the latest (or only) one.
+    pub fn get(&self, package: &str, name: &str, version: Option<&str>) -> Option<&String> {
+        match version {
+            Some(v) => self.versions.get(&(package.to_string(), name.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string())),
+            None => self.latest.get(&(package.to_string(), name.to_string())),
+        }
+    }
+
+    /// Resolves a call from a node of package `from`: its own package, the root, then the others in order.
+    pub fn find(&self, from: &str, root: &str, order: &[String], call: &RefCall) -> Option<&String> {
+        let v = call.version.as_deref();
+        match &call.package {
+            Some(p) => self.get(p, &call.name, v),
+            None => self
+                .get(from, &call.name, v)
+                .or_else(|| self.get(root, &call.name, v))
+                .or_else(|| order.iter().find_map(|p| self.get(p, &call.name, v))),
+        }
+    }
+}
+
 /// A unit test as declared (dbt 1.8 `unit_tests:`).
 #[derive(Debug, Clone)]
 pub struct UnitTest {
@@ -147,6 +194,9 @@ pub struct Node {
     pub python: Option<crate::loader::python::PythonModel>,
     /// For unit tests: the model, its fixtures and the expected rows.
     pub unit: Option<UnitTest>,
+    /// A versioned model's version (`versions: [{v: 2}]`), and its model's latest version.
+    pub version: Option<String>,
+    pub latest_version: Option<String>,
 }
 
 /// One table of a source group.

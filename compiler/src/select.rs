@@ -71,6 +71,16 @@ struct Item<'a> {
     config: &'a crate::config::Config,
     source_name: Option<&'a str>,
     test: Option<&'a crate::nodes::TestInfo>,
+    version: Option<&'a str>,
+    latest: Option<&'a str>,
+}
+
+/// Versions compare as numbers when both are, else as text.
+fn cmp_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
 }
 
 fn items(project: &Project) -> Vec<Item<'_>> {
@@ -88,6 +98,8 @@ fn items(project: &Project) -> Vec<Item<'_>> {
             config: &n.config,
             source_name: None,
             test: n.test.as_ref(),
+            version: n.version.as_deref(),
+            latest: n.latest_version.as_deref(),
         })
         .collect();
     out.extend(project.sources.values().map(|s| Item {
@@ -101,6 +113,8 @@ fn items(project: &Project) -> Vec<Item<'_>> {
         config: &s.config,
         source_name: Some(&s.source_name),
         test: None,
+        version: None,
+        latest: None,
     }));
     out
 }
@@ -230,7 +244,15 @@ fn json_matches(v: &Json, sel: &str) -> bool {
 
 fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Result<bool> {
     Ok(match method {
-        "fqn" => item.rt != ResourceType::Source && fqn_match(item.fqn, item.name, value),
+        "fqn" => {
+            item.rt != ResourceType::Source
+                && (fqn_match(item.fqn, item.name, value)
+                    // A version by `<name>.v<v>` or `<name>_v<v>`.
+                    || item.version.is_some_and(|v| {
+                        let v = v.replace('.', "_");
+                        value == format!("{}.v{v}", item.name) || value == format!("{}_v{v}", item.name)
+                    }))
+        }
         "tag" => item.tags.iter().any(|t| glob(value, t)),
         "path" => path_match(item.file, value, root),
         "file" => {
@@ -269,7 +291,20 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
                 .hint("pass the plan (or its folder, with run_results.json and sources.json) of the run to compare with"));
         }
         "unit_test" => item.rt == ResourceType::UnitTest && (glob(value, item.name) || fqn_match(item.fqn, item.name, value)),
-        "exposure" | "metric" | "semantic_model" | "saved_query" | "version" | "access" | "group" => false,
+        "version" => match (value, item.version, item.latest) {
+            ("latest", Some(v), Some(l)) => v == l,
+            ("old", Some(v), Some(l)) => cmp_versions(v, l).is_lt(),
+            ("prerelease", Some(v), Some(l)) => cmp_versions(v, l).is_gt(),
+            ("none", None, _) => item.rt == ResourceType::Model,
+            ("latest" | "old" | "prerelease" | "none", _, _) => false,
+            _ => {
+                return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("unknown `version:{value}`"))
+                    .hint("use version:latest, version:old, version:prerelease or version:none"));
+            }
+        },
+        "access" => item.rt == ResourceType::Model && item.config.str("access").unwrap_or("protected") == value,
+        "group" => item.config.str("group").is_some_and(|g| glob(value, g)),
+        "exposure" | "metric" | "semantic_model" | "saved_query" => false,
         other => {
             return Err(DvtError::new(ErrorCode::SelectorInvalid, format!("unknown selection method `{other}`"))
                 .hint("methods: fqn, tag, path, file, package, resource_type, source, config.<key>, test_type, test_name"));

@@ -23,3 +23,4 @@ mod state;
 mod support;
 mod tls;
 mod unit_tests;
+mod versions;

@@ -18,8 +18,8 @@ use crate::nodes::{Node, Project};
 
 /// Name lookups shared by every render.
 pub struct Index {
-    /// (package, name) → unique id of ref-able nodes.
-    pub by_name: HashMap<(String, String), String>,
+    /// (package, name[, version]) → unique id of ref-able nodes.
+    pub refs: crate::nodes::RefIndex,
     pub root: String,
     pub package_order: Vec<String>,
     pub placements: BTreeMap<String, Placement>,
@@ -33,21 +33,18 @@ pub struct Index {
 
 impl Index {
     pub fn new(project: &Project, placements: BTreeMap<String, Placement>) -> Self {
-        let mut by_name = HashMap::new();
         let mut ephemeral = BTreeSet::new();
         for n in project.nodes.values() {
             if matches!(
                 n.resource_type,
                 crate::nodes::ResourceType::Model | crate::nodes::ResourceType::Seed | crate::nodes::ResourceType::Snapshot
-            ) {
-                by_name.entry((n.package.clone(), n.name.clone())).or_insert_with(|| n.unique_id.clone());
-                if n.config.str("materialized") == Some("ephemeral") {
-                    ephemeral.insert(n.unique_id.clone());
-                }
+            ) && n.config.str("materialized") == Some("ephemeral")
+            {
+                ephemeral.insert(n.unique_id.clone());
             }
         }
         Index {
-            by_name,
+            refs: crate::nodes::RefIndex::new(project.nodes.values()),
             root: project.name.clone(),
             package_order: project.packages.iter().map(|p| p.name.clone()).collect(),
             placements,
@@ -60,14 +57,7 @@ impl Index {
 
     /// The unique id a `ref()` from `from` names (same rules as the loader).
     pub fn find_ref(&self, from: &str, call: &RefCall) -> Option<&String> {
-        match &call.package {
-            Some(p) => self.by_name.get(&(p.clone(), call.name.clone())),
-            None => self
-                .by_name
-                .get(&(from.to_string(), call.name.clone()))
-                .or_else(|| self.by_name.get(&(self.root.clone(), call.name.clone())))
-                .or_else(|| self.package_order.iter().find_map(|p| self.by_name.get(&(p.clone(), call.name.clone())))),
-        }
+        self.refs.find(from, &self.root, &self.package_order, call)
     }
 }
 

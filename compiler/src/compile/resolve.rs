@@ -162,7 +162,11 @@ pub fn relation_of(project: &Project, jinja: &Jinja, node: &Node, output: &Outpu
             Some(c) => format!("{}_{}", output.schema, c.trim()),
         };
         let database = custom_db.map(|d| d.trim().to_string()).or(output.database.clone());
-        let identifier = custom_alias.map(|a| a.trim().to_string()).unwrap_or_else(|| node.name.clone());
+        // dbt's default alias: the name, with `_v<version>` for a versioned model.
+        let identifier = custom_alias.map(|a| a.trim().to_string()).unwrap_or_else(|| match &node.version {
+            Some(v) => format!("{}_v{}", node.name, v.replace('.', "_")),
+            None => node.name.clone(),
+        });
         return Ok(relation_ref(output, database, Some(schema), identifier));
     }
     let dialect = Dialect::from_adapter(&output.kind).unwrap_or(Dialect::Postgres);

@@ -623,33 +623,167 @@ fn apply_patches(
         for patch in patches {
             let name = &patch.name.value;
             let line = yaml::line_of(&patch.name);
+            let versions = model_versions(patch, pkg, rt, by_key, file, line)?;
+            if !versions.is_empty() {
+                for (idx, v, latest, entry) in versions {
+                    let node = &mut pending[idx].node;
+                    // dbt: the name without suffix, the version in the id and fqn, `<name>_v<v>` as the default alias.
+                    node.name = name.clone();
+                    node.unique_id = format!("model.{}.{name}.v{v}", pkg.name);
+                    if let Some(last) = node.fqn.last_mut() {
+                        *last = name.clone();
+                    }
+                    node.fqn.push(format!("v{v}"));
+                    node.version = Some(v.clone());
+                    node.latest_version = Some(latest);
+                    apply_patch(node, patch, renderer, pkg, file, line)?;
+                    let mut cols = patch.columns.clone();
+                    if let Some(c) = entry.get("config").and_then(Json::as_object) {
+                        config::apply_all(&mut node.config, c);
+                    }
+                    if let Some(Json::Array(vcols)) = entry.get("columns") {
+                        cols = version_columns(&patch.columns, vcols, file, line)?;
+                        node.columns = columns(&cols, renderer, &pkg.name, file, line)?;
+                    }
+                    let own: Vec<Json> = patch
+                        .tests
+                        .iter()
+                        .chain(entry.get("tests").or(entry.get("data_tests")).and_then(Json::as_array).into_iter().flatten())
+                        .cloned()
+                        .collect();
+                    let target = DeclTarget {
+                        unique_id: &node.unique_id,
+                        label: format!("{name}_v{}", v.replace('.', "_")),
+                        model_call: format!("ref('{name}', v='{v}')"),
+                    };
+                    declare_tests(tests, &own, &cols, &target, pkg, file, line);
+                }
+                continue;
+            }
             let Some(&idx) = by_key.get(&(pkg.name.clone(), rt, name.clone())) else {
                 warnings.push(format!("{file}:{line}: {rt} `{name}` is described here but no such {rt} exists in package `{}`", pkg.name));
                 continue;
             };
             let node = &mut pending[idx].node;
-            if let Some(cfg) = &patch.config {
-                config::apply_all(&mut node.config, cfg);
-            }
-            if let Some(tags) = &patch.tags {
-                config::apply(&mut node.config, "tags", tags);
-            }
-            if let Some(meta) = &patch.meta {
-                config::apply(&mut node.config, "meta", meta);
-            }
-            if let Some(docs) = &patch.docs {
-                config::apply(&mut node.config, "docs", docs);
-            }
-            if let Some(c) = &patch.constraints {
-                config::apply(&mut node.config, "constraints", c);
-            }
-            node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
-            node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
+            apply_patch(node, patch, renderer, pkg, file, line)?;
             let target = DeclTarget { unique_id: &node.unique_id, label: name.to_string(), model_call: format!("ref('{name}')") };
             declare_tests(tests, &patch.tests, &patch.columns, &target, pkg, file, line);
         }
     }
     Ok(())
+}
+
+/// What a properties entry sets on its node: configs, tags, meta, docs, constraints,
+/// access and group, the description and the columns.
+fn apply_patch(
+    node: &mut Node,
+    patch: &properties::NodePatch,
+    renderer: &mut render::TextRenderer<'_>,
+    pkg: &Package,
+    file: &str,
+    line: u32,
+) -> Result<()> {
+    if let Some(cfg) = &patch.config {
+        config::apply_all(&mut node.config, cfg);
+    }
+    if let Some(tags) = &patch.tags {
+        config::apply(&mut node.config, "tags", tags);
+    }
+    if let Some(meta) = &patch.meta {
+        config::apply(&mut node.config, "meta", meta);
+    }
+    if let Some(docs) = &patch.docs {
+        config::apply(&mut node.config, "docs", docs);
+    }
+    if let Some(c) = &patch.constraints {
+        config::apply(&mut node.config, "constraints", c);
+    }
+    for (key, v) in [("access", &patch.access), ("group", &patch.group)] {
+        if let Some(v) = v {
+            config::apply(&mut node.config, key, v);
+        }
+    }
+    node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
+    node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
+    Ok(())
+}
+
+/// A versioned model's entries: (pending index, version, latest version, the `versions:` entry).
+/// Version `v` is defined in `defined_in`, else `<name>_v<v>`, else (the latest only) `<name>`.
+fn model_versions(
+    patch: &properties::NodePatch,
+    pkg: &Package,
+    rt: ResourceType,
+    by_key: &HashMap<(String, ResourceType, String), usize>,
+    file: &str,
+    line: u32,
+) -> Result<Vec<(usize, String, String, Json)>> {
+    let Some(list) = patch.versions.as_ref().filter(|_| rt == ResourceType::Model) else { return Ok(vec![]) };
+    let name = &patch.name.value;
+    let text = |v: &Json| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let vs: Vec<String> = list.iter().map(|e| e.get("v").map(text).unwrap_or_default()).collect();
+    if vs.iter().any(String::is_empty) {
+        return Err(DvtError::new(ErrorCode::YamlInvalid, format!("a version of model `{name}` has no `v:`"))
+            .at(Location::new(file, line, 0))
+            .hint("write each version as `- v: 2`"));
+    }
+    let latest = match &patch.latest_version {
+        Some(v) => text(v),
+        // dbt: the greatest version.
+        None => vs
+            .iter()
+            .max_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => a.cmp(b),
+            })
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for (entry, v) in list.iter().zip(vs) {
+        let defined_in =
+            entry.get("defined_in").and_then(Json::as_str).map_or_else(|| format!("{name}_v{}", v.replace('.', "_")), str::to_string);
+        let key = |n: &str| (pkg.name.clone(), rt, n.to_string());
+        let idx = by_key.get(&key(&defined_in)).or_else(|| if v == latest { by_key.get(&key(name)) } else { None });
+        let Some(&idx) = idx else {
+            return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("version {v} of model `{name}` has no file `{defined_in}.sql`"))
+                .at(Location::new(file, line, 0))
+                .hint("name the file `<model>_v<version>.sql`, or set `defined_in:` on the version"));
+        };
+        out.push((idx, v, latest.clone(), entry.clone()));
+    }
+    Ok(out)
+}
+
+/// A version's columns: the model's (all, or as `include`/`exclude` say) with the version's own on top.
+fn version_columns(base: &[ColumnProps], entries: &[Json], file: &str, line: u32) -> Result<Vec<ColumnProps>> {
+    let mut include_all = true;
+    let mut include: Option<Vec<String>> = None;
+    let mut exclude: Vec<String> = vec![];
+    let mut own: Vec<ColumnProps> = vec![];
+    let names = |v: &Json| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(Json::as_str).map(str::to_string).collect() };
+    for e in entries {
+        if let Some(inc) = e.get("include") {
+            include_all = inc.as_str() == Some("all") || inc.as_str() == Some("*");
+            if !include_all {
+                include = Some(names(inc));
+            }
+            exclude = e.get("exclude").map(names).unwrap_or_default();
+        } else {
+            let c: ColumnProps = serde_json::from_value(e.clone()).map_err(|err| {
+                DvtError::new(ErrorCode::YamlInvalid, format!("a version column is not valid: {err}")).at(Location::new(file, line, 0))
+            })?;
+            own.push(c);
+        }
+    }
+    let mut out: Vec<ColumnProps> = base
+        .iter()
+        .filter(|c| include_all || include.as_ref().is_some_and(|i| i.contains(&c.name)))
+        .filter(|c| !exclude.contains(&c.name) && !own.iter().any(|o| o.name == c.name))
+        .cloned()
+        .collect();
+    out.extend(own);
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -851,29 +985,59 @@ fn line_in(node: &Node, needle: &regex::Regex) -> Location {
     }
 }
 
-fn resolve_dependencies(project: &mut Project) -> Result<()> {
-    // Name index of ref-able nodes: (package, name) → unique id.
-    let refable = |n: &Node| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot);
-    let mut enabled: HashMap<(String, String), String> = HashMap::new();
-    for n in project.nodes.values().filter(|n| refable(n)) {
-        enabled.entry((n.package.clone(), n.name.clone())).or_insert_with(|| n.unique_id.clone());
+/// dbt's model access: a `private` model is ref'd only from its own group (`protected`,
+/// the default, and `public` models from anywhere in the project and its installed packages).
+fn check_access(node: &Node, target: &str, access: Option<&(String, Option<String>)>, line: u32) -> Result<()> {
+    let Some((access, group)) = access else { return Ok(()) };
+    if matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) {
+        return Ok(());
     }
+    let refused = |why: String, hint: &str| {
+        Err(DvtError::new(ErrorCode::RefNotAccessible, why).at(Location::new(&node.file, line, 0)).hint(hint.to_string()))
+    };
+    match access.as_str() {
+        "private" if node.config.str("group") != group.as_deref() => refused(
+            format!(
+                "{} `{}` refs {target}, which is private to group `{}`",
+                node.resource_type,
+                node.name,
+                group.as_deref().unwrap_or("(none)")
+            ),
+            "put the referencing node in that group, or make the model `access: protected` or `public`",
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn resolve_dependencies(project: &mut Project) -> Result<()> {
+    // Name index of ref-able nodes: (package, name[, version]) → unique id.
+    let refable = |n: &Node| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot);
+    let enabled = crate::nodes::RefIndex::new(project.nodes.values());
     let mut disabled: HashMap<(String, String), String> = HashMap::new();
     for n in project.disabled.values().filter(|n| refable(n)) {
         disabled.insert((n.package.clone(), n.name.clone()), n.file.clone());
     }
     let root = project.name.clone();
     let package_names: Vec<String> = project.packages.iter().map(|p| p.name.clone()).collect();
-    let lookup = |index: &HashMap<(String, String), String>, from: &str, call: &RefCall| -> Option<String> {
+    let lookup_disabled = |from: &str, call: &RefCall| -> Option<String> {
         match &call.package {
-            Some(p) => index.get(&(p.clone(), call.name.clone())).cloned(),
-            None => index
+            Some(p) => disabled.get(&(p.clone(), call.name.clone())).cloned(),
+            None => disabled
                 .get(&(from.to_string(), call.name.clone()))
-                .or_else(|| index.get(&(root.clone(), call.name.clone())))
-                .or_else(|| package_names.iter().find_map(|p| index.get(&(p.clone(), call.name.clone()))))
+                .or_else(|| disabled.get(&(root.clone(), call.name.clone())))
+                .or_else(|| package_names.iter().find_map(|p| disabled.get(&(p.clone(), call.name.clone()))))
                 .cloned(),
         }
     };
+    let access: HashMap<String, (String, Option<String>)> = project
+        .nodes
+        .values()
+        .filter(|n| n.resource_type == ResourceType::Model)
+        .map(|n| {
+            let access = n.config.str("access").unwrap_or("protected").to_string();
+            (n.unique_id.clone(), (access, n.config.str("group").map(str::to_string)))
+        })
+        .collect();
     let source_index: HashMap<(String, String), String> =
         project.sources.values().map(|s| ((s.source_name.clone(), s.name.clone()), s.unique_id.clone())).collect();
     for node in project.nodes.values_mut() {
@@ -882,14 +1046,21 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
             deps.push(t.attached_node.clone());
         }
         for (call, line) in &node.refs {
-            match lookup(&enabled, &node.package, call) {
-                Some(id) => deps.push(id),
+            match enabled.find(&node.package, &root, &package_names, call).cloned() {
+                Some(id) => {
+                    check_access(node, &id, access.get(&id), *line)?;
+                    deps.push(id)
+                }
                 None => {
                     let pattern = regex::Regex::new(&format!(r#"ref\(\s*(?:['"][^'"]*['"]\s*,\s*)?['"]{}['"]"#, regex::escape(&call.name)))
                         .expect("escaped");
                     let loc = if node.raw.is_empty() { Location::new(&node.file, *line, 0) } else { line_in(node, &pattern) };
                     let shown = call.package.as_ref().map_or_else(|| format!("'{}'", call.name), |p| format!("'{p}', '{}'", call.name));
-                    if let Some(file) = lookup(&disabled, &node.package, call) {
+                    let shown = match &call.version {
+                        Some(v) => format!("{shown}, v={v}"),
+                        None => shown,
+                    };
+                    if let Some(file) = lookup_disabled(&node.package, call) {
                         return Err(DvtError::new(
                             ErrorCode::RefDisabled,
                             format!("{} `{}` depends on ref({shown}), which is disabled ({file})", node.resource_type, node.name),

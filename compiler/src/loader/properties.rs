@@ -44,10 +44,20 @@ pub struct NodePatch {
     /// Model-level constraints (`- type: primary_key, columns: [a, b]`), for contracts.
     #[serde(default)]
     pub constraints: Option<Json>,
+    /// Model versions (`- v: 2`, with `defined_in`, `config`, `columns`, `tests`).
+    #[serde(default)]
+    pub versions: Option<Vec<Json>>,
+    #[serde(default)]
+    pub latest_version: Option<Json>,
+    /// `private`, `protected` (default) or `public`.
+    #[serde(default)]
+    pub access: Option<Json>,
+    #[serde(default)]
+    pub group: Option<Json>,
 }
 
 /// A documented column.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ColumnProps {
     pub name: String,
     #[serde(default)]

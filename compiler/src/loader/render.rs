@@ -105,6 +105,8 @@ pub fn model_value(n: &crate::nodes::Node) -> Value {
         "alias": n.config.str("alias").unwrap_or(&n.name),
         "description": n.description,
         "raw_code": n.raw,
+        "version": n.version,
+        "latest_version": n.latest_version,
     }))
 }
 
