@@ -252,3 +252,44 @@ fn unknown_state(value: &str) -> DvtError {
     DvtError::new(ErrorCode::SelectorInvalid, format!("unknown `state:{value}`"))
         .hint(format!("use state:new, state:old, state:modified, state:unmodified, or state:modified.<{}>", MODIFIED_PARTS.join("|")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with_freshness(at: &str) -> State {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "plan_version": "1.3.0", "project_name": "p",
+            "invocation": {"target": null, "compute": null, "bucket": null, "full_refresh": false, "select": [], "exclude": [], "selector": null, "var_names": []},
+            "targets": {}, "computes": {}, "buckets": {}, "sources": {}, "nodes": {}, "order": [], "warnings": []
+        }))
+        .unwrap();
+        State { dir: PathBuf::new(), plan, results: BTreeMap::new(), freshness: BTreeMap::from([("source.p.s.t".into(), at.into())]) }
+    }
+
+    #[test]
+    fn fresher_compares_instants() {
+        let state = state_with_freshness("2024-01-01T10:00:00+00:00");
+        let facts = |at: &str| Facts { freshness: BTreeMap::from([("source.p.s.t".to_string(), at.to_string())]), ..Default::default() };
+        assert!(facts("2024-01-01T10:00:01+00:00").fresher(&state, "source.p.s.t"));
+        assert!(!facts("2024-01-01T10:00:00Z").fresher(&state, "source.p.s.t"));
+        // 11:00+02:00 is 09:00 UTC: older.
+        assert!(!facts("2024-01-01T11:00:00+02:00").fresher(&state, "source.p.s.t"));
+        // A source the state never checked is fresher; one never checked now is not.
+        assert!(!facts("2024-01-01T00:00:00Z").fresher(&state, "source.p.s.other"));
+        let f =
+            Facts { freshness: BTreeMap::from([("source.p.s.new".to_string(), "2024-01-01T00:00:00Z".to_string())]), ..Default::default() };
+        assert!(f.fresher(&state, "source.p.s.new"));
+    }
+
+    #[test]
+    fn unknown_state_values_are_errors() {
+        let state = state_with_freshness("2024-01-01T00:00:00Z");
+        let f = Facts::default();
+        assert!(f.state_matches(&state, "model.p.m", "new").unwrap());
+        assert!(f.state_matches(&state, "model.p.m", "modified").unwrap());
+        assert!(!f.state_matches(&state, "model.p.m", "old").unwrap());
+        assert!(f.state_matches(&state, "model.p.m", "modified.sql").is_err());
+        assert!(f.state_matches(&state, "model.p.m", "changed").is_err());
+    }
+}

@@ -144,6 +144,13 @@ fn state_modified_selects_the_changes_and_defer_reads_prod() {
     let up = &revenue.upstreams[0];
     assert!(up.deferred && up.target == "prod", "{up:?}");
     assert_eq!(revenue.path, dvt_schema::plan::ExecutionPath::Federation);
+    let d = dvtc(&root, &["diff", state_dir.join("plan.json").to_str().unwrap(), "pr.json"]);
+    assert!(d.stdout.contains("deferred to the state"), "{}", d.stdout);
+    assert!(
+        d.stdout.contains(&format!("model.st.revenue reads model.st.stg_orders from prod \"dvt\".\"{}_prod\".\"stg_orders\"", db.schema)),
+        "{}",
+        d.stdout
+    );
     let top = plan.nodes.values().find(|n| n.name == "top").unwrap();
     assert!(!top.upstreams[0].deferred, "revenue is selected: top reads the CI build of it");
 
