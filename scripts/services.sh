@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL, MariaDB and S3-compatible servers for the tests, on 127.0.0.1, data
-# under build/services/, stopped by pid. Installs the servers with apt if missing.
+# under build/services/, stopped by pid. Installs the servers (and Chromium, which opens
+# the docs site headless) with apt if missing.
 #   scripts/services.sh start   # prints nothing but errors; writes build/services/env
 #   scripts/services.sh stop
 set -euo pipefail
@@ -132,11 +133,14 @@ case "${1:-}" in
     start_pg
     start_maria
     start_s3
+    # Headless Chromium opens the docs site in the tests.
+    command -v chromium >/dev/null || apt_install chromium
     cat > "$dir/env" <<ENV
 export DVT_TEST_PG_PORT=$PG_PORT
 export DVT_TEST_MARIA_PORT=$MARIA_PORT
 export DVT_TEST_S3_PORT=$S3_PORT
 export DVT_TEST_TLS_CA=$dir/tls/ca.crt
+export DVT_TEST_CHROMIUM=$(command -v chromium)
 ENV
     ;;
   stop)

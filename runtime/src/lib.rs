@@ -13,6 +13,7 @@ pub use datafusion::arrow;
 pub mod connectors;
 pub mod credentials;
 pub mod debug;
+pub mod docs;
 pub mod executor;
 pub mod federation;
 pub mod freshness;

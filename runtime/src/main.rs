@@ -64,6 +64,18 @@ enum SourceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum DocsCommand {
+    /// Write target/catalog.json (dbt's v1, read from each node's own database),
+    /// target/manifest.json and the documentation site in target/docs/.
+    Generate,
+    /// Serve target/docs/ on 127.0.0.1 (run `dvtr docs generate` first).
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run a plan written by `dvtc compile -o`.
     Execute {
@@ -100,6 +112,11 @@ enum Command {
     Debug,
     /// Prepare what a run needs: connectors, missing schemas created, buckets reachable (idempotent).
     Sync,
+    /// Documentation: catalog and static site with lineage across databases.
+    Docs {
+        #[command(subcommand)]
+        command: DocsCommand,
+    },
     /// Source commands (`dvtr source freshness`).
     Source {
         #[command(subcommand)]
@@ -149,12 +166,16 @@ fn env_for(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions) -> 
     Ok(Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir, buckets, live_render: Some(Box::new(render)) }))
 }
 
-fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
-    let now = chrono::Utc::now();
-    // One id per invocation: time and process, as hex in a UUID's layout.
+/// One id per invocation: time and process, as hex in a UUID's layout.
+fn invocation_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let n = now.timestamp_nanos_opt().unwrap_or_default() as u128 ^ (u128::from(std::process::id()) << 64);
     let hex = format!("{n:032x}");
-    let invocation_id = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
+    let now = chrono::Utc::now();
+    let invocation_id = invocation_id(now);
     let rr = RunResults {
         metadata: RunResultsMetadata {
             dbt_schema_version: RUN_RESULTS_SCHEMA.into(),
@@ -169,6 +190,87 @@ fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64
         args: BTreeMap::from([("which".to_string(), serde_json::Value::from(command))]),
     };
     dvt_compiler::cli::write_json(dir, "run_results.json", &rr).map(|_| ())
+}
+
+/// `dvtr docs generate`.
+fn docs_generate_cmd(args: &ProjectArgs) -> Result<i32> {
+    let start = Instant::now();
+    let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(args)?);
+    let (project, jinja, graph) = (&loaded.0, &loaded.1, &loaded.2);
+    let options = dvt_compiler::cli::CompileArgs {
+        select: SelectArgs { indirect_selection: "eager".into(), ..Default::default() },
+        compute: None,
+        bucket: None,
+        full_refresh: false,
+        output: None,
+        explain: None,
+    }
+    .options(args)?;
+    let compiled = dvt_compiler::compile::compile(project, jinja, graph, &options)?;
+    let plan = &compiled.plan;
+    let env = env_for(args, loaded.clone(), options.clone())?;
+    let nodes: Vec<dvt_runtime::docs::CatalogItem<'_>> = plan
+        .nodes
+        .values()
+        .filter(|n| matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot"))
+        .filter_map(|n| {
+            Some(dvt_runtime::docs::CatalogItem { unique_id: &n.unique_id, output: &n.target.value, relation: n.relation.as_ref()? })
+        })
+        .filter(|i| plan.targets.get(i.output).is_some_and(|t| t.kind != dvt_compiler::loader::BUCKET_OUTPUT))
+        .collect();
+    let sources: Vec<dvt_runtime::docs::CatalogItem<'_>> = plan
+        .sources
+        .values()
+        .filter(|s| s.external.is_none())
+        .map(|s| dvt_runtime::docs::CatalogItem { unique_id: &s.unique_id, output: &s.connection.value, relation: &s.relation })
+        .collect();
+    let now = chrono::Utc::now();
+    let metadata = serde_json::json!({
+        "dbt_schema_version": dvt_runtime::docs::CATALOG_SCHEMA,
+        "dbt_version": dvt_compiler::manifest_dbt::DBT_VERSION,
+        "generated_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "invocation_id": invocation_id(now),
+        "env": {},
+    });
+    let catalog = dvt_runtime::docs::catalog(&env, &nodes, &sources, metadata);
+    let target = project.root.join(project.root_package().file.target_path());
+    dvt_compiler::cli::write_json(&target, "catalog.json", &catalog)?;
+    let placements = dvt_compiler::compile::resolve::place_all(project, jinja, &options.overrides)?;
+    dvt_compiler::cli::write_json(&target, "manifest.json", &dvt_compiler::manifest_dbt::build(project, jinja, graph, &placements))?;
+    let site = dvt_runtime::docs::site_html(&dvt_runtime::docs::site_data(project, plan, &catalog));
+    let docs = target.join("docs");
+    std::fs::create_dir_all(&docs).map_err(|e| DvtError::io(&docs, e))?;
+    std::fs::write(docs.join("index.html"), site).map_err(|e| DvtError::io(&docs, e))?;
+    let described = catalog["nodes"].as_object().map_or(0, |m| m.len()) + catalog["sources"].as_object().map_or(0, |m| m.len());
+    println!(
+        "Catalog: {described} relations read from {} outputs",
+        nodes.iter().chain(&sources).map(|i| i.output).collect::<BTreeSet<_>>().len()
+    );
+    for e in catalog["errors"].as_array().into_iter().flatten() {
+        println!("  could not read: {}", e.as_str().unwrap_or_default());
+    }
+    println!(
+        "Wrote {}, {} and {} in {:.2}s",
+        target.join("catalog.json").display(),
+        target.join("manifest.json").display(),
+        docs.join("index.html").display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(i32::from(!catalog["errors"].is_null()))
+}
+
+/// `dvtr docs serve`.
+fn docs_serve_cmd(args: &ProjectArgs, port: u16) -> Result<i32> {
+    let dir = project_dir(args);
+    let pf = dvt_compiler::project::load_project_file(&dir, "")?;
+    let docs = dir.join(pf.file.target_path()).join("docs");
+    if !docs.join("index.html").is_file() {
+        return Err(DvtError::new(ErrorCode::Usage, format!("{} does not exist", docs.join("index.html").display()))
+            .hint("run `dvtr docs generate` first"));
+    }
+    dvt_runtime::docs::serve(&docs, port, |p| println!("Serving {} on http://127.0.0.1:{p}/ (Ctrl-C to stop)", docs.display()))
+        .map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
+    Ok(0)
 }
 
 /// Prints the summary; returns the exit code (0 ok, 1 node failures).
@@ -498,6 +600,8 @@ fn main() {
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
         Command::Debug => debug_cmd(a),
+        Command::Docs { command: DocsCommand::Generate } => docs_generate_cmd(a),
+        Command::Docs { command: DocsCommand::Serve { port } } => docs_serve_cmd(a, *port),
         Command::Sync => sync_cmd(a),
         Command::Source { command: SourceCommand::Freshness { select } } => freshness_cmd(a, select),
         Command::RunOperation { r#macro, args } => run_operation_cmd(a, r#macro, args.as_deref()),

@@ -7,6 +7,7 @@ mod contracts;
 mod dbt_compat;
 mod deps;
 mod differential;
+mod docs;
 mod duckdb_files;
 mod errors;
 mod federated;

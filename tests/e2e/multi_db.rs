@@ -78,6 +78,20 @@ fn multi_db_seeds_and_the_federation_matrix_on_four_engines() {
         serde_json::from_str(&std::fs::read_to_string(p.path.join("target/run_results.json")).unwrap()).unwrap();
     let fed_replace = results["results"].as_array().unwrap().iter().filter(|x| x["adapter_response"]["rendering"] == "replace").count();
     assert!(fed_replace >= 6, "{results:#}");
+    // One catalog across four engines, each relation read from its own database.
+    let r = dvt("dvtr", &p, &["docs", "generate"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let catalog: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.path.join("target/catalog.json")).unwrap()).unwrap();
+    assert_eq!(dvt("dvtc", &p, &["compile"]).code, 0);
+    let plan: Plan = serde_json::from_str(&std::fs::read_to_string(p.path.join("target/plan.json")).unwrap()).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for (id, e) in catalog["nodes"].as_object().unwrap() {
+        assert!(!e["columns"].as_object().unwrap().is_empty(), "{id} has no columns");
+        if let Some(n) = plan.nodes.get(id) {
+            kinds.insert(plan.targets[&n.target.value].kind.clone());
+        }
+    }
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["duckdb", "mysql", "postgres", "sqlite"]);
 
     let r = dvt("dvtc", &p, &["compile", "-o", "target/check_plan.json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

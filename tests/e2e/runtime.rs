@@ -662,10 +662,27 @@ fn source_freshness_checks_each_source_on_its_own_database() {
     assert!((3000.0..4200.0).contains(&age), "the filter keeps only the 1-hour-old row: {fresh}");
     assert_eq!(fresh["criteria"]["filter"], "kind = 'a'");
     assert_eq!(result("source.rt.maria_raw.late_m")["status"], "warn");
+    // dbt's own tooling reads it as sources v3.
+    let py = std::env::var("DVT_TEST_PYTHON").expect("DVT_TEST_PYTHON is not set: run `make test`");
+    let code = format!(
+        "import json\nfrom dbt_artifacts_parser.parser import parse_sources\ns = parse_sources(json.load(open({:?})))\nprint(type(s).__name__, len(s.results))",
+        db.project.join("target/sources.json").display().to_string()
+    );
+    let out = std::process::Command::new(py).args(["-c", &code]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "SourcesV3 3", "{}", String::from_utf8_lossy(&out.stderr));
+    // `source_status:fresher`: after new rows land in one source, only it is fresher than the state.
+    let state = db.project.join("prod");
+    let env: Vec<(&str, &str)> = db.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let c = dvtc_env(&db.project, &["compile", "-o", state.join("plan.json").to_str().unwrap()], &env);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    std::fs::copy(db.project.join("target/sources.json"), state.join("sources.json")).unwrap();
+    op("pg", format!("insert into \"{s}\".fresh_pg values (now(), 'a')"));
     // Selecting only the passing source exits 0.
     let r = dvtr(&db, &["source", "freshness", "-s", "source:pg_raw.fresh_pg"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("PASS=1 WARN=0 ERROR=0 TOTAL=1"), "{}", r.stdout);
+    let r = dvtr(&db, &["ls", "-s", "source_status:fresher", "--state", state.to_str().unwrap()]);
+    assert_eq!(r.stdout.trim(), "source:rt.pg_raw.fresh_pg", "{}", r.stderr);
 }
 
 #[test]

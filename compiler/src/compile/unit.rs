@@ -11,7 +11,7 @@ use dvt_schema::plan::{ExecutionPath, Materialization, PlanNode, PushdownPlan, S
 use serde_json::Value as Json;
 
 use super::render::{Mode, THIS, fragment_name};
-use super::{Ctx, NodeOut, compiled_path};
+use super::{Ctx, NodeOut};
 use crate::config::ConfigExt;
 use crate::dialect::Dialect;
 use crate::error::{DvtError, ErrorCode, Location, Result};
@@ -229,8 +229,8 @@ pub(super) fn compile(cx: &Ctx<'_>, node: &Node, unit: &UnitTest) -> Result<Node
         contract: None,
         unit: Some(UnitTestPlan { model: model.unique_id.clone(), columns, rows, expected_sql }),
     };
-    let file = format!("{}/unit_tests/{}.sql", compiled_path(project, model).trim_end_matches(".sql"), node.name);
-    Ok(NodeOut { node: Box::new(plan), warnings: vec![], file: Some(file) })
+    // Like `dbt compile`, no file under target/compiled/: the SQL is in the plan.
+    Ok(NodeOut { node: Box::new(plan), warnings: vec![], file: None })
 }
 
 /// Column types of an input relation, from the live database, when it is on an output

@@ -153,6 +153,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
             let folders: Vec<String> = parts[1.min(parts.len())..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect();
             for value in std::mem::take(&mut props.unit_tests) {
                 unit_decls.push(unit_tests::UnitDecl {
+                    fixture_dirs: resource_dirs(pkg, &pkg.file.test_paths()).into_iter().map(|d| d.join("fixtures")).collect(),
                     package: pkg.name.clone(),
                     file: display.clone(),
                     folders: folders.clone(),
@@ -535,7 +536,8 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
     for dir in resource_dirs(pkg, &f.test_paths()) {
         for path in files::walk(&dir, &["sql"]) {
             let folders = files::folders(&path, &dir);
-            if folders.first().is_some_and(|f| f == "generic") {
+            // Generic test definitions are macros; `fixtures/` holds unit test fixture files.
+            if folders.first().is_some_and(|f| f == "generic" || f == "fixtures") {
                 continue;
             }
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));

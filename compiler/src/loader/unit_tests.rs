@@ -17,6 +17,8 @@ pub(crate) struct UnitDecl {
     pub folders: Vec<String>,
     pub text: String,
     pub value: Json,
+    /// `<test-path>/fixtures/` folders, where `fixture: <name>` files live.
+    pub fixture_dirs: Vec<std::path::PathBuf>,
 }
 
 const FORMATS: [&str; 3] = ["dict", "csv", "sql"];
@@ -63,13 +65,13 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
             if !FORMATS.contains(&format.as_str()) {
                 return Err(bad(format!("unit test `{name}`: unknown fixture format `{format}`"), "use dict, csv or sql"));
             }
-            if g.get("fixture").is_some() && g.get("rows").is_none() {
-                return Err(bad(
-                    format!("unit test `{name}`: fixture files (`fixture:`) are not supported yet"),
-                    "write the rows inline with `rows:`",
-                ));
-            }
-            given.push((uid, format, g.get("rows").cloned().unwrap_or(Json::Array(vec![]))));
+            let rows = match g.get("fixture").and_then(Json::as_str) {
+                Some(f) if g.get("rows").is_none() => Json::String(fixture(&d, f, &format).map_err(|m| {
+                    bad(format!("unit test `{name}`: {m}"), "put fixture files under <test-path>/fixtures/ as <name>.csv or <name>.sql")
+                })?),
+                _ => g.get("rows").cloned().unwrap_or(Json::Array(vec![])),
+            };
+            given.push((uid, format, rows));
         }
         let missing: Vec<String> = model
             .depends_on
@@ -94,6 +96,12 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
         if !FORMATS.contains(&format.as_str()) {
             return Err(bad(format!("unit test `{name}`: unknown expect format `{format}`"), "use dict, csv or sql"));
         }
+        let expect_rows = match expect.get("fixture").and_then(Json::as_str) {
+            Some(f) if expect.get("rows").is_none() => Json::String(fixture(&d, f, &format).map_err(|m| {
+                bad(format!("unit test `{name}`: {m}"), "put fixture files under <test-path>/fixtures/ as <name>.csv or <name>.sql")
+            })?),
+            _ => expect.get("rows").cloned().unwrap_or(Json::Array(vec![])),
+        };
         let mut fqn = vec![d.package.clone()];
         fqn.extend(d.folders.iter().cloned());
         fqn.push(model.name.clone());
@@ -117,7 +125,7 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
             unit: Some(UnitTest {
                 model: model.unique_id.clone(),
                 given,
-                expect: (format, expect.get("rows").cloned().unwrap_or(Json::Array(vec![]))),
+                expect: (format, expect_rows),
                 overrides: d.value.get("overrides").cloned().unwrap_or(Json::Null),
                 line,
             }),
@@ -125,6 +133,23 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
         });
     }
     Ok(out)
+}
+
+/// The text of fixture file `<name>.csv` / `<name>.sql` (by format) under the fixture folders.
+fn fixture(d: &UnitDecl, name: &str, format: &str) -> std::result::Result<String, String> {
+    let ext = match format {
+        "csv" => "csv",
+        "sql" => "sql",
+        _ => return Err(format!("fixture `{name}`: `{format}` rows cannot come from a file (use csv or sql)")),
+    };
+    let file = format!("{name}.{ext}");
+    for dir in &d.fixture_dirs {
+        let found = super::files::walk(dir, &[ext]).into_iter().find(|p| p.file_name().is_some_and(|f| f == file.as_str()));
+        if let Some(p) = found {
+            return std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        }
+    }
+    Err(format!("fixture file `{file}` was not found under the fixtures folders"))
 }
 
 fn find_model<'a>(project: &'a Project, package: &str, name: &str) -> Option<&'a Node> {

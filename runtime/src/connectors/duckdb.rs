@@ -144,6 +144,17 @@ impl Connection for Duck {
         Ok(r.rows.into_iter().map(|row| (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default())).collect())
     }
 
+    fn row_estimate(&mut self, schema: Option<&str>, identifier: &str) -> Option<u64> {
+        // DuckDB keeps the row count of each table.
+        let r = strings(
+            &self.0,
+            "select estimated_size::varchar from duckdb_tables() where schema_name = ? and table_name = ?",
+            &[schema.unwrap_or("main"), identifier],
+        )
+        .ok()?;
+        r.rows.first()?.first()?.as_ref()?.parse().ok()
+    }
+
     fn load_csv(&mut self, rel: &str, csv: &CsvFile) -> Option<Result<u64, String>> {
         // DuckDB's parallel CSV reader with DVT's column names and types, no sniffing.
         let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));

@@ -132,6 +132,12 @@ pub trait Connection: Send {
     fn relation_kind(&mut self, schema: Option<&str>, identifier: &str) -> Result<Option<RelationKind>, String>;
     /// Columns of `schema.identifier` in order: name and the engine's type name.
     fn columns(&mut self, schema: Option<&str>, identifier: &str) -> Result<Vec<(String, String)>, String>;
+    /// Rows of a table where that is cheap to know (a small table's count, or the
+    /// engine's own estimate); None otherwise.
+    fn row_estimate(&mut self, schema: Option<&str>, identifier: &str) -> Option<u64> {
+        let _ = (schema, identifier);
+        None
+    }
     /// Loads a CSV file straight through the engine's own CSV reader, when it has
     /// one that reads the file exactly as DVT's reader does (None: it has not).
     fn load_csv(&mut self, rel: &str, csv: &CsvFile) -> Option<Result<u64, String>> {
@@ -155,6 +161,9 @@ pub type BatchStream<'a> = dyn Iterator<Item = Result<RecordBatch, String>> + 'a
 /// information_schema lookups shared by PostgreSQL, MariaDB and DuckDB
 /// (parameters: schema, table name).
 pub(crate) const TABLE_TYPE_SQL: &str = "select table_type from information_schema.tables where table_schema = ? and table_name = ?";
+/// Tables smaller than this are counted exactly for the docs catalog.
+pub(crate) const CHEAP_COUNT_BYTES: u64 = 64 << 20;
+
 pub(crate) const COLUMNS_SQL: &str =
     "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position";
 

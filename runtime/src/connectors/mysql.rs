@@ -119,6 +119,25 @@ impl Connection for My {
         self.0.exec(super::COLUMNS_SQL, (schema.unwrap_or_default(), identifier)).map_err(|e| e.to_string())
     }
 
+    fn row_estimate(&mut self, schema: Option<&str>, identifier: &str) -> Option<u64> {
+        // Small tables are counted; InnoDB's `table_rows` is an estimate for the others.
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let schema = schema.unwrap_or_default();
+        let meta = format!(
+            "select data_length, table_rows from information_schema.tables where table_schema = {} and table_name = {}",
+            lit(schema),
+            lit(identifier)
+        );
+        let rows = self.query(&meta).ok()?;
+        let row = rows.rows.first()?;
+        let bytes: u64 = row.first()?.as_ref()?.parse().ok()?;
+        if bytes < super::CHEAP_COUNT_BYTES {
+            let count = format!("select count(*) from `{}`.`{}`", schema.replace('`', "``"), identifier.replace('`', "``"));
+            return self.query(&count).ok()?.rows.first()?.first()?.as_ref()?.parse().ok();
+        }
+        row.get(1)?.as_ref()?.parse().ok()
+    }
+
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         let local_infile: Option<String> = self.0.query_first("select @@local_infile").map_err(|e| e.to_string())?;
         if local_infile.as_deref() == Some("1") {

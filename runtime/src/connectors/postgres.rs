@@ -148,6 +148,22 @@ impl Connection for Pg {
         Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
     }
 
+    fn row_estimate(&mut self, schema: Option<&str>, identifier: &str) -> Option<u64> {
+        // Small tables are counted; large ones take the planner's estimate (if analyzed).
+        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let sql = format!(
+            "select case when pg_relation_size(c.oid) < {} then (select count(*) from {}.{}) when c.reltuples >= 0 then c.reltuples::bigint end \
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = {} and c.relname = {}",
+            super::CHEAP_COUNT_BYTES,
+            ident(schema.unwrap_or("public")),
+            ident(identifier),
+            lit(schema.unwrap_or("public")),
+            lit(identifier)
+        );
+        self.query(&sql).ok()?.rows.first()?.first()?.as_ref()?.parse().ok()
+    }
+
     fn load_csv(&mut self, rel: &str, csv: &CsvFile) -> Option<Result<u64, String>> {
         // The server parses the file itself (COPY ... CSV): no second parse here.
         // FORCE_NULL makes quoted empty fields NULL too, as DVT's reader does.

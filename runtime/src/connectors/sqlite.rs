@@ -75,6 +75,17 @@ impl Connection for Lite {
         names.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }
 
+    fn row_estimate(&mut self, _schema: Option<&str>, identifier: &str) -> Option<u64> {
+        // SQLite keeps no count: only a small database file is counted.
+        let bytes: u64 =
+            self.0.query_row("select page_count * page_size from pragma_page_count(), pragma_page_size()", [], |r| r.get(0)).ok()?;
+        if bytes >= super::CHEAP_COUNT_BYTES {
+            return None;
+        }
+        let sql = format!("select count(*) from \"{}\"", identifier.replace('"', "\"\""));
+        self.0.query_row(&sql, [], |r| r.get::<_, i64>(0)).ok().map(|n| n as u64)
+    }
+
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         let marks = vec!["?"; ncols].join(", ");
         let tx = self.0.transaction().map_err(|e| e.to_string())?;
