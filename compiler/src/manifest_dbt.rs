@@ -301,6 +301,21 @@ fn unit_test_json(project: &Project, n: &Node, u: &crate::nodes::UnitTest) -> Js
     })
 }
 
+/// What `dbt compile` adds to the nodes it compiled: `compiled`, `compiled_code`,
+/// `compiled_path` and the (already injected) CTEs.
+pub fn add_compiled(manifest: &mut Json, plan: &dvt_schema::Plan, files: &[(String, String)], target_path: &str) {
+    let paths: BTreeMap<&str, &str> = files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
+    let Some(nodes) = manifest.get_mut("nodes").and_then(Json::as_object_mut) else { return };
+    for (id, n) in &plan.nodes {
+        let (Some(code), Some(Json::Object(m))) = (&n.compiled_sql, nodes.get_mut(id)) else { continue };
+        m.insert("compiled".into(), Json::Bool(true));
+        m.insert("compiled_code".into(), json!(code));
+        m.insert("extra_ctes_injected".into(), Json::Bool(true));
+        m.insert("extra_ctes".into(), json!([]));
+        m.insert("compiled_path".into(), paths.get(id.as_str()).map_or(Json::Null, |p| json!(format!("{target_path}/compiled/{p}"))));
+    }
+}
+
 /// The manifest of `project` in dbt's v12 shape.
 pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
     // The built-in naming rules are applied natively unless a package overrides them.

@@ -37,6 +37,21 @@ impl Credentials {
         self.settings.get(key).map(String::as_str)
     }
     /// A setting or a default.
+    /// Whether `other` reaches the same database (same engine, server and database, or the
+    /// same file): one can then name the other's relations in a query.
+    pub fn same_database(&self, other: &Credentials) -> bool {
+        if self.kind != other.kind {
+            return false;
+        }
+        let key = |c: &Credentials| -> Vec<String> {
+            match c.kind.as_str() {
+                "duckdb" | "sqlite" => vec![c.base_dir.join(c.get_or("path", "")).display().to_string()],
+                _ => ["host", "port", "dbname", "database", "user"].iter().map(|k| c.get(k).unwrap_or_default().to_string()).collect(),
+            }
+        };
+        key(self) == key(other)
+    }
+
     pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
         self.get(key).unwrap_or(default)
     }

@@ -7,6 +7,7 @@
 
 pub mod arrow_rows;
 pub mod buckets;
+pub mod clone;
 pub mod compute;
 /// The Arrow implementation the runtime uses (re-exported for embedders and tests).
 pub use datafusion::arrow;

@@ -97,6 +97,10 @@ enum Command {
     Test(RunArgs),
     /// Snapshots.
     Snapshot(RunArgs),
+    /// Make the selected models, seeds and snapshots of a `--state` run available in the
+    /// current target: views over the state's relations on the same output, table
+    /// copies across outputs; existing relations are kept unless --full-refresh.
+    Clone(RunArgs),
     /// Re-run what failed or was skipped in the last run (target/run_results.json).
     Retry {
         #[arg(long, default_value_t = 4)]
@@ -190,6 +194,57 @@ fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64
         args: BTreeMap::from([("which".to_string(), serde_json::Value::from(command))]),
     };
     dvt_compiler::cli::write_json(dir, "run_results.json", &rr).map(|_| ())
+}
+
+/// `dvtr clone --state <dir>`.
+fn clone_cmd(args: &ProjectArgs, ra: &RunArgs) -> Result<i32> {
+    let start = Instant::now();
+    if ra.select.state.is_none() {
+        return Err(DvtError::new(ErrorCode::Usage, "clone needs --state <plan.json|dir>: the run whose relations to clone")
+            .hint("e.g. dvtr clone --state prod-artifacts/ -s state:modified+"));
+    }
+    let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(args)?);
+    let project = &loaded.0;
+    let compile_args = dvt_compiler::cli::CompileArgs {
+        select: SelectArgs { defer: false, favor_state: false, ..ra.select.clone() },
+        compute: ra.compute.clone(),
+        bucket: ra.bucket.clone(),
+        full_refresh: ra.full_refresh,
+        output: None,
+        explain: None,
+    };
+    let options = compile_args.options(args)?;
+    let state = options.selection.state.clone().expect("--state was given");
+    let compiled = dvt_compiler::compile::compile(project, &loaded.1, &loaded.2, &options)?;
+    dvt_compiler::cli::report_unmatched(&compiled.unmatched, args.log_format);
+    let env = env_for(args, loaded.clone(), options)?;
+    let mut nodes = Vec::new();
+    for id in &compiled.plan.order {
+        let node = &compiled.plan.nodes[id];
+        if !matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot") {
+            continue;
+        }
+        let Some(previous) = state.plan.nodes.get(id) else {
+            println!("  skip {} {}: not in the state", node.resource_type, node.name);
+            continue;
+        };
+        match dvt_runtime::clone::plan_clone(&env, node, previous, ra.full_refresh).map_err(|e| DvtError::new(ErrorCode::Usage, e))? {
+            dvt_runtime::clone::Clone::Node(n) => nodes.push(n),
+            dvt_runtime::clone::Clone::Skip(why) => println!("  skip {} {}: {why}", node.resource_type, node.name),
+        }
+    }
+    if nodes.is_empty() {
+        println!("Nothing to clone.");
+        return Ok(0);
+    }
+    let plan = dvt_runtime::clone::clone_plan(&compiled.plan, &state.plan, nodes);
+    println!("Cloning {} nodes with {} threads", plan.nodes.len(), ra.threads);
+    let opts =
+        RunOptions { threads: ra.threads, full_refresh: ra.full_refresh, fail_fast: ra.fail_fast, resource_types: vec![], only: None };
+    let results = executor::run(&plan, env, &opts);
+    let elapsed = start.elapsed().as_secs_f64();
+    write_results(&project.root.join(project.root_package().file.target_path()), "clone", &results, elapsed)?;
+    Ok(summarize(&results, elapsed))
 }
 
 /// `dvtr docs generate`.
@@ -600,6 +655,7 @@ fn main() {
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
         Command::Debug => debug_cmd(a),
+        Command::Clone(r) => clone_cmd(a, r),
         Command::Docs { command: DocsCommand::Generate } => docs_generate_cmd(a),
         Command::Docs { command: DocsCommand::Serve { port } } => docs_serve_cmd(a, *port),
         Command::Sync => sync_cmd(a),

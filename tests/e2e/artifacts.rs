@@ -67,3 +67,20 @@ fn run_results_are_dbt_v6_for_dbt_tooling() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("Nothing to retry"), "{}", r.stdout);
 }
+
+/// After `dvtc compile`, the manifest's compiled nodes carry their code and path (as after
+/// `dbt compile`), equal to the files under target/compiled/, and dbt tooling still reads it.
+#[test]
+fn compile_writes_compiled_code_into_the_manifest() {
+    let (_tmp, dir) = scratch_copy(&crate::support::example("quickstart"));
+    let r = dvtc(&dir, &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let n = &m["nodes"]["model.quickstart.customers"];
+    assert_eq!(n["compiled"], true);
+    let path = n["compiled_path"].as_str().unwrap();
+    assert_eq!(path, "target/compiled/quickstart/models/marts/customers.sql");
+    assert_eq!(n["compiled_code"].as_str().unwrap(), std::fs::read_to_string(dir.join(path)).unwrap());
+    let out = parse_with_dbt_tooling(&dir.join("target/manifest.json"), "model.quickstart.customers");
+    assert!(out.starts_with("ManifestV12"), "{out}");
+}

@@ -202,3 +202,59 @@ fn maria_conn(db: &ServiceProject) -> Box<dyn dvt_runtime::connectors::Connectio
     let creds = dvt_runtime::credentials::Credentials::new("maria", "mysql", settings.into_iter().collect(), db.project.clone());
     dvt_runtime::connectors::connect(&creds).unwrap()
 }
+
+/// `dvtr clone --state`: views over prod's relations where the CI output reaches the
+/// same database (another schema on the same PostgreSQL), table copies where it does not
+/// (a DuckDB file), existing relations kept unless --full-refresh.
+#[test]
+fn clone_makes_the_state_relations_available_in_ci() {
+    let db = ServiceProject::new("clone");
+    let root = db.project.clone();
+    base(&root);
+    let duck_profile = PROFILE.replace("target: prod", "target: duckci")
+        + "    duckci:\n      type: duckdb\n      path: \"{{ env_var('DVT_TEST_DUCKDB') }}\"\n      schema: main\n";
+    write(&root, "duckci/profiles.yml", &duck_profile);
+    let prod = db.dvtr(&["build", "--threads", "2"]);
+    assert_eq!(prod.code, 0, "{}\n{}", prod.stdout, prod.stderr);
+    let state = root.join("prod_state");
+    let c = db.dvtr(&["compile", "-o", state.join("plan.json").to_str().unwrap()]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let st = state.to_str().unwrap();
+
+    let r = db.dvtr(&["clone", "--profiles-dir", "ci", "--state", st, "-s", "stg_orders", "revenue", "stg_customers"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // stg_customers lives on MariaDB in both environments: it is already there.
+    assert!(r.stdout.contains("skip model stg_customers: the state's relation is this relation"), "{}", r.stdout);
+    let mut pg = pg_conn(&db);
+    let ci = format!("{}_ci", db.schema);
+    let views = pg.query(&format!("select table_name from information_schema.views where table_schema = '{ci}' order by 1")).unwrap().rows;
+    assert_eq!(views, [vec![Some("revenue".to_string())], vec![Some("stg_orders".to_string())]]);
+    let rows = pg.query(&format!("select count(*)::text from {ci}.revenue")).unwrap().rows;
+    assert_eq!(rows, [vec![Some("3".to_string())]]);
+    // Again: kept.
+    let r = db.dvtr(&["clone", "--profiles-dir", "ci", "--state", st, "-s", "revenue"]);
+    assert!(r.stdout.contains("already exists (--full-refresh replaces it)"), "{}", r.stdout);
+
+    // Into another database: copied through the compute.
+    let r = db.dvtr(&["clone", "--profiles-dir", "duckci", "--state", st, "-s", "revenue", "counts"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let show = db.dvtr(&[
+        "--profiles-dir",
+        "duckci",
+        "show",
+        "--inline",
+        "select customer_id, revenue from main.revenue order by 1",
+        "--limit",
+        "10",
+    ]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.contains("20.5") && show.stdout.contains("40") && show.stdout.contains("1.5"), "{}", show.stdout);
+    let kinds = db.dvtr(&[
+        "--profiles-dir",
+        "duckci",
+        "show",
+        "--inline",
+        "select table_name, table_type from information_schema.tables where table_name in ('revenue', 'counts') order by 1",
+    ]);
+    assert!(kinds.stdout.contains("BASE TABLE") && !kinds.stdout.contains("VIEW"), "{}", kinds.stdout);
+}
