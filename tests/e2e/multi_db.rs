@@ -92,6 +92,25 @@ fn multi_db_seeds_and_the_federation_matrix_on_four_engines() {
         }
     }
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["duckdb", "mysql", "postgres", "sqlite"]);
+    // dbt's tooling reads the artifacts of this federated run; counts and statuses are DVT's.
+    let py = std::env::var("DVT_TEST_PYTHON").expect("DVT_TEST_PYTHON is not set: run `make test`");
+    let t = p.path.join("target");
+    let code = format!(
+        "import json\nfrom dbt_artifacts_parser.parser import parse_catalog, parse_manifest, parse_run_results\n\
+         c = parse_catalog(json.load(open('{0}/catalog.json')))\nm = parse_manifest(json.load(open('{0}/manifest.json')))\n\
+         r = parse_run_results(json.load(open('{0}/run_results.json')))\n\
+         print(len(c.nodes), len(m.nodes), len(r.results), sum(1 for x in r.results if x.status.value == 'success'))",
+        t.display()
+    );
+    let out = Command::new(py).args(["-c", &code]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.join("run_results.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.join("manifest.json")).unwrap()).unwrap();
+    let all = results["results"].as_array().unwrap();
+    let ok = all.iter().filter(|x| x["status"] == "success").count();
+    let expected =
+        format!("{} {} {} {ok}", catalog["nodes"].as_object().unwrap().len(), manifest["nodes"].as_object().unwrap().len(), all.len());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
 
     let r = dvt("dvtc", &p, &["compile", "-o", "target/check_plan.json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
