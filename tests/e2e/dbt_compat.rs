@@ -57,3 +57,47 @@ fn vars_are_scoped_by_the_node_being_rendered() {
     assert_eq!(read("vt/models/a.sql"), "select 'MISSING' as x, True as n");
     assert_eq!(read("pkg/models/b.sql"), "select '|' as y");
 }
+
+/// Jinja2 and dbt behaviours large packages (Tuva, elementary) rely on: macros are truthy,
+/// `return(none)` returns none, unary plus, `builtins.ref.config`, `graph` as a shared cache,
+/// `.copy()`, dispatch to a namespace that is not a package, graph nodes with their
+/// relation, Jinja in property-file configs, and missing vars being None while parsing.
+#[test]
+fn jinja_and_context_behaviours_of_large_packages() {
+    let dir = base_project(&[
+        (
+            "macros/m.sql",
+            "{% macro pick() %}{% set m = dbt.type_timestamp or dbt_utils.type_timestamp %}{{ return(m()) }}{% endmacro %}\n\
+             {% macro maybe(x) %}{% if x is none %}{{ return(none) }}{% endif %}{{ return('got ' ~ x) }}{% endmacro %}\n\
+             {% macro find(n) %}{% if not execute %}{{ return(none) }}{% endif %}{% for g in graph['nodes'].values() %}{% if g.name == n %}{{ return(g) }}{% endif %}{% endfor %}{{ return(none) }}{% endmacro %}\n\
+             {% macro cached(k, v) %}{% do graph.setdefault('pkg_cache', {}).update({k: v}) %}{{ return(graph.setdefault('pkg_cache', {}).get(k)) }}{% endmacro %}\n\
+             {% macro sub(s) %}{{ return(adapter.dispatch('sub', 'macros')(s)) }}{% endmacro %}\n\
+             {% macro default__sub(s) %}substring({{ s }}){% endmacro %}\n\
+             {% macro postgres__sub(s) %}substr({{ s }}){% endmacro %}\n",
+        ),
+        ("models/base.sql", "{{ config(alias='base_tbl') }}select 1 as id"),
+        (
+            "models/uses.sql",
+            "select '{{ pick() }}' as a, '{{ maybe(none) is none }}' as b, {{ +1 }} as c, '{{ builtins.ref.config.dependencies['proj'].version }}' as d, \
+             '{{ cached('k', 'v') }}' as e, '{{ {'x': 1}.copy().pop('x') }}' as f, {{ sub('s') }} as g, '{{ find('base').alias }}.{{ find('base').schema }}' as h \
+             from {{ ref('base') }}",
+        ),
+        ("models/off.sql", "{{ config(enabled=false) }}select {{ var('not_set_anywhere') }}"),
+        ("models/off2.sql", "select 2 as id"),
+        (
+            "models/props.yml",
+            "version: 2\nmodels:\n  - name: base\n    config:\n      materialized: \"{{ 'table' if target.name == 'pg' else 'view' }}\"\n  - name: off2\n    config:\n      enabled: |\n        {{ target.name != 'pg' }}\n",
+        ),
+    ]);
+    std::fs::write(dir.path().join("dbt_project.yml"), "name: proj\nversion: '1.2.3'\nprofile: proj\n").unwrap();
+    let r = dvtc(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sql = std::fs::read_to_string(dir.path().join("target/compiled/proj/models/uses.sql")).unwrap();
+    assert_eq!(
+        sql,
+        "select 'timestamp' as a, 'True' as b, 1 as c, '1.2.3' as d, 'v' as e, '1' as f, substr(s) as g, 'base_tbl.public' as h from \"db\".\"public\".\"base_tbl\""
+    );
+    let plan: dvt_schema::Plan = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/plan.json")).unwrap()).unwrap();
+    assert_eq!(plan.nodes["model.proj.base"].materialization.effective, "table");
+    assert!(!plan.nodes.contains_key("model.proj.off2"), "disabled by a rendered `enabled:`");
+}

@@ -144,7 +144,11 @@ fn vars_and_env_vars_render() {
         ("models/a.sql", "select {{ var('x') }} as x, '{{ env_var('DVT_TEST_ENV', 'd') }}' as e"),
         ("models/b.sql", "select * from {{ ref('a') }} where {{ var('missing') }} = 1"),
     ]);
+    // As dbt: a missing var is None while parsing (the node may be disabled), an error when
+    // the node compiles.
     let r = dvtc(dir.path(), &["--vars", "{x: 1}", "ls", "-s", "a"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = dvtc(dir.path(), &["--vars", "{x: 1}", "compile", "-s", "b"]);
     assert!(r.stderr.contains("required var `missing`"), "{}", r.stderr);
     assert!(r.stderr.contains("models/b.sql:1"), "{}", r.stderr);
     let r = dvtc(dir.path(), &["--vars", "{x: 1, missing: 2}", "ls", "-s", "a"]);

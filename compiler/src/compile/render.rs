@@ -205,6 +205,9 @@ struct GraphObj {
     nodes: serde_json::Value,
     sources: serde_json::Value,
     built: std::sync::OnceLock<(Value, Value)>,
+    /// Entries packages add (`graph.setdefault("elementary", {})`, a cache shared by the nodes
+    /// of one compile, as dbt's graph dict is shared by one invocation).
+    extra: std::sync::Mutex<BTreeMap<String, Value>>,
 }
 
 impl minijinja::value::Object for GraphObj {
@@ -214,7 +217,35 @@ impl minijinja::value::Object for GraphObj {
             "nodes" => Some(nodes.clone()),
             "sources" => Some(sources.clone()),
             "exposures" | "metrics" | "groups" | "semantic_models" | "saved_queries" => Some(crate::jinja::to_value(serde_json::json!({}))),
-            _ => None,
+            other => self.extra.lock().ok()?.get(other).cloned(),
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> std::result::Result<Value, minijinja::Error> {
+        let key = args.first().map(|k| k.to_string()).unwrap_or_default();
+        match method {
+            "get" => Ok(self.get_value(&Value::from(key.as_str())).or_else(|| args.get(1).cloned()).unwrap_or_default()),
+            "setdefault" => {
+                if let Some(v) = self.get_value(&Value::from(key.as_str())) {
+                    return Ok(v);
+                }
+                // What is stored is mutated in place later (`.update(...)`): a Python-like dict.
+                let default = args.get(1).cloned().unwrap_or_default();
+                let value = if default.kind() == minijinja::value::ValueKind::Map {
+                    crate::jinja::mutable::new_dict(Some(default))?
+                } else {
+                    default
+                };
+                let mut extra =
+                    self.extra.lock().map_err(|_| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "graph cache poisoned"))?;
+                Ok(extra.entry(key).or_insert(value).clone())
+            }
+            _ => Err(minijinja::Error::new(minijinja::ErrorKind::UnknownMethod, format!("graph has no method `{method}`"))),
         }
     }
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
@@ -222,8 +253,9 @@ impl minijinja::value::Object for GraphObj {
     }
 }
 
-fn graph_of(project: &Project) -> Value {
+fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Value {
     use serde_json::json;
+    let default_output = project.profile.outputs.get(&project.active_target);
     let nodes: serde_json::Map<String, serde_json::Value> = project
         .nodes
         .values()
@@ -238,6 +270,21 @@ fn graph_of(project: &Project) -> Value {
                 "sources": n.source_calls.iter().map(|(a, b, _)| json!([a, b])).collect::<Vec<_>>(),
                 "columns": n.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type}))).collect::<serde_json::Map<_, _>>(),
             });
+            // Where the node lives, as dbt's graph says (tests and analyses: the target's schema).
+            let mut v = v;
+            match placements.get(&n.unique_id).and_then(|p| p.relation.as_ref()) {
+                Some(r) => {
+                    v["database"] = json!(r.database);
+                    v["schema"] = json!(r.schema);
+                    v["alias"] = json!(r.identifier);
+                    v["relation_name"] = json!(r.rendered);
+                }
+                None => {
+                    v["database"] = json!(default_output.and_then(|o| o.database.clone()));
+                    v["schema"] = json!(default_output.map(|o| o.schema.clone()));
+                    v["relation_name"] = serde_json::Value::Null;
+                }
+            }
             (n.unique_id.clone(), v)
         })
         .collect();
@@ -255,7 +302,12 @@ fn graph_of(project: &Project) -> Value {
             (s.unique_id.clone(), v)
         })
         .collect();
-    Value::from_object(GraphObj { nodes: nodes.into(), sources: sources.into(), built: std::sync::OnceLock::new() })
+    Value::from_object(GraphObj {
+        nodes: nodes.into(),
+        sources: sources.into(),
+        built: std::sync::OnceLock::new(),
+        extra: Default::default(),
+    })
 }
 
 /// Rendering marked "needs a live database".
@@ -274,6 +326,7 @@ impl<'a> Renderer<'a> {
             .values()
             .map(|s| (s.unique_id.clone(), (s.connection.clone(), s.database.clone(), s.schema.clone(), s.identifier.clone(), s.quote)))
             .collect();
+        let graph_index = index.clone();
         Renderer {
             project,
             jinja,
@@ -284,12 +337,13 @@ impl<'a> Renderer<'a> {
             live,
             // Built only when some macro or node reads it (building it costs a copy of every node).
             graph: if project.macros.iter().any(|m| m.source.contains("graph")) || project.nodes.values().any(|n| n.raw.contains("graph")) {
-                graph_of(project)
+                graph_of(project, &graph_index.placements)
             } else {
                 Value::from_object(GraphObj {
                     nodes: serde_json::json!({}),
                     sources: serde_json::json!({}),
                     built: std::sync::OnceLock::new(),
+                    extra: Default::default(),
                 })
             },
         }

@@ -7,6 +7,35 @@
 {% macro duckdb__current_timestamp() -%}now(){%- endmacro %}
 {% macro snowflake__current_timestamp() -%}convert_timezone('UTC', current_timestamp()){%- endmacro %}
 
+{#- dbt-adapters' global_project/macros/adapters/timestamps.sql (the parts that need no database). -#}
+{%- macro snapshot_get_time() -%}
+    {{ adapter.dispatch('snapshot_get_time', 'dbt')() }}
+{%- endmacro -%}
+
+{% macro default__snapshot_get_time() %}
+    {{ current_timestamp() }}
+{% endmacro %}
+
+{% macro duckdb__snapshot_get_time() -%}
+  {{ current_timestamp() }}::timestamp
+{%- endmacro %}
+
+{% macro current_timestamp_backcompat() %}
+    {{ return(adapter.dispatch('current_timestamp_backcompat', 'dbt')()) }}
+{% endmacro %}
+
+{% macro default__current_timestamp_backcompat() %}
+    current_timestamp::timestamp
+{% endmacro %}
+
+{% macro current_timestamp_in_utc_backcompat() %}
+    {{ return(adapter.dispatch('current_timestamp_in_utc_backcompat', 'dbt')()) }}
+{% endmacro %}
+
+{% macro default__current_timestamp_in_utc_backcompat() %}
+    {{ return(adapter.dispatch('current_timestamp_backcompat', 'dbt')()) }}
+{% endmacro %}
+
 {% macro mysql__type_string() -%}text{%- endmacro %}
 {% macro sqlite__type_string() -%}text{%- endmacro %}
 {% macro databricks__type_string() -%}string{%- endmacro %}

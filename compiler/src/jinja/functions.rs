@@ -113,6 +113,9 @@ fn var_fn(name: String, default: Rest<Value>) -> Result<Value, Error> {
     // dbt scopes vars by the node being rendered, also inside another package's macros.
     match n.vars.get(&n.package, &name) {
         Some(v) => Ok(crate::jinja::to_value(v)),
+        // As dbt's parser: a missing var is None while parsing (the node may turn out disabled);
+        // it is an error when the node is compiled.
+        None if !n.execute && default.is_empty() => Ok(Value::from(())),
         None => default.first().cloned().ok_or_else(|| {
             err(format!("required var `{name}` is not set; define it under `vars:` in the project file or pass --vars '{{{name}: ...}}'"))
         }),
@@ -149,8 +152,9 @@ pub fn env_var_fn(name: String, default: Option<Value>) -> Result<Value, Error> 
     }
 }
 
-fn return_fn(v: Option<Value>) -> Result<Value, Error> {
-    if context::set_return(v.unwrap_or_default()) {
+fn return_fn(v: Rest<Value>) -> Result<Value, Error> {
+    // `return(none)` returns none (an `Option` argument would turn it into undefined).
+    if context::set_return(v.first().cloned().unwrap_or_else(|| Value::from(()))) {
         // Unwinds the macro; the macro call turns this into its return value.
         Err(Error::new(ErrorKind::InvalidOperation, "return() outside of a macro body"))
     } else {
@@ -570,14 +574,14 @@ impl Object for ReModule {
     }
 }
 
-fn as_bool(v: Value) -> bool {
+pub(crate) fn as_bool(v: Value) -> bool {
     match v.kind() {
         ValueKind::String => matches!(v.as_str().map(str::to_ascii_lowercase).as_deref(), Some("true" | "yes" | "1")),
         _ => v.is_true(),
     }
 }
 
-fn as_number(v: Value) -> Result<Value, Error> {
+pub(crate) fn as_number(v: Value) -> Result<Value, Error> {
     match v.kind() {
         ValueKind::Number => Ok(v),
         _ => {
@@ -597,6 +601,36 @@ fn where_fn(rel: Value, condition: String) -> Result<Value, Error> {
     let mut r = base.clone();
     r.cte_name = Some(format!("(select * from {} where {condition}) dbt_subquery", base.render()));
     Ok(Value::from_object(r))
+}
+
+/// `builtins.ref`: the `ref` function, with the runtime config as its `config` attribute.
+#[derive(Debug)]
+struct BuiltinRef {
+    config: Value,
+}
+
+impl Object for BuiltinRef {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        Value::from_function(ref_fn).call(state, args)
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        (key.as_str() == Some("config")).then(|| self.config.clone())
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+}
+
+/// dbt's `builtins` namespace: the context's own `ref`, `source` and `config`, which
+/// projects reach for when they override `ref` or read the runtime config.
+pub fn builtins(config: serde_json::Value) -> Value {
+    let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+    m.insert("ref", Value::from_object(BuiltinRef { config: to_value(config) }));
+    m.insert("source", Value::from_function(source_fn));
+    m.insert("config", Value::from_object(ConfigObj));
+    Value::from(m)
 }
 
 /// Registers the context on `env`. Package namespaces and macro names are
@@ -625,6 +659,7 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_function("load_relation", |_: Rest<Value>| runtime_only("load_relation"));
     env.add_function("load_cached_relation", |_: Rest<Value>| runtime_only("load_cached_relation"));
     env.add_global("config", Value::from_object(ConfigObj));
+    env.add_global("builtins", builtins(serde_json::json!({})));
     env.add_global("adapter", Value::from_object(AdapterObj { index: index.clone() }));
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
     let mut api = BTreeMap::new();
@@ -634,7 +669,9 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     let mut modules: BTreeMap<&str, Value> = super::pydatetime::modules().into_iter().collect();
     modules.insert("re", Value::from_object(ReModule));
     env.add_global("modules", Value::from(modules));
-    env.add_global("graph", crate::jinja::to_value(serde_json::json!({"nodes": {}, "sources": {}, "exposures": {}, "macros": {}})));
+    // While parsing, `graph` is empty but, as in dbt, a dict packages may use as a cache.
+    let graph = crate::jinja::to_value(serde_json::json!({"nodes": {}, "sources": {}, "exposures": {}, "macros": {}}));
+    env.add_global("graph", super::mutable::new_dict(Some(graph.clone())).unwrap_or(graph));
     env.add_global("run_started_at", super::pydatetime::run_started_at());
     env.add_global("dbt_version", Value::from(env!("CARGO_PKG_VERSION")));
     env.add_global("invocation_id", Value::from("00000000-0000-0000-0000-000000000000"));

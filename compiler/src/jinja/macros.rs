@@ -53,6 +53,8 @@ pub struct MacroIndex {
     pub root: String,
     /// `dispatch:` search orders by namespace.
     pub dispatch: HashMap<String, Vec<String>>,
+    /// Packages that define macros (the built-ins included).
+    pub packages: std::collections::BTreeSet<String>,
 }
 
 impl MacroIndex {
@@ -70,9 +72,12 @@ impl MacroIndex {
 
     /// `adapter.dispatch(name, namespace)` for `dialect`.
     pub fn dispatch(&self, name: &str, namespace: Option<&str>, dialect: Dialect, from_package: &str) -> Option<&MacroDef> {
+        // dbt: a namespace that has a `dispatch:` order uses it; one that is a package is searched
+        // after the root project; any other name (`dispatch('x', 'macros')`) searches as no namespace.
         let mut order: Vec<String> = match namespace {
-            Some(ns) => self.dispatch.get(ns).cloned().unwrap_or_else(|| vec![self.root.clone(), ns.to_string()]),
-            None => vec![self.root.clone(), from_package.to_string()],
+            Some(ns) if self.dispatch.contains_key(ns) => self.dispatch[ns].clone(),
+            Some(ns) if self.packages.contains(ns) => vec![self.root.clone(), ns.to_string()],
+            _ => vec![self.root.clone(), from_package.to_string()],
         };
         order.push(BUILTIN_PACKAGE.to_string());
         let mut prefixes: Vec<&str> = dialect.dispatch_prefixes().to_vec();
@@ -226,6 +231,11 @@ impl Object for MacroFn {
         self.invoke(state, args)
     }
 
+    // A macro is truthy, as in Jinja2 (`dbt.type_timestamp or dbt_utils.type_timestamp`).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<macro {}>", self.name)
     }
@@ -239,6 +249,25 @@ pub struct PackageNs {
 }
 
 impl Object for PackageNs {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    /// `pkg.macro(...)`; in `dbt.` also dbt's context functions that dbt defines as macros
+    /// of its global project and DVT as functions (`dbt.run_query(...)`).
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        if let Some(m) = self.get_value(&Value::from(method)) {
+            return m.call(state, args);
+        }
+        // The environment's global (not a same-named macro of the calling template).
+        if self.package == BUILTIN_PACKAGE
+            && let Some(f) = state.env().globals().find(|(k, _)| *k == method).map(|(_, v)| v)
+        {
+            return f.call(state, args);
+        }
+        Err(Error::new(ErrorKind::UnknownMethod, format!("package `{}` has no macro named `{method}`", self.package)))
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
         self.index.get(&self.package, name)?;

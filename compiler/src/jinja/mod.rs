@@ -6,10 +6,10 @@ mod blocks;
 mod compat;
 mod context;
 mod dbt_macros;
-mod functions;
+pub(crate) mod functions;
 pub mod live;
 mod macros;
-mod mutable;
+pub(crate) mod mutable;
 mod pydatetime;
 pub mod pyrepr;
 mod relation;
@@ -78,16 +78,29 @@ pub fn macro_def(text: &str, b: &Block, package: &str, file: &str) -> Option<Mac
 
 impl Jinja {
     /// Builds the environment. `packages` are all package names (root first).
+    /// dbt's `builtins` (`builtins.ref(...)`, `builtins.source(...)`, `builtins.config`), with
+    /// `builtins.ref.config` the runtime config packages read (`dependencies[<pkg>].version`, …).
+    pub fn set_runtime_config(&mut self, config: serde_json::Value) {
+        self.env.add_global("builtins", functions::builtins(config));
+    }
+
     pub fn new(defs: Vec<MacroDef>, root: &str, packages: &[String], dispatch: HashMap<String, Vec<String>>) -> Result<Jinja> {
         let mut env = Environment::new();
         // dbt never escapes; minijinja would JSON-escape templates named `*.yml`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_formatter(pyrepr::formatter);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(|state, value, method, args| match (value.kind(), method) {
+            // Python's `.copy()` gives a new object the caller mutates (`d.copy().pop("k")`).
+            (minijinja::value::ValueKind::Map, "copy") if args.is_empty() => mutable::new_dict(Some(value.clone())),
+            (minijinja::value::ValueKind::Seq, "copy") if args.is_empty() => mutable::new_list(Some(value.clone())),
+            _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+        });
         env.add_function("__dvt_list", mutable::new_list);
         env.add_function("__dvt_dict", mutable::new_dict);
         let mut index = MacroIndex { root: root.to_string(), dispatch, ..Default::default() };
+        index.packages = packages.iter().cloned().chain([root.to_string(), BUILTIN_PACKAGE.to_string()]).collect();
         for d in defs {
+            index.packages.insert(d.package.clone());
             index.defs.insert((d.package.clone(), d.name.clone()), d);
         }
         for d in index.defs.values() {

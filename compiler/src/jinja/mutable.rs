@@ -137,7 +137,13 @@ impl Object for MutDict {
             }
             "setdefault" => {
                 let k = args.first().cloned().unwrap_or_default();
-                Ok(m.entry(k).or_insert_with(|| args.get(1).cloned().unwrap_or_default()).clone())
+                if let Some(v) = m.get(&k) {
+                    return Ok(v.clone());
+                }
+                // What is stored is usually mutated next (`d.setdefault(k, {}).update(…)`).
+                let default = args.get(1).cloned().unwrap_or_default();
+                let v = if default.kind() == minijinja::value::ValueKind::Map { new_dict(Some(default))? } else { default };
+                Ok(m.entry(k).or_insert(v).clone())
             }
             "clear" => {
                 m.clear();

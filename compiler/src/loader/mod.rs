@@ -91,7 +91,19 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     let dispatch: HashMap<String, Vec<String>> =
         root.file.dispatch.iter().flatten().map(|d| (d.macro_namespace.clone(), d.search_order.clone())).collect();
     let package_names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
-    let jinja = Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?;
+    let mut jinja = Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?;
+    // What dbt's RuntimeConfig tells packages that read `builtins.ref.config`.
+    let dependencies: serde_json::Map<String, Json> =
+        packages.iter().map(|p| (p.name.clone(), serde_json::json!({"project_name": p.name, "version": p.file.version}))).collect();
+    jinja.set_runtime_config(serde_json::json!({
+        "project_name": root_name,
+        "version": packages[0].file.version,
+        "profile_name": profile_name,
+        "target_name": active_target,
+        "dependencies": dependencies,
+        "args": {},
+        "vars": {},
+    }));
     crate::timing::phase("macros and Jinja environment");
 
     // Nodes from files.
@@ -686,7 +698,18 @@ fn apply_patch(
     line: u32,
 ) -> Result<()> {
     if let Some(cfg) = &patch.config {
-        config::apply_all(&mut node.config, cfg);
+        // Jinja in property-file configs renders at parse time, to native values (as dbt).
+        let text = serde_json::to_string(cfg).unwrap_or_default();
+        if text.contains("{{") || text.contains("{%") {
+            let mut tree = Json::Object(cfg.clone());
+            project_config::ConfigRenderer::new(&pkg.name, &renderer.vars, &renderer.target)
+                .render_tree(&mut tree, &Location::new(file, line, 0))?;
+            if let Json::Object(rendered) = tree {
+                config::apply_all(&mut node.config, &rendered);
+            }
+        } else {
+            config::apply_all(&mut node.config, cfg);
+        }
     }
     if let Some(tags) = &patch.tags {
         config::apply(&mut node.config, "tags", tags);

@@ -22,6 +22,11 @@ impl ConfigRenderer {
         let mut env = Environment::new();
         env.set_formatter(crate::jinja::pyrepr::formatter);
         env.add_function("env_var", project_env_var_fn);
+        // dbt's native-type filters, as in models.
+        env.add_filter("as_bool", crate::jinja::functions::as_bool);
+        env.add_filter("as_number", crate::jinja::functions::as_number);
+        env.add_filter("as_text", |v: Value| v.to_string());
+        env.add_filter("as_native", |v: Value| v);
         let (package, globals) = (package.to_string(), vars.clone());
         env.add_function(
             "var",

@@ -428,6 +428,13 @@ impl<'a> Parser<'a> {
     /// are not part of the operand and apply to the negated value.
     fn parse_unary_only(&mut self) -> Result<ast::Expr<'a>, Error> {
         let span = self.stream.current_span();
+        // DVT patch: Jinja2's unary plus (`interval = +1`) is the operand itself.
+        if matches_token!(self, Token::Plus) {
+            ok!(self.stream.next());
+            let operand_span = self.stream.current_span();
+            let operand = ok!(self.parse_unary_only());
+            return self.parse_postfix(operand, operand_span);
+        }
         if !matches_token!(self, Token::Minus) {
             return self.parse_primary();
         }
