@@ -27,8 +27,17 @@ def files(root):
     return out
 
 
+# The invocation's start time (`run_started_at`) differs between any two runs, dbt's or DVT's:
+# its renderings (`2026-12-03 16:26:30.758271+00:00`, with microseconds) are masked in both files.
+RUN_TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\.\d{6}(?:\+00:00)?")
+
+
+def masked(s):
+    return RUN_TIME.sub("<run_started_at>", s)
+
+
 def norm(s):
-    return re.sub(r"\s+", " ", s).strip()
+    return re.sub(r"\s+", " ", masked(s)).strip()
 
 
 def node_ids(path, key):
@@ -48,7 +57,7 @@ def compare(name, ref_dir, ours_dir, detail, dbt_rc, dvtc_rc, ref_s, ours_s):
     extra = sorted(set(ours) - set(ref))
     common = sorted(set(ref) & set(ours))
     same_norm = [f for f in common if norm(ref[f]) == norm(ours[f])]
-    same_exact = [f for f in common if ref[f] == ours[f]]
+    same_exact = [f for f in common if masked(ref[f]) == masked(ours[f])]
     with open(detail, "w") as out:
         for i in sorted(ref_ids - our_ids):
             out.write(f"missing id {i}\n")

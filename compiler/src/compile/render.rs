@@ -26,6 +26,8 @@ pub struct Index {
     /// Source unique id by (source, table).
     pub sources: HashMap<(String, String), String>,
     pub ephemeral: BTreeSet<String>,
+    /// The CTE an ephemeral is inlined as: dbt's `__dbt__cte__<alias or name>`.
+    pub cte_names: HashMap<String, String>,
     pub docs: BTreeMap<(String, String), String>,
     /// The root project's `quoting:`, for `ref()` and `this`.
     pub quote: crate::dialect::QuotePolicy,
@@ -34,6 +36,7 @@ pub struct Index {
 impl Index {
     pub fn new(project: &Project, placements: BTreeMap<String, Placement>) -> Self {
         let mut ephemeral = BTreeSet::new();
+        let mut cte_names = HashMap::new();
         for n in project.nodes.values() {
             if matches!(
                 n.resource_type,
@@ -41,6 +44,7 @@ impl Index {
             ) && n.config.str("materialized") == Some("ephemeral")
             {
                 ephemeral.insert(n.unique_id.clone());
+                cte_names.insert(n.unique_id.clone(), format!("__dbt__cte__{}", n.config.str("alias").unwrap_or(&n.name)));
             }
         }
         Index {
@@ -50,6 +54,7 @@ impl Index {
             placements,
             sources: project.sources.values().map(|s| ((s.source_name.clone(), s.name.clone()), s.unique_id.clone())).collect(),
             ephemeral,
+            cte_names,
             docs: project.docs.clone(),
             quote: crate::dialect::QuotePolicy::default().overlay(project.root_package().file.quoting.as_ref()),
         }
@@ -135,7 +140,7 @@ impl Resolver for NodeResolver {
         let uid = self.index.find_ref(from, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
         if self.index.ephemeral.contains(uid) {
             let mut r = Relation::new(None, None, call.name.clone(), self.dialect());
-            r.cte_name = Some(format!("__dbt__cte__{}", call.name));
+            r.cte_name = self.index.cte_names.get(uid).cloned();
             r.kind = Some("cte".into());
             return Ok(r);
         }
@@ -463,9 +468,8 @@ impl<'a> Renderer<'a> {
                 return Ok(Err(r));
             }
         }
-        let ctes: Vec<String> =
-            ordered.iter().map(|(uid, sql)| format!("__dbt__cte__{} as (\n{}\n)", self.project.nodes[uid].name, sql)).collect();
-        Ok(Ok(inject_ctes(&out.sql, &ctes)))
+        let ctes: Vec<String> = ordered.iter().map(|(uid, sql)| format!(" {} as (\n{}\n)", self.index.cte_names[uid], sql)).collect();
+        Ok(Ok(inject_ctes(&out.text, &ctes)))
     }
 
     fn collect_ephemeral(
@@ -498,26 +502,37 @@ impl<'a> Renderer<'a> {
             }
         }
         stack.pop();
-        ordered.push((uid.to_string(), out.sql));
+        ordered.push((uid.to_string(), out.text));
         Ok(Ok(()))
     }
 }
 
-/// Adds CTEs to a query: merged into its leading `WITH` if it has one.
+/// dbt's `inject_ctes_into_sql`, byte for byte: the CTEs (each ` <name> as (\n<sql>\n)`, joined
+/// by `, `) go right after a leading `with` (or `with recursive`), followed by `, `; without
+/// one, `with`, the CTEs and a space go before the first token (a comment included, as
+/// sqlparse's `token_first` finds it).
 pub fn inject_ctes(sql: &str, ctes: &[String]) -> String {
-    let joined = ctes.join(",\n");
+    if ctes.is_empty() {
+        return sql.to_string();
+    }
+    let joined = ctes.join(", ");
     let body_start = skip_comments(sql);
-    let rest = &sql[body_start..];
-    let starts_with_with = rest.len() >= 4 && rest[..4].eq_ignore_ascii_case("with") && rest[4..].starts_with(|c: char| c.is_whitespace());
-    if starts_with_with {
-        let after = rest[4..].trim_start();
-        let recursive = after.len() >= 9 && after[..9].eq_ignore_ascii_case("recursive");
-        if recursive {
-            return format!("{}with recursive {joined},\n{}", &sql[..body_start], after[9..].trim_start());
+    let keyword = |at: usize, word: &str| {
+        let rest = &sql[at..];
+        rest.len() >= word.len()
+            && rest[..word.len()].eq_ignore_ascii_case(word)
+            && !rest[word.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if keyword(body_start, "with") {
+        let mut end = body_start + 4;
+        let next = end + (sql[end..].len() - sql[end..].trim_start().len());
+        if keyword(next, "recursive") {
+            end = next + "recursive".len();
         }
-        format!("{}with {joined},\n{after}", &sql[..body_start])
+        format!("{}{joined}, {}", &sql[..end], &sql[end..])
     } else {
-        format!("{}with {joined}\n{rest}", &sql[..body_start])
+        let first = sql.len() - sql.trim_start().len();
+        format!("{}with{joined} {}", &sql[..first], &sql[first..])
     }
 }
 
@@ -544,17 +559,22 @@ mod tests {
     use super::inject_ctes;
 
     #[test]
-    fn ctes_merge_into_a_leading_with() {
-        let c = vec!["__dbt__cte__e as (\nselect 1\n)".to_string()];
+    fn ctes_are_injected_as_dbt_injects_them() {
+        let c = vec![" __dbt__cte__e as (\nselect 1\n)".to_string()];
         assert_eq!(
             inject_ctes("-- hi\nwith a as (select 2) select * from a", &c),
-            "-- hi\nwith __dbt__cte__e as (\nselect 1\n),\na as (select 2) select * from a"
+            "-- hi\nwith __dbt__cte__e as (\nselect 1\n),  a as (select 2) select * from a"
         );
-        assert_eq!(inject_ctes("select * from x", &c), "with __dbt__cte__e as (\nselect 1\n)\nselect * from x");
+        assert_eq!(inject_ctes("\n\nselect * from x", &c), "\n\nwith __dbt__cte__e as (\nselect 1\n) select * from x");
         assert_eq!(
             inject_ctes("WITH RECURSIVE r as (select 1) select 1", &c),
-            "with recursive __dbt__cte__e as (\nselect 1\n),\nr as (select 1) select 1"
+            "WITH RECURSIVE __dbt__cte__e as (\nselect 1\n),  r as (select 1) select 1"
         );
-        assert_eq!(inject_ctes("select 'without' as w", &c), "with __dbt__cte__e as (\nselect 1\n)\nselect 'without' as w");
+        // A leading comment is the first token: `with` goes before it.
+        assert_eq!(
+            inject_ctes("/* c */\nselect 'without' as w", &c),
+            "with __dbt__cte__e as (\nselect 1\n) /* c */\nselect 'without' as w"
+        );
+        assert_eq!(inject_ctes("select withdrawn from t", &c), "with __dbt__cte__e as (\nselect 1\n) select withdrawn from t");
     }
 }

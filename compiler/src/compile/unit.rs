@@ -157,8 +157,8 @@ pub(super) fn compile(cx: &Ctx<'_>, node: &Node, unit: &UnitTest) -> Result<Node
     for (uid, format, rows) in &unit.given {
         let key = if uid == "this" { THIS } else { uid.as_str() };
         // An ephemeral input is the CTE the model's SQL reads (dbt's `__dbt__cte__<name>`).
-        let name = match project.nodes.get(key).filter(|_| cx.index.ephemeral.contains(key)) {
-            Some(n) => format!("__dbt__cte__{}", n.name),
+        let name = match cx.index.cte_names.get(key) {
+            Some(cte) => cte.clone(),
             None => dialect.quote(&fragment_name(project, key)),
         };
         let body = if format == "sql" {

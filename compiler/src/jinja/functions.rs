@@ -108,10 +108,14 @@ fn source_fn(source: String, table: String) -> Result<Value, Error> {
 }
 
 /// `var(name, default)`: a default given as `none` counts (dbt's `var('x', none)`).
-fn var_fn(name: String, default: Rest<Value>) -> Result<Value, Error> {
+fn var_fn(state: &State<'_, '_>, name: String, default: Rest<Value>) -> Result<Value, Error> {
     let n = node()?;
     // dbt scopes vars by the node being rendered, also inside another package's macros.
     match n.vars.get(&n.package, &name) {
+        // As dbt, a string var holding Jinja renders when read (`'{{ run_started_at.strftime("%Y") }}'`).
+        Some(serde_json::Value::String(s)) if s.contains("{{") || s.contains("{%") => {
+            state.env().render_str(s, context::current_ctx()).map(Value::from)
+        }
         Some(v) => Ok(crate::jinja::to_value(v)),
         // As dbt's parser: a missing var is None while parsing (the node may turn out disabled);
         // it is an error when the node is compiled.
