@@ -87,7 +87,12 @@ type SourceLoc = (String, Option<String>, String, String, crate::dialect::QuoteP
 fn vars_with(vars: &Arc<crate::jinja::Vars>, overrides: &Json) -> Arc<crate::jinja::Vars> {
     match overrides.get("vars") {
         Some(Json::Object(o)) => {
-            let mut v = crate::jinja::Vars { cli: vars.cli.clone(), global: vars.global.clone(), by_package: vars.by_package.clone() };
+            let mut v = crate::jinja::Vars {
+                cli: vars.cli.clone(),
+                global: vars.global.clone(),
+                by_package: vars.by_package.clone(),
+                own: vars.own.clone(),
+            };
             v.cli.extend(o.iter().map(|(k, x)| (k.clone(), x.clone())));
             Arc::new(v)
         }

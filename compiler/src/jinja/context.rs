@@ -55,14 +55,21 @@ pub struct Vars {
     pub cli: serde_json::Map<String, Json>,
     /// Project-wide vars of the root project.
     pub global: serde_json::Map<String, Json>,
-    /// Vars scoped to a package (`vars: {pkg: {...}}`), root file first, then the package's own.
+    /// Vars the root project scopes to a package (`vars: {pkg: {...}}`).
     pub by_package: HashMap<String, serde_json::Map<String, Json>>,
+    /// Vars a package declares in its own project file.
+    pub own: HashMap<String, serde_json::Map<String, Json>>,
 }
 
 impl Vars {
-    /// Looks a var up for a node of `package`.
+    /// Looks a var up for a node of `package`, in dbt's precedence: `--vars`, the root
+    /// project's scope for the package, the root project's global vars, the package's own.
     pub fn get(&self, package: &str, name: &str) -> Option<&Json> {
-        self.cli.get(name).or_else(|| self.by_package.get(package).and_then(|m| m.get(name))).or_else(|| self.global.get(name))
+        self.cli
+            .get(name)
+            .or_else(|| self.by_package.get(package).and_then(|m| m.get(name)))
+            .or_else(|| self.global.get(name))
+            .or_else(|| self.own.get(package).and_then(|m| m.get(name)))
     }
 }
 

@@ -329,23 +329,22 @@ fn build_vars(packages: &[Package], cli: Option<&str>) -> Result<Vars> {
             }
         }
     }
-    // Package-scoped vars: the package's own file, then the root's scope for it (root wins).
+    // The root project's vars (global, or scoped to a package) win over a package's own.
     for (i, pkg) in packages.iter().enumerate() {
         for (k, v) in pkg.file.vars.iter().flatten() {
-            match (v.as_object(), names.contains(&k.as_str())) {
-                (Some(scoped), true) => {
-                    let entry = vars.by_package.entry(k.clone()).or_default();
-                    for (sk, sv) in scoped {
-                        if i == 0 || !entry.contains_key(sk) {
-                            entry.insert(sk.clone(), sv.clone());
-                        }
-                    }
-                }
-                _ if i == 0 => {
+            match (v.as_object(), names.contains(&k.as_str()), i == 0) {
+                (Some(scoped), true, true) => vars.by_package.entry(k.clone()).or_default().extend(scoped.clone()),
+                (_, _, true) => {
                     vars.global.insert(k.clone(), v.clone());
                 }
-                _ => {
-                    vars.by_package.entry(pkg.name.clone()).or_default().entry(k.clone()).or_insert_with(|| v.clone());
+                (Some(scoped), true, false) => {
+                    let entry = vars.own.entry(k.clone()).or_default();
+                    for (sk, sv) in scoped {
+                        entry.entry(sk.clone()).or_insert_with(|| sv.clone());
+                    }
+                }
+                (_, _, false) => {
+                    vars.own.entry(pkg.name.clone()).or_default().entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
         }
