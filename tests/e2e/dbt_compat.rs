@@ -101,3 +101,17 @@ fn jinja_and_context_behaviours_of_large_packages() {
     assert_eq!(plan.nodes["model.proj.base"].materialization.effective, "table");
     assert!(!plan.nodes.contains_key("model.proj.off2"), "disabled by a rendered `enabled:`");
 }
+
+/// A generic test on an ephemeral model reads the model's CTE, injected as dbt injects it
+/// (before, the test's query named a CTE it did not define).
+#[test]
+fn generic_tests_on_ephemeral_models_inline_the_model() {
+    let dir = base_project(&[
+        ("models/eph.sql", "{{ config(materialized='ephemeral') }}\nselect 1 as id"),
+        ("models/eph.yml", "version: 2\nmodels:\n  - name: eph\n    columns:\n      - name: id\n        tests: [not_null]\n"),
+    ]);
+    let r = dvtc(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sql = std::fs::read_to_string(dir.path().join("target/compiled/proj/models/eph.yml/not_null_eph_id.sql")).unwrap();
+    assert!(sql.contains("with __dbt__cte__eph as (\n\nselect 1 as id\n) select id\nfrom __dbt__cte__eph"), "{sql}");
+}

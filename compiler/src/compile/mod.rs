@@ -554,10 +554,8 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         None
     };
     let render = |incremental: bool| -> Result<std::result::Result<String, render::RuntimeOnly>> {
-        Ok(match raw {
-            Some(t) => cx.renderer.render(node, Some(t), mode, incremental)?.map(|o| o.text),
-            None => cx.renderer.render_inlined(node, mode, incremental)?,
-        })
+        // Ephemeral upstreams are inlined as CTEs, in tests too (a test on an ephemeral model).
+        cx.renderer.render_inlined(node, raw, mode, incremental)
     };
     let compiled = match render(false)? {
         Ok(s) => s,

@@ -457,8 +457,15 @@ impl<'a> Renderer<'a> {
     }
 
     /// Renders `node` and inlines its ephemeral upstreams (recursively) as CTEs.
-    pub fn render_inlined(&self, node: &Node, mode: Mode, incremental: bool) -> Result<std::result::Result<String, RuntimeOnly>> {
-        let out = match self.render(node, None, mode, incremental)? {
+    /// `raw` replaces the node's own SQL (a generic test's query), as in [`Renderer::render`].
+    pub fn render_inlined(
+        &self,
+        node: &Node,
+        raw: Option<&str>,
+        mode: Mode,
+        incremental: bool,
+    ) -> Result<std::result::Result<String, RuntimeOnly>> {
+        let out = match self.render(node, raw, mode, incremental)? {
             Ok(o) => o,
             Err(r) => return Ok(Err(r)),
         };
