@@ -49,7 +49,12 @@ pub fn repr(v: &Value) -> String {
         ValueKind::String => str_repr(v.as_str().unwrap_or_default()),
         ValueKind::Seq if is_python_shaped(v) => {
             let items: Vec<String> = v.try_iter().map(|it| it.map(|x| repr(&x)).collect()).unwrap_or_default();
-            format!("[{}]", items.join(", "))
+            // A tuple literal (`('a', 'b')`, `in ('x',)`) prints as Python prints tuples.
+            match (v.is_tuple(), items.len()) {
+                (true, 1) => format!("({},)", items[0]),
+                (true, _) => format!("({})", items.join(", ")),
+                (false, _) => format!("[{}]", items.join(", ")),
+            }
         }
         ValueKind::Map if is_python_shaped(v) => {
             let items: Vec<String> = v
@@ -78,8 +83,11 @@ mod tests {
         let mut env = minijinja::Environment::new();
         env.set_formatter(super::formatter);
         let out = env
-            .render_str("{{ true }} {{ none }} {{ ['a', 1, none] }} {{ {'k': \"it's\"} }} {{ 1.5 }} {{ 'x' }} [{{ undefined_var }}]", ())
+            .render_str(
+                "{{ true }} {{ none }} {{ ['a', 1, none] }} {{ {'k': \"it's\"} }} {{ 1.5 }} {{ 'x' }} [{{ undefined_var }}] {{ ('a', 'b') }} {{ ('a',) }}",
+                (),
+            )
             .unwrap();
-        assert_eq!(out, "True None ['a', 1, None] {'k': \"it's\"} 1.5 x []");
+        assert_eq!(out, "True None ['a', 1, None] {'k': \"it's\"} 1.5 x [] ('a', 'b') ('a',)");
     }
 }
