@@ -116,13 +116,26 @@ fn canonical(v: &Json) -> Json {
     }
 }
 
-/// SHA-256 of a macro's source, by macro unique id.
-pub fn macro_hashes(macros: &[crate::jinja::MacroDef]) -> HashMap<String, String> {
-    macros.iter().map(|m| (m.unique_id(), sha256(&m.source))).collect()
+/// SHA-256 of each macro's source, computed the first time a node reaches the macro (a
+/// compile that renders one node hashes only that node's macros).
+pub struct MacroHashes<'a> {
+    sources: HashMap<String, &'a str>,
+    done: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl<'a> MacroHashes<'a> {
+    pub fn new(macros: &'a [crate::jinja::MacroDef]) -> Self {
+        MacroHashes { sources: macros.iter().map(|m| (m.unique_id(), m.source.as_str())).collect(), done: Default::default() }
+    }
+
+    fn get(&self, id: &str) -> String {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.entry(id.to_string()).or_insert_with(|| self.sources.get(id).map_or_else(String::new, |s| sha256(s))).clone()
+    }
 }
 
 /// The node's fingerprints; `seed_sha` is the data file's for seeds.
-pub fn checksum(node: &Node, macro_hashes: &HashMap<String, String>, seed_sha: Option<String>) -> NodeChecksum {
+pub fn checksum(node: &Node, macro_hashes: &MacroHashes<'_>, seed_sha: Option<String>) -> NodeChecksum {
     let body = match (&seed_sha, &node.test) {
         (Some(sha), _) => sha.clone(),
         (None, Some(t)) if node.raw.is_empty() || node.file.ends_with(".yml") || node.file.ends_with(".yaml") => {
@@ -134,8 +147,7 @@ pub fn checksum(node: &Node, macro_hashes: &HashMap<String, String>, seed_sha: O
     let mut macros: Vec<&String> = node.macros.iter().collect();
     macros.sort();
     macros.dedup();
-    let macros =
-        sha256(&macros.iter().map(|m| format!("{m}={}", macro_hashes.get(*m).map_or("", String::as_str))).collect::<Vec<_>>().join("\n"));
+    let macros = sha256(&macros.iter().map(|m| format!("{m}={}", macro_hashes.get(m))).collect::<Vec<_>>().join("\n"));
     let mut desc = node.description.clone();
     for (name, c) in &node.columns {
         desc.push_str(&format!("\n{name}: {}", c.description));

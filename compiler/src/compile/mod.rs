@@ -95,7 +95,7 @@ struct Ctx<'a> {
     tests_of: &'a HashMap<String, Vec<String>>,
     seed_cache: &'a crate::seed_cache::SeedCache,
     /// SHA-256 of every macro's source, for node fingerprints.
-    macro_hashes: &'a HashMap<String, String>,
+    macro_hashes: &'a crate::state::MacroHashes<'a>,
     /// Upstreams read from the `--state` plan's relations (`--defer`).
     deferred: &'a BTreeSet<String>,
 }
@@ -831,14 +831,14 @@ pub fn arrow_type(sql_type: &str) -> Option<String> {
 }
 
 /// What every node's compilation shares, built once per compile.
-struct Shared {
+struct Shared<'p> {
     tests_of: HashMap<String, Vec<String>>,
     seed_cache: crate::seed_cache::SeedCache,
-    macro_hashes: HashMap<String, String>,
+    macro_hashes: crate::state::MacroHashes<'p>,
 }
 
-impl Shared {
-    fn new(project: &Project) -> Self {
+impl<'p> Shared<'p> {
+    fn new(project: &'p Project) -> Self {
         let mut tests_of: HashMap<String, Vec<String>> = HashMap::new();
         for n in project.nodes.values() {
             if let Some(t) = &n.test {
@@ -851,7 +851,7 @@ impl Shared {
         Shared {
             tests_of,
             seed_cache: crate::seed_cache::SeedCache::load(&project.root.join(project.root_package().file.target_path())),
-            macro_hashes: crate::state::macro_hashes(&project.macros),
+            macro_hashes: crate::state::MacroHashes::new(&project.macros),
         }
     }
 

@@ -65,12 +65,7 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
             if !FORMATS.contains(&format.as_str()) {
                 return Err(bad(format!("unit test `{name}`: unknown fixture format `{format}`"), "use dict, csv or sql"));
             }
-            let rows = match g.get("fixture").and_then(Json::as_str) {
-                Some(f) if g.get("rows").is_none() => Json::String(fixture(&d, f, &format).map_err(|m| {
-                    bad(format!("unit test `{name}`: {m}"), "put fixture files under <test-path>/fixtures/ as <name>.csv or <name>.sql")
-                })?),
-                _ => g.get("rows").cloned().unwrap_or(Json::Array(vec![])),
-            };
+            let rows = rows_of(&d, g, &format).map_err(|m| bad(format!("unit test `{name}`: {m}"), FIXTURE_HINT))?;
             given.push((uid, format, rows));
         }
         let missing: Vec<String> = model
@@ -96,12 +91,7 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
         if !FORMATS.contains(&format.as_str()) {
             return Err(bad(format!("unit test `{name}`: unknown expect format `{format}`"), "use dict, csv or sql"));
         }
-        let expect_rows = match expect.get("fixture").and_then(Json::as_str) {
-            Some(f) if expect.get("rows").is_none() => Json::String(fixture(&d, f, &format).map_err(|m| {
-                bad(format!("unit test `{name}`: {m}"), "put fixture files under <test-path>/fixtures/ as <name>.csv or <name>.sql")
-            })?),
-            _ => expect.get("rows").cloned().unwrap_or(Json::Array(vec![])),
-        };
+        let expect_rows = rows_of(&d, expect, &format).map_err(|m| bad(format!("unit test `{name}`: {m}"), FIXTURE_HINT))?;
         let mut fqn = vec![d.package.clone()];
         fqn.extend(d.folders.iter().cloned());
         fqn.push(model.name.clone());
@@ -133,6 +123,16 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
         });
     }
     Ok(out)
+}
+
+const FIXTURE_HINT: &str = "put fixture files under <test-path>/fixtures/ as <name>.csv or <name>.sql";
+
+/// The rows of a `given:`/`expect:` entry: inline `rows:`, or a `fixture:` file's text.
+fn rows_of(d: &UnitDecl, entry: &Json, format: &str) -> std::result::Result<Json, String> {
+    match entry.get("fixture").and_then(Json::as_str) {
+        Some(f) if entry.get("rows").is_none() => fixture(d, f, format).map(Json::String),
+        _ => Ok(entry.get("rows").cloned().unwrap_or(Json::Array(vec![]))),
+    }
 }
 
 /// The text of fixture file `<name>.csv` / `<name>.sql` (by format) under the fixture folders.
