@@ -56,7 +56,7 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
     {
         // A test across databases only reads: its query runs in the compute.
         if node.resource_type == "test" {
-            return match crate::federation::query(env, plan, fed, None) {
+            return match crate::federation::query(env, plan, node, fed, None) {
                 Ok(rows) => test_outcome(node, &rows),
                 Err(e) => fail(e),
             };

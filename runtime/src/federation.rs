@@ -114,10 +114,11 @@ fn register(ctx: &SessionContext, name: String, input: Input, spill: Option<&Nod
     Ok(())
 }
 
-/// Runs `remainder` over `inputs` (fragment name → rows) in DataFusion; the whole result.
-pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+/// Runs `remainder` of a model in `dialect` over `inputs` (fragment name → rows)
+/// in DataFusion; the whole result.
+pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>, dialect: Dialect) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     let inputs = inputs.into_iter().map(|(n, t)| (n, Input::Memory(t))).collect();
-    let (schema, mut stream) = remainder_stream(remainder, inputs, &compute::Limits::default(), None)?;
+    let (schema, mut stream) = remainder_stream(remainder, inputs, &compute::Limits::default(), None, dialect)?;
     let mut batches = Vec::new();
     while let Some(b) = next_batch(&mut stream)? {
         batches.push(b);
@@ -125,19 +126,38 @@ pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>) -> Result<(S
     Ok((schema, batches))
 }
 
-/// Runs `remainder` over `inputs`; its result batch by batch, as the compute produces it.
+/// Runs `remainder` over `inputs` with the meaning of `dialect` (the model's);
+/// its result batch by batch, as the compute produces it.
 fn remainder_stream(
     remainder: &str,
     inputs: Vec<(String, Input)>,
     limits: &compute::Limits,
     spill: Option<&NodeSpill>,
+    dialect: Dialect,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), String> {
     let ctx = session_over(inputs, limits, spill)?;
+    crate::dialect_semantics::install(&ctx, dialect);
     block_on(async {
         let df = ctx.sql(remainder).await.map_err(|e| format!("the compute rejected the remainder: {e}"))?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        // Row numbers and ranks are unsigned in DataFusion, signed integers in every database.
+        let df = if df.schema().fields().iter().any(|f| f.data_type() == &DataType::UInt64) {
+            let exprs: Vec<datafusion::prelude::Expr> = df
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(df.schema().fields().iter())
+                .map(|(c, f)| {
+                    let e = datafusion::prelude::col(c);
+                    if f.data_type() == &DataType::UInt64 { datafusion::prelude::cast(e, DataType::Int64).alias(f.name()) } else { e }
+                })
+                .collect();
+            df.select(exprs).map_err(|e| format!("the compute rejected the remainder: {e}"))?
+        } else {
+            df
+        };
         let stream = df.execute_stream().await.map_err(|e| format!("the compute failed: {e}"))?;
-        Ok((schema, stream))
+        // The types after analysis (the dialect rules may change them).
+        Ok((stream.schema(), stream))
     })
 }
 
@@ -497,7 +517,7 @@ impl Iterator for ResultBatches<'_> {
 
 /// The rows of a federated query (a test, `show`), at most `limit`: fragments
 /// read, remainder run, nothing written.
-pub fn query(env: &Env, plan: &Plan, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
+pub fn query(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
     let used = tables_of(&fed.remainder);
     let mut inputs = Vec::new();
     for f in fed.fragments.iter().filter(|f| used.contains(&f.name)) {
@@ -518,7 +538,8 @@ pub fn query(env: &Env, plan: &Plan, fed: &FederationPlan, limit: Option<u64>) -
         Some(n) => format!("select * from ({}) dvt_limited limit {n}", fed.remainder),
         None => fed.remainder.clone(),
     };
-    let (schema, batches) = run_remainder(&sql, inputs)?;
+    let dialect = env.pool.creds().get(&node.target.value).and_then(|c| Dialect::from_adapter(&c.kind)).unwrap_or(Dialect::DataFusion);
+    let (schema, batches) = run_remainder(&sql, inputs, dialect)?;
     let rows = arrow_rows::text_rows(&batches, &schema, Dialect::DataFusion)?.collect::<Result<Vec<_>, _>>()?;
     Ok(crate::connectors::Rows { columns: schema.fields().iter().map(|f| f.name().clone()).collect(), rows })
 }
@@ -755,7 +776,8 @@ fn compute_result(
     }
     let started = Instant::now();
     let limits = compute::Limits { sort_merge_joins: stats.iter().any(|(_, s)| s.spilled), ..limits };
-    let (schema, stream) = remainder_stream(remainder, inputs, &limits, Some(&spill))?;
+    let dialect = env.pool.creds().get(&node.target.value).and_then(|c| Dialect::from_adapter(&c.kind)).unwrap_or(Dialect::DataFusion);
+    let (schema, stream) = remainder_stream(remainder, inputs, &limits, Some(&spill), dialect)?;
     Ok(Computed { schema, stream, stats, spill, started })
 }
 
@@ -824,7 +846,7 @@ mod tests {
             let t3 = batch(&[[Some("0"), Some("0"), Some("a")], [Some("1"), None, Some("a ")], [Some("2"), Some("3"), Some("a")]]);
             let t2 = batch(&[[Some("6"), Some("4"), Some("a ")]]);
             let table = |b: RecordBatch| Table { schema: b.schema(), batches: vec![b] };
-            let (schema, out) = run_remainder(sql, vec![("t3".into(), table(t3)), ("t2".into(), table(t2))]).unwrap();
+            let (schema, out) = run_remainder(sql, vec![("t3".into(), table(t3)), ("t2".into(), table(t2))], Dialect::Postgres).unwrap();
             let rows: Vec<_> = arrow_rows::text_rows(&out, &schema, Dialect::Postgres).unwrap().map(Result::unwrap).collect();
             assert_eq!(rows.len(), 1, "{sql}");
         }

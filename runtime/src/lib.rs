@@ -14,6 +14,7 @@ pub use datafusion::arrow;
 pub mod connectors;
 pub mod credentials;
 pub mod debug;
+pub mod dialect_semantics;
 pub mod docs;
 pub mod executor;
 pub mod federation;

@@ -475,7 +475,7 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
                 let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
                 let env =
                     Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: project.root.clone(), buckets, live_render: None };
-                let rows = dvt_runtime::federation::query(&env, &compiled.plan, fed, Some(limit))
+                let rows = dvt_runtime::federation::query(&env, &compiled.plan, node, fed, Some(limit))
                     .map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
                 print_table(&rows);
                 return Ok(0);

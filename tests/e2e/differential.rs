@@ -254,7 +254,9 @@ fn decomposed_queries_return_the_same_rows() {
             }
         }
         whole += s.pushed.len();
-        let remainder = &s.remainders[0];
+        // The remainder runs in SQLite here, whose own lower/upper are the ASCII-only
+        // functions the compiler translates SQLite's to for the compute.
+        let remainder = &s.remainders[0].replace("dvt_ascii_lower(", "lower(").replace("dvt_ascii_upper(", "upper(");
         let got = run(&compute, remainder).unwrap_or_else(|e| {
             panic!("case {case}: remainder failed: {e}\n{remainder}\nfragments: {:?}\npushed: {:?}", s.fragments, s.pushed)
         });

@@ -169,7 +169,7 @@ fn federated_through_datafusion_equals_colocated_postgres() {
                     format!("{n} {:?}: {rows:?}", t.schema.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>())
                 })
                 .collect();
-            let (schema, got) = match federation::run_remainder(&remainder, batches) {
+            let (schema, got) = match federation::run_remainder(&remainder, batches, Dialect::Postgres) {
                 Ok(x) => x,
                 // A construct DataFusion cannot plan is a clear error for the user, never a wrong
                 // result; it is counted, and must stay rare.

@@ -6,6 +6,7 @@ mod buckets;
 mod contracts;
 mod dbt_compat;
 mod deps;
+mod dialects;
 mod differential;
 mod docs;
 mod duckdb_files;

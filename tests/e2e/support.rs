@@ -167,7 +167,16 @@ impl ServiceProject {
 
     /// Runs `dvtr` in the project with its environment.
     pub fn dvtr(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(bin("dvtr"));
+        self.run("dvtr", args)
+    }
+
+    /// Runs `dvtc` in the project with its environment.
+    pub fn dvtc(&self, args: &[&str]) -> Run {
+        self.run("dvtc", args)
+    }
+
+    fn run(&self, binary: &str, args: &[&str]) -> Run {
+        let mut cmd = Command::new(bin(binary));
         cmd.current_dir(&self.project).args(args).env("HOME", &self.project).env_remove("DVT_PROFILES_DIR");
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -5,18 +5,26 @@
 //! that does, or refused at compile time — never a silent difference.
 //!
 //! Known equal: `count`, `sum`, `min`, `max`, `coalesce`, `nullif`, `abs`,
-//! `upper`, `lower`, `greatest`, `least`, `date_trunc`, ranking and offset window
-//! functions, `concat`/`concat_ws` (PostgreSQL, DuckDB: NULLs skipped, as in
-//! DataFusion), `length` (not MySQL: bytes there), comparisons, `+ - *`, CASE,
-//! IS [NOT] NULL/DISTINCT FROM, IN, BETWEEN, LIKE, casts to text, dates,
-//! timestamps, booleans and floats.
-//! Translated (MySQL/MariaDB): `IFNULL(a, b)` → `coalesce(a, b)`, `IF(c, a, b)` →
-//! `CASE WHEN c THEN a ELSE b END`, `CONCAT(a, …)` → NULL when any argument is;
-//! (PostgreSQL) `to_char(ts, 'YYYY-MM')` date/time patterns → chrono patterns.
+//! `greatest`, `least`, `date_trunc`, ranking and offset window functions,
+//! `concat`/`concat_ws` (PostgreSQL, DuckDB: NULLs skipped, as in DataFusion),
+//! `length` (not MySQL: bytes there), comparisons, `+ - *`, CASE,
+//! IS [NOT] NULL/DISTINCT FROM, IN, BETWEEN, LIKE (PostgreSQL, DuckDB), casts to
+//! text, dates, timestamps, booleans and floats.
+//! Translated: `IFNULL(a, b)` → `coalesce(a, b)` (MySQL, DuckDB, SQLite); MySQL
+//! `IF(c, a, b)` → CASE, `CONCAT`/`GREATEST`/`LEAST` → NULL when any argument is,
+//! `a <=> b` → IS NOT DISTINCT FROM; `upper`/`lower` → one-to-one case mapping
+//! functions of the dialect (ASCII only in SQLite, `ß` → `ẞ` in DuckDB); SQLite
+//! `LIKE` → ASCII-case-insensitive, `concat_ws` skipping empty strings; PostgreSQL
+//! `to_char(ts, 'YYYY-MM')` date/time patterns → chrono patterns; `CAST(… AS
+//! TIMESTAMP)` → microseconds; ORDER BY without NULLS → the dialect's NULL order.
 //! Refused: everything else — e.g. `/` (integer vs decimal division and numeric
 //! scale differ), casts to integers or decimals (rounding vs truncation),
-//! `to_char`, `avg`, `round`, `DATE_FORMAT`, `DIV`, MySQL `||`, and comparisons
-//! with string literals in MySQL (collations ignore case and trailing spaces).
+//! `to_char`, `avg`, `round`, `DATE_FORMAT`, `DIV`, MySQL `||` and LIKE, SQLite
+//! casts to dates, timestamps and booleans, and comparisons with string literals
+//! in MySQL (collations ignore case and trailing spaces).
+//! What depends on the values' types (numbers printed as text, MariaDB string
+//! comparisons on columns) is settled by `dvtr` on the typed plan
+//! (`runtime/src/dialect_semantics.rs`).
 //! The fix is always the same: compute the expression where its meaning is
 //! known (a CTE or model over one source, which runs there whole), or write it
 //! in the portable subset.
@@ -24,7 +32,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CaseWhen, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value,
+    BinaryOperator, CaseWhen, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+    Ident, ObjectName, OrderBy, OrderByExpr, OrderByKind, Query, TimezoneInfo, Value, VisitorMut, WindowType,
 };
 
 use sqlparser::ast::helpers::attached_token::AttachedToken;
@@ -73,9 +82,39 @@ pub fn check<T: sqlparser::ast::VisitMut>(q: &mut T, dialect: Dialect) -> Checke
                 let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default();
                 let args = plain_args(f);
                 match name.as_str() {
-                    "ifnull" if mysql && args.as_ref().is_some_and(|a| a.len() == 2) => {
+                    "ifnull" if dialect != Dialect::Postgres && args.as_ref().is_some_and(|a| a.len() == 2) => {
                         f.name = ObjectName::from(vec![Ident::new("coalesce")]);
                         out.translated.push("IFNULL(a, b) → coalesce(a, b)".into());
+                    }
+                    "greatest" | "least" if mysql && args.is_some() => {
+                        // MySQL: NULL when any argument is (DataFusion skips NULLs, as PostgreSQL does).
+                        if let Some(cond) = any_null(&args.expect("checked")) {
+                            *e = null_when(cond, e.clone());
+                            out.translated.push(format!("{}(a, …) → NULL when any argument is NULL (MySQL)", name.to_ascii_uppercase()));
+                        }
+                    }
+                    "upper" | "lower" if args.as_ref().is_some_and(|a| a.len() == 1) => {
+                        // Case mapping one character at a time, as the database does it.
+                        let udf = match (dialect, name.as_str()) {
+                            (Dialect::Sqlite, "upper") => "dvt_ascii_upper",
+                            (Dialect::Sqlite, _) => "dvt_ascii_lower",
+                            (Dialect::Duckdb, "upper") => "dvt_duckdb_upper",
+                            (_, "upper") => "dvt_upper_simple",
+                            _ => "dvt_lower_simple",
+                        };
+                        f.name = ObjectName::from(vec![Ident::new(udf)]);
+                        out.translated.push(format!("{name}(s) → {udf}(s) (one-to-one case mapping of {dialect})"));
+                    }
+                    "concat_ws" if dialect == Dialect::Sqlite && args.as_ref().is_some_and(|a| a.len() >= 2) => {
+                        // SQLite's concat_ws skips empty strings as well as NULLs.
+                        if let FunctionArguments::List(list) = &mut f.args {
+                            for a in list.args.iter_mut().skip(1) {
+                                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                                    *x = call("nullif", vec![cast_text(x.clone()), string("")]);
+                                }
+                            }
+                        }
+                        out.translated.push("concat_ws(sep, a, …) → concat_ws(sep, nullif(a, ''), …) (SQLite skips empty strings)".into());
                     }
                     "if" if mysql && args.as_ref().is_some_and(|a| a.len() == 3) => {
                         let a = args.expect("checked");
@@ -89,21 +128,8 @@ pub fn check<T: sqlparser::ast::VisitMut>(q: &mut T, dialect: Dialect) -> Checke
                         out.translated.push("IF(c, a, b) → CASE WHEN c THEN a ELSE b END".into());
                     }
                     "concat" if mysql && args.is_some() => {
-                        let a = args.expect("checked");
-                        let any_null = a.iter().map(|x| Expr::IsNull(Box::new(x.clone()))).reduce(|l, r| Expr::BinaryOp {
-                            left: Box::new(l),
-                            op: BinaryOperator::Or,
-                            right: Box::new(r),
-                        });
-                        if let Some(cond) = any_null {
-                            let call = e.clone();
-                            *e = Expr::Case {
-                                case_token: AttachedToken::empty(),
-                                end_token: AttachedToken::empty(),
-                                operand: None,
-                                conditions: vec![CaseWhen { condition: cond, result: Expr::Value(Value::Null.into()) }],
-                                else_result: Some(Box::new(call)),
-                            };
+                        if let Some(cond) = any_null(&args.expect("checked")) {
+                            *e = null_when(cond, e.clone());
                             out.translated.push("CONCAT(a, …) → NULL when any argument is NULL (MySQL)".into());
                         }
                     }
@@ -119,11 +145,47 @@ pub fn check<T: sqlparser::ast::VisitMut>(q: &mut T, dialect: Dialect) -> Checke
                     },
                     "concat" | "concat_ws" if !mysql || name == "concat_ws" => {}
                     "length" if !mysql => {}
+                    n if n.starts_with("dvt_") => {}
                     n if PORTABLE.contains(&n) => {}
                     n => out.refused.push(format!("function `{n}`")),
                 }
             }
             Expr::Cast { data_type, .. } if !cast_is_exact(data_type) => out.refused.push(format!("cast to `{data_type}`")),
+            Expr::Cast { data_type, .. }
+                if dialect == Dialect::Sqlite
+                    && matches!(
+                        data_type,
+                        DataType::Date | DataType::Timestamp(..) | DataType::Datetime(_) | DataType::Boolean | DataType::Bool
+                    ) =>
+            {
+                out.refused.push(format!("cast to `{data_type}` (SQLite has no such type: the cast gives a number)"))
+            }
+            Expr::Cast { data_type, .. } if matches!(data_type, DataType::Timestamp(None, _) | DataType::Datetime(None)) => {
+                // Every database keeps microseconds; DataFusion's default nanoseconds end in 1677.
+                let tz = match data_type {
+                    DataType::Timestamp(_, tz) => *tz,
+                    _ => TimezoneInfo::None,
+                };
+                *data_type = DataType::Timestamp(Some(6), tz);
+                out.translated.push("CAST(… AS TIMESTAMP) → TIMESTAMP(6) (microseconds, as the databases keep them)".into());
+            }
+            Expr::BinaryOp { left, op: BinaryOperator::Spaceship, right } if mysql => {
+                *e = Expr::IsNotDistinctFrom(left.clone(), right.clone());
+                out.translated.push("a <=> b → a IS NOT DISTINCT FROM b".into());
+            }
+            Expr::Like { expr, pattern, escape_char, any: false, .. } => match dialect {
+                Dialect::Mysql => out.refused.push("LIKE (MariaDB collations ignore case, accents and trailing spaces)".into()),
+                Dialect::Sqlite => match pattern.as_ref() {
+                    // SQLite's LIKE ignores ASCII case only, and has no escape character by default.
+                    Expr::Value(v) if escape_char.is_none() && matches!(&v.value, Value::SingleQuotedString(p) if !p.contains('\\')) => {
+                        **expr = call("dvt_ascii_lower", vec![(**expr).clone()]);
+                        **pattern = call("dvt_ascii_lower", vec![(**pattern).clone()]);
+                        out.translated.push("a LIKE p → dvt_ascii_lower(a) LIKE dvt_ascii_lower(p) (SQLite ignores ASCII case)".into());
+                    }
+                    _ => out.refused.push("LIKE with a pattern that is not a literal without `\\` (SQLite)".into()),
+                },
+                _ => {}
+            },
             Expr::BinaryOp { op, left, right } => match op {
                 BinaryOperator::Divide => out.refused.push("`/` (division)".into()),
                 BinaryOperator::MyIntegerDivide | BinaryOperator::Modulo | BinaryOperator::DuckIntegerDivide => {
@@ -146,9 +208,100 @@ pub fn check<T: sqlparser::ast::VisitMut>(q: &mut T, dialect: Dialect) -> Checke
         }
         ControlFlow::<()>::Continue(())
     });
+    let _ = q.visit(&mut NullOrder { dialect, changed: &mut out.translated });
     out.refused.sort();
     out.refused.dedup();
+    out.translated.dedup();
     out
+}
+
+/// Spells out where NULLs sort when the SQL does not say: DataFusion puts them
+/// last ascending and first descending (as PostgreSQL); MySQL and SQLite put
+/// them first ascending, DuckDB last in both directions.
+struct NullOrder<'a> {
+    dialect: Dialect,
+    changed: &'a mut Vec<String>,
+}
+
+impl NullOrder<'_> {
+    fn fix(&mut self, o: &mut OrderByExpr) {
+        if o.options.nulls_first.is_some() {
+            return;
+        }
+        let asc = o.options.asc.unwrap_or(true);
+        let first = match self.dialect {
+            Dialect::Mysql | Dialect::Sqlite => asc,
+            Dialect::Duckdb => false,
+            _ => return,
+        };
+        // DataFusion's default is NULLS FIRST exactly when descending.
+        if first == asc {
+            o.options.nulls_first = Some(first);
+            self.changed.push(format!("ORDER BY without NULLS → NULLS {} ({})", if first { "FIRST" } else { "LAST" }, self.dialect));
+        }
+    }
+}
+
+impl VisitorMut for NullOrder<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let Some(OrderBy { kind: OrderByKind::Expressions(list), .. }) = &mut q.order_by {
+            list.iter_mut().for_each(|o| self.fix(o));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(Function { over: Some(WindowType::WindowSpec(spec)), .. }) = e {
+            spec.order_by.iter_mut().for_each(|o| self.fix(o));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn any_null(args: &[Expr]) -> Option<Expr> {
+    args.iter().map(|x| Expr::IsNull(Box::new(x.clone()))).reduce(|l, r| Expr::BinaryOp {
+        left: Box::new(l),
+        op: BinaryOperator::Or,
+        right: Box::new(r),
+    })
+}
+
+/// `CASE WHEN cond THEN NULL ELSE e END`.
+fn null_when(cond: Expr, e: Expr) -> Expr {
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen { condition: cond, result: Expr::Value(Value::Null.into()) }],
+        else_result: Some(Box::new(e)),
+    }
+}
+
+fn string(s: &str) -> Expr {
+    Expr::Value(Value::SingleQuotedString(s.into()).into())
+}
+
+fn cast_text(e: Expr) -> Expr {
+    Expr::Cast { kind: CastKind::Cast, expr: Box::new(e), data_type: DataType::Varchar(None), array: false, format: None }
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// The pattern of `to_char(ts, '<pattern>')` in chrono's syntax, if every part of it
@@ -271,7 +424,7 @@ mod tests {
     #[test]
     fn portable_expressions_pass_untouched() {
         let (c, _) = run(
-            "select a.k, count(*), coalesce(max(b.v), 0), upper(a.s) from a join b on a.k = b.k where a.v + 1 > 2 group by a.k, a.s",
+            "select a.k, count(*), coalesce(max(b.v), 0), abs(a.s) from a join b on a.k = b.k where a.v + 1 > 2 group by a.k, a.s order by a.k",
             Dialect::Postgres,
         );
         assert!(c.refused.is_empty() && c.translated.is_empty(), "{c:?}");
@@ -308,5 +461,28 @@ mod tests {
         assert!(sql.contains("coalesce(o.a, 0)"), "{sql}");
         assert!(sql.contains("CASE WHEN o.b > 1 THEN 'x' ELSE 'y' END"), "{sql}");
         assert!(sql.contains("CASE WHEN o.s IS NULL OR o.t IS NULL THEN NULL ELSE concat(o.s, o.t) END"), "{sql}");
+    }
+
+    #[test]
+    fn null_order_case_mapping_and_like_follow_the_dialect() {
+        let (c, sql) = run("select o.a, rank() over (order by o.b desc) from o order by o.a", Dialect::Mysql);
+        assert!(sql.contains("ORDER BY o.b DESC NULLS LAST") && sql.ends_with("ORDER BY o.a NULLS FIRST"), "{sql}");
+        assert!(c.refused.is_empty(), "{c:?}");
+        let (_, sql) = run("select rank() over (order by o.b desc) from o order by o.a", Dialect::Duckdb);
+        assert!(sql.contains("ORDER BY o.b DESC NULLS LAST") && sql.ends_with("ORDER BY o.a"), "{sql}");
+        let (_, sql) = run("select rank() over (order by o.b desc) from o order by o.a", Dialect::Postgres);
+        assert!(!sql.contains("NULLS"), "{sql}");
+        let (c, sql) = run("select upper(o.s), lower(o.s) from o where o.s like 'a%'", Dialect::Sqlite);
+        assert!(c.refused.is_empty(), "{c:?}");
+        assert!(sql.contains("dvt_ascii_upper(o.s), dvt_ascii_lower(o.s)"), "{sql}");
+        assert!(sql.contains("dvt_ascii_lower(o.s) LIKE dvt_ascii_lower('a%')"), "{sql}");
+        let (c, _) = run("select o.s from o where o.s like 'a%'", Dialect::Mysql);
+        assert_eq!(c.refused.len(), 1, "{c:?}");
+        let (c, sql) = run("select greatest(o.a, 3), o.a <=> 7, cast(o.d as timestamp) from o", Dialect::Mysql);
+        assert!(c.refused.is_empty(), "{c:?}");
+        assert!(sql.contains("CASE WHEN o.a IS NULL OR 3 IS NULL THEN NULL ELSE greatest(o.a, 3) END"), "{sql}");
+        assert!(sql.contains("o.a IS NOT DISTINCT FROM 7") && sql.contains("AS TIMESTAMP(6)"), "{sql}");
+        let (c, _) = run("select cast(o.d as date) from o", Dialect::Sqlite);
+        assert_eq!(c.refused.len(), 1, "{c:?}");
     }
 }

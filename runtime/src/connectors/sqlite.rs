@@ -2,7 +2,7 @@
 
 use rusqlite::types::ValueRef;
 
-use super::{Connection, RelationKind, RowSink, RowStream, Rows};
+use super::{BatchStream, Connection, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Lite(rusqlite::Connection);
@@ -100,4 +100,62 @@ impl Connection for Lite {
         tx.commit().map_err(|e| e.to_string())?;
         Ok(n)
     }
+
+    /// Numbers are bound as SQLite integers and reals, not as text: SQLite's own
+    /// text-to-real conversion is not correctly rounded (`2e300` read back one ULP
+    /// off), and a double must round-trip exactly.
+    fn load_arrow(&mut self, rel: &str, batches: &mut BatchStream<'_>) -> Option<Result<u64, String>> {
+        Some(load_typed(&mut self.0, rel, batches))
+    }
+}
+
+fn load_typed(conn: &mut rusqlite::Connection, rel: &str, batches: &mut BatchStream<'_>) -> Result<u64, String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{
+        DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    };
+    use rusqlite::types::Value;
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    for batch in batches {
+        let batch = batch?;
+        let schema = batch.schema();
+        let text: Vec<Vec<Option<String>>> =
+            crate::arrow_rows::text_rows(std::slice::from_ref(&batch), &schema, dvt_compiler::dialect::Dialect::Sqlite)?
+                .collect::<Result<_, _>>()?;
+        let marks = vec!["?"; batch.num_columns()].join(", ");
+        let mut st = tx.prepare_cached(&format!("insert into {rel} values ({marks})")).map_err(|e| e.to_string())?;
+        for (row, texts) in text.into_iter().enumerate() {
+            let values: Vec<Value> = batch
+                .columns()
+                .iter()
+                .zip(texts)
+                .map(|(col, t)| {
+                    if col.is_null(row) {
+                        return Ok(Value::Null);
+                    }
+                    Ok(match col.data_type() {
+                        DataType::Int8 => Value::Integer(col.as_primitive::<Int8Type>().value(row).into()),
+                        DataType::Int16 => Value::Integer(col.as_primitive::<Int16Type>().value(row).into()),
+                        DataType::Int32 => Value::Integer(col.as_primitive::<Int32Type>().value(row).into()),
+                        DataType::Int64 => Value::Integer(col.as_primitive::<Int64Type>().value(row)),
+                        DataType::UInt8 => Value::Integer(col.as_primitive::<UInt8Type>().value(row).into()),
+                        DataType::UInt16 => Value::Integer(col.as_primitive::<UInt16Type>().value(row).into()),
+                        DataType::UInt32 => Value::Integer(col.as_primitive::<UInt32Type>().value(row).into()),
+                        DataType::UInt64 => Value::Integer(i64::try_from(col.as_primitive::<UInt64Type>().value(row)).map_err(|_| {
+                            format!("value {} does not fit SQLite's 64-bit integer", col.as_primitive::<UInt64Type>().value(row))
+                        })?),
+                        DataType::Float32 => Value::Real(col.as_primitive::<Float32Type>().value(row).into()),
+                        DataType::Float64 => Value::Real(col.as_primitive::<Float64Type>().value(row)),
+                        DataType::Boolean => Value::Integer(col.as_boolean().value(row).into()),
+                        _ => t.map(Value::Text).unwrap_or(Value::Null),
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+            st.execute(rusqlite::params_from_iter(values)).map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(n)
 }
