@@ -86,7 +86,7 @@ fn multiset(rows: &[Vec<Value>]) -> Vec<String> {
 fn atom(r: &mut Rng, aliases: &[String]) -> String {
     let a = &aliases[r.below(aliases.len() as u64) as usize];
     let b = &aliases[r.below(aliases.len() as u64) as usize];
-    match r.below(16) {
+    match r.below(19) {
         0 => format!("{a}.v > {}", r.below(10) as i64 - 2),
         1 => format!("{a}.k = {}", r.below(5)),
         2 => format!("{a}.k is null"),
@@ -103,6 +103,10 @@ fn atom(r: &mut Rng, aliases: &[String]) -> String {
         12 => format!("{a}.k is distinct from {}", r.pick(&["1", "null", "3"])),
         13 => format!("{a}.s is not distinct from {} or {b}.v > {}", r.pick(&["'a'", "null"]), r.below(6)),
         14 => format!("{a}.v is distinct from {b}.k"),
+        // Dialect functions: case mapping (translated per dialect) and NULL replacement.
+        16 => format!("upper({a}.s) = '{}'", r.pick(&["A", "B", "A "])),
+        17 => format!("lower({a}.s) like 'a%'"),
+        18 => format!("coalesce({a}.v, {}) > 2", r.below(5)),
         _ => format!("{a}.s like 'a%'"),
     }
 }

@@ -316,8 +316,8 @@ impl<'a> Pusher<'a> {
                 name
             }
         };
-        let qualifier = scope.eligible.iter().find(|(_, i)| i.name == input.name).map(|(a, _)| a.clone()).unwrap_or(alias);
-        Some(Expr::CompoundIdentifier(vec![Ident::new(qualifier), Ident::new(name)]))
+        // The relation's own alias: a self-join's aliases share one fragment but not their rows.
+        Some(Expr::CompoundIdentifier(vec![Ident::new(alias), Ident::new(name)]))
     }
 }
 

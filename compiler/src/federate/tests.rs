@@ -361,6 +361,15 @@ fn dialect_expressions_over_one_relation_are_computed_in_its_fragment() {
     assert!(s.refused.is_empty(), "{:?}", s.refused);
     assert!(frag(&s, "o").contains("where ((to_char(ordered_at, 'FMMonth')) = 'May')"), "{}", frag(&s, "o"));
     assert!(flat(&remainders(&s)[0]).contains("WHERE o.__dvt_expr_1 = 'May'"), "{}", remainders(&s)[0]);
+    // A self-join shares one fragment; each alias reads the computed column of its own rows.
+    let s = split(
+        &[
+            "select a.id, b.id as other from o a join o b on b.customer_id = a.id join c on c.id = a.id where to_char(b.ordered_at, 'FMMonth') = 'May'",
+        ],
+        &ins,
+        Dialect::Postgres,
+    );
+    assert!(flat(&remainders(&s)[0]).contains("WHERE b.__dvt_expr_1 = 'May'"), "{}", remainders(&s)[0]);
     // Two relations, another dialect, an aggregate or an unaliased item: nothing moves, the refusal stands.
     for sql in [
         // On the null-supplying side of an outer join an expression may be non-NULL for the
