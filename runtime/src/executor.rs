@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub resource_types: Vec<String>,
     /// Only these nodes (None: every node of the plan).
     pub only: Option<BTreeSet<String>>,
+    /// Progress as text lines or JSON events.
+    pub log_format: dvt_compiler::cli::LogFormat,
 }
 
 struct Outcome {
@@ -217,20 +219,6 @@ fn node_result(node: &PlanNode, out: Outcome, seconds: f64, executed: Option<(St
     }
 }
 
-/// A progress line as dbt prints it.
-fn progress(i: usize, n: usize, node: &PlanNode, r: &NodeResult) {
-    let status = match r.status.as_str() {
-        "success" => "OK".to_string(),
-        "pass" => "PASS".into(),
-        "warn" => "WARN".into(),
-        "fail" => "FAIL".into(),
-        "skipped" => "SKIP".into(),
-        _ => "ERROR".into(),
-    };
-    let message = r.message.as_deref().unwrap_or("");
-    println!("{i:>4} of {n:<4} {status:<5} {} {} [{:.2}s] {message}", node.resource_type, node.name, r.execution_time);
-}
-
 /// Runs the selected nodes of `plan`; results in plan order.
 pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
     let selected: Vec<&PlanNode> = plan
@@ -269,6 +257,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
                 let o = opts.clone();
                 running += 1;
                 let slot = free_slots.pop().unwrap_or(running);
+                crate::events::node_started(opts.log_format, &node, &format!("Thread-{slot}"));
                 scope.spawn(move || {
                     let (t, started_at) = (Instant::now(), now());
                     let out = run_node(&env, plan, &node, &o);
@@ -283,7 +272,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
             free_slots.push(slot);
             running -= 1;
             done += 1;
-            progress(done, total, &plan.nodes[&id], &r);
+            crate::events::node_finished(opts.log_format, done, total, &plan.nodes[&id], &r);
             let failed = r.status == "error" || r.status == "fail";
             results.lock().expect("results lock").insert(id.clone(), r);
             if failed && opts.fail_fast {
@@ -309,7 +298,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
             let skipped = Outcome { status: "skipped", rendering: None, message: reason.into(), failures: None };
             let r = node_result(n, skipped, 0.0, None, 0);
             done += 1;
-            progress(done, total, n, &r);
+            crate::events::node_finished(opts.log_format, done, total, n, &r);
             results.insert(n.unique_id.clone(), r);
         }
     }

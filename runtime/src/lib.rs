@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod debug;
 pub mod dialect_semantics;
 pub mod docs;
+pub mod events;
 pub mod executor;
 pub mod federation;
 pub mod freshness;

@@ -225,26 +225,38 @@ fn clone_cmd(args: &ProjectArgs, ra: &RunArgs) -> Result<i32> {
             continue;
         }
         let Some(previous) = state.plan.nodes.get(id) else {
-            println!("  skip {} {}: not in the state", node.resource_type, node.name);
+            dvt_runtime::events::note(
+                args.log_format,
+                "CloneSkip",
+                &format!("  skip {} {}: not in the state", node.resource_type, node.name),
+            );
             continue;
         };
         match dvt_runtime::clone::plan_clone(&env, node, previous, ra.full_refresh).map_err(|e| DvtError::new(ErrorCode::Usage, e))? {
             dvt_runtime::clone::Clone::Node(n) => nodes.push(n),
-            dvt_runtime::clone::Clone::Skip(why) => println!("  skip {} {}: {why}", node.resource_type, node.name),
+            dvt_runtime::clone::Clone::Skip(why) => {
+                dvt_runtime::events::note(args.log_format, "CloneSkip", &format!("  skip {} {}: {why}", node.resource_type, node.name))
+            }
         }
     }
     if nodes.is_empty() {
-        println!("Nothing to clone.");
+        dvt_runtime::events::note(args.log_format, "NothingToDo", "Nothing to clone.");
         return Ok(0);
     }
     let plan = dvt_runtime::clone::clone_plan(&compiled.plan, &state.plan, nodes);
-    println!("Cloning {} nodes with {} threads", plan.nodes.len(), ra.threads);
-    let opts =
-        RunOptions { threads: ra.threads, full_refresh: ra.full_refresh, fail_fast: ra.fail_fast, resource_types: vec![], only: None };
+    dvt_runtime::events::run_started(args.log_format, plan.nodes.len(), ra.threads);
+    let opts = RunOptions {
+        threads: ra.threads,
+        full_refresh: ra.full_refresh,
+        fail_fast: ra.fail_fast,
+        resource_types: vec![],
+        only: None,
+        log_format: args.log_format,
+    };
     let results = executor::run(&plan, env, &opts);
     let elapsed = start.elapsed().as_secs_f64();
     write_results(&project.root.join(project.root_package().file.target_path()), "clone", &results, elapsed)?;
-    Ok(summarize(&results, elapsed))
+    Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
 }
 
 /// `dvtr docs generate`.
@@ -328,19 +340,6 @@ fn docs_serve_cmd(args: &ProjectArgs, port: u16) -> Result<i32> {
     Ok(0)
 }
 
-/// Prints the summary; returns the exit code (0 ok, 1 node failures).
-fn summarize(results: &[NodeResult], elapsed: f64) -> i32 {
-    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
-    let pass = count("success") + count("pass");
-    let (warn, error, skip) = (count("warn"), count("error") + count("fail"), count("skipped"));
-    println!("\nFinished {} nodes in {elapsed:.2}s.", results.len());
-    println!("Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}", results.len());
-    for r in results.iter().filter(|r| r.status == "error" || r.status == "fail") {
-        println!("  {}: {}", r.unique_id, r.message.as_deref().unwrap_or(""));
-    }
-    i32::from(error > 0)
-}
-
 fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> Result<i32> {
     let start = Instant::now();
     let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(args)?);
@@ -368,6 +367,7 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         fail_fast: ra.fail_fast,
         resource_types: types.iter().map(|s| s.to_string()).collect(),
         only: None,
+        log_format: args.log_format,
     };
     let n = compiled
         .plan
@@ -376,17 +376,21 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         .filter(|n| n.resource_type != "analysis" && (types.is_empty() || types.contains(&n.resource_type.as_str())))
         .count();
     if n == 0 {
-        println!("Nothing to do: the selection does not match any enabled nodes of this kind.");
+        dvt_runtime::events::note(
+            args.log_format,
+            "NothingToDo",
+            "Nothing to do: the selection does not match any enabled nodes of this kind.",
+        );
         return Ok(0);
     }
-    println!("Running {n} nodes with {} threads", ra.threads);
+    dvt_runtime::events::run_started(args.log_format, n, ra.threads);
     let results = executor::run(&compiled.plan, env.clone(), &opts);
     let elapsed = start.elapsed().as_secs_f64();
     write_results(&project.root.join(project.root_package().file.target_path()), command, &results, elapsed)?;
     if ra.show {
         show_seeds(&compiled.plan, &env, &results);
     }
-    Ok(summarize(&results, elapsed))
+    Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
 }
 
 /// `seed --show`: the first rows of each loaded seed, read back from its database.
@@ -414,12 +418,18 @@ fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
     let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &dir, &profile)?;
     let env = Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), buckets, live_render: None });
-    let opts =
-        RunOptions { threads, full_refresh: full_refresh || plan.invocation.full_refresh, fail_fast, resource_types: vec![], only: None };
+    let opts = RunOptions {
+        threads,
+        full_refresh: full_refresh || plan.invocation.full_refresh,
+        fail_fast,
+        resource_types: vec![],
+        only: None,
+        log_format: args.log_format,
+    };
     let results = executor::run(&plan, env, &opts);
     let elapsed = start.elapsed().as_secs_f64();
     write_results(&dir.join(pf.file.target_path()), "execute", &results, elapsed)?;
-    Ok(summarize(&results, elapsed))
+    Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
 }
 
 fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
@@ -441,16 +451,23 @@ fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
         .map(|r| r.unique_id.clone())
         .collect();
     if only.is_empty() {
-        println!("Nothing to retry: the last run had no failures.");
+        dvt_runtime::events::note(args.log_format, "NothingToDo", "Nothing to retry: the last run had no failures.");
         return Ok(0);
     }
     let compiled = dvt_compiler::compile::compile(project, &loaded.1, &loaded.2, &CompileOptions::default())?;
     let env = env_for(args, loaded.clone(), CompileOptions::default())?;
-    let opts = RunOptions { threads, full_refresh: false, fail_fast: false, resource_types: vec![], only: Some(only) };
+    let opts = RunOptions {
+        threads,
+        full_refresh: false,
+        fail_fast: false,
+        resource_types: vec![],
+        only: Some(only),
+        log_format: args.log_format,
+    };
     let results = executor::run(&compiled.plan, env, &opts);
     let elapsed = start.elapsed().as_secs_f64();
     write_results(&target, "retry", &results, elapsed)?;
-    Ok(summarize(&results, elapsed))
+    Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
 }
 
 fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limit: u64) -> Result<i32> {

@@ -84,3 +84,37 @@ fn compile_writes_compiled_code_into_the_manifest() {
     let out = parse_with_dbt_tooling(&dir.join("target/manifest.json"), "model.quickstart.customers");
     assert!(out.starts_with("ManifestV12"), "{out}");
 }
+
+/// `--log-format json`: every line a run prints is one JSON object in dbt's
+/// structured-log shape; a start and a finish event per node, and the stats agree
+/// with run_results.json.
+#[test]
+fn json_log_format_emits_dbt_shaped_events() {
+    let (_tmp, dir) = scratch_copy(&crate::support::example("quickstart"));
+    let r = dvtr_in(&dir, &["--log-format", "json", "build"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let named = |n: &str| events.iter().filter(|e| e["info"]["name"] == n).collect::<Vec<_>>();
+    let finished = named("NodeFinished");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/run_results.json")).unwrap()).unwrap();
+    let total = results["results"].as_array().unwrap().len();
+    assert!(total > 5, "{total}");
+    assert_eq!(named("NodeStart").len(), total);
+    assert_eq!(finished.len(), total);
+    for e in &finished {
+        assert_eq!(e["info"]["code"], "Q025");
+        assert!(e["info"]["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+        let id = e["data"]["node_info"]["unique_id"].as_str().unwrap();
+        let status = &results["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).unwrap()["status"];
+        assert_eq!(&e["data"]["run_result"]["status"], status, "{e}");
+    }
+    let stats = &named("StatsLine")[0]["data"]["stats"];
+    assert_eq!(stats["total"], total);
+    assert_eq!(stats["error"], 0);
+    assert_eq!(named("ConcurrencyLine")[0]["data"]["node_count"], total);
+}
