@@ -34,13 +34,50 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
 use dvt_compiler::dialect::Dialect;
 
-/// Registers the translation functions and, for a model in `dialect`, the typed rules.
-pub fn install(ctx: &SessionContext, dialect: Dialect) {
+/// The model's dialect and what its target database says about text: whether
+/// it orders strings byte by byte (PostgreSQL's `C`/`POSIX`/`C.UTF-8`
+/// collations; not ICU or a language's collation) and whether it maps case for
+/// ASCII only (PostgreSQL with `LC_CTYPE` `C`).
+#[derive(Debug, Clone, Copy)]
+pub struct Semantics {
+    pub dialect: Dialect,
+    pub byte_order: bool,
+    pub ascii_case: bool,
+}
+
+impl Semantics {
+    /// The dialect's rules with the default settings of its databases.
+    pub fn of(dialect: Dialect) -> Self {
+        Semantics { dialect, byte_order: true, ascii_case: dialect == Dialect::Sqlite }
+    }
+
+    /// The rules of the database behind `conn` (one catalog query on PostgreSQL).
+    pub fn probe(conn: &mut dyn crate::connectors::Connection, dialect: Dialect) -> Result<Self, String> {
+        let mut s = Semantics::of(dialect);
+        if dialect != Dialect::Postgres {
+            return Ok(s);
+        }
+        let q = "select datcollate, datctype, datlocprovider::text from pg_database where datname = current_database()";
+        let rows = conn
+            .query(q)
+            .or_else(|_| conn.query("select datcollate, datctype, 'c' from pg_database where datname = current_database()"))
+            .map_err(|e| format!("reading the target's collation: {e}"))?;
+        if let Some([collate, ctype, provider]) = rows.rows.first().map(|r| [0, 1, 2].map(|i| r[i].clone().unwrap_or_default())) {
+            let c_like = |l: &str| matches!(l.to_ascii_lowercase().as_str(), "c" | "posix" | "c.utf-8" | "c.utf8" | "ucs_basic");
+            s.byte_order = provider == "c" && c_like(&collate);
+            s.ascii_case = provider == "c" && matches!(ctype.as_str(), "C" | "POSIX");
+        }
+        Ok(s)
+    }
+}
+
+/// Registers the translation functions and the typed rules of `semantics`.
+pub fn install(ctx: &SessionContext, semantics: Semantics) {
     for udf in functions() {
         ctx.register_udf(udf);
     }
-    if matches!(dialect, Dialect::Postgres | Dialect::Mysql | Dialect::Duckdb | Dialect::Sqlite) {
-        ctx.add_analyzer_rule(Arc::new(DialectRule { dialect }));
+    if matches!(semantics.dialect, Dialect::Postgres | Dialect::Mysql | Dialect::Duckdb | Dialect::Sqlite) {
+        ctx.add_analyzer_rule(Arc::new(DialectRule { dialect: semantics.dialect, semantics }));
     }
 }
 
@@ -243,6 +280,7 @@ fn timestamp_text(micros: i64) -> Option<String> {
 #[derive(Debug)]
 struct DialectRule {
     dialect: Dialect,
+    semantics: Semantics,
 }
 
 fn is_string(t: &DataType) -> bool {
@@ -300,6 +338,35 @@ impl DialectRule {
         let (inner, to, try_) = match &e {
             Expr::Cast(Cast { expr, field }) => (expr.as_ref().clone(), field.data_type().clone(), false),
             Expr::TryCast(TryCast { expr, field }) => (expr.as_ref().clone(), field.data_type().clone(), true),
+            Expr::ScalarFunction(f) if self.semantics.ascii_case && matches!(f.name(), "dvt_upper_simple" | "dvt_lower_simple") => {
+                // LC_CTYPE C: PostgreSQL maps the case of ASCII letters only.
+                let name = if f.name() == "dvt_upper_simple" { "dvt_ascii_upper" } else { "dvt_ascii_lower" };
+                return Ok(Transformed::yes(self.call(name, f.args[0].clone())));
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if self.dialect == Dialect::Postgres
+                    && !self.semantics.byte_order
+                    && matches!(op, Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq) =>
+            {
+                if is_string(&left.get_type(schema)?) && is_string(&right.get_type(schema)?) {
+                    return Err(refuse(
+                        &format!("the string ordering `{e}` (the target database's collation is not byte order)"),
+                        self.dialect,
+                    ));
+                }
+                return Ok(Transformed::no(e));
+            }
+            Expr::AggregateFunction(AggregateFunction { func, params })
+                if self.dialect == Dialect::Postgres
+                    && !self.semantics.byte_order
+                    && matches!(func.name(), "min" | "max")
+                    && params.args.first().map(|a| a.get_type(schema)).transpose()?.is_some_and(|t| is_string(&t)) =>
+            {
+                return Err(refuse(
+                    &format!("`{}` of strings (the target database's collation is not byte order)", func.name()),
+                    self.dialect,
+                ));
+            }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) if self.dialect == Dialect::Mysql && op_compares(op) => {
                 if is_string(&left.get_type(schema)?) && is_string(&right.get_type(schema)?) {
                     return Err(refuse(
@@ -338,8 +405,36 @@ impl DialectRule {
         }
     }
 
-    /// Grouping and joining by strings in a MariaDB model.
+    /// Grouping and joining by strings in a MariaDB model; ordering strings where
+    /// the order is not the bytes'.
     fn check_node(&self, node: &LogicalPlan) -> Result<()> {
+        if self.dialect == Dialect::Postgres && !self.semantics.byte_order {
+            let by_strings = |exprs: &mut dyn Iterator<Item = &Expr>, schema: &DFSchema| -> Result<bool> {
+                for e in exprs {
+                    if is_string(&e.get_type(schema)?) {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            };
+            let ordered = match node {
+                // A final ORDER BY does not change a table's rows; with a LIMIT it picks them.
+                LogicalPlan::Sort(s) if s.fetch.is_some() => by_strings(&mut s.expr.iter().map(|x| &x.expr), s.input.schema())?,
+                LogicalPlan::Window(w) => {
+                    let mut keys = Vec::new();
+                    for e in &w.window_expr {
+                        if let Expr::WindowFunction(f) = e.clone().unalias() {
+                            keys.extend(f.params.order_by.iter().map(|s| s.expr.clone()));
+                        }
+                    }
+                    by_strings(&mut keys.iter(), w.input.schema())?
+                }
+                _ => false,
+            };
+            if ordered {
+                return Err(refuse("ordering by strings (the target database's collation is not byte order)", self.dialect));
+            }
+        }
         if self.dialect != Dialect::Mysql {
             return Ok(());
         }

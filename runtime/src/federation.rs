@@ -27,6 +27,7 @@ use sqlparser::parser::Parser;
 use crate::arrow_rows;
 use crate::compute::{self, block_on};
 use crate::connectors::{self, Connection, RelationKind, RowSink};
+use crate::dialect_semantics::Semantics;
 use crate::spill::{NodeSpill, SpillWriter, SpilledFile};
 use crate::write::{self, Env};
 
@@ -114,11 +115,11 @@ fn register(ctx: &SessionContext, name: String, input: Input, spill: Option<&Nod
     Ok(())
 }
 
-/// Runs `remainder` of a model in `dialect` over `inputs` (fragment name → rows)
+/// Runs `remainder` of a model with `semantics` over `inputs` (fragment name → rows)
 /// in DataFusion; the whole result.
-pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>, dialect: Dialect) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>, semantics: Semantics) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     let inputs = inputs.into_iter().map(|(n, t)| (n, Input::Memory(t))).collect();
-    let (schema, mut stream) = remainder_stream(remainder, inputs, &compute::Limits::default(), None, dialect)?;
+    let (schema, mut stream) = remainder_stream(remainder, inputs, &compute::Limits::default(), None, semantics)?;
     let mut batches = Vec::new();
     while let Some(b) = next_batch(&mut stream)? {
         batches.push(b);
@@ -126,19 +127,19 @@ pub fn run_remainder(remainder: &str, inputs: Vec<(String, Table)>, dialect: Dia
     Ok((schema, batches))
 }
 
-/// Runs `remainder` over `inputs` with the meaning of `dialect` (the model's);
+/// Runs `remainder` over `inputs` with the meaning of the model's dialect and target;
 /// its result batch by batch, as the compute produces it.
 fn remainder_stream(
     remainder: &str,
     inputs: Vec<(String, Input)>,
     limits: &compute::Limits,
     spill: Option<&NodeSpill>,
-    dialect: Dialect,
+    semantics: Semantics,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), String> {
     let ctx = session_over(inputs, limits, spill)?;
-    crate::dialect_semantics::install(&ctx, dialect);
+    crate::dialect_semantics::install(&ctx, semantics);
     block_on(async {
-        let df = ctx.sql(remainder).await.map_err(|e| format!("the compute rejected the remainder: {e}"))?;
+        let df = ctx.sql(remainder).await.map_err(|e| compute_error("the compute rejected the remainder", e))?;
         // Row numbers and ranks are unsigned in DataFusion, signed integers in every database.
         let df = if df.schema().fields().iter().any(|f| f.data_type() == &DataType::UInt64) {
             let exprs: Vec<datafusion::prelude::Expr> = df
@@ -155,10 +156,20 @@ fn remainder_stream(
         } else {
             df
         };
-        let stream = df.execute_stream().await.map_err(|e| format!("the compute failed: {e}"))?;
+        let stream = df.execute_stream().await.map_err(|e| compute_error("the compute failed", e))?;
         // The types after analysis (the dialect rules may change them).
         Ok((stream.schema(), stream))
     })
+}
+
+/// A compute error as the user should read it: a refusal of the dialect rules
+/// (`error[DVT163] …`) as itself, anything else after `context`.
+fn compute_error(context: &str, e: datafusion::error::DataFusionError) -> String {
+    let text = e.to_string();
+    match text.find("error[DVT") {
+        Some(at) => text[at..].to_string(),
+        None => format!("{context}: {text}"),
+    }
 }
 
 /// The next batch of a compute result.
@@ -538,8 +549,8 @@ pub fn query(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, limi
         Some(n) => format!("select * from ({}) dvt_limited limit {n}", fed.remainder),
         None => fed.remainder.clone(),
     };
-    let dialect = env.pool.creds().get(&node.target.value).and_then(|c| Dialect::from_adapter(&c.kind)).unwrap_or(Dialect::DataFusion);
-    let (schema, batches) = run_remainder(&sql, inputs, dialect)?;
+    let semantics = target_semantics(env, node, None)?;
+    let (schema, batches) = run_remainder(&sql, inputs, semantics)?;
     let rows = arrow_rows::text_rows(&batches, &schema, Dialect::DataFusion)?.collect::<Result<Vec<_>, _>>()?;
     Ok(crate::connectors::Rows { columns: schema.fields().iter().map(|f| f.name().clone()).collect(), rows })
 }
@@ -776,9 +787,26 @@ fn compute_result(
     }
     let started = Instant::now();
     let limits = compute::Limits { sort_merge_joins: stats.iter().any(|(_, s)| s.spilled), ..limits };
-    let dialect = env.pool.creds().get(&node.target.value).and_then(|c| Dialect::from_adapter(&c.kind)).unwrap_or(Dialect::DataFusion);
-    let (schema, stream) = remainder_stream(remainder, inputs, &limits, Some(&spill), dialect)?;
+    let semantics = target_semantics(env, node, target)?;
+    let (schema, stream) = remainder_stream(remainder, inputs, &limits, Some(&spill), semantics)?;
     Ok(Computed { schema, stream, stats, spill, started })
+}
+
+/// The meaning a node's remainder must have: its target's dialect and text rules
+/// (read from `target`, or a pooled connection to it). A bucket target has DataFusion's.
+fn target_semantics(env: &Env, node: &PlanNode, target: Option<&mut dyn Connection>) -> Result<Semantics, String> {
+    let Some(dialect) = env.pool.creds().get(&node.target.value).and_then(|c| Dialect::from_adapter(&c.kind)) else {
+        return Ok(Semantics::of(Dialect::DataFusion));
+    };
+    match target {
+        Some(conn) => Semantics::probe(conn, dialect),
+        None => {
+            let mut conn = env.pool.get(&node.target.value)?;
+            let s = Semantics::probe(&mut *conn, dialect)?;
+            conn.release();
+            Ok(s)
+        }
+    }
 }
 
 /// The folder of a bucket that holds a model's files: `<schema>/<identifier>/`.
@@ -846,7 +874,8 @@ mod tests {
             let t3 = batch(&[[Some("0"), Some("0"), Some("a")], [Some("1"), None, Some("a ")], [Some("2"), Some("3"), Some("a")]]);
             let t2 = batch(&[[Some("6"), Some("4"), Some("a ")]]);
             let table = |b: RecordBatch| Table { schema: b.schema(), batches: vec![b] };
-            let (schema, out) = run_remainder(sql, vec![("t3".into(), table(t3)), ("t2".into(), table(t2))], Dialect::Postgres).unwrap();
+            let (schema, out) =
+                run_remainder(sql, vec![("t3".into(), table(t3)), ("t2".into(), table(t2))], Semantics::of(Dialect::Postgres)).unwrap();
             let rows: Vec<_> = arrow_rows::text_rows(&out, &schema, Dialect::Postgres).unwrap().map(Result::unwrap).collect();
             assert_eq!(rows.len(), 1, "{sql}");
         }

@@ -405,3 +405,92 @@ fn duckdb_model_remainders_equal_duckdb() {
 fn sqlite_model_remainders_equal_sqlite() {
     run_suite("lite", "duck", 3);
 }
+
+/// What the target database says about text decides the meaning: with `LC_CTYPE`
+/// `C`, PostgreSQL's `upper` maps ASCII only (the federated model equals it); under
+/// an ICU collation strings do not sort by bytes, so `min` of strings and a string
+/// `<` fail the node with DVT163 instead of giving DataFusion's byte order.
+#[test]
+fn postgres_target_collation_and_ctype_are_respected() {
+    let suite = Suite { db: ServiceProject::new("dia_loc"), target: "pg" };
+    let env: BTreeMap<_, _> = suite.db.env.iter().cloned().collect();
+    let (port, schema) = (env["DVT_TEST_PG_PORT"].clone(), suite.db.schema.clone());
+    let (c_db, icu_db) = (format!("{schema}_c"), format!("{schema}_icu"));
+    let pg_on = |db: &str| {
+        let set = [("port".to_string(), port.clone()), ("dbname".to_string(), db.to_string())];
+        connectors::connect(&Credentials::new("pg", "postgres", set.into_iter().collect(), suite.db.project.clone())).unwrap()
+    };
+    {
+        let mut admin = pg_on("postgres");
+        for (db, how) in [(&c_db, "locale 'C'"), (&icu_db, "locale_provider icu icu_locale 'en-US' locale 'C.UTF-8'")] {
+            admin.execute(&format!("drop database if exists \"{db}\"")).unwrap();
+            admin.execute(&format!("create database \"{db}\" template template0 {how}")).unwrap();
+        }
+    }
+    let rows: Vec<String> = ROWS.iter().map(|r| r.to_string()).collect();
+    let keys: Vec<String> = (1..=ROWS.len()).map(|i| format!("{i}, 'ABC'")).collect();
+    for db in [&c_db, &icu_db] {
+        let mut c = pg_on(db);
+        c.execute(&format!("create schema \"{schema}\"")).unwrap();
+        suite.create(c.as_mut(), "pg", "vals_here", ddl("pg"), &rows);
+        suite.create(c.as_mut(), "pg", "keys_here", "id integer, s varchar(20)", &keys);
+    }
+    {
+        let mut duck = suite.connect("duck");
+        suite.create(duck.as_mut(), "duck", "vals", ddl("duck"), &rows);
+    }
+    connectors::release_embedded();
+    let p = &suite.db.project;
+    let mut profiles = std::fs::read_to_string(p.join("profiles.yml")).unwrap();
+    for (name, db) in [("pg_c", &c_db), ("pg_icu", &icu_db)] {
+        profiles.push_str(&format!(
+            "    {name}:\n      type: postgres\n      host: 127.0.0.1\n      port: \"{port}\"\n      user: postgres\n      dbname: {db}\n      schema: {schema}\n"
+        ));
+    }
+    std::fs::write(p.join("profiles.yml"), profiles).unwrap();
+    let mut sources =
+        "version: 2\nsources:\n  - name: far\n    connection: duck\n    schema: main\n    tables: [{name: vals}]\n".to_string();
+    for out in ["pg_c", "pg_icu"] {
+        sources.push_str(&format!(
+            "  - name: {out}\n    connection: {out}\n    schema: {schema}\n    tables: [{{name: vals_here}}, {{name: keys_here}}]\n"
+        ));
+    }
+    std::fs::write(p.join("models/dia_sources.yml"), sources).unwrap();
+    let model = |target: &str, vals: &str, select: &str, group: bool| {
+        format!(
+            "{{{{ config(target='{target}', materialized='table', tags=['loc']) }}}}\nselect {select} from {vals} v \
+             join {{{{ source('{target}', 'keys_here') }}}} k on k.id = v.id{}",
+            if group { " group by v.g" } else { "" }
+        )
+    };
+    let far = "{{ source('far', 'vals') }}";
+    let files = [
+        ("fed_upper_c", model("pg_c", far, "v.id, upper(v.s) as x, lower(v.s) as y", false)),
+        ("ref_upper_c", model("pg_c", "{{ source('pg_c', 'vals_here') }}", "v.id, upper(v.s) as x, lower(v.s) as y", false)),
+        ("fed_min_icu", model("pg_icu", far, "v.g as id, min(v.s) as x", true)),
+        ("fed_lt_icu", model("pg_icu", far, "v.id, v.s < k.s as x", false)),
+        ("fed_eq_icu", model("pg_icu", far, "v.id, v.s = k.s as x", false)),
+    ];
+    for (name, sql) in &files {
+        std::fs::write(p.join(format!("models/{name}.sql")), sql).unwrap();
+    }
+    let r = suite.db.dvtr(&["run", "-s", "tag:loc"]);
+    let out = format!("{}\n{}", r.stdout, r.stderr);
+    for ok in ["fed_upper_c", "ref_upper_c", "fed_eq_icu"] {
+        assert!(out.contains(&format!("OK    model {ok} ")), "{ok}:\n{out}");
+    }
+    for refused in ["fed_min_icu", "fed_lt_icu"] {
+        let line = out.lines().find(|l| l.contains(&format!("model {refused} "))).unwrap_or_else(|| panic!("{refused}:\n{out}"));
+        assert!(line.contains("ERROR") && line.contains("DVT163") && line.contains("collation is not byte order"), "{line}");
+    }
+    let mut c = pg_on(&c_db);
+    let read = |c: &mut Box<dyn Connection>, t: &str| c.query(&format!("select id, x, y from \"{schema}\".{t} order by id")).unwrap().rows;
+    let (fed, reference) = (read(&mut c, "fed_upper_c"), read(&mut c, "ref_upper_c"));
+    assert_eq!(fed, reference);
+    assert!(fed.iter().any(|r| r[1].as_deref() == Some("üNïCøDé")), "{fed:?}");
+    drop(c);
+    let mut admin = pg_on("postgres");
+    for db in [&c_db, &icu_db] {
+        admin.execute(&format!("drop database if exists \"{db}\" with (force)")).unwrap();
+    }
+}

@@ -174,16 +174,17 @@ fn federated_through_datafusion_equals_colocated_postgres() {
                     format!("{n} {:?}: {rows:?}", t.schema.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>())
                 })
                 .collect();
-            let (schema, got) = match federation::run_remainder(&remainder, batches, Dialect::Postgres) {
-                Ok(x) => x,
-                // A construct DataFusion cannot plan is a clear error for the user, never a wrong
-                // result; it is counted, and must stay rare.
-                Err(err) if err.contains("not implemented") || err.contains("not supported") => {
-                    unsupported.push(format!("{case}: {err}"));
-                    continue;
-                }
-                Err(err) => panic!("{case}: remainder failed: {err}\n{sql}"),
-            };
+            let (schema, got) =
+                match federation::run_remainder(&remainder, batches, dvt_runtime::dialect_semantics::Semantics::of(Dialect::Postgres)) {
+                    Ok(x) => x,
+                    // A construct DataFusion cannot plan is a clear error for the user, never a wrong
+                    // result; it is counted, and must stay rare.
+                    Err(err) if err.contains("not implemented") || err.contains("not supported") => {
+                        unsupported.push(format!("{case}: {err}"));
+                        continue;
+                    }
+                    Err(err) => panic!("{case}: remainder failed: {err}\n{sql}"),
+                };
             let got: Vec<Vec<Option<String>>> =
                 arrow_rows::text_rows(&got, &schema, Dialect::Postgres).unwrap().map(Result::unwrap).collect();
             assert_eq!(

@@ -142,7 +142,12 @@ fn multi_db_seeds_and_the_federation_matrix_on_four_engines() {
         }
         let dialect = Dialect::from_adapter(&creds[&node.target.value].kind).unwrap();
         let model_sql = dvt_compiler::federate::to_compute_sql(node.compiled_sql.as_ref().unwrap(), dialect);
-        let (schema, expected) = federation::run_remainder(&model_sql, inputs, dvt_compiler::dialect::Dialect::Postgres).unwrap();
+        let (schema, expected) = federation::run_remainder(
+            &model_sql,
+            inputs,
+            dvt_runtime::dialect_semantics::Semantics::of(dvt_compiler::dialect::Dialect::Postgres),
+        )
+        .unwrap();
         let expected = datafusion_concat(&schema, &expected);
         // Actual: what dvtr wrote into the target.
         let target = Fragment {
