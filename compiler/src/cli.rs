@@ -164,6 +164,10 @@ pub struct CompileArgs {
     /// Print how a node is executed: path, target, fragments, SQL.
     #[arg(long, value_name = "NODE")]
     pub explain: Option<String>,
+    /// Carry the project's files in the plan, so `dvtr execute` can select and
+    /// render nodes without the project folder (automatic when a node renders at run time).
+    #[arg(long)]
+    pub bundle: bool,
 }
 
 impl CompileArgs {
@@ -473,8 +477,12 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     if let Some(connect) = live {
         options.live = Some(connect(&project)?);
     }
-    let compiled = crate::compile::compile(&project, &jinja, &graph, &options)?;
+    let mut compiled = crate::compile::compile(&project, &jinja, &graph, &options)?;
     report_unmatched(&compiled.unmatched, args.log_format);
+    if c.bundle || compiled.plan.nodes.values().any(|n| n.render_at_runtime.is_some()) {
+        let target = project.root.join(project.root_package().file.target_path());
+        compiled.plan.bundle = Some(crate::bundle::collect(&project.root, &target)?);
+    }
     for w in &compiled.plan.warnings {
         warn(&format!("[{}] {}", w.code, w.message), args.log_format);
     }

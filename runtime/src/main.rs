@@ -80,6 +80,9 @@ enum Command {
     /// Run a plan written by `dvtc compile -o`.
     Execute {
         plan: PathBuf,
+        /// Run only these nodes of the plan (needs the project folder, or a plan compiled with `--bundle`).
+        #[command(flatten)]
+        select: SelectArgs,
         #[arg(long)]
         full_refresh: bool,
         #[arg(long, default_value_t = 4)]
@@ -157,10 +160,18 @@ type Loaded = (dvt_compiler::nodes::Project, dvt_compiler::jinja::Jinja, dvt_com
 /// The run environment: credentials, and live rendering of "render at run
 /// time" nodes with the same compile options against the real databases.
 fn env_for(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions) -> Result<Arc<Env>> {
+    let root = loaded.0.root.clone();
+    env_in(args, loaded, options, &root)
+}
+
+/// The run's environment, with connection files and the relative paths in them
+/// (embedded databases, bucket folders) resolved in `base` (the project folder,
+/// or where a bundled plan runs); seed files are read from the project's files.
+fn env_in(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions, base: &Path) -> Result<Arc<Env>> {
     let project = &loaded.0;
-    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), base, &project.profile.name)?;
     let project_dir = project.root.clone();
-    let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
+    let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), base, &project.profile.name)?;
     let db: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds.clone()));
     let render = move |id: &str| -> std::result::Result<Box<dvt_schema::plan::PlanNode>, String> {
         let opts = CompileOptions { only: Some([id.to_string()].into()), live: Some(db.clone()), ..options.clone() };
@@ -212,6 +223,7 @@ fn clone_cmd(args: &ProjectArgs, ra: &RunArgs) -> Result<i32> {
         full_refresh: ra.full_refresh,
         output: None,
         explain: None,
+        bundle: false,
     };
     let options = compile_args.options(args)?;
     let state = options.selection.state.clone().expect("--state was given");
@@ -271,6 +283,7 @@ fn docs_generate_cmd(args: &ProjectArgs) -> Result<i32> {
         full_refresh: false,
         output: None,
         explain: None,
+        bundle: false,
     }
     .options(args)?;
     let compiled = dvt_compiler::compile::compile(project, jinja, graph, &options)?;
@@ -351,6 +364,7 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         full_refresh: ra.full_refresh,
         output: None,
         explain: None,
+        bundle: false,
     };
     let mut options = compile_args.options(args)?;
     if let Some(defer) = &mut options.defer {
@@ -409,27 +423,83 @@ fn show_seeds(plan: &dvt_schema::Plan, env: &Env, results: &[NodeResult]) {
     }
 }
 
-fn execute_cmd(args: &ProjectArgs, plan_path: &Path, full_refresh: bool, threads: usize, fail_fast: bool) -> Result<i32> {
+fn execute_cmd(
+    args: &ProjectArgs,
+    plan_path: &Path,
+    select: &SelectArgs,
+    full_refresh: bool,
+    threads: usize,
+    fail_fast: bool,
+) -> Result<i32> {
     let start = Instant::now();
     let plan = dvt_runtime::plan_file::read(plan_path)?;
     let dir = project_dir(args);
-    let pf = dvt_compiler::project::load_project_file(&dir, "")?;
-    let profile = pf.file.profile.clone().unwrap_or(pf.file.name.clone());
-    let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
-    let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &dir, &profile)?;
-    let env = Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), buckets, live_render: None });
-    let opts = RunOptions {
-        threads,
-        full_refresh: full_refresh || plan.invocation.full_refresh,
-        fail_fast,
-        resource_types: vec![],
-        only: None,
-        log_format: args.log_format,
+    let selecting = !select.select.is_empty() || !select.exclude.is_empty() || select.selector.is_some();
+    let live = plan.nodes.values().any(|n| n.render_at_runtime.is_some());
+    let has_folder = ["dbt_project.yml", "dvt_project.yml"].iter().any(|f| dir.join(f).is_file());
+    // The project, when rendering or selecting needs it: its folder, else the plan's bundle.
+    let bundle_dir = match (&plan.bundle, has_folder, live || selecting) {
+        (Some(b), false, true) => {
+            let tmp = std::env::temp_dir().join(format!("dvt-bundle-{}-{}", std::process::id(), start.elapsed().as_nanos()));
+            dvt_compiler::bundle::materialize(b, &tmp)?;
+            Some(tmp)
+        }
+        _ => None,
     };
-    let results = executor::run(&plan, env, &opts);
-    let elapsed = start.elapsed().as_secs_f64();
-    write_results(&dir.join(pf.file.target_path()), "execute", &results, elapsed)?;
-    Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
+    let result = (|| -> Result<i32> {
+        let (env, only) = if has_folder || bundle_dir.is_some() {
+            let root = bundle_dir.clone().unwrap_or_else(|| dir.clone());
+            // A bundle has no connection files: they are looked up where the plan runs.
+            let profiles_dir = args.profiles_dir.clone().or_else(|| dir.join("profiles.yml").is_file().then(|| dir.clone()));
+            let project_args = ProjectArgs { project_dir: Some(root), profiles_dir, ..args.clone() };
+            let loaded: Arc<Loaded> = Arc::new(dvt_compiler::cli::load(&project_args)?);
+            let overrides = dvt_compiler::compile::resolve::Overrides {
+                target: plan.invocation.target.clone(),
+                compute: plan.invocation.compute.clone(),
+                bucket: plan.invocation.bucket.clone(),
+            };
+            let options = CompileOptions { overrides, full_refresh: plan.invocation.full_refresh, ..CompileOptions::default() };
+            let only = if selecting {
+                let spec = select.spec()?;
+                let sel = dvt_compiler::select::select(&loaded.0, &loaded.2, &spec)?;
+                dvt_compiler::cli::report_unmatched(&sel.unmatched, args.log_format);
+                Some(sel.ids)
+            } else {
+                None
+            };
+            // Connection files and their relative paths resolve in the folder the plan runs from.
+            (env_in(&project_args, loaded, options, &dir)?, only)
+        } else if selecting {
+            return Err(DvtError::new(ErrorCode::Usage, "selecting nodes of a plan needs its project")
+                .hint("run from the project folder, or compile the plan with `dvtc compile --bundle`"));
+        } else {
+            let pf = dvt_compiler::project::load_project_file(&dir, "")?;
+            let profile = pf.file.profile.clone().unwrap_or(pf.file.name.clone());
+            let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &dir, &profile)?;
+            let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), &dir, &profile)?;
+            (Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), buckets, live_render: None }), None)
+        };
+        let opts = RunOptions {
+            threads,
+            full_refresh: full_refresh || plan.invocation.full_refresh,
+            fail_fast,
+            resource_types: vec![],
+            only,
+            log_format: args.log_format,
+        };
+        let results = executor::run(&plan, env, &opts);
+        let elapsed = start.elapsed().as_secs_f64();
+        let target = match has_folder {
+            true => dir.join(dvt_compiler::project::load_project_file(&dir, "")?.file.target_path()),
+            false => dir.join("target"),
+        };
+        write_results(&target, "execute", &results, elapsed)?;
+        Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
+    })();
+    if let Some(tmp) = bundle_dir {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    result
 }
 
 fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
@@ -656,7 +726,9 @@ fn main() {
     };
     let a = &cli.project;
     let result = match &cli.command {
-        Command::Execute { plan, full_refresh, threads, fail_fast } => execute_cmd(a, plan, *full_refresh, *threads, *fail_fast),
+        Command::Execute { plan, select, full_refresh, threads, fail_fast } => {
+            execute_cmd(a, plan, select, *full_refresh, *threads, *fail_fast)
+        }
         Command::Run(r) => run_cmd(a, r, "run", &["model"]),
         Command::Build(r) => run_cmd(a, r, "build", &[]),
         Command::Seed(r) => run_cmd(a, r, "seed", &["seed"]),

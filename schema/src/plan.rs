@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format (semver). Readers accept the same major version.
-pub const PLAN_VERSION: &str = "1.3.0";
+pub const PLAN_VERSION: &str = "1.4.0";
 
 /// A compiled project.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -33,6 +33,22 @@ pub struct Plan {
     pub order: Vec<String>,
     /// Warnings raised while compiling (coercions, fallbacks).
     pub warnings: Vec<PlanWarning>,
+    /// The project's files, when nodes render at run time (or `dvtc compile
+    /// --bundle`): `dvtr execute` renders them and applies selection flags
+    /// without the project folder. Since 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Bundle>,
+}
+
+/// Project files by content hash. Connection files (`profiles.yml`,
+/// `computes.yml`, `buckets.yml`) are never included: credentials stay where
+/// the plan runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Bundle {
+    /// Path relative to the project (`/`-separated) → SHA-256 of its content.
+    pub files: BTreeMap<String, String>,
+    /// SHA-256 (hex) → UTF-8 content.
+    pub blobs: BTreeMap<String, String>,
 }
 
 /// Flags that shaped the plan.

@@ -260,6 +260,58 @@ fn execute_runs_a_compiled_plan_and_checks_its_version() {
     assert!(r.stderr.contains("DVT170") && r.stderr.contains("recompile"), "{}", r.stderr);
 }
 
+/// CI compiles, production executes: a plan with a node that renders at run time
+/// (`statement`, `run_query`, catalog lookups) carries the project's files, so
+/// `dvtr execute` runs it — selection flags included — after the project folder is gone.
+#[test]
+fn execute_renders_and_selects_from_a_bundled_plan_without_the_project_folder() {
+    let db = setup("bundle");
+    let mut cmd = Command::new(bin("dvtc"));
+    cmd.current_dir(&db.project)
+        .args(["compile", "-s", "+pg_live", "--indirect-selection", "cautious", "-o", "plan.json"])
+        .env("HOME", &db.project);
+    for (k, v) in &db.env {
+        cmd.env(k, v);
+    }
+    let r: Run = cmd.output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(db.project.join("plan.json")).unwrap()).unwrap();
+    let files = plan["bundle"]["files"].as_object().expect("a bundle");
+    assert!(files.contains_key("models/pg_live.sql") && files.contains_key("dbt_project.yml"), "{files:?}");
+    assert!(!files.contains_key("profiles.yml"), "connection files stay out of plans");
+    // Production: the plan and a profiles.yml, nothing else.
+    let prod = tempfile::tempdir().unwrap();
+    std::fs::copy(db.project.join("plan.json"), prod.path().join("plan.json")).unwrap();
+    std::fs::copy(db.project.join("profiles.yml"), prod.path().join("profiles.yml")).unwrap();
+    std::fs::remove_dir_all(&db.project).unwrap();
+    let execute = |args: &[&str]| -> Run {
+        let mut cmd = Command::new(bin("dvtr"));
+        cmd.current_dir(prod.path()).arg("execute").arg("plan.json").args(args).env("HOME", prod.path()).env_remove("DVT_PROFILES_DIR");
+        for (k, v) in &db.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap().into()
+    };
+    let r = execute(&["-s", "customers_pg", "--indirect-selection", "cautious"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("TOTAL=1") && r.stdout.contains("seed customers_pg"), "{}", r.stdout);
+    let r = execute(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("model pg_live") && r.stdout.contains("ERROR=0"), "{}", r.stdout);
+    assert!(prod.path().join("target/run_results.json").is_file());
+    let mut pg = pg_conn(&db);
+    let rows = pg.query(&format!("select n_rows, second_name from {}.pg_live", db.schema)).unwrap().rows;
+    assert_eq!(rows, vec![vec![Some("3".to_string()), Some("Bo, Jr.".to_string())]]);
+    // Without a bundle and without the project, selecting is refused with a way out.
+    let text = std::fs::read_to_string(prod.path().join("plan.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("bundle");
+    write(&prod.path().join("plan.json"), &v.to_string());
+    let r = execute(&["-s", "customers_pg"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("--bundle"), "{}", r.stderr);
+}
+
 #[test]
 fn a_bad_seed_row_leaves_the_old_table_and_a_changed_file_is_refused() {
     let db = setup("seed");

@@ -1114,6 +1114,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         },
         nodes,
         warnings,
+        bundle: None,
     };
     files.sort();
     Ok(Compiled { plan, files, unmatched })
