@@ -257,6 +257,35 @@ pub fn print_error(e: &DvtError, format: LogFormat) {
     }
 }
 
+/// One structured event on standard output in dbt's log shape
+/// (`{"info": {"name", "level", "msg", "ts", "thread", "pid"[, "code"]}, "data"}`).
+pub fn event(name: &str, code: Option<&str>, level: &str, msg: &str, thread: &str, data: serde_json::Value) {
+    let mut info = serde_json::json!({
+        "name": name,
+        "level": level,
+        "msg": msg,
+        "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "thread": thread,
+        "pid": std::process::id(),
+    });
+    if let Some(c) = code {
+        info["code"] = c.into();
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", serde_json::json!({ "info": info, "data": data }));
+}
+
+/// A line of a command's output: as text, or as event `name` carrying `data`.
+pub fn say(format: LogFormat, name: &str, msg: &str, data: serde_json::Value) {
+    match format {
+        LogFormat::Text => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{msg}");
+        }
+        LogFormat::Json => event(name, None, "info", msg.trim(), "MainThread", data),
+    }
+}
+
 fn warn(msg: &str, format: LogFormat) {
     let mut err = std::io::stderr().lock();
     match format {
@@ -345,9 +374,10 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
     // The process ends right after: freeing ~100k small allocations one by one is wasted time.
     std::mem::forget(manifest);
     let rel = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Found {}", summary.join(", "));
-    let _ = writeln!(out, "Wrote {rel} in {:.3}s", start.elapsed().as_secs_f64());
+    let f = args.log_format;
+    say(f, "ParseFound", &format!("Found {}", summary.join(", ")), serde_json::json!({ "found": summary }));
+    let secs = start.elapsed().as_secs_f64();
+    say(f, "ArtifactWritten", &format!("Wrote {rel} in {secs:.3}s"), serde_json::json!({ "path": rel, "elapsed": secs }));
     Ok(())
 }
 
@@ -518,12 +548,20 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     // The project is no longer needed, and the process ends soon: freeing it piece by piece costs ~0.2 s on 5,000 models.
     std::mem::forget((project, jinja, graph));
     crate::timing::phase("plan written");
-    let mut stdout = std::io::stdout().lock();
+    let f = args.log_format;
     if let Some(name) = &c.explain {
-        let _ = write!(stdout, "{}", crate::compile::explain(&compiled.plan, name)?);
+        let text = crate::compile::explain(&compiled.plan, name)?;
+        say(f, "Explain", text.trim_end(), serde_json::json!({ "node": name, "text": text }));
     }
-    let _ = writeln!(stdout, "{}", compiled.summary());
-    let _ = writeln!(stdout, "Wrote {} in {:.3}s", out.display(), start.elapsed().as_secs_f64());
+    let paths = |p: dvt_schema::plan::ExecutionPath| compiled.plan.nodes.values().filter(|n| n.path == p).count();
+    let counts = serde_json::json!({
+        "nodes": compiled.plan.nodes.len(),
+        "pushdown": paths(dvt_schema::plan::ExecutionPath::Pushdown),
+        "federation": paths(dvt_schema::plan::ExecutionPath::Federation),
+    });
+    say(f, "CompileSummary", &compiled.summary(), counts);
+    let secs = start.elapsed().as_secs_f64();
+    say(f, "ArtifactWritten", &format!("Wrote {} in {secs:.3}s", out.display()), serde_json::json!({ "path": out, "elapsed": secs }));
     // The process ends next; freeing the plan piece by piece is wasted time.
     std::mem::forget(compiled);
     Ok(())
@@ -536,16 +574,17 @@ fn project_root(args: &ProjectArgs) -> PathBuf {
 /// `dvtc deps`.
 pub fn cmd_deps(args: &ProjectArgs) -> Result<()> {
     let installed = crate::deps::install(&project_root(args))?;
-    let mut stdout = std::io::stdout().lock();
+    let f = args.log_format;
     if installed.is_empty() {
-        let _ = writeln!(stdout, "No packages declared in packages.yml or dependencies.yml");
+        say(f, "DepsNoPackages", "No packages declared in packages.yml or dependencies.yml", serde_json::json!({}));
     }
     for i in &installed {
         for w in &i.warnings {
-            warn(w, args.log_format);
+            warn(w, f);
         }
         let what: Vec<String> = i.lock.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let _ = writeln!(stdout, "Installed {} ({})", i.name, what.join(", "));
+        let data = serde_json::json!({ "package": i.name, "lock": i.lock });
+        say(f, "DepsInstalled", &format!("Installed {} ({})", i.name, what.join(", ")), data);
     }
     Ok(())
 }
@@ -554,19 +593,18 @@ pub fn cmd_deps(args: &ProjectArgs) -> Result<()> {
 pub fn cmd_init(args: &ProjectArgs, name: &str) -> Result<()> {
     let parent = project_root(args);
     let written = crate::init::init(&parent, name, args.profiles_dir.as_deref())?;
-    let mut stdout = std::io::stdout().lock();
     for f in &written {
-        let _ = writeln!(stdout, "created {}", f.display());
+        say(args.log_format, "InitCreated", &format!("created {}", f.display()), serde_json::json!({ "path": f }));
     }
-    let _ = writeln!(stdout, "\nNext: cd {name} && dvtr build");
+    say(args.log_format, "InitNext", &format!("\nNext: cd {name} && dvtr build"), serde_json::json!({ "project": name }));
     Ok(())
 }
 
 /// `dvtc clean`.
 pub fn cmd_clean(args: &ProjectArgs) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
     for (t, existed) in crate::deps::clean(&project_root(args))? {
-        let _ = writeln!(stdout, "{} {t}", if existed { "Removed" } else { "Nothing to remove at" });
+        let msg = format!("{} {t}", if existed { "Removed" } else { "Nothing to remove at" });
+        say(args.log_format, "CleanPath", &msg, serde_json::json!({ "path": t, "removed": existed }));
     }
     Ok(())
 }

@@ -3,29 +3,20 @@
 //! standard output in dbt's structured-log shape (`{"info": {"name":
 //! "NodeFinished", "code": "Q025", "level", "msg", "ts", "thread"}, "data":
 //! {"node_info": …, "run_result": …}}`), so tools that follow dbt's JSON logs
-//! follow DVT's.
+//! follow DVT's. On a terminal (text format) a progress bar of the run's nodes,
+//! naming what runs now, stays below the finished lines.
 
-use std::io::Write;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use dvt_compiler::cli::LogFormat;
 use dvt_schema::plan::PlanNode;
 use dvt_schema::run_results::NodeResult;
 
 fn emit(name: &str, code: Option<&str>, level: &str, msg: &str, thread: &str, data: serde_json::Value) {
-    let mut info = serde_json::json!({
-        "name": name,
-        "level": level,
-        "msg": msg,
-        "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "thread": thread,
-        "pid": std::process::id(),
-    });
-    if let Some(c) = code {
-        info["code"] = c.into();
-    }
-    let line = serde_json::json!({ "info": info, "data": data });
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    dvt_compiler::cli::event(name, code, level, msg, thread, data);
 }
 
 fn node_info(node: &PlanNode, status: &str) -> serde_json::Value {
@@ -48,10 +39,7 @@ fn node_info(node: &PlanNode, status: &str) -> serde_json::Value {
 
 /// A line of information (`name` is the event's name in JSON).
 pub fn note(format: LogFormat, name: &str, msg: &str) {
-    match format {
-        LogFormat::Text => println!("{msg}"),
-        LogFormat::Json => emit(name, None, "info", msg.trim(), "MainThread", serde_json::json!({})),
-    }
+    dvt_compiler::cli::say(format, name, msg, serde_json::json!({}));
 }
 
 /// The run is about to start `n` nodes.
@@ -70,8 +58,36 @@ pub fn run_started(format: LogFormat, n: usize, threads: usize) {
     }
 }
 
-/// A worker took `node` (JSON only: dbt's text log shows the finish line).
-pub fn node_started(format: LogFormat, node: &PlanNode, thread: &str) {
+/// Rows read from files and fragments in this process (for the progress bar).
+static ROWS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts rows read (seed files, fragments) toward the progress bar.
+pub fn rows_read(n: u64) {
+    ROWS.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A progress bar over `total` nodes when the text log goes to a terminal.
+pub fn bar(format: LogFormat, total: usize) -> Option<ProgressBar> {
+    if format != LogFormat::Text || !std::io::stdout().is_terminal() || total == 0 {
+        return None;
+    }
+    let bar = ProgressBar::new(total as u64);
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} nodes, {rows} rows read [{elapsed}] {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rows", |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}", ROWS.load(Ordering::Relaxed));
+        });
+    bar.set_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
+/// A worker took `node`: the bar names it; JSON gets a `NodeStart` event (dbt's
+/// text log shows only the finish line).
+pub fn node_started(format: LogFormat, bar: Option<&ProgressBar>, node: &PlanNode, thread: &str) {
+    if let Some(b) = bar {
+        b.set_message(format!("{} {}", node.resource_type, node.name));
+    }
     if format == LogFormat::Json {
         let msg = format!("START {} {}", node.resource_type, node.name);
         emit("NodeStart", Some("Q024"), "info", &msg, thread, serde_json::json!({ "node_info": node_info(node, "started") }));
@@ -79,7 +95,7 @@ pub fn node_started(format: LogFormat, node: &PlanNode, thread: &str) {
 }
 
 /// `node` finished (the `i`-th of `n`) with `r`.
-pub fn node_finished(format: LogFormat, i: usize, n: usize, node: &PlanNode, r: &NodeResult) {
+pub fn node_finished(format: LogFormat, bar: Option<&ProgressBar>, i: usize, n: usize, node: &PlanNode, r: &NodeResult) {
     let status = match r.status.as_str() {
         "success" => "OK",
         "pass" => "PASS",
@@ -90,9 +106,13 @@ pub fn node_finished(format: LogFormat, i: usize, n: usize, node: &PlanNode, r: 
     };
     let message = r.message.as_deref().unwrap_or("");
     let line = format!("{i:>4} of {n:<4} {status:<5} {} {} [{:.2}s] {message}", node.resource_type, node.name, r.execution_time);
-    match format {
-        LogFormat::Text => println!("{line}"),
-        LogFormat::Json => {
+    match (format, bar) {
+        (LogFormat::Text, Some(b)) => {
+            b.println(&line);
+            b.inc(1);
+        }
+        (LogFormat::Text, None) => println!("{line}"),
+        (LogFormat::Json, _) => {
             let level = if matches!(status, "ERROR" | "FAIL") {
                 "error"
             } else if status == "WARN" {

@@ -247,6 +247,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
     let mut running = 0usize;
     let mut done = 0usize;
     let mut stop = false;
+    let bar = crate::events::bar(opts.log_format, total);
     std::thread::scope(|scope| {
         loop {
             while !stop && running < opts.threads.max(1) {
@@ -257,7 +258,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
                 let o = opts.clone();
                 running += 1;
                 let slot = free_slots.pop().unwrap_or(running);
-                crate::events::node_started(opts.log_format, &node, &format!("Thread-{slot}"));
+                crate::events::node_started(opts.log_format, bar.as_ref(), &node, &format!("Thread-{slot}"));
                 scope.spawn(move || {
                     let (t, started_at) = (Instant::now(), now());
                     let out = run_node(&env, plan, &node, &o);
@@ -272,7 +273,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
             free_slots.push(slot);
             running -= 1;
             done += 1;
-            crate::events::node_finished(opts.log_format, done, total, &plan.nodes[&id], &r);
+            crate::events::node_finished(opts.log_format, bar.as_ref(), done, total, &plan.nodes[&id], &r);
             let failed = r.status == "error" || r.status == "fail";
             results.lock().expect("results lock").insert(id.clone(), r);
             if failed && opts.fail_fast {
@@ -298,9 +299,12 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
             let skipped = Outcome { status: "skipped", rendering: None, message: reason.into(), failures: None };
             let r = node_result(n, skipped, 0.0, None, 0);
             done += 1;
-            crate::events::node_finished(opts.log_format, done, total, n, &r);
+            crate::events::node_finished(opts.log_format, bar.as_ref(), done, total, n, &r);
             results.insert(n.unique_id.clone(), r);
         }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     plan.order.iter().filter_map(|id| results.remove(id)).collect()
 }

@@ -287,6 +287,7 @@ impl<'a> Collector<'a> {
 
     fn push(&mut self, b: RecordBatch) -> Result<(), String> {
         self.rows += b.num_rows() as u64;
+        crate::events::rows_read(b.num_rows() as u64);
         if let Some(w) = &mut self.writer {
             return w.write(vec![b]);
         }
@@ -381,6 +382,7 @@ impl RowSink for SpillingSink<'_> {
 
     fn rows(&mut self, rows: Vec<Vec<Option<String>>>) -> Result<(), String> {
         self.rows += rows.len() as u64;
+        crate::events::rows_read(rows.len() as u64);
         self.builder.rows(rows)?;
         let Some(spill) = self.spill else { return Ok(()) };
         if self.writer.is_none() && spill.held() + self.builder.held_bytes() as u64 > spill.budget() {

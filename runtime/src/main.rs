@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use dvt_compiler::cli::{ListArgs, LogFormat, ProjectArgs, SelectArgs, print_error};
+use dvt_compiler::cli::{ListArgs, LogFormat, ProjectArgs, SelectArgs, print_error, say};
 use dvt_compiler::compile::CompileOptions;
 use dvt_compiler::error::{DvtError, ErrorCode, Result};
 use dvt_runtime::executor::{self, Env, RunOptions};
@@ -322,20 +322,18 @@ fn docs_generate_cmd(args: &ProjectArgs) -> Result<i32> {
     std::fs::create_dir_all(&docs).map_err(|e| DvtError::io(&docs, e))?;
     std::fs::write(docs.join("index.html"), site).map_err(|e| DvtError::io(&docs, e))?;
     let described = catalog["nodes"].as_object().map_or(0, |m| m.len()) + catalog["sources"].as_object().map_or(0, |m| m.len());
-    println!(
-        "Catalog: {described} relations read from {} outputs",
-        nodes.iter().chain(&sources).map(|i| i.output).collect::<BTreeSet<_>>().len()
-    );
+    let f = args.log_format;
+    let outputs = nodes.iter().chain(&sources).map(|i| i.output).collect::<BTreeSet<_>>().len();
+    let msg = format!("Catalog: {described} relations read from {outputs} outputs");
+    say(f, "CatalogRead", &msg, serde_json::json!({ "relations": described, "outputs": outputs }));
     for e in catalog["errors"].as_array().into_iter().flatten() {
-        println!("  could not read: {}", e.as_str().unwrap_or_default());
+        let e = e.as_str().unwrap_or_default();
+        say(f, "CatalogError", &format!("  could not read: {e}"), serde_json::json!({ "error": e }));
     }
-    println!(
-        "Wrote {}, {} and {} in {:.2}s",
-        target.join("catalog.json").display(),
-        target.join("manifest.json").display(),
-        docs.join("index.html").display(),
-        start.elapsed().as_secs_f64()
-    );
+    let written = [target.join("catalog.json"), target.join("manifest.json"), docs.join("index.html")];
+    let secs = start.elapsed().as_secs_f64();
+    let msg = format!("Wrote {}, {} and {} in {secs:.2}s", written[0].display(), written[1].display(), written[2].display());
+    say(f, "ArtifactWritten", &msg, serde_json::json!({ "paths": written, "elapsed": secs }));
     Ok(i32::from(!catalog["errors"].is_null()))
 }
 
@@ -348,8 +346,12 @@ fn docs_serve_cmd(args: &ProjectArgs, port: u16) -> Result<i32> {
         return Err(DvtError::new(ErrorCode::Usage, format!("{} does not exist", docs.join("index.html").display()))
             .hint("run `dvtr docs generate` first"));
     }
-    dvt_runtime::docs::serve(&docs, port, |p| println!("Serving {} on http://127.0.0.1:{p}/ (Ctrl-C to stop)", docs.display()))
-        .map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
+    let f = args.log_format;
+    dvt_runtime::docs::serve(&docs, port, |p| {
+        let url = format!("http://127.0.0.1:{p}/");
+        say(f, "ServingDocs", &format!("Serving {} on {url} (Ctrl-C to stop)", docs.display()), serde_json::json!({ "url": url }))
+    })
+    .map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
     Ok(0)
 }
 
@@ -402,23 +404,28 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
     let elapsed = start.elapsed().as_secs_f64();
     write_results(&project.root.join(project.root_package().file.target_path()), command, &results, elapsed)?;
     if ra.show {
-        show_seeds(&compiled.plan, &env, &results);
+        show_seeds(args.log_format, &compiled.plan, &env, &results);
     }
     Ok(dvt_runtime::events::run_finished(args.log_format, &results, elapsed))
 }
 
 /// `seed --show`: the first rows of each loaded seed, read back from its database.
-fn show_seeds(plan: &dvt_schema::Plan, env: &Env, results: &[NodeResult]) {
+fn show_seeds(f: LogFormat, plan: &dvt_schema::Plan, env: &Env, results: &[NodeResult]) {
     for r in results.iter().filter(|r| r.status == "success") {
         let Some(node) = plan.nodes.get(&r.unique_id).filter(|n| n.resource_type == "seed") else { continue };
         let (Some(rel), Some(creds)) = (&node.relation, env.pool.creds().get(&node.target.value)) else { continue };
         let dialect = dvt_compiler::dialect::Dialect::from_adapter(&creds.kind).unwrap_or(dvt_compiler::dialect::Dialect::Postgres);
         let rows = dvt_runtime::connectors::connect(creds)
             .and_then(|mut c| c.query(&dialect.sql().limit(&format!("select * from {}", rel.rendered), 5)));
-        println!("\n{} ({} on {}):", node.name, rel.rendered, node.target.value);
+        say(
+            f,
+            "ShowSeed",
+            &format!("\n{} ({} on {}):", node.name, rel.rendered, node.target.value),
+            serde_json::json!({ "node": node.unique_id }),
+        );
         match rows {
-            Ok(rows) => print_table(&rows),
-            Err(e) => println!("  cannot read it back: {e}"),
+            Ok(rows) => print_table(f, &rows),
+            Err(e) => say(f, "ShowSeedError", &format!("  cannot read it back: {e}"), serde_json::json!({ "error": e })),
         }
     }
 }
@@ -564,7 +571,7 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
                     Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: project.root.clone(), buckets, live_render: None };
                 let rows = dvt_runtime::federation::query(&env, &compiled.plan, node, fed, Some(limit))
                     .map_err(|e| DvtError::new(ErrorCode::Usage, e))?;
-                print_table(&rows);
+                print_table(args.log_format, &rows);
                 return Ok(0);
             }
             (node.compiled_sql.clone().unwrap_or_default(), node.target.value.clone())
@@ -579,7 +586,7 @@ fn show_cmd(args: &ProjectArgs, inline: Option<&str>, select: Option<&str>, limi
     let rows = conn
         .query(&dialect.sql().limit(sql.trim().trim_end_matches(';'), limit))
         .map_err(|e| DvtError::new(ErrorCode::Usage, format!("query failed on `{target}`: {e}")))?;
-    print_table(&rows);
+    print_table(args.log_format, &rows);
     Ok(0)
 }
 
@@ -596,7 +603,7 @@ fn freshness_cmd(args: &ProjectArgs, select: &[String]) -> Result<i32> {
     let sources: Vec<&dvt_compiler::nodes::Source> =
         project.sources.values().filter(|s| wanted(s) && dvt_runtime::freshness::checked(s)).collect();
     if sources.is_empty() {
-        println!("No sources with a freshness rule and a loaded_at_field were selected");
+        say(args.log_format, "NothingToDo", "No sources with a freshness rule and a loaded_at_field were selected", serde_json::json!({}));
         return Ok(0);
     }
     let creds = dvt_runtime::credentials::load(args.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
@@ -614,7 +621,9 @@ fn freshness_cmd(args: &ProjectArgs, select: &[String]) -> Result<i32> {
             _ => "ERROR",
         };
         let detail = r.age_s.map_or_else(|| r.message.clone().unwrap_or_default(), |a| format!("newest row {a:.0} s old"));
-        println!("{} of {n} {word} freshness of {} on {} ({detail}) [{:.2}s]", i + 1, r.label, s.connection, r.execution_time);
+        let msg = format!("{} of {n} {word} freshness of {} on {} ({detail}) [{:.2}s]", i + 1, r.label, s.connection, r.execution_time);
+        let data = serde_json::json!({ "source": r.label, "connection": s.connection, "status": r.status, "age_s": r.age_s, "index": i + 1, "total": n });
+        say(args.log_format, "FreshnessChecked", &msg, data);
         results.push(r);
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -622,7 +631,9 @@ fn freshness_cmd(args: &ProjectArgs, select: &[String]) -> Result<i32> {
     dvt_compiler::cli::write_json(&target_dir, "sources.json", &dvt_runtime::freshness::sources_json(&results, elapsed))?;
     let count = |st: &str| results.iter().filter(|r| r.status == st).count();
     let errors = count("error") + count("runtime error");
-    println!("\nDone. PASS={} WARN={} ERROR={errors} TOTAL={n}", count("pass"), count("warn"));
+    let (pass, warn) = (count("pass"), count("warn"));
+    let stats = serde_json::json!({ "stats": { "pass": pass, "warn": warn, "error": errors, "total": n } });
+    say(args.log_format, "StatsLine", &format!("\nDone. PASS={pass} WARN={warn} ERROR={errors} TOTAL={n}"), stats);
     Ok(if errors > 0 { 1 } else { 0 })
 }
 
@@ -664,17 +675,19 @@ fn debug_cmd(args: &ProjectArgs) -> Result<i32> {
             }
         }
     }
-    Ok(print_checks(&checks, "All checks passed!"))
+    Ok(print_checks(args.log_format, &checks, "All checks passed!"))
 }
 
 /// One row per item (OK/FAIL and the detail); exit code 1 if any failed.
-fn print_checks(checks: &[dvt_runtime::debug::Check], all_ok: &str) -> i32 {
+fn print_checks(f: LogFormat, checks: &[dvt_runtime::debug::Check], all_ok: &str) -> i32 {
     let width = checks.iter().map(|c| c.item.chars().count()).max().unwrap_or(0);
     for c in checks {
-        println!("{:<width$}  {}  {}", c.item, if c.ok { "OK  " } else { "FAIL" }, c.detail);
+        let msg = format!("{:<width$}  {}  {}", c.item, if c.ok { "OK  " } else { "FAIL" }, c.detail);
+        say(f, "Check", &msg, serde_json::json!({ "item": c.item, "ok": c.ok, "detail": c.detail }));
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
-    println!("\n{}", if failed == 0 { all_ok.to_string() } else { format!("{failed} check(s) failed") });
+    let msg = if failed == 0 { all_ok.to_string() } else { format!("{failed} check(s) failed") };
+    say(f, "ChecksDone", &format!("\n{msg}"), serde_json::json!({ "failed": failed }));
     if failed == 0 { 0 } else { 1 }
 }
 
@@ -684,7 +697,7 @@ fn sync_cmd(args: &ProjectArgs) -> Result<i32> {
     let compiled = dvt_compiler::compile::compile(&loaded.0, &loaded.1, &loaded.2, &CompileOptions::default())?;
     let env = env_for(args, loaded.clone(), CompileOptions::default())?;
     let checks = dvt_runtime::sync::sync(&compiled.plan, &env);
-    Ok(print_checks(&checks, "Ready to run."))
+    Ok(print_checks(args.log_format, &checks, "Ready to run."))
 }
 
 fn run_operation_cmd(args: &ProjectArgs, name: &str, macro_args: Option<&str>) -> Result<i32> {
@@ -693,12 +706,17 @@ fn run_operation_cmd(args: &ProjectArgs, name: &str, macro_args: Option<&str>) -
     let live: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds));
     let out = dvt_compiler::compile::operation::run_operation(&project, &jinja, name, macro_args, live)?;
     for line in &out.logs {
-        println!("{line}");
+        say(args.log_format, "LogLine", line, serde_json::json!({}));
     }
     Ok(0)
 }
 
-fn print_table(rows: &dvt_runtime::connectors::Rows) {
+fn print_table(f: LogFormat, rows: &dvt_runtime::connectors::Rows) {
+    if f == LogFormat::Json {
+        let data = serde_json::json!({ "columns": rows.columns, "rows": rows.rows });
+        dvt_compiler::cli::event("ShowNode", None, "info", &format!("{} rows", rows.rows.len()), "MainThread", data);
+        return;
+    }
     let cells: Vec<Vec<String>> =
         rows.rows.iter().map(|r| r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect()).collect();
     let widths: Vec<usize> = rows

@@ -68,9 +68,14 @@ pub(crate) fn load_seed(
             &sha[..12]
         ));
     }
-    if blank && seed.format == "csv" {
+    let loaded = if blank && seed.format == "csv" {
         conn.execute(&format!("delete from {stage}"))?;
-        return load(conn, seed, &path, &target, true);
+        load(conn, seed, &path, &target, true)
+    } else {
+        loaded
+    };
+    if let Ok(n) = &loaded {
+        crate::events::rows_read(*n);
     }
     loaded
 }

@@ -117,4 +117,43 @@ fn json_log_format_emits_dbt_shaped_events() {
     assert_eq!(stats["total"], total);
     assert_eq!(stats["error"], 0);
     assert_eq!(named("ConcurrencyLine")[0]["data"]["node_count"], total);
+    // Every other command speaks JSON lines too.
+    let json_lines = |out: &str, what: &str| -> Vec<serde_json::Value> {
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {l}")))
+            .collect()
+    };
+    for args in [&["parse"][..], &["compile"], &["clean"]] {
+        let r = dvtc(&dir, &[&["--log-format", "json"][..], args].concat());
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(!json_lines(&r.stdout, &format!("dvtc {args:?}")).is_empty());
+    }
+    for args in [&["debug"][..], &["seed", "--show"], &["show", "-s", "customers", "--limit", "2"], &["docs", "generate"], &["build"]] {
+        let r = dvtr_in(&dir, &[&["--log-format", "json"][..], args].concat());
+        assert_eq!(r.code, 0, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        let events = json_lines(&r.stdout, &format!("dvtr {args:?}"));
+        assert!(events.iter().all(|e| e["info"]["name"].is_string() && e["info"]["ts"].is_string()), "{args:?}");
+        if args[0] == "show" {
+            assert!(events.iter().any(|e| e["info"]["name"] == "ShowNode" && e["data"]["rows"].as_array().is_some_and(|r| r.len() == 2)));
+        }
+    }
+}
+
+/// On a terminal the run shows a progress bar under the finished lines; piped,
+/// plain lines only (no control characters for logs and CI).
+#[test]
+fn progress_bar_on_a_terminal_plain_lines_otherwise() {
+    let (_tmp, dir) = scratch_copy(&crate::support::example("quickstart"));
+    let piped = dvtr_in(&dir, &["build"]);
+    assert_eq!(piped.code, 0, "{}\n{}", piped.stdout, piped.stderr);
+    assert!(!piped.stdout.contains('\u{1b}') && !piped.stdout.contains("rows read ["), "{}", piped.stdout);
+    // `script` gives dvtr a pseudo-terminal.
+    let cmd = format!("{} build", bin("dvtr").display());
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).current_dir(&dir).env("HOME", &dir).output().expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("rows read [") && text.contains('\u{1b}'), "no bar on a terminal:\n{text}");
+    assert!(text.contains("OK    model orders") || text.contains("OK    model"), "{text}");
+    assert!(text.contains("PASS="), "{text}");
 }
