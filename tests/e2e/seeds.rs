@@ -334,3 +334,66 @@ fn mariadb_bulk_load_is_strict_and_exact() {
     assert_eq!(got, vec![vec![Some("a\tb\nc\\d".to_string())], vec![None], vec![Some("\\N".to_string())]]);
     conn.execute(&format!("drop table {rel}")).unwrap();
 }
+
+/// Seeds reach PostgreSQL as binary COPY, encoded here from the column types: the
+/// table must hold exactly what the server's own CSV parser (`psql \copy`) stores
+/// from the same file — boundaries, rounding to the column's scale, quotes,
+/// newlines, unicode, NULLs. A value with no certain binary form (a date in
+/// another style) sends the whole file down the text path, with the same result.
+#[test]
+fn postgres_binary_copy_stores_what_psql_copy_stores() {
+    let mut db = setup();
+    db.env.push(("DVT_TRACE".into(), "1".into()));
+    let types = "{i: integer, b: bigint, s: smallint, n: 'numeric(12,3)', f: double precision, r: real, d: date, ts: timestamp, \
+                 t: text, v: 'varchar(10)', flag: boolean}";
+    let header = "i,b,s,n,f,r,d,ts,t,v,flag\n";
+    let good = format!(
+        "{header}-2147483648,9223372036854775807,-32768,-0.0005,1e300,3.4e38,0001-01-01,2000-01-01 00:00:00.000001,\"a \"\"quoted\"\" value\",abcdefghij,TRUE\n\
+         2147483647,-9223372036854775808,32767,123456789.9995,5e-324,1e-45,9999-12-31,1999-12-31T23:59:59.999999,\"line1\nline2\",ünï,f\n\
+         ,,,,,,,,,,\n\
+         0, 12 ,+7,0.0001,-2.5,0.1,2024-02-29,1970-01-01 00:00:00,\"\",x,yes\n\
+         1,2,3,-99.9,0,-0,2000-01-01,2038-01-19 03:14:08.5,\"semi;colon, comma\",\" pad \",0\n"
+    );
+    let odd = format!("{header}1,2,3,4.5,1.5,2.5,Jan 5 2024,2024-01-05 10:00:00,x,y,t\n");
+    for (name, csv) in [("bin_good_pg", &good), ("bin_odd_pg", &odd)] {
+        std::fs::write(db.project.join(format!("seeds/pg_seeds/{name}.csv")), csv).unwrap();
+    }
+    std::fs::write(
+        db.project.join("seeds/pg_seeds/bin.yml"),
+        format!(
+            "version: 2\nseeds:\n  - name: bin_good_pg\n    config:\n      column_types: {types}\n  - name: bin_odd_pg\n    config:\n      column_types: {types}\n"
+        ),
+    )
+    .unwrap();
+    let r = dvtr(&db, &["seed", "-s", "bin_good_pg", "bin_odd_pg"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("bin_good_pg.csv: text COPY"), "the binary path declined: {}", r.stderr);
+    assert!(r.stderr.contains("bin_odd_pg.csv: text COPY (date `Jan 5 2024`)"), "{}", r.stderr);
+    let mut pg = connect(&db, "pg");
+    let s = &db.schema;
+    for name in ["bin_good_pg", "bin_odd_pg"] {
+        pg.execute(&format!("drop table if exists {s}.{name}_ref; create table {s}.{name}_ref (like {s}.{name})")).unwrap();
+        let file = db.project.join(format!("seeds/pg_seeds/{name}.csv"));
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &db.env[0].1, "-U", "postgres", "-d", "dvt", "-v", "ON_ERROR_STOP=1", "-c"])
+            .arg(format!(
+                "\\copy {s}.{name}_ref from '{}' with (format csv, header true, force_null (i, b, s, n, f, r, d, ts, t, v, flag))",
+                file.display()
+            ))
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut diff = |a: &str, b: &str| {
+            pg.query(&format!("select count(*) from (select * from {s}.{a} except all select * from {s}.{b}) x")).unwrap().rows[0][0]
+                .clone()
+        };
+        assert_eq!(diff(name, &format!("{name}_ref")), Some("0".into()), "{name}: rows only DVT stored");
+        assert_eq!(diff(&format!("{name}_ref"), name), Some("0".into()), "{name}: rows only \\copy stored");
+        let n = pg.query(&format!("select count(*), count(distinct n), max(length(t)) from {s}.{name}")).unwrap().rows;
+        assert!(n[0][0].as_deref() == Some(if name == "bin_good_pg" { "5" } else { "1" }), "{n:?}");
+    }
+    // Rounded to the column's scale, as the server rounds text.
+    let rows = pg.query(&format!("select x.n::text as v from {s}.bin_good_pg x where x.n is not null order by x.n")).unwrap().rows;
+    let got: Vec<_> = rows.iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(got, ["-99.900", "-0.001", "0.000", "123456790.000"]);
+}

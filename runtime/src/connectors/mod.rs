@@ -2,6 +2,7 @@
 
 mod duckdb;
 mod mysql;
+mod pg_binary;
 mod pool;
 mod postgres;
 mod sqlite;

@@ -81,7 +81,7 @@ fn io_err(e: std::io::Error) -> String {
     }
 }
 
-fn err(e: postgres::Error) -> String {
+pub(super) fn err(e: postgres::Error) -> String {
     describe(&e)
 }
 
@@ -173,6 +173,13 @@ impl Connection for Pg {
         } else {
             format!(", force_not_null ({})", cols.join(", "))
         };
+        // Binary COPY, parsed and encoded here while the server stores; the text
+        // path below when a value or type has no certain binary form.
+        match super::pg_binary::load(&mut self.0, rel, csv) {
+            Ok(loaded) => return Some(loaded),
+            Err(why) if std::env::var_os("DVT_TRACE").is_some() => eprintln!("{}: text COPY ({})", csv.display, why.0),
+            Err(_) => {}
+        }
         let delim = (csv.delimiter as char).to_string().replace('\'', "''");
         let sql = format!("copy {rel} from stdin with (format csv, header true, delimiter '{delim}'{nulls})");
         Some((|| {
