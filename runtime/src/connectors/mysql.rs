@@ -147,56 +147,79 @@ impl Connection for My {
     }
 }
 
+/// Rows in MySQL's escaped text format, sent in 1 MiB chunks; the row count.
+fn send_rows(rows: &mut RowStream<'_>, ncols: usize, tx: &std::sync::mpsc::SyncSender<Result<Vec<u8>, String>>) -> Result<u64, String> {
+    let mut count = 0u64;
+    let mut line = String::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let closed = || "the server stopped reading the rows".to_string();
+    for row in rows {
+        let row = row?;
+        if row.len() != ncols {
+            return Err(format!("row {} has {} values, the table has {ncols} columns", count + 1, row.len()));
+        }
+        line.clear();
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                line.push('\t');
+            }
+            match v {
+                None => line.push_str("\\N"),
+                Some(v) => super::escape_text(v, &mut line),
+            }
+        }
+        line.push('\n');
+        buf.extend_from_slice(line.as_bytes());
+        count += 1;
+        if buf.len() >= 1 << 20 {
+            tx.send(Ok(std::mem::replace(&mut buf, Vec::with_capacity(1 << 20)))).map_err(|_| closed())?;
+        }
+    }
+    if !buf.is_empty() {
+        tx.send(Ok(buf)).map_err(|_| closed())?;
+    }
+    Ok(count)
+}
+
 impl My {
     /// LOAD DATA LOCAL INFILE, the server's bulk path, fed with DVT's own rows in
     /// MySQL's escaped text format (`\N` is NULL, so every value arrives as DVT
-    /// read it) through a spool file (the driver's handler must own its input).
+    /// read it), streamed: this thread reads and escapes the rows while another
+    /// runs the statement, whose file handler takes them in 1 MiB chunks as they
+    /// come — the server ingests while the file is still being read.
     /// LOCAL turns bad values into warnings: any warning fails the load.
     fn load_data(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
-        use std::io::Write;
-        static SPOOLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let spool = std::env::temp_dir().join(format!("dvt-load-{}-{n}.tsv", std::process::id()));
-        struct Remove(std::path::PathBuf);
-        impl Drop for Remove {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
-        let _cleanup = Remove(spool.clone());
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&spool).map_err(|e| e.to_string())?);
-        let mut count = 0u64;
-        let mut line = String::new();
-        for row in rows {
-            let row = row?;
-            if row.len() != ncols {
-                return Err(format!("row {} has {} values, the table has {ncols} columns", count + 1, row.len()));
-            }
-            line.clear();
-            for (i, v) in row.iter().enumerate() {
-                if i > 0 {
-                    line.push('\t');
-                }
-                match v {
-                    None => line.push_str("\\N"),
-                    Some(v) => super::escape_text(v, &mut line),
-                }
-            }
-            line.push('\n');
-            w.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-            count += 1;
-        }
-        w.flush().map_err(|e| e.to_string())?;
-        drop(w);
-        let path = spool.clone();
+        use std::sync::mpsc;
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<u8>, String>>(8);
         self.0.set_local_infile_handler(Some(mysql::LocalInfileHandler::new(move |_, out| {
-            std::io::copy(&mut std::fs::File::open(&path)?, out).map(|_| ())
+            for chunk in rx.iter() {
+                match chunk {
+                    Ok(bytes) => std::io::Write::write_all(out, &bytes)?,
+                    // A bad row: the statement fails rather than loading part of the file.
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
+            }
+            Ok(())
         })));
         let sql = format!(
             "load data local infile 'dvt' into table {rel} character set utf8mb4 fields terminated by '\\t' escaped by '\\\\' lines terminated by '\\n'"
         );
-        let result = self.0.query_iter(&sql).map_err(|e| e.to_string()).map(|r| (r.affected_rows(), r.warnings()));
-        self.0.set_local_infile_handler(None);
+        let conn = &mut self.0;
+        let (result, produced) = std::thread::scope(|s| {
+            let loader = s.spawn(move || {
+                let r = conn.query_iter(&sql).map_err(|e| e.to_string()).map(|r| (r.affected_rows(), r.warnings()));
+                // Dropping the handler closes the channel: the producer stops if the server gave up early.
+                conn.set_local_infile_handler(None);
+                r
+            });
+            let produced = send_rows(rows, ncols, &tx);
+            if let Err(e) = &produced {
+                let _ = tx.send(Err(e.clone()));
+            }
+            drop(tx);
+            (loader.join().unwrap_or_else(|_| Err("the LOAD DATA thread panicked".into())), produced)
+        });
+        let count = produced?;
         let (loaded, warnings) = result?;
         if warnings > 0 {
             let shown: Vec<(String, u32, String)> = self.0.query("show warnings limit 3").map_err(|e| e.to_string())?;
