@@ -97,8 +97,17 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // Another run writing the same relation goes first; a failed node closes its
+    // connection, which releases the lock.
+    let lock =
+        node.relation.as_ref().filter(|_| matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot")).map(|r| r.rendered.clone());
+    if let Some(rel) = &lock
+        && let Err(e) = conn.lock_relation(rel)
+    {
+        return fail(e);
+    }
     let out = run_pushdown(env, node, p, opts, &mut *conn);
-    if out.status != "error" {
+    if out.status != "error" && lock.as_ref().is_none_or(|rel| conn.unlock_relation(rel).is_ok()) {
         conn.release();
     }
     out

@@ -697,6 +697,8 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
         Dialect::from_adapter(&creds.kind).ok_or_else(|| format!("output `{}` has an unknown type `{}`", creds.name, creds.kind))?;
     let r = node.relation.as_ref().ok_or("a federated node needs a target relation")?;
     let mut target = env.pool.get(&node.target.value)?;
+    // Another run writing the same relation goes first (released below, or with the connection on failure).
+    target.lock_relation(&r.rendered)?;
     let (schema_name, ident) = connectors::parts(r);
     let existing = target.relation_kind(schema_name, ident)?;
     let write = node.write.as_ref();
@@ -754,6 +756,7 @@ pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_r
         let mut rows = arrow_rows::TextRows::new(batches, cast.schema.clone(), dialect);
         conn.load(stage, ncols, &mut rows)
     })?;
+    target.unlock_relation(&r.rendered)?;
     target.release();
     let phases = describe(&result.stats, result.started.elapsed().as_secs_f64(), &result.spill);
     Ok(Written { rendering, rows, pushed, phases, into: r.rendered.clone() })

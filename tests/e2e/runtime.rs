@@ -836,3 +836,65 @@ fn show_keeps_the_order_of_a_mariadb_query() {
     );
     assert_eq!(table_rows(&r.stdout).len(), 2, "{}", r.stdout);
 }
+
+/// Two `dvtr run` writing the same relations at once serialize on the target's
+/// lock (PostgreSQL advisory lock, MariaDB GET_LOCK): the second waits while the
+/// first writes — seen on the servers — both succeed, and each table ends as one
+/// whole run left it, never a mix.
+#[test]
+fn two_runs_writing_the_same_relations_serialize() {
+    let db = setup("concurrent");
+    let slow = |target: &str, sleep: &str| {
+        format!("{{{{ config(materialized='table', target='{target}') }}}}\nselect {sleep} as slept, '{{{{ var(\"run\") }}}}' as run_id")
+    };
+    write(&db.project.join("models/slow_pg.sql"), &slow("pg", "(select 1 from pg_sleep(2))"));
+    write(&db.project.join("models/slow_maria.sql"), &slow("maria", "sleep(2)"));
+    let start = |run: &str, model: &str| {
+        let mut cmd = Command::new(bin("dvtr"));
+        cmd.current_dir(&db.project).args(["run", "-s", model, "--vars", &format!("{{run: {run}}}")]).env("HOME", &db.project);
+        for (k, v) in &db.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let mut pg = pg_conn(&db);
+    let settings = [("port".to_string(), db.env[1].1.clone())];
+    let creds = dvt_runtime::credentials::Credentials::new("maria", "mysql", settings.into_iter().collect(), db.project.clone());
+    let mut maria = dvt_runtime::connectors::connect(&creds).unwrap();
+    // Polls `sql` (one count) on `conn` until it is positive, for at most 20 s.
+    let wait_for = |conn: &mut Box<dyn dvt_runtime::connectors::Connection>, sql: &str| {
+        for _ in 0..200 {
+            if conn.query(sql).unwrap().rows[0][0].as_deref().is_some_and(|n| n != "0") {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    for (model, conn, held, waiting) in [
+        (
+            "slow_pg",
+            &mut pg,
+            "select count(*) from pg_locks where locktype = 'advisory' and granted",
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'",
+        ),
+        (
+            "slow_maria",
+            &mut maria,
+            "select count(*) from information_schema.processlist where info like 'select sleep(2)%' or info like '%slow_maria%'",
+            "select count(*) from information_schema.processlist where state = 'User lock'",
+        ),
+    ] {
+        let first = start("a", model);
+        assert!(wait_for(conn, held), "{model}: the first run never took its lock");
+        let second = start("b", model);
+        assert!(wait_for(conn, waiting), "{model}: the second run did not wait for the first");
+        for (run, child) in [("a", first), ("b", second)] {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{model} run {run}: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        let rel = if model == "slow_pg" { format!("{}.slow_pg", db.schema) } else { format!("`{}`.slow_maria", db.schema) };
+        let rows = conn.query(&format!("select run_id from {rel}")).unwrap().rows;
+        assert_eq!(rows, vec![vec![Some("b".to_string())]], "{model}");
+    }
+}

@@ -148,12 +148,34 @@ pub trait Connection: Send {
     /// Loads rows into `rel` (rendered) through the engine's bulk path, in one
     /// transaction, streaming (rows are pulled one at a time). Returns the count.
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String>;
+    /// Waits until no other run (another `dvtr`, another machine) writes the
+    /// relation `rendered`, then holds it until [`Connection::unlock_relation`] or
+    /// until the connection closes (a crashed run releases it): PostgreSQL's
+    /// advisory locks, MariaDB's `GET_LOCK`, a lock file next to a SQLite file.
+    /// DuckDB needs none: one process at a time opens a file.
+    fn lock_relation(&mut self, rendered: &str) -> Result<(), String> {
+        let _ = rendered;
+        Ok(())
+    }
+    /// Releases what [`Connection::lock_relation`] took.
+    fn unlock_relation(&mut self, rendered: &str) -> Result<(), String> {
+        let _ = rendered;
+        Ok(())
+    }
     /// Loads Arrow batches into `rel` when the engine takes Arrow directly (None:
     /// it does not, and `batches` is untouched; use [`Connection::load`]).
     fn load_arrow(&mut self, rel: &str, batches: &mut BatchStream<'_>) -> Option<Result<u64, String>> {
         let _ = (rel, batches);
         None
     }
+}
+
+/// The lock name of a relation: `dvt:` and 16 hex digits of its SHA-256 (fits
+/// every engine's limit on lock names, and names no secret).
+pub(crate) fn lock_name(rendered: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(rendered.as_bytes());
+    format!("dvt:{}", h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// Arrow batches pulled one at a time by a bulk load.

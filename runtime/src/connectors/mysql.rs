@@ -138,6 +138,20 @@ impl Connection for My {
         row.get(1)?.as_ref()?.parse().ok()
     }
 
+    fn lock_relation(&mut self, rendered: &str) -> Result<(), String> {
+        // One hour, then a clear failure rather than waiting for ever.
+        let got: Option<Option<i64>> =
+            self.0.exec_first("select get_lock(?, 3600)", (super::lock_name(rendered),)).map_err(|e| e.to_string())?;
+        match got.flatten() {
+            Some(1) => Ok(()),
+            _ => Err(format!("another run has been writing {rendered} for an hour (lock `{}`)", super::lock_name(rendered))),
+        }
+    }
+
+    fn unlock_relation(&mut self, rendered: &str) -> Result<(), String> {
+        self.0.exec_drop("select release_lock(?)", (super::lock_name(rendered),)).map_err(|e| e.to_string())
+    }
+
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         let local_infile: Option<String> = self.0.query_first("select @@local_infile").map_err(|e| e.to_string())?;
         if local_infile.as_deref() == Some("1") {

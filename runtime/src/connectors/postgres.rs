@@ -201,6 +201,14 @@ impl Connection for Pg {
         })())
     }
 
+    fn lock_relation(&mut self, rendered: &str) -> Result<(), String> {
+        self.0.execute("select pg_advisory_lock(hashtext($1))", &[&super::lock_name(rendered)]).map(|_| ()).map_err(err)
+    }
+
+    fn unlock_relation(&mut self, rendered: &str) -> Result<(), String> {
+        self.0.execute("select pg_advisory_unlock(hashtext($1))", &[&super::lock_name(rendered)]).map(|_| ()).map_err(err)
+    }
+
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
         // COPY in text format: the server parses each value with its column's type.
         use std::io::Write;

@@ -5,7 +5,7 @@ use rusqlite::types::ValueRef;
 use super::{BatchStream, Connection, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
-pub struct Lite(rusqlite::Connection);
+pub struct Lite(rusqlite::Connection, Option<std::fs::File>);
 
 pub fn open(c: &Credentials) -> Result<Lite, String> {
     let path = c.path("path").ok_or_else(|| format!("output `{}` has no `path:`", c.name))?;
@@ -14,7 +14,7 @@ pub fn open(c: &Credentials) -> Result<Lite, String> {
     }
     let conn = rusqlite::Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
-    Ok(Lite(conn))
+    Ok(Lite(conn, None))
 }
 
 fn text(v: ValueRef<'_>) -> Option<String> {
@@ -84,6 +84,27 @@ impl Connection for Lite {
         }
         let sql = format!("select count(*) from \"{}\"", identifier.replace('"', "\"\""));
         self.0.query_row(&sql, [], |r| r.get::<_, i64>(0)).ok().map(|n| n as u64)
+    }
+
+    /// SQLite locks per statement: a run's write (staging, load, swap) is kept
+    /// whole by an exclusive lock on `<database>.dvt-lock`, which the OS drops
+    /// if the process dies.
+    fn lock_relation(&mut self, _rendered: &str) -> Result<(), String> {
+        let Some(path) = self.0.path().filter(|p| !p.is_empty()).map(|p| format!("{p}.dvt-lock")) else { return Ok(()) };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        f.lock().map_err(|e| format!("cannot lock {path}: {e}"))?;
+        self.1 = Some(f);
+        Ok(())
+    }
+
+    fn unlock_relation(&mut self, _rendered: &str) -> Result<(), String> {
+        self.1 = None;
+        Ok(())
     }
 
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
