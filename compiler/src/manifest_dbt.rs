@@ -154,12 +154,12 @@ fn relation_fields(node: &Node, placement: Option<&Placement>, project: &Project
 
 /// A file as dbt names it: relative to its own package's root (`models/x.sql`, also for
 /// packages, whose files DVT names from the root project, `dbt_packages/p/models/x.sql`).
-fn package_relative<'a>(project: &Project, package: &str, file: &'a str) -> &'a str {
+pub(crate) fn package_relative<'a>(project: &Project, package: &str, file: &'a str) -> &'a str {
     project.packages.iter().find(|p| p.name == package).and_then(|p| file.strip_prefix(p.rel.as_str())).unwrap_or(file)
 }
 
 /// The path of a node below its resource folder (`staging/stg_orders.sql`), as dbt writes `path`.
-fn resource_path(project: &Project, node: &Node) -> String {
+pub(crate) fn resource_path(project: &Project, node: &Node) -> String {
     match node.resource_type {
         ResourceType::Test if node.test.is_some() => format!("{}.sql", node.config.str("alias").unwrap_or(&node.name)),
         _ => {

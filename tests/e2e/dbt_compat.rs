@@ -79,7 +79,7 @@ fn jinja_and_context_behaviours_of_large_packages() {
         (
             "models/uses.sql",
             "select '{{ pick() }}' as a, '{{ maybe(none) is none }}' as b, {{ +1 }} as c, '{{ builtins.ref.config.dependencies['proj'].version }}' as d, \
-             '{{ cached('k', 'v') }}' as e, '{{ {'x': 1}.copy().pop('x') }}' as f, {{ sub('s') }} as g, '{{ find('base').alias }}.{{ find('base').schema }}' as h \
+             '{{ cached('k', 'v') }}' as e, '{{ {'x': 1}.copy().pop('x') }}' as f, {{ sub('s') }} as g, '{{ find('base').alias }}.{{ find('base').schema }}' as h, '{{ find('base').original_file_path }}|{{ find('base').path }}' as i \
              from {{ ref('base') }}",
         ),
         ("models/off.sql", "{{ config(enabled=false) }}select {{ var('not_set_anywhere') }}"),
@@ -95,7 +95,7 @@ fn jinja_and_context_behaviours_of_large_packages() {
     let sql = std::fs::read_to_string(dir.path().join("target/compiled/proj/models/uses.sql")).unwrap();
     assert_eq!(
         sql,
-        "select 'timestamp' as a, 'True' as b, 1 as c, '1.2.3' as d, 'v' as e, '1' as f, substr(s) as g, 'base_tbl.public' as h from \"db\".\"public\".\"base_tbl\""
+        "select 'timestamp' as a, 'True' as b, 1 as c, '1.2.3' as d, 'v' as e, '1' as f, substr(s) as g, 'base_tbl.public' as h, 'models/base.sql|base.sql' as i from \"db\".\"public\".\"base_tbl\""
     );
     let plan: dvt_schema::Plan = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/plan.json")).unwrap()).unwrap();
     assert_eq!(plan.nodes["model.proj.base"].materialization.effective, "table");

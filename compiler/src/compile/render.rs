@@ -272,7 +272,9 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
         .map(|n| {
             let v = json!({
                 "unique_id": n.unique_id, "name": n.name, "resource_type": n.resource_type.as_str(), "package_name": n.package,
-                "original_file_path": n.file, "path": n.file, "fqn": n.fqn, "raw_code": n.raw, "raw_sql": n.raw,
+                // As dbt: inside the node's package, and below its resource folder.
+                "original_file_path": crate::manifest_dbt::package_relative(project, &n.package, &n.file),
+                "path": crate::manifest_dbt::resource_path(project, n), "fqn": n.fqn, "raw_code": n.raw, "raw_sql": n.raw,
                 "language": if n.python.is_some() { "python" } else { "sql" }, "config": n.config, "tags": n.config.tags(),
                 "alias": n.config.str("alias").unwrap_or(&n.name), "description": n.description,
                 "depends_on": {"nodes": n.depends_on, "macros": n.macros},
@@ -306,7 +308,8 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
                 "unique_id": s.unique_id, "name": s.name, "source_name": s.source_name, "resource_type": "source",
                 "package_name": s.package, "identifier": s.identifier, "schema": s.schema, "database": s.database,
                 "fqn": s.fqn, "description": s.description, "tags": s.tags, "config": s.config,
-                "original_file_path": s.file, "path": s.file,
+                "original_file_path": crate::manifest_dbt::package_relative(project, &s.package, &s.file),
+                "path": crate::manifest_dbt::package_relative(project, &s.package, &s.file),
                 "columns": s.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type}))).collect::<serde_json::Map<_, _>>(),
             });
             (s.unique_id.clone(), v)
