@@ -17,7 +17,7 @@ use super::CsvFile;
 
 /// The binary form of one column.
 #[derive(Debug, Clone, Copy)]
-enum Enc {
+pub(super) enum Enc {
     Int2,
     Int4,
     Int8,
@@ -27,7 +27,12 @@ enum Enc {
     Text,
     Date,
     Timestamp,
-    Numeric { precision: i32, scale: i32 },
+    /// Only from Arrow (a CSV value's zone depends on the session): UTC microseconds.
+    TimestampTz,
+    Numeric {
+        precision: i32,
+        scale: i32,
+    },
 }
 
 /// Why the binary path stepped aside (the text path takes over).
@@ -36,7 +41,7 @@ pub struct Declined(pub String);
 
 /// The encoders for the columns of `rel`, if every column has one and the
 /// database stores UTF-8.
-fn encoders(client: &mut postgres::Client, rel: &str) -> Result<Vec<Enc>, Declined> {
+pub(super) fn encoders(client: &mut postgres::Client, rel: &str) -> Result<Vec<Enc>, Declined> {
     let no = |e: postgres::Error| Declined(e.to_string());
     let enc: String = client.query_one("show server_encoding", &[]).map_err(no)?.get(0);
     if enc != "UTF8" {
@@ -62,6 +67,7 @@ fn encoders(client: &mut postgres::Client, rel: &str) -> Result<Vec<Enc>, Declin
                 "text" | "character varying" | "character" => Enc::Text,
                 "date" => Enc::Date,
                 "timestamp without time zone" => Enc::Timestamp,
+                "timestamp with time zone" => Enc::TimestampTz,
                 "numeric" if typmod >= 4 => Enc::Numeric { precision: ((typmod - 4) >> 16) & 0xffff, scale: (typmod - 4) & 0xffff },
                 other => return Err(Declined(format!("no binary encoder for `{other}`"))),
             })
@@ -346,6 +352,140 @@ fn encode(enc: Enc, v: &[u8], buf: &mut Vec<u8>) -> Result<(), Declined> {
             put(buf, &total.to_be_bytes());
         }
         Enc::Numeric { precision, scale } => put(buf, &numeric(text()?, precision, scale).ok_or_else(|| no("numeric", v))?),
+        Enc::TimestampTz => return Err(no("timestamp with time zone", v)),
+    }
+    Ok(())
+}
+
+/// Microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Days between 1970-01-01 and 2000-01-01.
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// Whether Arrow type `t` goes into a column of `enc` exactly, value for value.
+fn arrow_fits(t: &arrow::datatypes::DataType, enc: Enc) -> bool {
+    use arrow::datatypes::{DataType as D, TimeUnit};
+    match (t, enc) {
+        (D::Int8 | D::Int16 | D::UInt8, Enc::Int2 | Enc::Int4 | Enc::Int8) => true,
+        (D::Int32 | D::UInt16, Enc::Int4 | Enc::Int8) => true,
+        (D::Int64 | D::UInt32, Enc::Int8) => true,
+        (D::Float32, Enc::Float4 | Enc::Float8) | (D::Float64, Enc::Float8) => true,
+        (D::Boolean, Enc::Bool) => true,
+        (D::Utf8 | D::LargeUtf8 | D::Utf8View, Enc::Text) => true,
+        (D::Date32, Enc::Date) => true,
+        (D::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, None), Enc::Timestamp) => true,
+        (D::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, Some(_)), Enc::TimestampTz) => true,
+        (D::Decimal128(..), Enc::Numeric { .. }) => true,
+        _ => false,
+    }
+}
+
+/// Loads Arrow batches into `rel` through binary COPY, when every column's type
+/// goes exactly into its column (checked on the first batch, before anything is
+/// sent); `Err(first batch)` hands the batch back for the text path.
+pub fn load_arrow(
+    client: &mut postgres::Client,
+    rel: &str,
+    first: arrow::array::RecordBatch,
+    rest: &mut super::BatchStream<'_>,
+) -> Result<Result<u64, String>, arrow::array::RecordBatch> {
+    let Ok(encs) = encoders(client, rel) else { return Err(first) };
+    let schema = first.schema();
+    if encs.len() != schema.fields().len() || !schema.fields().iter().zip(&encs).all(|(f, e)| arrow_fits(f.data_type(), *e)) {
+        return Err(first);
+    }
+    Ok((|| {
+        let mut tx = client.transaction().map_err(super::postgres::err)?;
+        let mut w = tx.copy_in(&format!("copy {rel} from stdin with (format binary)")).map_err(super::postgres::err)?;
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        let mut n = 0u64;
+        for batch in std::iter::once(Ok(first)).chain(rest) {
+            let batch = batch?;
+            encode_batch(&batch, &encs, &mut buf)?;
+            n += batch.num_rows() as u64;
+            if buf.len() >= 1 << 20 {
+                w.write_all(&buf).map_err(|e| e.to_string())?;
+                buf.clear();
+            }
+        }
+        buf.extend_from_slice(&(-1i16).to_be_bytes());
+        w.write_all(&buf).map_err(|e| e.to_string())?;
+        let loaded = w.finish().map_err(super::postgres::err)?;
+        tx.commit().map_err(super::postgres::err)?;
+        debug_assert_eq!(loaded, n);
+        Ok(n)
+    })())
+}
+
+fn encode_batch(b: &arrow::array::RecordBatch, encs: &[Enc], buf: &mut Vec<u8>) -> Result<(), String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType as D, *};
+    let cols = b.columns();
+    for row in 0..b.num_rows() {
+        buf.extend_from_slice(&(encs.len() as i16).to_be_bytes());
+        for (c, enc) in cols.iter().zip(encs) {
+            if c.is_null(row) {
+                buf.extend_from_slice(&(-1i32).to_be_bytes());
+                continue;
+            }
+            let int = || -> i64 {
+                match c.data_type() {
+                    D::Int8 => c.as_primitive::<Int8Type>().value(row).into(),
+                    D::Int16 => c.as_primitive::<Int16Type>().value(row).into(),
+                    D::Int32 => c.as_primitive::<Int32Type>().value(row).into(),
+                    D::Int64 => c.as_primitive::<Int64Type>().value(row),
+                    D::UInt8 => c.as_primitive::<UInt8Type>().value(row).into(),
+                    D::UInt16 => c.as_primitive::<UInt16Type>().value(row).into(),
+                    D::UInt32 => c.as_primitive::<UInt32Type>().value(row).into(),
+                    _ => unreachable!("checked by arrow_fits"),
+                }
+            };
+            match enc {
+                Enc::Int2 => put(buf, &(int() as i16).to_be_bytes()),
+                Enc::Int4 => put(buf, &(int() as i32).to_be_bytes()),
+                Enc::Int8 => put(buf, &int().to_be_bytes()),
+                Enc::Float4 => put(buf, &c.as_primitive::<Float32Type>().value(row).to_be_bytes()),
+                Enc::Float8 => {
+                    let f = match c.data_type() {
+                        D::Float32 => f64::from(c.as_primitive::<Float32Type>().value(row)),
+                        _ => c.as_primitive::<Float64Type>().value(row),
+                    };
+                    put(buf, &f.to_be_bytes())
+                }
+                Enc::Bool => put(buf, &[u8::from(c.as_boolean().value(row))]),
+                Enc::Text => {
+                    let s = match c.data_type() {
+                        D::Utf8 => c.as_string::<i32>().value(row),
+                        D::LargeUtf8 => c.as_string::<i64>().value(row),
+                        _ => c.as_string_view().value(row),
+                    };
+                    put(buf, s.as_bytes())
+                }
+                Enc::Date => put(buf, &(c.as_primitive::<Date32Type>().value(row) - PG_EPOCH_DAYS).to_be_bytes()),
+                Enc::Timestamp | Enc::TimestampTz => {
+                    let micros = match c.data_type() {
+                        D::Timestamp(TimeUnit::Second, _) => c.as_primitive::<TimestampSecondType>().value(row).checked_mul(1_000_000),
+                        D::Timestamp(TimeUnit::Millisecond, _) => {
+                            c.as_primitive::<TimestampMillisecondType>().value(row).checked_mul(1_000)
+                        }
+                        _ => Some(c.as_primitive::<TimestampMicrosecondType>().value(row)),
+                    }
+                    .and_then(|m| m.checked_sub(PG_EPOCH_MICROS))
+                    .ok_or("a timestamp out of PostgreSQL's range")?;
+                    put(buf, &micros.to_be_bytes())
+                }
+                Enc::Numeric { precision, scale } => {
+                    let D::Decimal128(_, s) = c.data_type() else { unreachable!("checked by arrow_fits") };
+                    let text = Decimal128Type::format_decimal(c.as_primitive::<Decimal128Type>().value(row), 38, *s);
+                    let bytes = numeric(&text, *precision, *scale)
+                        .ok_or_else(|| format!("value {text} does not fit numeric({precision},{scale})"))?;
+                    put(buf, &bytes)
+                }
+            }
+        }
     }
     Ok(())
 }

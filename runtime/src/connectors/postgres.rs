@@ -3,7 +3,7 @@
 use postgres::config::SslMode;
 
 use super::tls::Verify;
-use super::{Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
+use super::{BatchStream, Connection, CsvFile, RelationKind, RowSink, RowStream, Rows};
 use crate::credentials::Credentials;
 
 pub struct Pg(postgres::Client);
@@ -207,6 +207,29 @@ impl Connection for Pg {
 
     fn unlock_relation(&mut self, rendered: &str) -> Result<(), String> {
         self.0.execute("select pg_advisory_unlock(hashtext($1))", &[&super::lock_name(rendered)]).map(|_| ()).map_err(err)
+    }
+
+    /// Binary COPY when every Arrow column goes exactly into its table column;
+    /// otherwise text COPY of the same batches.
+    fn load_arrow(&mut self, rel: &str, batches: &mut BatchStream<'_>) -> Option<Result<u64, String>> {
+        let first = match batches.next()? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
+        };
+        match super::pg_binary::load_arrow(&mut self.0, rel, first, batches) {
+            Ok(loaded) => Some(loaded),
+            Err(first) => {
+                let schema = first.schema();
+                if std::env::var_os("DVT_TRACE").is_some() {
+                    let types: Vec<String> = schema.fields().iter().map(|f| f.data_type().to_string()).collect();
+                    eprintln!("{rel}: text COPY of Arrow batches ({})", types.join(", "));
+                }
+                let ncols = schema.fields().len();
+                let all = std::iter::once(Ok(first)).chain(batches);
+                let mut rows = crate::arrow_rows::TextRows::new(all, schema, dvt_compiler::dialect::Dialect::Postgres);
+                Some(self.load(rel, ncols, &mut rows))
+            }
+        }
     }
 
     fn load(&mut self, rel: &str, ncols: usize, rows: &mut RowStream<'_>) -> Result<u64, String> {
