@@ -365,19 +365,20 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 /// Whether Arrow type `t` goes into a column of `enc` exactly, value for value.
 fn arrow_fits(t: &arrow::datatypes::DataType, enc: Enc) -> bool {
     use arrow::datatypes::{DataType as D, TimeUnit};
-    match (t, enc) {
-        (D::Int8 | D::Int16 | D::UInt8, Enc::Int2 | Enc::Int4 | Enc::Int8) => true,
-        (D::Int32 | D::UInt16, Enc::Int4 | Enc::Int8) => true,
-        (D::Int64 | D::UInt32, Enc::Int8) => true,
-        (D::Float32, Enc::Float4 | Enc::Float8) | (D::Float64, Enc::Float8) => true,
-        (D::Boolean, Enc::Bool) => true,
-        (D::Utf8 | D::LargeUtf8 | D::Utf8View, Enc::Text) => true,
-        (D::Date32, Enc::Date) => true,
-        (D::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, None), Enc::Timestamp) => true,
-        (D::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, Some(_)), Enc::TimestampTz) => true,
-        (D::Decimal128(..), Enc::Numeric { .. }) => true,
-        _ => false,
-    }
+    matches!(
+        (t, enc),
+        (D::Int8 | D::Int16 | D::UInt8, Enc::Int2 | Enc::Int4 | Enc::Int8)
+            | (D::Int32 | D::UInt16, Enc::Int4 | Enc::Int8)
+            | (D::Int64 | D::UInt32, Enc::Int8)
+            | (D::Float32, Enc::Float4 | Enc::Float8)
+            | (D::Float64, Enc::Float8)
+            | (D::Boolean, Enc::Bool)
+            | (D::Utf8 | D::LargeUtf8 | D::Utf8View, Enc::Text)
+            | (D::Date32, Enc::Date)
+            | (D::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, None), Enc::Timestamp)
+            | (D::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, Some(_)), Enc::TimestampTz)
+            | (D::Decimal128(..), Enc::Numeric { .. })
+    )
 }
 
 /// Loads Arrow batches into `rel` through binary COPY, when every column's type
