@@ -77,7 +77,7 @@ pub fn install(ctx: &SessionContext, semantics: Semantics) {
         ctx.register_udf(udf);
     }
     if matches!(semantics.dialect, Dialect::Postgres | Dialect::Mysql | Dialect::Duckdb | Dialect::Sqlite) {
-        ctx.add_analyzer_rule(Arc::new(DialectRule { dialect: semantics.dialect, semantics }));
+        ctx.add_analyzer_rule(Arc::new(DialectRule { semantics }));
     }
 }
 
@@ -279,7 +279,6 @@ fn timestamp_text(micros: i64) -> Option<String> {
 
 #[derive(Debug)]
 struct DialectRule {
-    dialect: Dialect,
     semantics: Semantics,
 }
 
@@ -303,7 +302,7 @@ impl DialectRule {
 
     /// A conversion of `inner` (of type `from`) to text, printed as the model's database prints it.
     fn to_text(&self, inner: Expr, from: &DataType) -> Result<Option<Expr>> {
-        let d = self.dialect;
+        let d = self.semantics.dialect;
         let cast = |e: Expr, t: DataType| Expr::Cast(Cast::new(Box::new(e), t));
         Ok(Some(match (from, d) {
             (DataType::Float16 | DataType::Float32 | DataType::Float64, Dialect::Mysql) => {
@@ -344,44 +343,44 @@ impl DialectRule {
                 return Ok(Transformed::yes(self.call(name, f.args[0].clone())));
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right })
-                if self.dialect == Dialect::Postgres
+                if self.semantics.dialect == Dialect::Postgres
                     && !self.semantics.byte_order
                     && matches!(op, Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq) =>
             {
                 if is_string(&left.get_type(schema)?) && is_string(&right.get_type(schema)?) {
                     return Err(refuse(
                         &format!("the string ordering `{e}` (the target database's collation is not byte order)"),
-                        self.dialect,
+                        self.semantics.dialect,
                     ));
                 }
                 return Ok(Transformed::no(e));
             }
             Expr::AggregateFunction(AggregateFunction { func, params })
-                if self.dialect == Dialect::Postgres
+                if self.semantics.dialect == Dialect::Postgres
                     && !self.semantics.byte_order
                     && matches!(func.name(), "min" | "max")
                     && params.args.first().map(|a| a.get_type(schema)).transpose()?.is_some_and(|t| is_string(&t)) =>
             {
                 return Err(refuse(
                     &format!("`{}` of strings (the target database's collation is not byte order)", func.name()),
-                    self.dialect,
+                    self.semantics.dialect,
                 ));
             }
-            Expr::BinaryExpr(BinaryExpr { left, op, right }) if self.dialect == Dialect::Mysql && op_compares(op) => {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if self.semantics.dialect == Dialect::Mysql && op_compares(op) => {
                 if is_string(&left.get_type(schema)?) && is_string(&right.get_type(schema)?) {
                     return Err(refuse(
                         &format!("the string comparison `{e}` (MariaDB collations ignore case, accents and trailing spaces)"),
-                        self.dialect,
+                        self.semantics.dialect,
                     ));
                 }
                 return Ok(Transformed::no(e));
             }
-            Expr::AggregateFunction(AggregateFunction { func, params }) if self.dialect == Dialect::Mysql => {
+            Expr::AggregateFunction(AggregateFunction { func, params }) if self.semantics.dialect == Dialect::Mysql => {
                 let name = func.name();
                 if let Some(arg) = params.args.first() {
                     let t = arg.get_type(schema)?;
                     if matches!(name, "min" | "max") && is_string(&t) {
-                        return Err(refuse(&format!("`{name}` of strings (MariaDB orders strings by collation)"), self.dialect));
+                        return Err(refuse(&format!("`{name}` of strings (MariaDB orders strings by collation)"), self.semantics.dialect));
                     }
                     if name == "sum" && t.is_integer() {
                         // MariaDB sums integers exactly, as a decimal.
@@ -408,7 +407,7 @@ impl DialectRule {
     /// Grouping and joining by strings in a MariaDB model; ordering strings where
     /// the order is not the bytes'.
     fn check_node(&self, node: &LogicalPlan) -> Result<()> {
-        if self.dialect == Dialect::Postgres && !self.semantics.byte_order {
+        if self.semantics.dialect == Dialect::Postgres && !self.semantics.byte_order {
             let by_strings = |exprs: &mut dyn Iterator<Item = &Expr>, schema: &DFSchema| -> Result<bool> {
                 for e in exprs {
                     if is_string(&e.get_type(schema)?) {
@@ -432,10 +431,10 @@ impl DialectRule {
                 _ => false,
             };
             if ordered {
-                return Err(refuse("ordering by strings (the target database's collation is not byte order)", self.dialect));
+                return Err(refuse("ordering by strings (the target database's collation is not byte order)", self.semantics.dialect));
             }
         }
-        if self.dialect != Dialect::Mysql {
+        if self.semantics.dialect != Dialect::Mysql {
             return Ok(());
         }
         let string_keys = |exprs: &[&Expr], schema: &DFSchema| -> Result<bool> {
@@ -450,17 +449,17 @@ impl DialectRule {
             LogicalPlan::Aggregate(a) => {
                 let keys: Vec<&Expr> = a.group_expr.iter().collect();
                 if string_keys(&keys, a.input.schema())? {
-                    return Err(refuse("grouping by strings (MariaDB groups strings by collation)", self.dialect));
+                    return Err(refuse("grouping by strings (MariaDB groups strings by collation)", self.semantics.dialect));
                 }
             }
             LogicalPlan::Join(j) => {
                 let left: Vec<&Expr> = j.on.iter().map(|(l, _)| l).collect();
                 if string_keys(&left, j.left.schema())? {
-                    return Err(refuse("a join on strings (MariaDB compares strings by collation)", self.dialect));
+                    return Err(refuse("a join on strings (MariaDB compares strings by collation)", self.semantics.dialect));
                 }
             }
             LogicalPlan::Distinct(d) if d.input().schema().fields().iter().any(|f| is_string(f.data_type())) => {
-                return Err(refuse("DISTINCT over strings (MariaDB compares strings by collation)", self.dialect));
+                return Err(refuse("DISTINCT over strings (MariaDB compares strings by collation)", self.semantics.dialect));
             }
             _ => {}
         }

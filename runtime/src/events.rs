@@ -11,13 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use dvt_compiler::cli::LogFormat;
+use dvt_compiler::cli::{LogFormat, event as emit};
 use dvt_schema::plan::PlanNode;
 use dvt_schema::run_results::NodeResult;
-
-fn emit(name: &str, code: Option<&str>, level: &str, msg: &str, thread: &str, data: serde_json::Value) {
-    dvt_compiler::cli::event(name, code, level, msg, thread, data);
-}
 
 fn node_info(node: &PlanNode, status: &str) -> serde_json::Value {
     serde_json::json!({
