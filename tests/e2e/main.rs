@@ -13,6 +13,7 @@ mod duckdb_files;
 mod errors;
 mod federated;
 mod golden;
+mod hostile;
 mod init;
 mod multi_db;
 mod parse_ls;

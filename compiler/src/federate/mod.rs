@@ -724,7 +724,7 @@ impl Walker<'_> {
                 [q, c] => {
                     let hit = scope.iter().find(|s| s.alias == q.value).or_else(|| outer.iter().find(|s| s.alias == q.value));
                     if let Some(i) = hit.and_then(|s| s.occ) {
-                        self.occ[i].columns.insert(column_sql(c, Dialect::Postgres).trim_matches('"').to_string() + &quote_marker(c));
+                        self.occ[i].columns.insert(c.value.clone() + &quote_marker(c));
                     }
                 }
                 [c] if scope.len() == 1 && outer.is_empty() => {
@@ -923,6 +923,13 @@ pub fn split(sqls: &[&str], inputs: &[FragmentInput], dialect: Dialect) -> Split
         let mut cols: BTreeSet<String> = BTreeSet::new();
         for o in &occs {
             cols.extend(o.columns.iter().cloned());
+        }
+        // `"id"` and `id` name one column on every engine (bare names fold to lower
+        // case or compare without case): read it once, bare.
+        let same: Vec<String> =
+            cols.iter().filter(|c| c.strip_suffix('\u{1}').is_some_and(|v| v == v.to_lowercase() && cols.contains(v))).cloned().collect();
+        for c in same {
+            cols.remove(&c);
         }
         // Filter: OR over occurrences of the AND of each one's conjuncts.
         let semi = |col: &Ident, other: &str, other_col: &Ident| {

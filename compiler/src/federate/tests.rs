@@ -385,3 +385,15 @@ fn dialect_expressions_over_one_relation_are_computed_in_its_fragment() {
         assert!(!s.refused.is_empty() && s.computed.is_empty(), "{sql}: {:?}", s.computed);
     }
 }
+
+#[test]
+fn quoted_columns_are_quoted_once_in_the_source_dialect() {
+    let s = split(
+        &[r#"select a."a""b", a."id", b."x`y" from a join b on b.id = a.id where a."a""b" is not null"#],
+        &inputs(&[("a", Dialect::Postgres), ("b", Dialect::Mysql)]),
+        Dialect::DataFusion,
+    );
+    // `"id"` and `id` are one column: read once.
+    assert_eq!(frag(&s, "a"), r#"select "a""b", id from src_a where ("a""b" IS NOT NULL)"#);
+    assert_eq!(frag(&s, "b"), "select id, `x``y` from src_b");
+}
