@@ -192,6 +192,7 @@ impl CompileArgs {
             only: None,
             live: None,
             defer: self.select.defer(),
+            keep_going: false,
         })
     }
 }
@@ -500,12 +501,14 @@ fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_
 /// `compile`: offline from `dvtc` (nodes that query the database are marked
 /// "render at run time"); `dvtr compile` passes its `live` databases so that
 /// they render now, as `dbt compile` renders them.
-pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnector<'_>>) -> Result<()> {
+/// Returns the exit code: 1 when some nodes failed to render live (the others compiled).
+pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnector<'_>>) -> Result<i32> {
     let start = Instant::now();
     let (project, jinja, graph) = load(args)?;
     let mut options = c.options(args)?;
     if let Some(connect) = live {
         options.live = Some(connect(&project)?);
+        options.keep_going = true;
     }
     let mut compiled = crate::compile::compile(&project, &jinja, &graph, &options)?;
     report_unmatched(&compiled.unmatched, args.log_format);
@@ -562,9 +565,17 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     say(f, "CompileSummary", &compiled.summary(), counts);
     let secs = start.elapsed().as_secs_f64();
     say(f, "ArtifactWritten", &format!("Wrote {} in {secs:.3}s", out.display()), serde_json::json!({ "path": out, "elapsed": secs }));
+    let failed = compiled.node_errors.len();
+    for e in &compiled.node_errors {
+        print_error(e, f);
+    }
+    if failed > 0 {
+        let msg = format!("{failed} node(s) failed to render against the database; they are marked to render at run time in the plan");
+        say(f, "CompileNodeErrors", &msg, serde_json::json!({ "failed": failed }));
+    }
     // The process ends next; freeing the plan piece by piece is wasted time.
     std::mem::forget(compiled);
-    Ok(())
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 fn project_root(args: &ProjectArgs) -> PathBuf {
@@ -636,7 +647,7 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
     let result = match &cli.command {
         Command::Parse => cmd_parse(&cli.project),
         Command::Ls(ls) => cmd_ls(&cli.project, ls),
-        Command::Compile(c) => cmd_compile(&cli.project, c, None),
+        Command::Compile(c) => cmd_compile(&cli.project, c, None).map(|_| ()),
         Command::Deps => cmd_deps(&cli.project),
         Command::Init { name } => cmd_init(&cli.project, name),
         Command::Clean => cmd_clean(&cli.project),

@@ -40,8 +40,12 @@ impl Live {
 }
 
 /// A value as Jinja sees it: numbers stay numbers, booleans booleans.
-fn json(v: Option<String>, dt: &DataType) -> Json {
+fn json(v: Option<String>, dt: &DataType, engine_type: &str) -> Json {
     let Some(v) = v else { return Json::Null };
+    // A 4-byte float reaches dbt's Python drivers widened to a double (3.3 -> 3.299999952316284).
+    if matches!(engine_type.to_ascii_lowercase().as_str(), "float4" | "real" | "float") {
+        return v.parse::<f32>().map(|f| Json::from(f64::from(f))).unwrap_or(Json::String(v));
+    }
     match dt {
         DataType::Int64 => v.parse::<i64>().map(Json::from).unwrap_or(Json::String(v)),
         DataType::Float64 | DataType::Decimal128(..) => v.parse::<f64>().map(Json::from).unwrap_or(Json::String(v)),
@@ -60,7 +64,9 @@ impl LiveDatabase for Live {
                     arrow_rows::arrow_type(types.get(i).map_or("", String::as_str), &values)
                 })
                 .collect();
-            let out = rows.rows.into_iter().map(|r| r.into_iter().zip(&dts).map(|(v, dt)| json(v, dt)).collect()).collect();
+            let engine_type = |i: usize| types.get(i).map_or("", String::as_str);
+            let out =
+                rows.rows.into_iter().map(|r| r.into_iter().enumerate().map(|(i, v)| json(v, &dts[i], engine_type(i))).collect()).collect();
             Ok(QueryResult { columns: rows.columns, rows: out })
         })
     }

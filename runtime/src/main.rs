@@ -758,7 +758,7 @@ fn main() {
                 let creds = dvt_runtime::credentials::load(a.profiles_dir.as_deref(), &project.root, &project.profile.name)?;
                 Ok(Arc::new(dvt_runtime::live::Live::new(creds)))
             };
-            dvt_compiler::cli::cmd_compile(a, c, Some(&connect)).map(|()| 0)
+            dvt_compiler::cli::cmd_compile(a, c, Some(&connect))
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
         Command::Debug => debug_cmd(a),

@@ -154,6 +154,51 @@ fn run_query_statement_and_catalog_render_live_at_run_time() {
     assert!(out.contains("| 3      | Bo, Jr.     | 5      | amount:numeric | 3      |"), "{out}");
 }
 
+/// `dvtr compile` renders what packages read from the database as dbt's objects do
+/// (adapter `Column`s, agate's mapped `columns`, `load_relation`, 4-byte floats as
+/// Python widens them), and a node whose query fails is reported while the others compile.
+#[test]
+fn dvtr_compile_answers_catalog_objects_as_dbt_and_keeps_going_past_a_failing_node() {
+    let db = setup("livecompile");
+    assert_eq!(dvtr(&db, &["seed", "-s", "customers_pg"]).code, 0);
+    write(
+        &db.project.join("models/live_cols.sql"),
+        r#"{{ config(target='pg') }}
+{% set out = {'cols': '', 'agate': '', 'rels': ''} %}
+{% if execute %}
+{% set cols = adapter.get_columns_in_relation(ref('customers_pg')) %}
+{% set t = run_query("select 1 as a, 'x' as b, cast(3.3 as real) as f") %}
+{% set d = {} %}{% for k, col in t.columns.items() %}{% do d.update({k: col.values()}) %}{% endfor %}
+{% set here = load_relation(ref('customers_pg')) %}
+{% set gone = load_relation(api.Relation.create(schema=target.schema, identifier='no_such_relation')) %}
+{% set c %}{% for c in cols %}{{ c.name }}:{{ c.is_string() }}:{{ c.is_number() }}:{{ c.data_type }};{% endfor %}{% endset %}
+{% do out.update({'cols': c, 'agate': d["a"][0] ~ '|' ~ d["b"][0] ~ '|' ~ d["f"][0] ~ '|' ~ t.columns["b"].values()[0],
+                  'rels': (here is not none) ~ '|' ~ (gone is none)}) %}
+{% endif %}
+select '{{ out.cols }}' as cols, '{{ out.agate }}' as agate, '{{ out.rels }}' as rels
+"#,
+    );
+    write(
+        &db.project.join("models/live_fail.sql"),
+        "{{ config(target='pg') }}\n{% set x = run_query('select * from no_such_table') %}\nselect 1 as one\n",
+    );
+    let r = dvtr(&db, &["compile", "-s", "live_cols", "live_fail"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("model.rt.live_fail") && r.stderr.contains("no_such_table"), "{}", r.stderr);
+    let sql = std::fs::read_to_string(db.project.join("target/compiled/rt/models/live_cols.sql")).unwrap();
+    assert!(
+        sql.contains(
+            "id:False:True:integer;name:True:False:character varying(256);amount:False:True:numeric;active:False:False:boolean;updated_at:False:False:timestamp without time zone;"
+        ),
+        "{sql}"
+    );
+    assert!(sql.contains("'1|x|3.299999952316284|x' as agate") && sql.contains("'True|True' as rels"), "{sql}");
+    // The failed node stays in the plan, to render when it runs.
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(db.project.join("target/plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["nodes"]["model.rt.live_fail"]["render_at_runtime"], "run_query");
+    assert!(!db.project.join("target/compiled/rt/models/live_fail.sql").exists());
+}
+
 #[test]
 fn a_test_across_databases_runs_in_the_compute_and_show_computes_a_federated_model() {
     let db = setup("fedtest");

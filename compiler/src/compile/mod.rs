@@ -47,6 +47,9 @@ pub struct CompileOptions {
     pub live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
     /// `--defer`: refs to unselected nodes read the `--state` plan's relations.
     pub defer: Option<Defer>,
+    /// With a live database, a node whose rendering fails (a query it runs fails, say)
+    /// is reported and left to render at run time; the others compile (as `dbt compile`).
+    pub keep_going: bool,
 }
 
 /// How `--defer` decides which unselected upstreams to read from the state.
@@ -72,6 +75,8 @@ pub struct Compiled {
     pub files: Vec<(String, String)>,
     /// Criteria that matched nothing.
     pub unmatched: Vec<String>,
+    /// Nodes that failed to render against the live database (with `keep_going`).
+    pub node_errors: Vec<DvtError>,
 }
 
 impl Compiled {
@@ -998,7 +1003,23 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);
-    let outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
+    let mut outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
+    let mut node_errors = Vec::new();
+    if opts.keep_going && opts.live.is_some() && outs.iter().any(Result::is_err) {
+        // Failed nodes compile as `dvtc` compiles them: marked to render at run time.
+        let offline_opts = CompileOptions { live: None, ..opts.clone() };
+        let offline = shared.ctx(project, jinja, &offline_opts, cx.index.clone(), cx.deferred);
+        for (id, out) in order.iter().zip(outs.iter_mut()) {
+            if out.is_err() {
+                let retry = compile_node(&offline, &project.nodes[id]);
+                if retry.is_ok() {
+                    let mut e = std::mem::replace(out, retry).err().expect("an error");
+                    e.message = format!("{id}: {}", e.message);
+                    node_errors.push(e);
+                }
+            }
+        }
+    }
     shared.seed_cache.save();
     crate::timing::phase("nodes compiled");
     let mut nodes = BTreeMap::new();
@@ -1117,7 +1138,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         bundle: None,
     };
     files.sort();
-    Ok(Compiled { plan, files, unmatched })
+    Ok(Compiled { plan, files, unmatched, node_errors })
 }
 
 /// `--explain <node>`: a readable account of how a node runs.

@@ -7,7 +7,11 @@
 //!   (`{% do cols.append(c) %}`);
 //! - `{% do <expr> %}` accepts any expression in Jinja2 (`{% do x.append(1)
 //!   if flag %}`), minijinja only a call: it becomes `{% set __dvt_do = <expr> %}`,
-//!   which evaluates the expression for its effect in the same way.
+//!   which evaluates the expression for its effect in the same way;
+//! - a macro parameter whose default names another parameter (`name=schema_name`)
+//!   gets it at call time, as in Jinja2: minijinja evaluates defaults before the
+//!   other arguments are bound, so the default moves into the body
+//!   (`{% if name is undefined %}{% set name = schema_name %}{% endif %}`).
 
 use std::borrow::Cow;
 
@@ -64,6 +68,16 @@ pub fn to_minijinja(src: &str) -> Cow<'_, str> {
                 i = find(b, j, b"endraw").map_or(b.len(), |e| e + 6);
                 continue;
             }
+            if kw.0 == "macro"
+                && let Some(end) = tag_end(b, j)
+                && let Some(header) = macro_defaults_in_body(&src[i..end + 2])
+            {
+                out.push_str(&src[last..i]);
+                out.push_str(&to_minijinja(&header));
+                last = end + 2;
+                i = last;
+                continue;
+            }
             if kw.0 == "do" {
                 out.push_str(&src[last..kw.1]);
                 out.push_str("set __dvt_do =");
@@ -116,6 +130,122 @@ pub fn to_minijinja(src: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Where the statement tag whose body starts at `j` closes (`%}`), skipping string literals.
+fn tag_end(b: &[u8], mut j: usize) -> Option<usize> {
+    let mut quote: Option<u8> = None;
+    while j + 1 < b.len() {
+        let c = b[j];
+        match quote {
+            Some(_) if c == b'\\' => j += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'%' && b[j + 1] == b'}' => return Some(j),
+            None => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+/// Identifiers outside string literals.
+fn identifiers(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let (mut out, mut i, mut quote) = (Vec::new(), 0, None);
+    while i < b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            quote = Some(c);
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            // `x.name` is an attribute, not the parameter `name`.
+            if start == 0 || b[start - 1] != b'.' {
+                out.push(&s[start..i]);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `{% macro f(a, b=a) %}` → `{% macro f(a, b=__dvt_unset) %}{% if b is undefined %}{% set b = a %}{% endif %}`;
+/// None when no default names another parameter.
+fn macro_defaults_in_body(tag: &str) -> Option<String> {
+    let b = tag.as_bytes();
+    let open = tag.find('(')?;
+    // Parameters: split at top-level commas up to the matching `)`.
+    let (mut depth, mut quote, mut params, mut start, mut close) = (0usize, None, Vec::new(), open + 1, None);
+    let mut j = open + 1;
+    while j < b.len() {
+        let c = b[j];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                j += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' if depth == 0 => {
+                    params.push(&tag[start..j]);
+                    close = Some(j);
+                    break;
+                }
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                b',' if depth == 0 => {
+                    params.push(&tag[start..j]);
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+        j += 1;
+    }
+    let close = close?;
+    let split: Vec<(&str, Option<&str>)> =
+        params.iter().map(|p| p.split_once('=').map_or((p.trim(), None), |(n, d)| (n.trim(), Some(d.trim())))).collect();
+    let names: Vec<&str> = split.iter().map(|(n, _)| *n).collect();
+    let moved: Vec<(&str, &str)> = split
+        .iter()
+        .filter_map(|(n, d)| d.filter(|d| identifiers(d).iter().any(|w| w != n && names.contains(w))).map(|d| (*n, d)))
+        .collect();
+    if moved.is_empty() {
+        return None;
+    }
+    let params: Vec<String> = split
+        .iter()
+        .map(|(n, d)| match d {
+            Some(_) if moved.iter().any(|(m, _)| m == n) => format!("{n}=__dvt_unset"),
+            Some(d) => format!("{n}={d}"),
+            None => n.to_string(),
+        })
+        .collect();
+    let tail = &tag[close + 1..];
+    let trim = if tail.trim_end_matches("%}").trim_end().ends_with('-') { "-" } else { "" };
+    let mut out = format!("{}{}){tail}", &tag[..=open], params.join(", "));
+    for (k, (n, d)) in moved.iter().enumerate() {
+        let last = if k + 1 == moved.len() { trim } else { "" };
+        out.push_str(&format!("{{% if {n} is undefined %}}{{% set {n} = {d} %}}{{% endif {last}%}}"));
+    }
+    Some(out)
+}
+
 fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     b.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
 }
@@ -151,6 +281,17 @@ fn prev_is_operand(b: &[u8], j: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::to_minijinja;
+
+    #[test]
+    fn defaults_naming_other_parameters_are_bound_in_the_body() {
+        assert_eq!(
+            to_minijinja("{% macro m(a, b=a, c='x', d=a ~ 'y') -%}{{ b }}{% endmacro %}"),
+            "{% macro m(a, b=__dvt_unset, c='x', d=__dvt_unset) -%}{% if b is undefined %}{% set b = a %}{% endif %}\
+             {% if d is undefined %}{% set d = a ~ 'y' %}{% endif -%}{{ b }}{% endmacro %}"
+        );
+        // Strings, attributes and a parameter's own name are not references.
+        assert_eq!(to_minijinja("{% macro m(a, b='a', c=x.a) %}{% endmacro %}"), "{% macro m(a, b='a', c=x.a) %}{% endmacro %}");
+    }
 
     #[test]
     fn literals_become_mutable_only_inside_tags_and_outside_strings() {

@@ -45,6 +45,18 @@ fn runtime_only(what: &str) -> Result<Value, Error> {
     if n.execute { Err(err(format!("`{what}` {RUNTIME_MARKER}"))) } else { Ok(Value::from(())) }
 }
 
+/// `load_relation(relation)`: the relation if it exists in the live database
+/// (`none` otherwise), as dbt's cache answers; offline, "render at run time".
+fn load_relation_fn(what: &str, args: Rest<Value>) -> Result<Value, Error> {
+    let n = node()?;
+    let Some(live) = n.live.as_ref() else { return runtime_only(what) };
+    let rel = args.first().cloned().unwrap_or_default();
+    let part = |k: &str| rel.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+    let ident = part("identifier").ok_or_else(|| err(format!("{what}() needs a relation")))?;
+    let cols = live.db.columns(&live.target, part("schema").as_deref(), &ident).map_err(|e| err(format!("{what} failed: {e}")))?;
+    Ok(if cols.is_empty() { Value::from(()) } else { rel })
+}
+
 /// `run_query(sql)`: live when `dvtr` renders, otherwise "render at run time".
 fn run_query_fn(args: Rest<Value>) -> Result<Value, Error> {
     match node()?.live.clone() {
@@ -660,8 +672,8 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_function("run_query", run_query_fn);
     env.add_function("statement", statement_fn);
     env.add_function("load_result", load_result_fn);
-    env.add_function("load_relation", |_: Rest<Value>| runtime_only("load_relation"));
-    env.add_function("load_cached_relation", |_: Rest<Value>| runtime_only("load_cached_relation"));
+    env.add_function("load_relation", |args: Rest<Value>| load_relation_fn("load_relation", args));
+    env.add_function("load_cached_relation", |args: Rest<Value>| load_relation_fn("load_cached_relation", args));
     env.add_global("config", Value::from_object(ConfigObj));
     env.add_global("builtins", builtins(serde_json::json!({})));
     env.add_global("adapter", Value::from_object(AdapterObj { index: index.clone() }));

@@ -66,17 +66,13 @@ impl LiveSession {
         self.results.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned().unwrap_or_default()
     }
 
-    /// `adapter.get_columns_in_relation(relation)`: column objects (`name`, `data_type`, `dtype`).
+    /// `adapter.get_columns_in_relation(relation)`: dbt's `Column` objects.
     pub fn columns_of(&self, schema: Option<&str>, identifier: &str) -> Result<Value, Error> {
         let cols = self
             .db
             .columns(&self.target, schema, identifier)
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("get_columns_in_relation failed: {e}")))?;
-        Ok(Value::from(
-            cols.into_iter()
-                .map(|(n, t)| crate::jinja::to_value(serde_json::json!({"name": n, "column": n, "data_type": t, "dtype": t})))
-                .collect::<Vec<_>>(),
-        ))
+        Ok(Value::from(cols.into_iter().map(|(column, dtype)| Value::from_object(AdapterColumn { column, dtype })).collect::<Vec<_>>()))
     }
 }
 
@@ -119,7 +115,7 @@ impl Object for Table {
         }
         Some(match key.as_str()? {
             "rows" => Value::from(self.rows.clone()),
-            "columns" => Value::from(self.columns.clone()),
+            "columns" => Value::from_object(Mapped { names: self.names.clone(), values: self.columns.clone() }),
             "column_names" => Value::from(self.names.iter().map(|n| Value::from(n.as_str())).collect::<Vec<_>>()),
             _ => return None,
         })
@@ -140,14 +136,146 @@ impl Object for Row {
         ObjectRepr::Seq
     }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        if let Some(i) = key.as_usize() {
-            return self.values.get(i).cloned();
-        }
-        let name = key.as_str()?;
-        self.names.iter().position(|n| n == name).and_then(|i| self.values.get(i).cloned())
+        mapped_get(&self.names, &self.values, key)
     }
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Seq(self.values.len())
+    }
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        mapped_method(&self.names, &self.values, method, args)
+    }
+}
+
+/// agate's `MappedSequence` (a table's `columns`): indexed by position or name,
+/// iterated as values, with `keys()`, `values()`, `items()` and `get()`.
+#[derive(Debug)]
+struct Mapped {
+    names: Arc<Vec<String>>,
+    values: Vec<Value>,
+}
+
+impl Object for Mapped {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        mapped_get(&self.names, &self.values, key)
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.values.len())
+    }
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        mapped_method(&self.names, &self.values, method, args)
+    }
+}
+
+fn mapped_get(names: &[String], values: &[Value], key: &Value) -> Option<Value> {
+    if let Some(i) = key.as_usize() {
+        return values.get(i).cloned();
+    }
+    let name = key.as_str()?;
+    names.iter().position(|n| n == name).and_then(|i| values.get(i).cloned())
+}
+
+fn mapped_method(names: &[String], values: &[Value], method: &str, args: &[Value]) -> Result<Value, Error> {
+    let name = |n: &String| Value::from(n.as_str());
+    Ok(match method {
+        "keys" => Value::from(names.iter().map(name).collect::<Vec<_>>()),
+        "values" => Value::from(values.to_vec()),
+        "items" => Value::from(names.iter().zip(values).map(|(n, v)| Value::from(vec![name(n), v.clone()])).collect::<Vec<_>>()),
+        "get" => {
+            let key = args.first().ok_or_else(|| Error::new(ErrorKind::MissingArgument, "get() needs a key"))?;
+            mapped_get(names, values, key).unwrap_or_else(|| args.get(1).cloned().unwrap_or_default())
+        }
+        "dict" => Value::from_iter(names.iter().zip(values).map(|(n, v)| (n.clone(), v.clone()))),
+        _ => return Err(Error::new(ErrorKind::UnknownMethod, format!("row or column set has no method `{method}`"))),
+    })
+}
+
+/// dbt's adapter `Column` (dbt-adapters' base class, with DuckDB's extra integer
+/// and float names): what `adapter.get_columns_in_relation` returns.
+#[derive(Debug)]
+struct AdapterColumn {
+    column: String,
+    dtype: String,
+}
+
+impl AdapterColumn {
+    fn is(&self, names: &[&str]) -> bool {
+        let t = self.dtype.to_lowercase();
+        names.contains(&t.as_str())
+    }
+    fn is_string(&self) -> bool {
+        self.is(&["text", "character varying", "character", "varchar"])
+    }
+    fn is_float(&self) -> bool {
+        self.is(&["real", "float4", "float", "double precision", "float8", "double"])
+    }
+    fn is_integer(&self) -> bool {
+        self.is(&[
+            "smallint",
+            "integer",
+            "bigint",
+            "smallserial",
+            "serial",
+            "bigserial",
+            "int2",
+            "int4",
+            "int8",
+            "serial2",
+            "serial4",
+            "serial8",
+            "tinyint",
+            "hugeint",
+            "utinyint",
+            "usmallint",
+            "uinteger",
+            "ubigint",
+            "int1",
+            "short",
+            "int",
+            "signed",
+            "long",
+        ])
+    }
+    fn is_numeric(&self) -> bool {
+        self.is(&["numeric", "decimal"])
+    }
+    /// `char_size` is not read: dbt's default for an unknown size.
+    const STRING_SIZE: i64 = 256;
+    fn data_type(&self) -> String {
+        if self.is_string() { format!("character varying({})", Self::STRING_SIZE) } else { self.dtype.clone() }
+    }
+}
+
+impl Object for AdapterColumn {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "name" | "column" => Value::from(self.column.as_str()),
+            "dtype" => Value::from(self.dtype.as_str()),
+            "data_type" | "expanded_data_type" => Value::from(self.data_type()),
+            "quoted" => Value::from(format!("\"{}\"", self.column)),
+            "char_size" | "numeric_precision" | "numeric_scale" => Value::from(()),
+            _ => return None,
+        })
+    }
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        Ok(match method {
+            "is_string" => Value::from(self.is_string()),
+            "is_float" => Value::from(self.is_float()),
+            "is_integer" => Value::from(self.is_integer()),
+            "is_numeric" => Value::from(self.is_numeric()),
+            "is_number" => Value::from(self.is_integer() || self.is_numeric() || self.is_float()),
+            "is_struct" => Value::from(self.dtype.to_lowercase().starts_with("struct")),
+            "string_size" if self.is_string() => Value::from(Self::STRING_SIZE),
+            "string_size" => return Err(Error::new(ErrorKind::InvalidOperation, "Called string_size() on non-string field!")),
+            "can_expand_to" => Value::from(false),
+            "literal" => Value::from(format!("{}::{}", args.first().cloned().unwrap_or_default(), self.data_type())),
+            _ => return Err(Error::new(ErrorKind::UnknownMethod, format!("Column has no method `{method}`"))),
+        })
+    }
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<Column {} ({})>", self.column, self.data_type())
     }
 }
 
