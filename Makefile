@@ -11,7 +11,7 @@ BUILD_FLAGS := --workspace --all-targets
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEV_BIN := $(TARGET_DIR)/debug
 
-.PHONY: all build test services services-stop demo compat golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed bench-fed-large dist clean
+.PHONY: all build test services services-stop demo compat golden schema fmt lint bench bench-parse bench-compile bench-seed bench-run bench-fed bench-fed-large dist clean fuzz
 
 all: build
 
@@ -126,6 +126,12 @@ compat:
 	$(CARGO) build $(BUILD_FLAGS)
 	bash scripts/dbt_venv.sh "$(BUILD)"
 	bash compat/run.sh "$(BUILD)" "$(DEV_BIN)/dvtc"
+
+## Fuzzing (issue 17): YAML loading, Jinja rendering, the federation splitter,
+## CSV seeds and the plan reader, FUZZ_SECONDS each (default 1200) on nightly
+## with cargo-fuzz (both installed if missing). Not part of `make test`.
+fuzz:
+	bash scripts/fuzz.sh
 
 ## Review golden plan changes (accepts them; inspect with git diff golden/).
 golden:

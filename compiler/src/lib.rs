@@ -20,6 +20,7 @@ pub mod loader;
 pub mod manifest;
 pub mod manifest_dbt;
 pub mod nodes;
+pub mod plan_file;
 pub mod profiles;
 pub mod project;
 pub mod seed_cache;

@@ -21,7 +21,6 @@ pub mod executor;
 pub mod federation;
 pub mod freshness;
 pub mod live;
-pub mod plan_file;
 pub mod retry;
 pub mod seed_files;
 mod seed_load;

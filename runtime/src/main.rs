@@ -439,7 +439,7 @@ fn execute_cmd(
     fail_fast: bool,
 ) -> Result<i32> {
     let start = Instant::now();
-    let plan = dvt_runtime::plan_file::read(plan_path)?;
+    let plan = dvt_compiler::plan_file::read(plan_path)?;
     let dir = project_dir(args);
     let selecting = !select.select.is_empty() || !select.exclude.is_empty() || select.selector.is_some();
     let live = plan.nodes.values().any(|n| n.render_at_runtime.is_some());

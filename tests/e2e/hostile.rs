@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use dvt_runtime::connectors::{self, Connection};
-use dvt_runtime::credentials;
+use dvt_runtime::connectors::Connection;
 use dvt_schema::plan::Plan;
 
 use crate::support::*;
@@ -106,21 +105,7 @@ fn hostile_identifiers_and_values_round_trip_on_every_engine_pushed_down_and_fed
     let r = p.dvtc(&["compile", "--profiles-dir", "."]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let plan: Plan = serde_json::from_str(&std::fs::read_to_string(p.project.join("target/plan.json")).unwrap()).unwrap();
-    // The profile's connections, with the values its env_var() calls read in the child processes.
-    let env: BTreeMap<&str, &str> = p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let set = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
-    let creds = [
-        ("pg", "postgres", set(&[("port", env["DVT_TEST_PG_PORT"]), ("dbname", "dvt")])),
-        ("maria", "mysql", set(&[("port", env["DVT_TEST_MARIA_PORT"])])),
-        ("lite", "sqlite", set(&[("path", env["DVT_TEST_SQLITE"])])),
-        ("duck", "duckdb", set(&[("path", env["DVT_TEST_DUCKDB"])])),
-    ];
-    let mut conns: BTreeMap<String, Box<dyn Connection>> = creds
-        .into_iter()
-        .map(|(name, kind, settings)| {
-            (name.to_string(), connectors::connect(&credentials::Credentials::new(name, kind, settings, p.project.clone())).unwrap())
-        })
-        .collect();
+    let mut conns: BTreeMap<String, Box<dyn Connection>> = TARGETS.iter().map(|t| (t.to_string(), p.connect(t))).collect();
     let read = |conns: &mut BTreeMap<String, Box<dyn Connection>>, name: &str| {
         let node = plan.nodes.values().find(|n| n.name == name).unwrap_or_else(|| panic!("{name} is in the plan"));
         let rel = node.relation.as_ref().unwrap();

@@ -11,6 +11,7 @@ mod differential;
 mod docs;
 mod duckdb_files;
 mod errors;
+mod faults;
 mod federated;
 mod golden;
 mod hostile;

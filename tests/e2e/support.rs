@@ -175,12 +175,33 @@ impl ServiceProject {
         self.run("dvtc", args)
     }
 
-    fn run(&self, binary: &str, args: &[&str]) -> Run {
-        let mut cmd = Command::new(bin(binary));
-        cmd.current_dir(&self.project).args(args).env("HOME", &self.project).env_remove("DVT_PROFILES_DIR");
+    /// `program` (a binary of the workspace, or any command) in the project with its environment.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.project).env("HOME", &self.project).env_remove("DVT_PROFILES_DIR");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.output().expect("dvtr runs").into()
+        cmd
+    }
+
+    /// A connection to one of the fixture's outputs (`pg`, `maria`, `lite`, `duck`), with
+    /// the settings its profile reads from this project's environment.
+    pub fn connect(&self, output: &str) -> Box<dyn dvt_runtime::connectors::Connection> {
+        let env = |k: &str| self.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).expect("set by new()");
+        let (kind, settings): (&str, Vec<(&str, String)>) = match output {
+            "pg" => ("postgres", vec![("port", env("DVT_TEST_PG_PORT")), ("dbname", "dvt".into())]),
+            "maria" => ("mysql", vec![("port", env("DVT_TEST_MARIA_PORT"))]),
+            "lite" => ("sqlite", vec![("path", env("DVT_TEST_SQLITE"))]),
+            "duck" => ("duckdb", vec![("path", env("DVT_TEST_DUCKDB"))]),
+            other => panic!("no output `{other}` in the runtime fixture"),
+        };
+        let settings = settings.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let creds = dvt_runtime::credentials::Credentials::new(output, kind, settings, self.project.clone());
+        dvt_runtime::connectors::connect(&creds).unwrap_or_else(|e| panic!("{output}: {e}"))
+    }
+
+    fn run(&self, binary: &str, args: &[&str]) -> Run {
+        self.command(&bin(binary)).args(args).output().expect("dvtr runs").into()
     }
 }
