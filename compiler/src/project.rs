@@ -105,6 +105,43 @@ impl ProjectFile {
     }
 }
 
+/// Every folder the project file names stays inside the project: no absolute
+/// path, no `..` (reading models or writing and cleaning `target/` never reaches
+/// outside it).
+fn check_paths(file: &ProjectFile, text: &str, rel: &str) -> Result<()> {
+    let lists = [
+        ("model-paths", &file.model_paths),
+        ("seed-paths", &file.seed_paths),
+        ("test-paths", &file.test_paths),
+        ("macro-paths", &file.macro_paths),
+        ("snapshot-paths", &file.snapshot_paths),
+        ("analysis-paths", &file.analysis_paths),
+        ("docs-paths", &file.docs_paths),
+        ("clean-targets", &file.clean_targets),
+    ];
+    let singles = [("target-path", &file.target_path), ("packages-install-path", &file.packages_install_path)];
+    let all = lists
+        .iter()
+        .flat_map(|(k, v)| v.iter().flatten().map(move |p| (*k, p)))
+        .chain(singles.iter().filter_map(|(k, v)| v.as_ref().map(|p| (*k, p))));
+    for (key, p) in all {
+        let path = Path::new(p);
+        let escapes = p.trim().is_empty()
+            || path.is_absolute()
+            || path.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+            // `dvtc clean` removes these, and `target/` is rewritten: never the project itself.
+            || (matches!(key, "clean-targets" | "target-path" | "packages-install-path")
+                && path.components().all(|c| matches!(c, std::path::Component::CurDir)));
+        if escapes {
+            let line = text.lines().position(|l| l.contains(key)).map_or(0, |i| i as u32 + 1);
+            return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("`{key}` entry `{p}` is not a folder inside the project"))
+                .at(Location::new(rel, line, 0))
+                .hint("use a relative path below the project folder, without `..`"));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the project file of the package at `dir`.
 pub fn load_project_file(dir: &Path, rel_prefix: &str) -> Result<ProjectManifestFile> {
     for name in PROJECT_FILES {
@@ -127,6 +164,7 @@ pub fn load_project_file(dir: &Path, rel_prefix: &str) -> Result<ProjectManifest
             )
             .at(Location::file(rel)));
         }
+        check_paths(&file, &text, &rel)?;
         return Ok(ProjectManifestFile { root: dir.to_path_buf(), file_name: name, file });
     }
     Err(DvtError::new(ErrorCode::ProjectNotFound, format!("no dbt_project.yml or dvt_project.yml in {}", dir.display()))

@@ -178,3 +178,36 @@ fn federated_remainder_with_a_dialect_function_is_refused_at_compile_time() {
     let r = dvtc(dir.path(), &["compile"]);
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
 }
+
+#[test]
+fn project_paths_and_symlinks_cannot_reach_outside_the_project() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.sql"), "select 'outside' as s").unwrap();
+    for (key, value) in [
+        ("model-paths", "['../outside']"),
+        ("macro-paths", format!("['{}']", outside.path().display()).as_str()),
+        ("target-path", "'/tmp'"),
+        ("clean-targets", "['target', '..']"),
+        ("packages-install-path", "'.'"),
+    ] {
+        let dir = project(&[("dbt_project.yml", &format!("name: proj\nprofile: proj\n{key}: {value}\n")), (BASE[1].0, BASE[1].1)]);
+        let r = dvtc(dir.path(), &["parse"]);
+        assert_eq!(r.code, 2, "{key}: {}", r.stderr);
+        assert!(r.stderr.contains("error[DVT") && r.stderr.contains("dbt_project.yml:3"), "{key}: {}", r.stderr);
+        assert!(r.stderr.contains("is not a folder inside the project"), "{key}: {}", r.stderr);
+        // `clean` removes nothing when its targets are refused.
+        let r = dvtc(dir.path(), &["clean"]);
+        assert_eq!(r.code, 2, "{key}: {}", r.stderr);
+        assert!(dir.path().join("dbt_project.yml").exists());
+    }
+    // A model that is a symbolic link out of the project is an error; one inside it is fine.
+    let dir = base_project(&[("models/a.sql", "select 1 as a"), ("shared/b.sql", "select 2 as b")]);
+    std::os::unix::fs::symlink(dir.path().join("shared/b.sql"), dir.path().join("models/b.sql")).unwrap();
+    let r = dvtc(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::os::unix::fs::symlink(outside.path().join("secret.sql"), dir.path().join("models/evil.sql")).unwrap();
+    let r = dvtc(dir.path(), &["compile"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("evil.sql is a symbolic link to") && r.stderr.contains("outside the project"), "{}", r.stderr);
+    assert!(!dir.path().join("target/compiled/proj/models/evil.sql").exists());
+}

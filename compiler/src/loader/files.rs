@@ -3,16 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{DvtError, ErrorCode, Result};
+
 /// Files under `dir` whose extension is one of `exts` (lower-case, no dot), sorted.
-pub fn walk(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+/// A symbolic link that leads outside `fence` (the package's folder) is an error:
+/// project files cannot reach outside the project.
+pub fn walk(fence: &Path, dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
+    let fence = fence.canonicalize().unwrap_or_else(|_| fence.to_path_buf());
     let mut out = Vec::new();
-    walk_into(dir, exts, &mut out);
+    walk_into(&fence, dir, exts, &mut out)?;
     out.sort();
-    out
+    Ok(out)
 }
 
-fn walk_into(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+fn walk_into(fence: &Path, dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in rd.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -20,12 +25,21 @@ fn walk_into(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
             continue;
         }
         let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_symlink() && !path.canonicalize().is_ok_and(|real| real.starts_with(fence)) {
+            let to = std::fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(DvtError::new(
+                ErrorCode::ConfigInvalid,
+                format!("{} is a symbolic link to `{to}`, outside the project ({})", path.display(), fence.display()),
+            )
+            .hint("copy the file into the project, or install shared code as a package"));
+        }
         if ft.is_dir() || (ft.is_symlink() && path.is_dir()) {
-            walk_into(&path, exts, out);
+            walk_into(fence, &path, exts, out)?;
         } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str())) {
             out.push(path);
         }
     }
+    Ok(())
 }
 
 /// `path` relative to `base`, `/`-separated.

@@ -145,13 +145,10 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         cache: HashMap::new(),
     };
     // Read and parse every properties file in parallel, then apply them in file order.
-    let yml: Vec<(usize, PathBuf, String)> = packages
-        .iter()
-        .enumerate()
-        .flat_map(|(i, pkg)| {
-            properties_files(pkg).into_iter().map(move |p| (i, p.clone(), format!("{}{}", pkg.rel, files::rel(&p, &pkg.root))))
-        })
-        .collect();
+    let mut yml: Vec<(usize, PathBuf, String)> = Vec::new();
+    for (i, pkg) in packages.iter().enumerate() {
+        yml.extend(properties_files(pkg)?.into_iter().map(|p| (i, p.clone(), format!("{}{}", pkg.rel, files::rel(&p, &pkg.root)))));
+    }
     let parsed: Vec<Result<PropertiesFile>> =
         yml.par_iter().map(|(_, path, display)| yaml::parse(&files::read(path, display)?, display)).collect();
     let mut unit_decls = Vec::new();
@@ -366,7 +363,7 @@ fn collect_macros_and_docs(pkg: &Package, defs: &mut Vec<MacroDef>, docs: &mut B
         }
     }
     for dir in macro_dirs {
-        for path in files::walk(&dir, &["sql", "jinja", "j2"]) {
+        for path in files::walk(&pkg.root, &dir, &["sql", "jinja", "j2"])? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let text = files::read(&path, &display)?;
             for b in jinja::scan(&text, &display)? {
@@ -393,7 +390,7 @@ fn collect_macros_and_docs(pkg: &Package, defs: &mut Vec<MacroDef>, docs: &mut B
     doc_dirs.sort();
     doc_dirs.dedup();
     for dir in resource_dirs(pkg, &doc_dirs) {
-        for path in files::walk(&dir, &["md"]) {
+        for path in files::walk(&pkg.root, &dir, &["md"])? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let text = files::read(&path, &display)?;
             for b in jinja::scan(&text, &display)? {
@@ -476,7 +473,7 @@ fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceT
     for dir in resource_dirs(pkg, paths) {
         // Models may also be Python (`.py`), as in dbt.
         let exts: &[&str] = if rt == ResourceType::Model { &["sql", "py"] } else { &["sql"] };
-        for path in files::walk(&dir, exts) {
+        for path in files::walk(&pkg.root, &dir, exts)? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let text = files::read(&path, &display)?;
             // dbt strips a file's contents; the first kept line stays the file's line.
@@ -505,7 +502,7 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
     let f = &pkg.file;
     sql_file_nodes(pkg, root, &f.model_paths(), ResourceType::Model, out)?;
     for dir in resource_dirs(pkg, &f.seed_paths()) {
-        for path in files::walk(&dir, &crate::seeds::SEED_EXTENSIONS) {
+        for path in files::walk(&pkg.root, &dir, &crate::seeds::SEED_EXTENSIONS)? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let mut node = new_node(
                 ResourceType::Seed,
@@ -524,7 +521,7 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
         }
     }
     for dir in resource_dirs(pkg, &f.snapshot_paths()) {
-        for path in files::walk(&dir, &["sql"]) {
+        for path in files::walk(&pkg.root, &dir, &["sql"])? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let text = files::read(&path, &display)?;
             for b in jinja::scan(&text, &display)? {
@@ -545,7 +542,7 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
         }
     }
     for dir in resource_dirs(pkg, &f.test_paths()) {
-        for path in files::walk(&dir, &["sql"]) {
+        for path in files::walk(&pkg.root, &dir, &["sql"])? {
             let folders = files::folders(&path, &dir);
             // Generic test definitions are macros; `fixtures/` holds unit test fixture files.
             if folders.first().is_some_and(|f| f == "generic" || f == "fixtures") {
@@ -563,7 +560,7 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
     Ok(())
 }
 
-fn properties_files(pkg: &Package) -> Vec<PathBuf> {
+fn properties_files(pkg: &Package) -> Result<Vec<PathBuf>> {
     let f = &pkg.file;
     let mut dirs: Vec<String> = Vec::new();
     for p in [f.model_paths(), f.seed_paths(), f.snapshot_paths(), f.analysis_paths(), f.macro_paths()] {
@@ -571,10 +568,13 @@ fn properties_files(pkg: &Package) -> Vec<PathBuf> {
     }
     dirs.sort();
     dirs.dedup();
-    let mut out: Vec<PathBuf> = resource_dirs(pkg, &dirs).iter().flat_map(|d| files::walk(d, &["yml", "yaml"])).collect();
+    let mut out = Vec::new();
+    for d in resource_dirs(pkg, &dirs) {
+        out.extend(files::walk(&pkg.root, &d, &["yml", "yaml"])?);
+    }
     out.sort();
     out.dedup();
-    out
+    Ok(out)
 }
 
 /// A generic test waiting for its attached node to be known enabled.

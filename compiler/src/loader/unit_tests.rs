@@ -144,7 +144,10 @@ fn fixture(d: &UnitDecl, name: &str, format: &str) -> std::result::Result<String
     };
     let file = format!("{name}.{ext}");
     for dir in &d.fixture_dirs {
-        let found = super::files::walk(dir, &[ext]).into_iter().find(|p| p.file_name().is_some_and(|f| f == file.as_str()));
+        let found = super::files::walk(dir, dir, &[ext])
+            .map_err(|e| e.message)?
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|f| f == file.as_str()));
         if let Some(p) = found {
             return std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()));
         }
