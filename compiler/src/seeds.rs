@@ -253,7 +253,9 @@ pub fn value_fits(t: &LogicalType, v: &str) -> bool {
 }
 
 fn valid_timestamp(s: &str) -> bool {
-    if s.len() < 19 || !valid_date(&s[..10]) {
+    // Timestamps are ASCII; anything else (a BOM inside a value, say) is text, and the
+    // byte positions below are then character boundaries.
+    if !s.is_ascii() || s.len() < 19 || !valid_date(&s[..10]) {
         return false;
     }
     let b = s.as_bytes();
@@ -415,6 +417,16 @@ mod tests {
         let p = dir.path().join("s.csv");
         std::fs::write(&p, text).unwrap();
         infer_csv(&p, "s.csv", b',').unwrap()
+    }
+
+    /// Found by `make fuzz` (seed_csv): a multi-byte character where a timestamp's
+    /// date ends made type inference slice inside it and panic.
+    #[test]
+    fn non_ascii_inside_a_timestamp_like_value_is_text() {
+        let t = infer("ts\n2024-07-10 14:57:00\n2024-06-\u{feff}21:45:00\n");
+        assert_eq!(t, vec![("ts".to_string(), LogicalType::Text)]);
+        assert!(!value_fits(&LogicalType::Timestamp, "2024-06-\u{feff}21:45:00"));
+        assert!(!value_fits(&LogicalType::TimestampTz, "2024-06-1\u{e9}21:45:00+01"));
     }
 
     #[test]
