@@ -512,7 +512,9 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     }
     let mut compiled = crate::compile::compile(&project, &jinja, &graph, &options)?;
     report_unmatched(&compiled.unmatched, args.log_format);
-    if c.bundle || compiled.plan.nodes.values().any(|n| n.render_at_runtime.is_some()) {
+    // Only on request: a bundle carries every project file, so plans would grow by the
+    // project's size and change with any file (golden diffs of plans stay about the plan).
+    if c.bundle {
         let target = project.root.join(project.root_package().file.target_path());
         compiled.plan.bundle = Some(crate::bundle::collect(&project.root, &target)?);
     }

@@ -476,6 +476,9 @@ fn execute_cmd(
             };
             // Connection files and their relative paths resolve in the folder the plan runs from.
             (env_in(&project_args, loaded, options, &dir)?, only)
+        } else if live {
+            return Err(DvtError::new(ErrorCode::Usage, "nodes of this plan render at run time, which needs the project")
+                .hint("run from the project folder, or compile the plan with `dvtc compile --bundle`"));
         } else if selecting {
             return Err(DvtError::new(ErrorCode::Usage, "selecting nodes of a plan needs its project")
                 .hint("run from the project folder, or compile the plan with `dvtc compile --bundle`"));

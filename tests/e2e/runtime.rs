@@ -313,7 +313,7 @@ fn execute_renders_and_selects_from_a_bundled_plan_without_the_project_folder() 
     let db = setup("bundle");
     let mut cmd = Command::new(bin("dvtc"));
     cmd.current_dir(&db.project)
-        .args(["compile", "-s", "+pg_live", "--indirect-selection", "cautious", "-o", "plan.json"])
+        .args(["compile", "-s", "+pg_live", "--indirect-selection", "cautious", "--bundle", "-o", "plan.json"])
         .env("HOME", &db.project);
     for (k, v) in &db.env {
         cmd.env(k, v);
@@ -355,6 +355,9 @@ fn execute_renders_and_selects_from_a_bundled_plan_without_the_project_folder() 
     let r = execute(&["-s", "customers_pg"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("--bundle"), "{}", r.stderr);
+    let r = execute(&[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("render at run time") && r.stderr.contains("--bundle"), "{}", r.stderr);
 }
 
 #[test]
