@@ -600,10 +600,24 @@ fn read_from(
     })
 }
 
-/// Reads a fragment as ranges of one numeric column, each on its own
-/// connection at once: bounds from the fragment's own min and max, the last
-/// range open-ended, NULLs with the first. Each range is the fragment's SQL
-/// filtered, so together they are exactly its rows.
+/// Rows per range when `read_partitions` leaves the count to dvtr, and the most ranges then.
+const ROWS_PER_RANGE: u64 = 250_000;
+const MAX_AUTO_RANGES: u64 = 16;
+
+/// A range column's bound: a number, or a date (days since 1970-01-01; a
+/// timestamp counts by its date).
+fn bound(v: &str) -> Option<(i128, bool)> {
+    if let Ok(x) = v.parse::<f64>() {
+        return x.is_finite().then(|| (x.floor() as i128, false));
+    }
+    let d = chrono::NaiveDate::parse_from_str(v.get(..10)?, "%Y-%m-%d").ok()?;
+    Some((i128::from(d.signed_duration_since(chrono::NaiveDate::default()).num_days()), true))
+}
+
+/// Reads a fragment as ranges of one numeric or date column, each on its own
+/// connection at once: bounds (and, for `count: auto`, the row count) from one
+/// query over the fragment, the last range open-ended, NULLs with the first.
+/// Each range is the fragment's SQL filtered, so together they are exactly its rows.
 fn read_partitioned(env: &Env, f: &Fragment, p: &ReadPartitions, spill: &NodeSpill) -> Result<(Input, FragmentStats), String> {
     let start = Instant::now();
     let dialect = Dialect::from_adapter(&f.dialect).unwrap_or(Dialect::Postgres);
@@ -611,25 +625,37 @@ fn read_partitioned(env: &Env, f: &Fragment, p: &ReadPartitions, spill: &NodeSpi
     let place = |e: String| format!("fragment `{}` on `{}`: {e}", f.name, f.target);
     let bounds = crate::retry::run(&format!("bounds of fragment `{}`", f.name), || {
         let mut c = env.pool.get(&f.target)?;
-        let rows = c.query(&format!("select min({col}), max({col}) from (\n{}\n) dvt_bounds", f.sql))?;
+        let rows = c.query(&format!("select min({col}), max({col}), count(*) from (\n{}\n) dvt_bounds", f.sql))?;
         c.release();
         Ok(rows.rows.into_iter().next().unwrap_or_default())
     })
     .map_err(place)?;
-    let num = |i: usize| bounds.get(i).cloned().flatten().and_then(|v| v.parse::<f64>().ok());
-    let (Some(lo), Some(hi)) = (num(0), num(1)) else {
-        // No rows (or a column that is not numeric): one read.
+    let at = |i: usize| bounds.get(i).cloned().flatten();
+    let rows: u64 = at(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let count = match p.count {
+        0 => rows.div_ceil(ROWS_PER_RANGE).clamp(1, MAX_AUTO_RANGES) as i128,
+        n => i128::from(n),
+    };
+    let (Some((lo, dates)), Some((hi, _))) = (at(0).as_deref().and_then(bound), at(1).as_deref().and_then(bound)) else {
+        // No rows (or a column neither numeric nor a date): one read.
         let mut c = env.pool.get(&f.target)?;
         let read = read_input(&mut *c, f, Some(spill))?;
         c.release();
         return Ok(read);
     };
-    let (lo, hi) = (lo.floor() as i128, hi.floor() as i128);
-    let n = i128::from(p.count).min(hi - lo + 1).max(1);
+    let literal = |v: i128| -> String {
+        if !dates {
+            return v.to_string();
+        }
+        let day = chrono::NaiveDate::default() + chrono::Duration::days(v as i64);
+        // SQLite keeps dates as ISO text, which compares in date order.
+        if dialect == Dialect::Sqlite { format!("'{day}'") } else { format!("DATE '{day}'") }
+    };
+    let n = count.min(hi - lo + 1).max(1);
     let step = (hi - lo + 1).div_euclid(n) + i128::from((hi - lo + 1).rem_euclid(n) != 0);
     let ranges: Vec<String> = (0..n)
         .map(|k| {
-            let (a, b) = (lo + k * step, lo + (k + 1) * step);
+            let (a, b) = (literal(lo + k * step), literal(lo + (k + 1) * step));
             match (k == 0, k == n - 1) {
                 (true, true) => "true".to_string(),
                 (true, false) => format!("({col} < {b} or {col} is null)"),
@@ -638,6 +664,12 @@ fn read_partitioned(env: &Env, f: &Fragment, p: &ReadPartitions, spill: &NodeSpi
             }
         })
         .collect();
+    if ranges.len() == 1 {
+        let mut c = env.pool.get(&f.target)?;
+        let read = read_input(&mut *c, f, Some(spill))?;
+        c.release();
+        return Ok(read);
+    }
     let reads: Vec<Result<(Input, FragmentStats), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = ranges
             .iter()

@@ -400,10 +400,11 @@ pub struct Fragment {
     pub partitions: Option<ReadPartitions>,
 }
 
-/// A fragment read as `count` ranges of a numeric column, each on its own connection.
+/// A fragment read as `count` ranges of a numeric or date column, each on its own connection.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 pub struct ReadPartitions {
     pub column: String,
+    /// 2 to 64; 0: chosen when the node runs, one range per 250,000 rows of the fragment (at most 16).
     pub count: u32,
 }
 

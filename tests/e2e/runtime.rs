@@ -855,6 +855,35 @@ fn a_fragment_with_read_partitions_is_read_in_parallel_ranges_with_every_row_onc
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("in 4 parallel ranges") && r.stdout.contains("spilled to bucket `local`"), "{}", r.stdout);
     assert_eq!(first_row(&show(&db, "duck", &format!("select {stats} from wide_copy"))), want);
+    // A date column, and the count left to dvtr (`auto`: one range per 250,000 rows).
+    pg.execute(&format!(
+        "create table {schema}.dated as select g as id, case when g % 101 = 0 then null else date '2020-01-01' + (g % 1500) end as d
+         from generate_series(1, 600001) g"
+    ))
+    .unwrap();
+    write(
+        &db.project.join("models/wide_src.yml"),
+        "version: 2\nsources:\n  - name: w\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables:\n      - name: wide\n        config: {read_partitions: {column: num, count: 4}}\n      - name: dated\n        config: {read_partitions: {column: d, count: auto}}\n",
+    );
+    write(
+        &db.project.join("models/dated_copy.sql"),
+        "{{ config(target='duck', materialized='table') }}\nselect id, d from {{ source('w', 'dated') }}\n",
+    );
+    std::fs::remove_file(db.project.join("computes.yml")).unwrap();
+    let r = dvtr(&db, &["run", "-s", "dated_copy"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("600001 rows in 3 parallel ranges"), "{}", r.stdout);
+    let stats = "count(*) as c, count(d) as cd, count(distinct id) as di, min(d) as lo, max(d) as hi, count(distinct d) as dd";
+    let want: Vec<String> = pg
+        .query(&format!("select {stats} from {schema}.dated"))
+        .unwrap()
+        .rows
+        .remove(0)
+        .into_iter()
+        .map(|v| v.unwrap_or_default())
+        .collect();
+    assert_eq!(first_row(&show(&db, "duck", &format!("select {stats} from dated_copy"))), want);
+    std::fs::remove_file(db.project.join("models/dated_copy.sql")).unwrap();
     // A bad setting is a compile-time error naming the file.
     write(
         &db.project.join("models/wide_src.yml"),

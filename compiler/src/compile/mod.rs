@@ -168,12 +168,17 @@ impl Ctx<'_> {
         };
         let Some(v) = config.get("read_partitions") else { return Ok(None) };
         let column = v.get("column").and_then(Json::as_str);
-        let count = v.get("count").and_then(Json::as_u64).filter(|n| (2..=64).contains(n));
+        // `auto` (0 in the plan): dvtr picks the count from the fragment's row count.
+        let count = match v.get("count") {
+            Some(Json::String(a)) if a == "auto" => Some(0),
+            Some(n) => n.as_u64().filter(|n| (2..=64).contains(n)),
+            None => Some(0),
+        };
         match (column, count) {
             (Some(column), Some(count)) => Ok(Some(dvt_schema::plan::ReadPartitions { column: column.to_string(), count: count as u32 })),
             _ => Err(DvtError::new(ErrorCode::ConfigInvalid, format!("`{uid}` has `read_partitions: {v}`"))
                 .at(Location::file(file))
-                .hint("write read_partitions: {column: <a numeric column>, count: <2 to 64>}")),
+                .hint("write read_partitions: {column: <a numeric or date column>, count: <2 to 64, or auto>}")),
         }
     }
 
