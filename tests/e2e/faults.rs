@@ -1,4 +1,5 @@
-//! Fault injection on real servers and files: `dvtr` SIGKILLed mid-write, the
+//! Fault injection on real servers and files: `dvtr` SIGKILLed mid-write (seeds and
+//! a federated result streaming into PostgreSQL), the
 //! target's connection killed mid-COPY (PostgreSQL) and mid-LOAD DATA (MariaDB),
 //! the file of an SQLite or DuckDB target full, a server down at start. After each
 //! fault the target relation is exactly as before (row count and checksum), and
@@ -101,6 +102,54 @@ fn postgres_seed_survives_sigkill_of_dvtr_and_a_killed_copy_connection() {
     let after = fingerprint(admin.as_mut(), &rel);
     assert_eq!(after.0, ROWS.to_string());
     assert_ne!(after, before, "the retry loaded version 2");
+    assert_eq!(leftovers(admin.as_mut(), &format!("table_schema = '{}'", p.schema)), Vec::<String>::new());
+}
+
+/// A federated model (DuckDB -> PostgreSQL) whose binary COPY of the result is cut
+/// by SIGKILL: the PostgreSQL table keeps its rows; the next run replaces them.
+#[test]
+fn a_federated_write_into_postgres_survives_sigkill_of_dvtr() {
+    let p = ServiceProject::new("fault_fed");
+    let write_models = |version: u32| {
+        std::fs::write(
+            p.project.join("models/big_src.sql"),
+            format!(
+                "{{{{ config(target='duck', materialized='table') }}}}\nselect i as id, i * {version} as v, 'row ' || i || ' of version {version}' as label from range({ROWS}) t(i)\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            p.project.join("models/big_fed.sql"),
+            "{{ config(target='pg', materialized='table') }}\nselect id, v, label from {{ ref('big_src') }}\n",
+        )
+        .unwrap();
+    };
+    write_models(1);
+    let r = p.dvtr(&["run", "-s", "big_src", "big_fed"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("big_fed") && r.stdout.contains(&format!("{ROWS} rows")), "{}", r.stdout);
+    let rel = format!("{}.big_fed", p.schema);
+    let mut admin = p.connect("pg");
+    let before = fingerprint(admin.as_mut(), &rel);
+    assert_eq!(before.0, ROWS.to_string());
+    write_models(2);
+    let r = p.dvtr(&["run", "-s", "big_src"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let copying = format!(
+        "select pid from pg_stat_activity where query ilike 'copy %{}%' and state = 'active' and pid <> pg_backend_pid()",
+        p.schema
+    );
+    let mut child = p.command(&bin("dvtr")).args(["run", "-s", "big_fed"]).spawn().unwrap();
+    let seen = wait_for(Duration::from_secs(60), || admin.query(&copying).ok().filter(|r| !r.rows.is_empty()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.is_some(), "the COPY of the federated result was never seen in flight");
+    assert_eq!(fingerprint(admin.as_mut(), &rel), before, "a killed dvtr changed the federated table");
+    let r = p.dvtr(&["run", "-s", "big_fed"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let after = fingerprint(admin.as_mut(), &rel);
+    assert_eq!(after.0, ROWS.to_string());
+    assert_ne!(after, before);
     assert_eq!(leftovers(admin.as_mut(), &format!("table_schema = '{}'", p.schema)), Vec::<String>::new());
 }
 
