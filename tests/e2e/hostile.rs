@@ -135,4 +135,18 @@ fn hostile_identifiers_and_values_round_trip_on_every_engine_pushed_down_and_fed
     for t in TARGETS {
         assert_eq!(read(&mut conns, &format!("hostile_{t}")).rows.len(), 2);
     }
+    // `--vars` reaching a schema name is quoted as a name, never run as SQL.
+    std::fs::write(
+        p.project.join("models/odd_var.sql"),
+        "{{ config(target='pg', materialized='table', schema=var('evil', 'x')) }}\nselect 1 as id\n",
+    )
+    .unwrap();
+    let evil = "x\"; drop table hostile_pg; --";
+    let vars = format!("{{evil: '{evil}'}}");
+    let r = p.dvtr(&["run", "-s", "odd_var", "--vars", &vars, "--profiles-dir", "."]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let pg = conns.get_mut("pg").unwrap();
+    let schema = pg.query("select table_schema from information_schema.tables where table_name = 'odd_var'").unwrap().rows;
+    assert_eq!(schema, vec![vec![Some(format!("{}_{evil}", p.schema))]]);
+    assert_eq!(read(&mut conns, "hostile_pg").rows.len(), 2);
 }
