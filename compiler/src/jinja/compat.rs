@@ -132,40 +132,38 @@ pub fn to_minijinja(src: &str) -> Cow<'_, str> {
 
 /// Where the statement tag whose body starts at `j` closes (`%}`), skipping string literals.
 fn tag_end(b: &[u8], mut j: usize) -> Option<usize> {
-    let mut quote: Option<u8> = None;
     while j + 1 < b.len() {
-        let c = b[j];
-        match quote {
-            Some(_) if c == b'\\' => j += 1,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == b'\'' || c == b'"' => quote = Some(c),
-            None if c == b'%' && b[j + 1] == b'}' => return Some(j),
-            None => {}
+        match b[j] {
+            b'\'' | b'"' => j = string_end(b, j),
+            b'%' if b[j + 1] == b'}' => return Some(j),
+            _ => j += 1,
         }
-        j += 1;
     }
     None
+}
+
+/// The index after the string literal that opens at `start` (backslash escapes honoured).
+fn string_end(b: &[u8], start: usize) -> usize {
+    let q = b[start];
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            c if c == q => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
 }
 
 /// Identifiers outside string literals.
 fn identifiers(s: &str) -> Vec<&str> {
     let b = s.as_bytes();
-    let (mut out, mut i, mut quote) = (Vec::new(), 0, None);
+    let (mut out, mut i) = (Vec::new(), 0);
     while i < b.len() {
         let c = b[i];
-        if let Some(q) = quote {
-            if c == b'\\' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
-            i += 1;
-            continue;
-        }
         if c == b'\'' || c == b'"' {
-            quote = Some(c);
-            i += 1;
+            i = string_end(b, i);
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
@@ -188,32 +186,26 @@ fn macro_defaults_in_body(tag: &str) -> Option<String> {
     let b = tag.as_bytes();
     let open = tag.find('(')?;
     // Parameters: split at top-level commas up to the matching `)`.
-    let (mut depth, mut quote, mut params, mut start, mut close) = (0usize, None, Vec::new(), open + 1, None);
+    let (mut depth, mut params, mut start, mut close) = (0usize, Vec::new(), open + 1, None);
     let mut j = open + 1;
     while j < b.len() {
-        let c = b[j];
-        if let Some(q) = quote {
-            if c == b'\\' {
-                j += 1;
-            } else if c == q {
-                quote = None;
+        match b[j] {
+            b'\'' | b'"' => {
+                j = string_end(b, j);
+                continue;
             }
-        } else {
-            match c {
-                b'\'' | b'"' => quote = Some(c),
-                b'(' | b'[' | b'{' => depth += 1,
-                b')' if depth == 0 => {
-                    params.push(&tag[start..j]);
-                    close = Some(j);
-                    break;
-                }
-                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-                b',' if depth == 0 => {
-                    params.push(&tag[start..j]);
-                    start = j + 1;
-                }
-                _ => {}
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' if depth == 0 => {
+                params.push(&tag[start..j]);
+                close = Some(j);
+                break;
             }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                params.push(&tag[start..j]);
+                start = j + 1;
+            }
+            _ => {}
         }
         j += 1;
     }

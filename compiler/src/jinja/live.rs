@@ -99,7 +99,7 @@ impl Table {
         let rows = r
             .rows
             .into_iter()
-            .map(|row| Value::from_object(Row { names: names.clone(), values: row.into_iter().map(crate::jinja::to_value).collect() }))
+            .map(|row| Value::from_object(Mapped { names: names.clone(), values: row.into_iter().map(crate::jinja::to_value).collect() }))
             .collect();
         Table { names, rows, columns }
     }
@@ -125,29 +125,8 @@ impl Object for Table {
     }
 }
 
-#[derive(Debug)]
-struct Row {
-    names: Arc<Vec<String>>,
-    values: Vec<Value>,
-}
-
-impl Object for Row {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Seq
-    }
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        mapped_get(&self.names, &self.values, key)
-    }
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Seq(self.values.len())
-    }
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        mapped_method(&self.names, &self.values, method, args)
-    }
-}
-
-/// agate's `MappedSequence` (a table's `columns`): indexed by position or name,
-/// iterated as values, with `keys()`, `values()`, `items()` and `get()`.
+/// agate's `MappedSequence` (a table's rows, and its `columns`): indexed by
+/// position or name, iterated as values, with `keys()`, `values()`, `items()` and `get()`.
 #[derive(Debug)]
 struct Mapped {
     names: Arc<Vec<String>>,
