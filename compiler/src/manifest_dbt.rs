@@ -32,8 +32,8 @@ fn columns(cols: &BTreeMap<String, Column>) -> Json {
             (
                 k.clone(),
                 json!({
-                    "name": c.name, "description": c.description, "meta": {}, "data_type": c.data_type,
-                    "constraints": [], "quote": null, "config": {"meta": {}, "tags": []}, "tags": [],
+                    "name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
+                    "constraints": [], "quote": null, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
                     "granularity": null, "doc_blocks": [],
                 }),
             )

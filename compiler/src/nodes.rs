@@ -82,6 +82,8 @@ pub struct Column {
     pub constraints: Vec<Json>,
     /// Order of declaration in the properties file.
     pub position: usize,
+    /// `meta:` and `config: {meta:}` merged (the latter wins), as dbt merges them.
+    pub meta: serde_json::Map<String, Json>,
 }
 
 /// Nodes `ref()` can name, by (package, name) and version: an unversioned `ref`

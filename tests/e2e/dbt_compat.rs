@@ -79,14 +79,15 @@ fn jinja_and_context_behaviours_of_large_packages() {
         (
             "models/uses.sql",
             "select '{{ pick() }}' as a, '{{ maybe(none) is none }}' as b, {{ +1 }} as c, '{{ builtins.ref.config.dependencies['proj'].version }}' as d, \
-             '{{ cached('k', 'v') }}' as e, '{{ {'x': 1}.copy().pop('x') }}' as f, {{ sub('s') }} as g, '{{ find('base').alias }}.{{ find('base').schema }}' as h, '{{ find('base').original_file_path }}|{{ find('base').path }}' as i \
+             '{{ cached('k', 'v') }}' as e, '{{ {'x': 1}.copy().pop('x') }}' as f, {{ sub('s') }} as g, '{{ find('base').alias }}.{{ find('base').schema }}' as h, '{{ find('base').original_file_path }}|{{ find('base').path }}' as i, \
+             '{% if execute %}{% set c = find('base').columns['id'] %}{{ c.config.meta.data_type }}|{{ c.meta.pk }}|{{ c.config.tags }}{% endif %}' as j \
              from {{ ref('base') }}",
         ),
         ("models/off.sql", "{{ config(enabled=false) }}select {{ var('not_set_anywhere') }}"),
         ("models/off2.sql", "select 2 as id"),
         (
             "models/props.yml",
-            "version: 2\nmodels:\n  - name: base\n    config:\n      materialized: \"{{ 'table' if target.name == 'pg' else 'view' }}\"\n  - name: off2\n    config:\n      enabled: |\n        {{ target.name != 'pg' }}\n",
+            "version: 2\nmodels:\n  - name: base\n    config:\n      materialized: \"{{ 'table' if target.name == 'pg' else 'view' }}\"\n    columns:\n      - name: id\n        meta: {pk: true}\n        config: {meta: {data_type: int}, tags: [key]}\n  - name: off2\n    config:\n      enabled: |\n        {{ target.name != 'pg' }}\n",
         ),
     ]);
     std::fs::write(dir.path().join("dbt_project.yml"), "name: proj\nversion: '1.2.3'\nprofile: proj\n").unwrap();
@@ -95,11 +96,17 @@ fn jinja_and_context_behaviours_of_large_packages() {
     let sql = std::fs::read_to_string(dir.path().join("target/compiled/proj/models/uses.sql")).unwrap();
     assert_eq!(
         sql,
-        "select 'timestamp' as a, 'True' as b, 1 as c, '1.2.3' as d, 'v' as e, '1' as f, substr(s) as g, 'base_tbl.public' as h, 'models/base.sql|base.sql' as i from \"db\".\"public\".\"base_tbl\""
+        "select 'timestamp' as a, 'True' as b, 1 as c, '1.2.3' as d, 'v' as e, '1' as f, substr(s) as g, 'base_tbl.public' as h, 'models/base.sql|base.sql' as i, 'int|True|['key']' as j from \"db\".\"public\".\"base_tbl\""
     );
     let plan: dvt_schema::Plan = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/plan.json")).unwrap()).unwrap();
     assert_eq!(plan.nodes["model.proj.base"].materialization.effective, "table");
     assert!(!plan.nodes.contains_key("model.proj.off2"), "disabled by a rendered `enabled:`");
+    // Column `meta` and `config: {meta, tags}` reach dbt's manifest as dbt writes them.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap()).unwrap();
+    let id = &manifest["nodes"]["model.proj.base"]["columns"]["id"];
+    assert_eq!(id["meta"], serde_json::json!({"pk": true, "data_type": "int"}));
+    assert_eq!(id["config"], serde_json::json!({"meta": {"pk": true, "data_type": "int"}, "tags": ["key"]}));
 }
 
 /// A generic test on an ephemeral model reads the model's CTE, injected as dbt injects it

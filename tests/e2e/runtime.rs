@@ -172,7 +172,8 @@ fn dvtr_compile_answers_catalog_objects_as_dbt_and_keeps_going_past_a_failing_no
 {% set here = load_relation(ref('customers_pg')) %}
 {% set gone = load_relation(api.Relation.create(schema=target.schema, identifier='no_such_relation')) %}
 {% set c %}{% for c in cols %}{{ c.name }}:{{ c.is_string() }}:{{ c.is_number() }}:{{ c.data_type }};{% endfor %}{% endset %}
-{% do out.update({'cols': c, 'agate': d["a"][0] ~ '|' ~ d["b"][0] ~ '|' ~ d["f"][0] ~ '|' ~ t.columns["b"].values()[0],
+{% set renamed = t.rename({'a': 'A1'}) %}
+{% do out.update({'cols': c, 'agate': d["a"][0] ~ '|' ~ d["b"][0] ~ '|' ~ d["f"][0] ~ '|' ~ t.columns["b"].values()[0] ~ '|' ~ renamed.column_names | join(','),
                   'rels': (here is not none) ~ '|' ~ (gone is none)}) %}
 {% endif %}
 select '{{ out.cols }}' as cols, '{{ out.agate }}' as agate, '{{ out.rels }}' as rels
@@ -192,7 +193,7 @@ select '{{ out.cols }}' as cols, '{{ out.agate }}' as agate, '{{ out.rels }}' as
         ),
         "{sql}"
     );
-    assert!(sql.contains("'1|x|3.299999952316284|x' as agate") && sql.contains("'True|True' as rels"), "{sql}");
+    assert!(sql.contains("'1|x|3.299999952316284|x|A1,b,f' as agate") && sql.contains("'True|True' as rels"), "{sql}");
     // The failed node stays in the plan, to render when it runs.
     let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(db.project.join("target/plan.json")).unwrap()).unwrap();
     assert_eq!(plan["nodes"]["model.rt.live_fail"]["render_at_runtime"], "run_query");

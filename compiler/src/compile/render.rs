@@ -280,7 +280,7 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
                 "depends_on": {"nodes": n.depends_on, "macros": n.macros},
                 "refs": n.refs.iter().map(|(r, _)| json!({"name": r.name, "package": r.package, "version": r.version})).collect::<Vec<_>>(),
                 "sources": n.source_calls.iter().map(|(a, b, _)| json!([a, b])).collect::<Vec<_>>(),
-                "columns": n.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type}))).collect::<serde_json::Map<_, _>>(),
+                "columns": graph_columns(&n.columns),
             });
             // Where the node lives, as dbt's graph says (tests and analyses: the target's schema).
             let mut v = v;
@@ -310,7 +310,7 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
                 "fqn": s.fqn, "description": s.description, "tags": s.tags, "config": s.config,
                 "original_file_path": crate::manifest_dbt::package_relative(project, &s.package, &s.file),
                 "path": crate::manifest_dbt::package_relative(project, &s.package, &s.file),
-                "columns": s.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type}))).collect::<serde_json::Map<_, _>>(),
+                "columns": graph_columns(&s.columns),
             });
             (s.unique_id.clone(), v)
         })
@@ -592,4 +592,17 @@ mod tests {
         );
         assert_eq!(inject_ctes("select withdrawn from t", &c), "with __dbt__cte__e as (\nselect 1\n) select withdrawn from t");
     }
+}
+
+/// A node's columns as dbt's `graph` shows them (`meta` also under `config`, as dbt 1.10+ writes).
+fn graph_columns(cols: &BTreeMap<String, crate::nodes::Column>) -> serde_json::Map<String, serde_json::Value> {
+    cols.iter()
+        .map(|(k, c)| {
+            let col = serde_json::json!({
+                "name": c.name, "description": c.description, "data_type": c.data_type, "meta": c.meta, "tags": c.tags,
+                "config": {"meta": c.meta, "tags": c.tags}, "constraints": [], "quote": null,
+            });
+            (k.clone(), col)
+        })
+        .collect()
 }

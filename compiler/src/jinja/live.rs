@@ -80,6 +80,8 @@ impl LiveSession {
 /// `rows`, `columns[i].values()`, `column_names`, `|length`.
 #[derive(Debug)]
 struct Table {
+    /// The result as read (for `rename`).
+    result: QueryResult,
     names: Arc<Vec<String>>,
     rows: Vec<Value>,
     columns: Vec<Value>,
@@ -87,6 +89,7 @@ struct Table {
 
 impl Table {
     fn new(r: QueryResult) -> Self {
+        let result = r.clone();
         let names = Arc::new(r.columns);
         let columns = (0..names.len())
             .map(|i| {
@@ -101,7 +104,7 @@ impl Table {
             .into_iter()
             .map(|row| Value::from_object(Mapped { names: names.clone(), values: row.into_iter().map(crate::jinja::to_value).collect() }))
             .collect();
-        Table { names, rows, columns }
+        Table { result, names, rows, columns }
     }
 }
 
@@ -122,6 +125,29 @@ impl Object for Table {
     }
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Seq(self.rows.len())
+    }
+    /// agate's `rename(column_names)`: a dict of old -> new names, or the new names in order.
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        if method != "rename" {
+            return Err(Error::new(ErrorKind::UnknownMethod, format!("table has no method `{method}`")));
+        }
+        let spec = args.first().cloned().unwrap_or_default();
+        let mut r = self.result.clone();
+        if spec.kind() == minijinja::value::ValueKind::Map {
+            for name in r.columns.iter_mut() {
+                if let Ok(new) = spec.get_item(&Value::from(name.as_str()))
+                    && !new.is_undefined()
+                    && !new.is_none()
+                {
+                    *name = new.to_string();
+                }
+            }
+        } else if let Ok(iter) = spec.try_iter() {
+            for (name, new) in r.columns.iter_mut().zip(iter) {
+                *name = new.to_string();
+            }
+        }
+        Ok(Value::from_object(Table::new(r)))
     }
 }
 

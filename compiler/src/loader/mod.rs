@@ -600,15 +600,26 @@ fn columns(
 ) -> Result<BTreeMap<String, Column>> {
     let mut out = BTreeMap::new();
     for (position, c) in cols.iter().enumerate() {
+        let mut meta = c.meta.clone().unwrap_or_default();
+        if let Some(Json::Object(m)) = c.config.as_ref().and_then(|cfg| cfg.get("meta")) {
+            meta.extend(m.clone());
+        }
+        let mut tags = tag_list(&c.tags);
+        for t in tag_list(&c.config.as_ref().and_then(|cfg| cfg.get("tags")).cloned()) {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
         out.insert(
             c.name.clone(),
             Column {
                 name: c.name.clone(),
                 description: renderer.render(c.description.as_deref().unwrap_or(""), package, file, line)?,
                 data_type: c.data_type.clone(),
-                tags: tag_list(&c.tags),
+                tags,
                 constraints: c.constraints.clone(),
                 position,
+                meta,
             },
         );
     }

@@ -71,6 +71,11 @@ pub struct ColumnProps {
     /// Column constraints (`- type: not_null`, `- type: check, expression: …`), for contracts.
     #[serde(default)]
     pub constraints: Vec<Json>,
+    #[serde(default)]
+    pub meta: Option<serde_json::Map<String, Json>>,
+    /// `config: {meta: …, tags: …}` (dbt 1.10+ spelling of the same).
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, Json>>,
 }
 
 /// A source group.
