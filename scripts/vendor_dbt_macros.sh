@@ -14,6 +14,7 @@ mkdir -p "$out"
 copy() { mkdir -p "$out/$(dirname "$1")"; cp "$inc/$1" "$out/$1"; }
 copy global_project/tests/generic/builtin.sql
 for f in "$inc"/global_project/macros/{generic_test_sql,utils,get_custom_name}/*.sql; do copy "${f#"$inc"/}"; done
+copy global_project/macros/adapters/relation.sql
 copy global_project/macros/materializations/configs.sql
 copy global_project/macros/materializations/tests/where_subquery.sql
 copy global_project/macros/etc/datetime.sql

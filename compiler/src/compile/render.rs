@@ -222,7 +222,7 @@ struct GraphObj {
 
 impl minijinja::value::Object for GraphObj {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let (nodes, sources) = self.built.get_or_init(|| (crate::jinja::to_value(&self.nodes), crate::jinja::to_value(&self.sources)));
+        let (nodes, sources) = self.built.get_or_init(|| (graph_entries(&self.nodes), graph_entries(&self.sources)));
         match key.as_str()? {
             "nodes" => Some(nodes.clone()),
             "sources" => Some(sources.clone()),
@@ -605,4 +605,26 @@ fn graph_columns(cols: &BTreeMap<String, crate::nodes::Column>) -> serde_json::M
             (k.clone(), col)
         })
         .collect()
+}
+
+/// The graph's nodes or sources by id; each node's `columns` are mutable dicts, as
+/// packages update their `meta` in place (elementary's `flatten_column`).
+fn graph_entries(entries: &serde_json::Value) -> Value {
+    let node = |n: &serde_json::Value| match n {
+        serde_json::Value::Object(m) => Value::from_object(
+            m.iter()
+                .map(|(k, x)| {
+                    let v = if k == "columns" { crate::jinja::mutable::from_json(x) } else { crate::jinja::to_value(x) };
+                    (Value::from(k.as_str()), v)
+                })
+                .collect::<indexmap::IndexMap<Value, Value>>(),
+        ),
+        other => crate::jinja::to_value(other),
+    };
+    match entries {
+        serde_json::Value::Object(m) => {
+            Value::from_object(m.iter().map(|(id, n)| (Value::from(id.as_str()), node(n))).collect::<indexmap::IndexMap<Value, Value>>())
+        }
+        other => crate::jinja::to_value(other),
+    }
 }

@@ -11,6 +11,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("duckdb/macros/utils/lastday.sql", include_str!("dbt/duckdb/macros/utils/lastday.sql")),
     ("duckdb/macros/utils/listagg.sql", include_str!("dbt/duckdb/macros/utils/listagg.sql")),
     ("duckdb/macros/utils/splitpart.sql", include_str!("dbt/duckdb/macros/utils/splitpart.sql")),
+    ("global_project/macros/adapters/relation.sql", include_str!("dbt/global_project/macros/adapters/relation.sql")),
     ("global_project/macros/etc/datetime.sql", include_str!("dbt/global_project/macros/etc/datetime.sql")),
     (
         "global_project/macros/generic_test_sql/accepted_values.sql",

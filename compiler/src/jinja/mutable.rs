@@ -39,6 +39,18 @@ pub fn new_dict(map: Option<Value>) -> Result<Value, Error> {
     Ok(Value::from_object(MutDict(Mutex::new(m))))
 }
 
+/// JSON as Python would hold it: every dict and list mutable, all the way down
+/// (packages update the `meta` dicts of the graph's columns in place).
+pub fn from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            Value::from_object(MutDict(Mutex::new(m.iter().map(|(k, x)| (Value::from(k.as_str()), from_json(x))).collect())))
+        }
+        serde_json::Value::Array(a) => Value::from_object(MutList(Mutex::new(a.iter().map(from_json).collect()))),
+        other => super::to_value(other),
+    }
+}
+
 fn unknown() -> Error {
     Error::from(ErrorKind::UnknownMethod)
 }
