@@ -146,7 +146,9 @@ fn hostile_identifiers_and_values_round_trip_on_every_engine_pushed_down_and_fed
     let r = p.dvtr(&["run", "-s", "odd_var", "--vars", &vars, "--profiles-dir", "."]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let pg = conns.get_mut("pg").unwrap();
-    let schema = pg.query("select table_schema from information_schema.tables where table_name = 'odd_var'").unwrap().rows;
+    let sql =
+        format!("select table_schema from information_schema.tables where table_name = 'odd_var' and table_schema like '{}\\_%'", p.schema);
+    let schema = pg.query(&sql).unwrap().rows;
     assert_eq!(schema, vec![vec![Some(format!("{}_{evil}", p.schema))]]);
     assert_eq!(read(&mut conns, "hostile_pg").rows.len(), 2);
 }
