@@ -32,5 +32,5 @@ run_one() {
     [ $rc = 0 ]
 }
 export -f run_one
-export work seconds
+export work seconds report
 printf '%s\n' "${targets[@]}" | xargs -P "${FUZZ_JOBS:-1}" -I{} bash -c 'run_one {}'

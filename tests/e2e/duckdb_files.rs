@@ -56,3 +56,19 @@ fn a_duckdb_2_file_made_by_the_python_package_is_read_and_written() {
 fn dvtr(dir: &Path, args: &[&str]) -> Run {
     dvtr_in(dir, args)
 }
+
+/// DuckDB's `icu` extension is linked in (DVT cannot download extensions): time zones,
+/// `timestamptz` arithmetic and `date_trunc` on it work, as in DuckDB's own releases.
+#[test]
+fn duckdb_time_zones_work_without_downloading_an_extension() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: proj\nprofile: proj\n"),
+        ("profiles.yml", "proj:\n  target: duck\n  outputs:\n    duck:\n      type: duckdb\n      path: w.duckdb\n"),
+    ]);
+    let sql = "select timezone('America/New_York', timestamptz '2024-07-01 12:00:00+00') as ny, \
+               date_trunc('month', timestamptz '2024-07-15 10:00:00+02')::date as m, \
+               (select count(*) from duckdb_extensions() where extension_name = 'icu' and loaded) as icu";
+    let r = dvtr(dir.path(), &["--target", "duck", "show", "--inline", sql]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("| 2024-07-01 08:00:00 | 2024-07-01 | 1   |"), "{}", r.stdout);
+}
