@@ -569,31 +569,6 @@ fn skip_comments(sql: &str) -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::inject_ctes;
-
-    #[test]
-    fn ctes_are_injected_as_dbt_injects_them() {
-        let c = vec![" __dbt__cte__e as (\nselect 1\n)".to_string()];
-        assert_eq!(
-            inject_ctes("-- hi\nwith a as (select 2) select * from a", &c),
-            "-- hi\nwith __dbt__cte__e as (\nselect 1\n),  a as (select 2) select * from a"
-        );
-        assert_eq!(inject_ctes("\n\nselect * from x", &c), "\n\nwith __dbt__cte__e as (\nselect 1\n) select * from x");
-        assert_eq!(
-            inject_ctes("WITH RECURSIVE r as (select 1) select 1", &c),
-            "WITH RECURSIVE __dbt__cte__e as (\nselect 1\n),  r as (select 1) select 1"
-        );
-        // A leading comment is the first token: `with` goes before it.
-        assert_eq!(
-            inject_ctes("/* c */\nselect 'without' as w", &c),
-            "with __dbt__cte__e as (\nselect 1\n) /* c */\nselect 'without' as w"
-        );
-        assert_eq!(inject_ctes("select withdrawn from t", &c), "with __dbt__cte__e as (\nselect 1\n) select withdrawn from t");
-    }
-}
-
 /// A node's columns as dbt's `graph` shows them (`meta` also under `config`, as dbt 1.10+ writes).
 fn graph_columns(cols: &BTreeMap<String, crate::nodes::Column>) -> serde_json::Map<String, serde_json::Value> {
     cols.iter()
@@ -626,5 +601,30 @@ fn graph_entries(entries: &serde_json::Value) -> Value {
             Value::from_object(m.iter().map(|(id, n)| (Value::from(id.as_str()), node(n))).collect::<indexmap::IndexMap<Value, Value>>())
         }
         other => crate::jinja::to_value(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inject_ctes;
+
+    #[test]
+    fn ctes_are_injected_as_dbt_injects_them() {
+        let c = vec![" __dbt__cte__e as (\nselect 1\n)".to_string()];
+        assert_eq!(
+            inject_ctes("-- hi\nwith a as (select 2) select * from a", &c),
+            "-- hi\nwith __dbt__cte__e as (\nselect 1\n),  a as (select 2) select * from a"
+        );
+        assert_eq!(inject_ctes("\n\nselect * from x", &c), "\n\nwith __dbt__cte__e as (\nselect 1\n) select * from x");
+        assert_eq!(
+            inject_ctes("WITH RECURSIVE r as (select 1) select 1", &c),
+            "WITH RECURSIVE __dbt__cte__e as (\nselect 1\n),  r as (select 1) select 1"
+        );
+        // A leading comment is the first token: `with` goes before it.
+        assert_eq!(
+            inject_ctes("/* c */\nselect 'without' as w", &c),
+            "with __dbt__cte__e as (\nselect 1\n) /* c */\nselect 'without' as w"
+        );
+        assert_eq!(inject_ctes("select withdrawn from t", &c), "with __dbt__cte__e as (\nselect 1\n) select withdrawn from t");
     }
 }
