@@ -16,3 +16,34 @@ pub fn phase(name: &str) {
         eprintln!("[timing] {:>8.1} ms  peak {rss:>7} kB  {name}", START.elapsed().as_secs_f64() * 1000.0);
     }
 }
+
+/// Times one node's compilation; with `DVT_TIMINGS`, the slowest nodes are listed by [`slowest`].
+pub fn node<T>(id: &str, f: impl FnOnce() -> T) -> T {
+    if !*ENABLED {
+        return f();
+    }
+    let start = Instant::now();
+    let out = f();
+    let took = start.elapsed().as_secs_f64();
+    if let Ok(mut all) = NODES.lock() {
+        all.push((took, id.to_string()));
+    }
+    out
+}
+
+static NODES: std::sync::Mutex<Vec<(f64, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Prints the `n` slowest nodes timed by [`node`] (with `DVT_TIMINGS`).
+pub fn slowest(n: usize) {
+    if !*ENABLED {
+        return;
+    }
+    if let Ok(mut all) = NODES.lock() {
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let total: f64 = all.iter().map(|x| x.0).sum();
+        eprintln!("[timing] {} nodes, {:.1} ms in all", all.len(), total * 1000.0);
+        for (t, id) in all.iter().take(n) {
+            eprintln!("[timing] {:>8.1} ms  {id}", t * 1000.0);
+        }
+    }
+}

@@ -1008,7 +1008,8 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);
-    let mut outs: Vec<Result<NodeOut>> = order.par_iter().map(|id| compile_node(&cx, &project.nodes[id])).collect();
+    let mut outs: Vec<Result<NodeOut>> =
+        order.par_iter().map(|id| crate::timing::node(id, || compile_node(&cx, &project.nodes[id]))).collect();
     let mut node_errors = Vec::new();
     if opts.keep_going && opts.live.is_some() && outs.iter().any(Result::is_err) {
         // Failed nodes compile as `dvtc` compiles them: marked to render at run time.
@@ -1027,6 +1028,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     }
     shared.seed_cache.save();
     crate::timing::phase("nodes compiled");
+    crate::timing::slowest(15);
     let mut nodes = BTreeMap::new();
     let mut files = Vec::new();
     for out in outs {
