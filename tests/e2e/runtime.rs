@@ -840,15 +840,12 @@ fn a_fragment_with_read_partitions_is_read_in_parallel_ranges_with_every_row_onc
     let r = dvtr(&db, &["run", "-s", "wide_copy"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("20011 rows in 4 parallel ranges"), "{}", r.stdout);
+    // One row of figures over the source table, as text.
+    let figures = |pg: &mut Box<dyn dvt_runtime::connectors::Connection>, sql: String| -> Vec<String> {
+        pg.query(&sql).unwrap().rows.remove(0).into_iter().map(|v| v.unwrap_or_default()).collect()
+    };
     let stats = "count(*) as c, count(num) as cn, sum(num) as s, count(distinct id) as d, min(num) as lo, max(num) as hi";
-    let want: Vec<String> = pg
-        .query(&format!("select {stats} from {schema}.wide"))
-        .unwrap()
-        .rows
-        .remove(0)
-        .into_iter()
-        .map(|v| v.unwrap_or_default())
-        .collect();
+    let want = figures(&mut pg, format!("select {stats} from {schema}.wide"));
     assert_eq!(first_row(&show(&db, "duck", &format!("select {stats} from wide_copy"))), want);
     // Ranges spilled to the bucket (a 1-byte budget) give the same rows.
     write(&db.project.join("computes.yml"), "rt:\n  target: df\n  computes:\n    df: {type: datafusion, memory_budget: 1}\n");
@@ -875,14 +872,7 @@ fn a_fragment_with_read_partitions_is_read_in_parallel_ranges_with_every_row_onc
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("600001 rows in 3 parallel ranges"), "{}", r.stdout);
     let stats = "count(*) as c, count(d) as cd, count(distinct id) as di, min(d) as lo, max(d) as hi, count(distinct d) as dd";
-    let want: Vec<String> = pg
-        .query(&format!("select {stats} from {schema}.dated"))
-        .unwrap()
-        .rows
-        .remove(0)
-        .into_iter()
-        .map(|v| v.unwrap_or_default())
-        .collect();
+    let want = figures(&mut pg, format!("select {stats} from {schema}.dated"));
     assert_eq!(first_row(&show(&db, "duck", &format!("select {stats} from dated_copy"))), want);
     std::fs::remove_file(db.project.join("models/dated_copy.sql")).unwrap();
     // A bad setting is a compile-time error naming the file.
