@@ -165,7 +165,7 @@ pub struct CompileArgs {
     #[arg(long, value_name = "NODE")]
     pub explain: Option<String>,
     /// Carry the project's files in the plan, so `dvtr execute` can select and
-    /// render nodes without the project folder (automatic when a node renders at run time).
+    /// render nodes without the project folder.
     #[arg(long)]
     pub bundle: bool,
 }

@@ -33,9 +33,9 @@ pub struct Plan {
     pub order: Vec<String>,
     /// Warnings raised while compiling (coercions, fallbacks).
     pub warnings: Vec<PlanWarning>,
-    /// The project's files, when nodes render at run time (or `dvtc compile
-    /// --bundle`): `dvtr execute` renders them and applies selection flags
-    /// without the project folder. Since 1.4.
+    /// The project's files, with `dvtc compile --bundle`: `dvtr execute` renders
+    /// nodes that need the database and applies selection flags without the
+    /// project folder. Since 1.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<Bundle>,
 }
