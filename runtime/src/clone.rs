@@ -62,6 +62,7 @@ pub fn plan_clone(env: &Env, current: &PlanNode, previous: &PlanNode, full_refre
         test: None,
         pre_hooks: vec![],
         post_hooks: vec![],
+        runtime_hooks: None,
         contract: None,
         unit: None,
         ..current.clone()

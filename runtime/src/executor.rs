@@ -63,7 +63,20 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
                 Err(e) => fail(e),
             };
         }
-        return match crate::federation::run(env, plan, node, fed, opts.full_refresh) {
+        let dialect = plan.targets.get(&node.target.value).and_then(|t| Dialect::from_adapter(&t.kind)).unwrap_or(Dialect::Postgres);
+        let hooks = |post: bool| -> Result<(), String> {
+            if node.pre_hooks.is_empty() && node.post_hooks.is_empty() && node.runtime_hooks.is_none() {
+                return Ok(());
+            }
+            let mut conn = env.pool.get(&node.target.value)?;
+            run_hooks(env, node, &mut *conn, dialect, post)?;
+            conn.release();
+            Ok(())
+        };
+        if let Err(e) = hooks(false) {
+            return fail(e);
+        }
+        return match crate::federation::run(env, plan, node, fed, opts.full_refresh).and_then(|w| hooks(true).map(|()| w)) {
             Ok(w) => {
                 let mut msg = format!("{} {} rows into {}", w.rendering, w.rows, w.into);
                 if !w.pushed.is_empty() {
@@ -81,7 +94,7 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
         (Some(reason), None) => {
             return fail(format!("this node renders at run time ({reason}); run it with `dvtr run`/`build`, which render it live"));
         }
-        (Some(_), Some(render)) => match render(&node.unique_id) {
+        (Some(_), Some(render)) => match render.node(&node.unique_id) {
             Ok(n) if n.render_at_runtime.is_none() => {
                 rendered = n;
                 &*rendered
@@ -131,10 +144,9 @@ fn test_outcome(node: &PlanNode, rows: &connectors::Rows) -> Outcome {
 
 /// A pushdown node on its target's connection.
 fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, opts: &RunOptions, conn: &mut dyn Connection) -> Outcome {
-    for h in &node.pre_hooks {
-        if let Err(e) = conn.execute(h) {
-            return fail(format!("pre-hook failed: {e}"));
-        }
+    let dialect = Dialect::from_adapter(&p.dialect).unwrap_or(Dialect::Postgres);
+    if let Err(e) = run_hooks(env, node, conn, dialect, false) {
+        return fail(e);
     }
     if node.resource_type == "test" {
         return match conn.query(&p.full_refresh[0].sql) {
@@ -175,7 +187,6 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
     };
     let mut loaded = None;
     if node.resource_type == "seed" {
-        let dialect = Dialect::from_adapter(&p.dialect).unwrap_or(Dialect::Postgres);
         match run_loading(conn, node, stmts, existing, dialect, |conn, stage| {
             crate::seed_load::load_seed(conn, env, node, stage, stmts, existing)
         }) {
@@ -185,16 +196,34 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
     } else if let Err(e) = run_statements(conn, node, stmts, existing) {
         return fail(e);
     }
-    for h in &node.post_hooks {
-        if let Err(e) = conn.execute(h) {
-            return fail(format!("post-hook failed: {e}"));
-        }
+    if let Err(e) = run_hooks(env, node, conn, dialect, true) {
+        return fail(e);
     }
     let what = match loaded {
         Some(n) => format!("{n} rows loaded"),
         None => format!("{} {}", node.materialization.effective, node.relation.as_ref().map_or("", |r| r.rendered.as_str())),
     };
     ok("success", name, what)
+}
+
+/// Runs the node's pre- or post-hooks on `conn`: as the plan has them, or
+/// rendered now against the live databases when they query it (dbt's timing:
+/// post-hooks see what the node built).
+fn run_hooks(env: &Env, node: &PlanNode, conn: &mut dyn Connection, dialect: Dialect, post: bool) -> Result<(), String> {
+    let which = if post { "post-hook" } else { "pre-hook" };
+    let mut run = |sql: &str| if sql.trim().is_empty() { Ok(()) } else { conn.execute(sql).map_err(|e| format!("{which} failed: {e}")) };
+    let Some(rh) = &node.runtime_hooks else {
+        return (if post { &node.post_hooks } else { &node.pre_hooks }).iter().try_for_each(|h| run(h));
+    };
+    let render = env
+        .live_render
+        .as_ref()
+        .ok_or_else(|| format!("its hooks render at run time ({}), which needs the project: run it from the project folder", rh.reason))?;
+    for t in if post { &rh.post } else { &rh.pre } {
+        let sql = render.hook(&node.unique_id, dialect, t).map_err(|e| format!("{which} could not render: {e}"))?;
+        run(&sql)?;
+    }
+    Ok(())
 }
 
 /// Now, as run_results.json writes times (RFC 3339, UTC).

@@ -173,12 +173,29 @@ fn env_in(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions, base
     let project_dir = project.root.clone();
     let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), base, &project.profile.name)?;
     let db: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds.clone()));
-    let render = move |id: &str| -> std::result::Result<Box<dvt_schema::plan::PlanNode>, String> {
-        let opts = CompileOptions { only: Some([id.to_string()].into()), live: Some(db.clone()), ..options.clone() };
-        let mut compiled = dvt_compiler::compile::compile(&loaded.0, &loaded.1, &loaded.2, &opts).map_err(|e| e.to_string())?;
-        compiled.plan.nodes.remove(id).ok_or_else(|| format!("`{id}` is not in the project any more"))
-    };
+    let options = CompileOptions { live: Some(db), ..options };
+    let render = ProjectRender { loaded, options };
     Ok(Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir, buckets, live_render: Some(Box::new(render)) }))
+}
+
+/// Live rendering from the loaded project, with the run's compile options.
+struct ProjectRender {
+    loaded: Arc<Loaded>,
+    options: CompileOptions,
+}
+
+impl dvt_runtime::executor::LiveRender for ProjectRender {
+    fn node(&self, id: &str) -> std::result::Result<Box<dvt_schema::plan::PlanNode>, String> {
+        let opts = CompileOptions { only: Some([id.to_string()].into()), ..self.options.clone() };
+        let (project, jinja, graph) = &*self.loaded;
+        let mut compiled = dvt_compiler::compile::compile(project, jinja, graph, &opts).map_err(|e| e.to_string())?;
+        compiled.plan.nodes.remove(id).ok_or_else(|| format!("`{id}` is not in the project any more"))
+    }
+
+    fn hook(&self, id: &str, dialect: dvt_compiler::dialect::Dialect, template: &str) -> std::result::Result<String, String> {
+        let (project, jinja, _) = &*self.loaded;
+        dvt_compiler::compile::render_hook(project, jinja, &self.options, id, dialect, template).map_err(|e| e.to_string())
+    }
 }
 
 /// One id per invocation: time and process, as hex in a UUID's layout.
@@ -442,7 +459,7 @@ fn execute_cmd(
     let plan = dvt_compiler::plan_file::read(plan_path)?;
     let dir = project_dir(args);
     let selecting = !select.select.is_empty() || !select.exclude.is_empty() || select.selector.is_some();
-    let live = plan.nodes.values().any(|n| n.render_at_runtime.is_some());
+    let live = plan.nodes.values().any(|n| n.render_at_runtime.is_some() || n.runtime_hooks.is_some());
     let has_folder = ["dbt_project.yml", "dvt_project.yml"].iter().any(|f| dir.join(f).is_file());
     // The project, when rendering or selecting needs it: its folder, else the plan's bundle.
     let bundle_dir = match (&plan.bundle, has_folder, live || selecting) {

@@ -15,13 +15,19 @@ pub struct Env {
     pub project_dir: std::path::PathBuf,
     /// Buckets federated nodes spill to (credentials from buckets.yml, read at run time).
     pub buckets: crate::buckets::Buckets,
-    /// Renders a node marked "render at run time" against the live databases,
-    /// at its turn in the run (so `run_query` sees what upstream nodes built).
-    pub live_render: Option<Box<LiveRender>>,
+    /// Renders what waits for the run (nodes marked "render at run time", hooks
+    /// that query the database) against the live databases, at the node's turn
+    /// (so `run_query` sees what upstream nodes built). None without the project.
+    pub live_render: Option<Box<dyn LiveRender>>,
 }
 
-/// See [`Env::live_render`]: unique id in, the node's plan rendered live out.
-pub type LiveRender = dyn Fn(&str) -> Result<Box<PlanNode>, String> + Send + Sync;
+/// See [`Env::live_render`].
+pub trait LiveRender: Send + Sync {
+    /// The node's plan, rendered live.
+    fn node(&self, id: &str) -> Result<Box<PlanNode>, String>;
+    /// One hook template of the node, rendered live in `dialect`.
+    fn hook(&self, id: &str, dialect: Dialect, template: &str) -> Result<String, String>;
+}
 
 /// Runs the statements of one rendering; returns an error after cleaning up.
 pub(crate) fn run_statements(

@@ -247,6 +247,12 @@ pub struct PlanNode {
     /// Hooks run before/after the node, in order.
     pub pre_hooks: Vec<String>,
     pub post_hooks: Vec<String>,
+    /// Hooks that may query the database while they render (they call `run_query`,
+    /// `statement`, … directly or through macros): kept as Jinja and rendered by
+    /// `dvtr` when the node runs, as dbt renders hooks. `pre_hooks`/`post_hooks`
+    /// are then empty, so the hooks keep their order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_hooks: Option<RuntimeHooks>,
     /// Grants: privilege → grantees.
     pub grants: BTreeMap<String, Vec<String>>,
     /// Tags, sorted.
@@ -260,6 +266,15 @@ pub struct PlanNode {
     /// For unit tests: what the rows of `compiled_sql` must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitTestPlan>,
+}
+
+/// Hook templates rendered at run time (see [`PlanNode::runtime_hooks`]).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct RuntimeHooks {
+    /// Why they wait (the first database call found).
+    pub reason: String,
+    pub pre: Vec<String>,
+    pub post: Vec<String>,
 }
 
 /// A unit test's expectation. `compiled_sql` is the model's SQL over fixture CTEs

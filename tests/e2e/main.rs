@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 mod federated;
 mod golden;
+mod hooks;
 mod hostile;
 mod init;
 mod multi_db;

@@ -64,6 +64,9 @@ fn sql_text(n: &PlanNode) -> String {
     for h in n.pre_hooks.iter().chain(&n.post_hooks) {
         let _ = writeln!(s, "-- hook\n{h}");
     }
+    for h in n.runtime_hooks.iter().flat_map(|r| r.pre.iter().chain(&r.post)) {
+        let _ = writeln!(s, "-- hook, rendered at run time\n{h}");
+    }
     s
 }
 

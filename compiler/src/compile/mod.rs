@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use dvt_schema::plan::{
     Coercion, ColumnCast, ExecutionPath, FederationPlan, Fragment, FragmentColumn, Invocation, Level, Materialization, PLAN_VERSION, Plan,
-    PlanBucket, PlanCompute, PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, SeedPlan, Statement,
-    TestPlan, Upstream, WriteStrategy,
+    PlanBucket, PlanCompute, PlanNode, PlanSource, PlanTarget, PlanWarning, PushdownPlan, RelationRef, Resolved, RuntimeHooks, SeedPlan,
+    Statement, TestPlan, Upstream, WriteStrategy,
 };
 use rayon::prelude::*;
 use serde_json::Value as Json;
@@ -255,6 +255,35 @@ fn hooks(node: &Node, key: &str) -> Vec<String> {
         Some(Json::String(s)) => vec![s.clone()],
         _ => vec![],
     }
+}
+
+/// Renders a node's hooks into the plan, or keeps them for the run
+/// ([`PlanNode::runtime_hooks`]): one that may query the database renders when
+/// the node runs, as in dbt, and never against a live database at compile time.
+fn plan_hooks(cx: &Ctx, node: &Node, dialect: Dialect, plan: &mut PlanNode) -> Result<()> {
+    let (pre, post) = (hooks(node, "pre-hook"), hooks(node, "post-hook"));
+    let mut wait = pre
+        .iter()
+        .chain(&post)
+        .find_map(|h| cx.jinja.may_query(h))
+        .map(|name| format!("a hook calls `{name}`, which may query the database"));
+    let mut rendered = [Vec::new(), Vec::new()];
+    for (hooks, into) in [&pre, &post].into_iter().zip(&mut rendered) {
+        for h in hooks {
+            if wait.is_some() {
+                break;
+            }
+            match cx.renderer.render(node, Some(h), Mode::Pushdown(dialect), false)? {
+                Ok(out) => into.push(out.sql),
+                Err(render::RuntimeOnly(reason)) => wait = Some(reason),
+            }
+        }
+    }
+    match wait {
+        Some(reason) => plan.runtime_hooks = Some(RuntimeHooks { reason, pre, post }),
+        None => [plan.pre_hooks, plan.post_hooks] = rendered,
+    }
+    Ok(())
 }
 
 fn grants_of(node: &Node) -> BTreeMap<String, Vec<String>> {
@@ -522,6 +551,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         test: None,
         pre_hooks: vec![],
         post_hooks: vec![],
+        runtime_hooks: None,
         grants: grants_of(node),
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),
@@ -531,6 +561,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     if plan.render_at_runtime.is_some() {
         return Ok(NodeOut { node: plan, warnings, file: None });
     }
+    plan_hooks(cx, node, dialect, &mut plan)?;
     // Seeds: no SQL to render.
     if node.resource_type == ResourceType::Seed {
         let (seed, columns) = seed_plan(node, dialect, cx.seed_cache)?;
@@ -587,13 +618,6 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         }
     }
     let incremental_sql = if effective == "incremental" { render(true)?.ok().map(|s| s.trim().to_string()) } else { None };
-    for (key, into) in [("pre-hook", &mut plan.pre_hooks), ("post-hook", &mut plan.post_hooks)] {
-        for h in hooks(node, key) {
-            if let Ok(out) = cx.renderer.render(node, Some(&h), Mode::Pushdown(dialect), false)? {
-                into.push(out.sql);
-            }
-        }
-    }
     match node.resource_type {
         ResourceType::Test => {
             let wrapped = tests::wrap(dialect, node, &sql);
@@ -1146,6 +1170,21 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     };
     files.sort();
     Ok(Compiled { plan, files, unmatched, node_errors })
+}
+
+/// Renders hook `template` of node `id` against `opts.live` when the node runs
+/// (see [`PlanNode::runtime_hooks`]): the `run_query` calls in it run now.
+pub fn render_hook(project: &Project, jinja: &Jinja, opts: &CompileOptions, id: &str, dialect: Dialect, template: &str) -> Result<String> {
+    let node =
+        project.nodes.get(id).ok_or_else(|| DvtError::new(ErrorCode::RefNotFound, format!("`{id}` is not in the project any more")))?;
+    let placements = resolve::place_all(project, jinja, &opts.overrides)?;
+    let renderer = Renderer::new(project, jinja, Arc::new(Index::new(project, placements)), opts.full_refresh, opts.live.clone());
+    match renderer.render(node, Some(template), Mode::Pushdown(dialect), false)? {
+        Ok(out) => Ok(out.sql),
+        Err(render::RuntimeOnly(reason)) => {
+            Err(DvtError::new(ErrorCode::JinjaRender, format!("a hook of `{id}` still needs `{reason}`")).at(Location::file(&node.file)))
+        }
+    }
 }
 
 /// `--explain <node>`: a readable account of how a node runs.

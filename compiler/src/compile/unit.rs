@@ -223,6 +223,7 @@ pub(super) fn compile(cx: &Ctx<'_>, node: &Node, unit: &UnitTest) -> Result<Node
         test: None,
         pre_hooks: vec![],
         post_hooks: vec![],
+        runtime_hooks: None,
         grants: Default::default(),
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),

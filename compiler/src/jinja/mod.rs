@@ -5,6 +5,7 @@
 mod blocks;
 mod compat;
 mod context;
+mod db_reach;
 mod dbt_macros;
 pub(crate) mod functions;
 pub mod live;
@@ -15,7 +16,7 @@ pub mod pyrepr;
 mod relation;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use minijinja::{Environment, Value};
 
@@ -43,6 +44,8 @@ pub enum Rendered {
 pub struct Jinja {
     env: Environment<'static>,
     pub index: Arc<MacroIndex>,
+    /// Built on first use (only projects with templated hooks need it).
+    db_reach: OnceLock<db_reach::DbReach>,
 }
 
 /// Parses the built-in macros into definitions of package `dbt`: dbt's own
@@ -134,7 +137,14 @@ impl Jinja {
                 env.add_global(p.clone(), Value::from_object(macros::PackageNs { index: index.clone(), package: p }));
             }
         }
-        Ok(Jinja { env, index })
+        Ok(Jinja { env, index, db_reach: OnceLock::new() })
+    }
+
+    /// Whether rendering `template` may query the database (it calls, directly
+    /// or through macros, `run_query`, `statement` or an introspecting `adapter`
+    /// method): the first name that may.
+    pub fn may_query<'a>(&self, template: &'a str) -> Option<&'a str> {
+        self.db_reach.get_or_init(|| db_reach::DbReach::new(&self.index)).may_query(template)
     }
 
     /// Renders `source` (the content of project-relative `file`) for `node`.
