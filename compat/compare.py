@@ -52,7 +52,7 @@ def compare(name, ref_dir, ours_dir, detail, dbt_rc, dvtc_rc, ref_s, ours_s):
     ref, ours = files(ref_dir), files(ours_dir)
     project = os.path.dirname(os.path.abspath(detail))
     ref_ids = node_ids(os.path.join(project, "ref_manifest.json"), "nodes")
-    our_ids = node_ids(os.path.join(project, "target", "plan.json"), "nodes")
+    our_ids = node_ids(os.path.join(project, "target", "manifest.json"), "nodes")
     missing = sorted(set(ref) - set(ours))
     extra = sorted(set(ours) - set(ref))
     common = sorted(set(ref) & set(ours))

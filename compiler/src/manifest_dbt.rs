@@ -237,15 +237,20 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
 fn model_call(project: &Project, attached: &str) -> String {
     match project.sources.get(attached) {
         Some(s) => format!("source('{}', '{}')", s.source_name, s.name),
-        None => format!("ref('{}')", project.nodes.get(attached).map_or(attached, |n| n.name.as_str())),
+        None => format!("ref('{}')", node_name(project, attached)),
     }
 }
 
 fn file_key_name(project: &Project, attached: &str) -> String {
     match project.sources.get(attached) {
         Some(s) => format!("sources.{}", s.source_name),
-        None => format!("models.{}", project.nodes.get(attached).map_or(attached, |n| n.name.as_str())),
+        None => format!("models.{}", node_name(project, attached)),
     }
+}
+
+/// The name of a node, enabled or disabled (its id if it has neither).
+fn node_name<'a>(project: &'a Project, id: &'a str) -> &'a str {
+    project.nodes.get(id).or_else(|| project.disabled.get(id)).map_or(id, |n| n.name.as_str())
 }
 
 fn source_json(project: &Project, s: &Source) -> Json {
@@ -325,7 +330,21 @@ pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTree
         let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
         all.par_iter().map(|n| (n.unique_id.clone(), node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph))).collect()
     };
-    let nodes: Map<String, Json> = nodes.into_iter().collect();
+    let mut nodes: Map<String, Json> = nodes.into_iter().collect();
+    // As dbt: a test of a disabled node stays in `nodes`, disabled and with no
+    // parents; every other disabled node is listed under `disabled`.
+    let mut disabled = Map::new();
+    for n in project.disabled.values().filter(|n| n.unit.is_none()) {
+        let mut v = node_json(project, jinja, fast, n, None, graph);
+        let orphaned_test = n.config.enabled() && n.test.is_some();
+        if orphaned_test {
+            v["config"]["enabled"] = json!(false);
+            v["depends_on"]["nodes"] = json!([]);
+            nodes.insert(n.unique_id.clone(), v);
+        } else {
+            disabled.insert(n.unique_id.clone(), json!([v]));
+        }
+    }
     let sources: Map<String, Json> = project.sources.values().map(|s| (s.unique_id.clone(), source_json(project, s))).collect();
     let unit_tests: Map<String, Json> =
         project.nodes.values().filter_map(|n| Some((n.unique_id.clone(), unit_test_json(project, n, n.unit.as_ref()?)))).collect();
@@ -385,7 +404,7 @@ pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTree
         ("metrics", empty()),
         ("groups", empty()),
         ("selectors", Json::Object(selectors)),
-        ("disabled", empty()),
+        ("disabled", Json::Object(disabled)),
         ("parent_map", Json::Object(parent_map)),
         ("child_map", Json::Object(child_map)),
         ("group_map", empty()),

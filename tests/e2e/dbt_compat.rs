@@ -122,3 +122,34 @@ fn generic_tests_on_ephemeral_models_inline_the_model() {
     let sql = std::fs::read_to_string(dir.path().join("target/compiled/proj/models/eph.yml/not_null_eph_id.sql")).unwrap();
     assert!(sql.contains("with __dbt__cte__eph as (\n\nselect 1 as id\n) select id\nfrom __dbt__cte__eph"), "{sql}");
 }
+
+/// dbt's manifest keeps a test of a disabled model in `nodes` (disabled, no parents,
+/// never run) and lists the disabled model under `disabled`, as dbt-core 1.11
+/// does for Stripe's `stg_stripe__credit_note`.
+#[test]
+fn tests_of_a_disabled_model_are_listed_disabled_as_dbt_lists_them() {
+    let (_tmp, dir) = scratch_copy(&fixture("dbt_compat"));
+    std::fs::write(dir.join("models/off.sql"), "{{ config(enabled=var('use_off', false)) }}\nselect 1 as id\n").unwrap();
+    std::fs::write(dir.join("models/off.yml"), "models:\n  - name: off\n    columns:\n      - name: id\n        tests: [not_null]\n")
+        .unwrap();
+    let r = dvtc_env(&dir, &["compile"], &[("DVT_REQUIRE_SOURCE_CONNECTION", "false")]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let (id, test) =
+        m["nodes"].as_object().unwrap().iter().find(|(k, _)| k.starts_with("test.compat_proj.not_null_off_id.")).expect("test");
+    assert_eq!(test["config"]["enabled"], false, "{test}");
+    assert_eq!(test["depends_on"]["nodes"], serde_json::json!([]));
+    assert_eq!(test["attached_node"], "model.compat_proj.off");
+    assert_eq!(test["test_metadata"]["kwargs"]["model"], "{{ get_where_subquery(ref('off')) }}");
+    assert_eq!(m["disabled"]["model.compat_proj.off"][0]["name"], "off");
+    // Not in the plan, nothing compiled for it.
+    let plan = std::fs::read_to_string(dir.join("target/plan.json")).unwrap();
+    assert!(!plan.contains(id.as_str()) && !plan.contains("model.compat_proj.off"));
+    // Enabled with `--vars`, both are ordinary nodes again.
+    let r = dvtc_env(&dir, &["compile", "--vars", "{use_off: true}"], &[("DVT_REQUIRE_SOURCE_CONNECTION", "false")]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["nodes"][id.as_str()]["config"]["enabled"], true);
+    assert_eq!(m["nodes"][id.as_str()]["depends_on"]["nodes"], serde_json::json!(["model.compat_proj.off"]));
+    assert!(m["disabled"].as_object().unwrap().is_empty());
+}

@@ -224,12 +224,17 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         .map(|decl| {
             let renderer = &renderers[decl.package.as_str()];
             let render_config = |s: &str, at: &Location| renderer.render_str(s, at);
-            let built = build_test(&decl, &nodes, &sources, project_tests.as_ref(), &render_config);
+            let built = build_test(&decl, (&nodes, &disabled), &sources, project_tests.as_ref(), &render_config);
             (decl.file, decl.line, built)
         })
         .collect();
     for (file, line, node) in built {
         let Some(node) = node? else { continue };
+        // A test of a disabled node is kept as dbt keeps it (listed, never run).
+        if node.test.as_ref().is_some_and(|t| disabled.contains_key(&t.attached_node)) {
+            disabled.entry(node.unique_id.clone()).or_insert(node);
+            continue;
+        }
         if let Some(prev) = nodes.get(&node.unique_id) {
             warnings.push(format!("{file}:{line}: test `{}` is declared twice; keeping the first (from {})", node.name, prev.file));
             continue;
@@ -981,15 +986,16 @@ fn declare_tests(
     }
 }
 
-/// Builds one declared generic test; `None` when its node is disabled or the test is.
+/// Builds one declared generic test; `None` when the test is disabled, or its node
+/// is neither enabled nor disabled (a disabled source).
 fn build_test(
     decl: &TestDecl,
-    nodes: &BTreeMap<String, Node>,
+    (nodes, disabled): (&BTreeMap<String, Node>, &BTreeMap<String, Node>),
     sources: &BTreeMap<String, Source>,
     project_tests: Option<&Json>,
     render_config: &generic_tests::ConfigRenderFn<'_>,
 ) -> Result<Option<Node>> {
-    if !nodes.contains_key(&decl.attached) && !sources.contains_key(&decl.attached) {
+    if ![nodes, disabled].iter().any(|m| m.contains_key(&decl.attached)) && !sources.contains_key(&decl.attached) {
         return Ok(None);
     }
     let target = TestTarget {
