@@ -480,7 +480,7 @@ fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_
             .map(|part| {
                 scope.spawn(move || -> Result<()> {
                     for (path, uid) in part {
-                        let sql = plan.nodes.get(uid).and_then(|n| n.compiled_sql.as_deref()).unwrap_or_default();
+                        let sql = plan.compiled_sql(uid).unwrap_or_default();
                         let p = dir.join(path);
                         // Exactly the rendered SQL, as dbt writes it (no added newline).
                         let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == sql.len() as u64)

@@ -11,6 +11,7 @@ use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
 
 use crate::compile::resolve::Placement;
+use crate::compile::run_hooks::{self, HookKind};
 use crate::config::ConfigExt;
 use crate::dialect::{Dialect, QuotePolicy};
 use crate::graph::Graph;
@@ -234,6 +235,23 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
     v
 }
 
+/// An `on-run-start`/`on-run-end` hook as dbt lists it (an operation node).
+fn operation_json(project: &Project, n: &Node, kind: HookKind, index: usize) -> Json {
+    let output = project.profile.outputs.get(&project.active_target);
+    json!({
+        "database": output.and_then(|o| o.database.clone()), "schema": output.map(|o| o.schema.clone()), "name": n.name,
+        "resource_type": "operation", "package_name": n.package, "path": format!("hooks/{}.sql", n.name),
+        "original_file_path": "./dbt_project.yml", "unique_id": n.unique_id, "fqn": n.fqn, "alias": n.name,
+        "checksum": {"name": "sha256", "checksum": sha256(&n.raw)},
+        "config": {"enabled": true, "materialized": "view", "tags": [], "meta": {}, "post-hook": [], "pre-hook": []},
+        "tags": [kind.key()], "description": "", "columns": {}, "meta": {}, "group": null, "docs": {"show": true, "node_color": null},
+        "patch_path": null, "build_path": null, "unrendered_config": {}, "created_at": 0.0, "relation_name": null,
+        "raw_code": n.raw, "doc_blocks": [], "language": "sql", "refs": [], "sources": [], "metrics": [], "functions": [],
+        "depends_on": {"macros": [], "nodes": []}, "compiled_path": null,
+        "contract": {"enforced": false, "alias_types": true, "checksum": null}, "index": index,
+    })
+}
+
 fn model_call(project: &Project, attached: &str) -> String {
     match project.sources.get(attached) {
         Some(s) => format!("source('{}', '{}')", s.source_name, s.name),
@@ -311,8 +329,9 @@ fn unit_test_json(project: &Project, n: &Node, u: &crate::nodes::UnitTest) -> Js
 pub fn add_compiled(manifest: &mut Json, plan: &dvt_schema::Plan, files: &[(String, String)], target_path: &str) {
     let paths: BTreeMap<&str, &str> = files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
     let Some(nodes) = manifest.get_mut("nodes").and_then(Json::as_object_mut) else { return };
-    for (id, n) in &plan.nodes {
-        let (Some(code), Some(Json::Object(m))) = (&n.compiled_sql, nodes.get_mut(id)) else { continue };
+    let hooks = plan.on_run_start.iter().chain(&plan.on_run_end).map(|h| (&h.unique_id, &h.compiled_sql));
+    for (id, code) in plan.nodes.iter().map(|(id, n)| (id, &n.compiled_sql)).chain(hooks) {
+        let (Some(code), Some(Json::Object(m))) = (code, nodes.get_mut(id)) else { continue };
         m.insert("compiled".into(), Json::Bool(true));
         m.insert("compiled_code".into(), json!(code));
         m.insert("extra_ctes_injected".into(), Json::Bool(true));
@@ -343,6 +362,12 @@ pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTree
             nodes.insert(n.unique_id.clone(), v);
         } else {
             disabled.insert(n.unique_id.clone(), json!([v]));
+        }
+    }
+    for kind in [HookKind::Start, HookKind::End] {
+        for (package, index, template) in run_hooks::declared(project, kind) {
+            let n = run_hooks::node(project, kind, &package, index, &template);
+            nodes.insert(n.unique_id.clone(), operation_json(project, &n, kind, index));
         }
     }
     let sources: Map<String, Json> = project.sources.values().map(|s| (s.unique_id.clone(), source_json(project, s))).collect();

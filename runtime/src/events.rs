@@ -38,6 +38,19 @@ pub fn note(format: LogFormat, name: &str, msg: &str) {
     dvt_compiler::cli::say(format, name, msg, serde_json::json!({}));
 }
 
+/// An `on-run-start`/`on-run-end` hook ran (`status` as in run results).
+pub fn hook_finished(format: LogFormat, name: &str, status: &str, message: &str) {
+    let shown = if status == "success" { "OK" } else { "ERROR" };
+    let line = format!("{shown:<5} hook {name} {message}");
+    match format {
+        LogFormat::Text => println!("{line}"),
+        LogFormat::Json => {
+            let level = if status == "success" { "info" } else { "error" };
+            emit("HookFinished", Some("Q033"), level, line.trim(), "main", serde_json::json!({"hook": name, "status": status}))
+        }
+    }
+}
+
 /// The run is about to start `n` nodes.
 pub fn run_started(format: LogFormat, n: usize, threads: usize) {
     let msg = format!("Running {n} nodes with {threads} threads");

@@ -28,6 +28,9 @@ pub struct RunOptions {
     pub only: Option<BTreeSet<String>>,
     /// Progress as text lines or JSON events.
     pub log_format: dvt_compiler::cli::LogFormat,
+    /// The command (`run`, `build`, `seed`, …) when the plan's `on-run-start` and
+    /// `on-run-end` hooks run around the nodes, as in dbt (`flags.WHICH`); None: they don't.
+    pub run_hooks: Option<String>,
 }
 
 struct Outcome {
@@ -257,16 +260,129 @@ fn node_result(node: &PlanNode, out: Outcome, seconds: f64, executed: Option<(St
     }
 }
 
-/// Runs the selected nodes of `plan`; results in plan order.
+/// Runs the selected nodes of `plan` between its `on-run-start` and `on-run-end`
+/// hooks; results in that order (a failed `on-run-start` hook skips every node).
 pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
-    let selected: Vec<&PlanNode> = plan
-        .order
+    let mut results = run_project_hooks(&env, plan, opts, None);
+    let blocked = results.iter().any(|r| r.status == "error").then_some("skipped: an on-run-start hook failed");
+    let nodes = run_nodes(plan, env.clone(), opts, blocked);
+    let end = run_project_hooks(&env, plan, opts, Some(&nodes));
+    results.extend(nodes);
+    results.extend(end);
+    results
+}
+
+/// Runs the plan's `on-run-start` hooks (`nodes` None) or its `on-run-end` hooks
+/// (with the nodes' results), one after another on their target.
+fn run_project_hooks(env: &Env, plan: &Plan, opts: &RunOptions, nodes: Option<&[NodeResult]>) -> Vec<NodeResult> {
+    let Some(command) = &opts.run_hooks else { return vec![] };
+    let hooks = if nodes.is_some() { &plan.on_run_end } else { &plan.on_run_start };
+    if hooks.is_empty() {
+        return vec![];
+    }
+    if nodes.is_none() {
+        // As dbt: the schemas the selected nodes write to exist before `on-run-start`.
+        let schemas: BTreeSet<(&str, Option<&str>, &str)> = selected(plan, opts)
+            .filter_map(|n| n.relation.as_ref())
+            .filter_map(|r| Some((r.target.as_str(), r.database.as_deref(), r.schema.as_deref()?)))
+            .collect();
+        for (target, database, schema) in schemas {
+            // A failure here is the node's to report.
+            let _ = crate::sync::ensure_schema(env, plan, target, database, schema);
+        }
+    }
+    let context = hook_context(plan, command, opts.full_refresh, nodes.unwrap_or_default());
+    let mut out = Vec::new();
+    for h in hooks {
+        let (t, started) = (Instant::now(), now());
+        let outcome = match run_project_hook(env, h, &context) {
+            Ok(()) => ok("success", "hook", format!("{} hook", if nodes.is_some() { "on-run-end" } else { "on-run-start" })),
+            Err(e) => fail(e),
+        };
+        let name = h.unique_id.rsplit('.').next().unwrap_or_default();
+        crate::events::hook_finished(opts.log_format, name, outcome.status, &outcome.message);
+        let mut adapter_response = BTreeMap::from([("_message".to_string(), serde_json::Value::from(outcome.message.clone()))]);
+        adapter_response.extend(outcome.rendering.map(|r| ("rendering".to_string(), r.into())));
+        out.push(NodeResult {
+            status: outcome.status.into(),
+            timing: vec![dvt_schema::run_results::Timing { name: "execute".into(), started_at: Some(started), completed_at: Some(now()) }],
+            thread_id: "main".into(),
+            execution_time: t.elapsed().as_secs_f64(),
+            adapter_response,
+            message: Some(outcome.message),
+            failures: None,
+            unique_id: h.unique_id.clone(),
+            compiled: Some(h.compiled_sql.is_some()),
+            compiled_code: h.compiled_sql.clone(),
+            relation_name: None,
+        });
+    }
+    out
+}
+
+/// Renders (live when the project is at hand) and runs one run hook.
+fn run_project_hook(env: &Env, h: &dvt_schema::plan::RunHook, context: &serde_json::Value) -> Result<(), String> {
+    let sql = match &env.live_render {
+        Some(render) => render.run_hook(h, context)?,
+        None => h.compiled_sql.clone().ok_or("this hook renders at run time, which needs the project folder")?,
+    };
+    if sql.trim().is_empty() {
+        return Ok(());
+    }
+    let mut conn = env.pool.get(&h.target)?;
+    conn.execute(&sql)?;
+    conn.release();
+    Ok(())
+}
+
+/// What dbt adds to an `on-run-end` hook's context: `results` (each with its
+/// `node`), the `schemas` and `database_schemas` written to, and `flags`.
+fn hook_context(plan: &Plan, command: &str, full_refresh: bool, results: &[NodeResult]) -> serde_json::Value {
+    let mut schemas = BTreeSet::new();
+    let mut database_schemas = BTreeSet::new();
+    let results: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(n) = plan.nodes.get(&r.unique_id) {
+                let rel = n.relation.as_ref();
+                let (database, schema) = (rel.and_then(|r| r.database.clone()), rel.and_then(|r| r.schema.clone()));
+                if let Some(s) = &schema {
+                    schemas.insert(s.clone());
+                    database_schemas.insert((database.clone().unwrap_or_default(), s.clone()));
+                }
+                v["node"] = serde_json::json!({
+                    "unique_id": n.unique_id, "name": n.name, "resource_type": n.resource_type, "package_name": n.package_name,
+                    "fqn": n.fqn, "database": database, "schema": schema,
+                    "alias": rel.map(|r| r.identifier.clone()), "relation_name": rel.map(|r| r.rendered.clone()),
+                    "original_file_path": n.file, "tags": n.tags, "depends_on": {"nodes": n.depends_on},
+                    "config": {"materialized": n.materialization.effective, "target": n.target.value},
+                });
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "results": results,
+        "schemas": schemas,
+        "database_schemas": database_schemas.into_iter().map(|(d, s)| [d, s]).collect::<Vec<_>>(),
+        "flags": {"WHICH": command, "FULL_REFRESH": full_refresh},
+    })
+}
+
+/// The nodes of `plan` the options select, in plan order.
+fn selected<'p>(plan: &'p Plan, opts: &'p RunOptions) -> impl Iterator<Item = &'p PlanNode> {
+    plan.order
         .iter()
         .filter_map(|id| plan.nodes.get(id).map(|n| n.as_ref()))
         .filter(|n| opts.resource_types.is_empty() || opts.resource_types.contains(&n.resource_type))
         .filter(|n| opts.only.as_ref().is_none_or(|o| o.contains(&n.unique_id)))
         .filter(|n| n.resource_type != "analysis")
-        .collect();
+}
+
+/// Runs the selected nodes of `plan` (none when `blocked`: all skipped with that reason).
+fn run_nodes(plan: &Plan, env: Arc<Env>, opts: &RunOptions, blocked: Option<&str>) -> Vec<NodeResult> {
+    let selected: Vec<&PlanNode> = selected(plan, opts).collect();
     let ids: BTreeSet<&str> = selected.iter().map(|n| n.unique_id.as_str()).collect();
     let total = selected.len();
     let mut pending: HashMap<&str, usize> =
@@ -284,7 +400,7 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
     let mut ready: Vec<&str> = selected.iter().filter(|n| pending[n.unique_id.as_str()] == 0).map(|n| n.unique_id.as_str()).collect();
     let mut running = 0usize;
     let mut done = 0usize;
-    let mut stop = false;
+    let mut stop = blocked.is_some();
     let bar = crate::events::bar(opts.log_format, total);
     std::thread::scope(|scope| {
         loop {
@@ -333,7 +449,11 @@ pub fn run(plan: &Plan, env: Arc<Env>, opts: &RunOptions) -> Vec<NodeResult> {
     let mut results = Arc::try_unwrap(results).map(|m| m.into_inner().unwrap_or_default()).unwrap_or_default();
     for n in &selected {
         if !results.contains_key(&n.unique_id) {
-            let reason = if stop { "skipped: --fail-fast stopped the run" } else { "skipped: an upstream node failed" };
+            let reason = match (blocked, stop) {
+                (Some(b), _) => b,
+                (None, true) => "skipped: --fail-fast stopped the run",
+                (None, false) => "skipped: an upstream node failed",
+            };
             let skipped = Outcome { status: "skipped", rendering: None, message: reason.into(), failures: None };
             let r = node_result(n, skipped, 0.0, None, 0);
             done += 1;

@@ -196,6 +196,11 @@ impl dvt_runtime::executor::LiveRender for ProjectRender {
         let (project, jinja, _) = &*self.loaded;
         dvt_compiler::compile::render_hook(project, jinja, &self.options, id, dialect, template).map_err(|e| e.to_string())
     }
+
+    fn run_hook(&self, hook: &dvt_schema::plan::RunHook, context: &serde_json::Value) -> std::result::Result<String, String> {
+        let (project, jinja, _) = &*self.loaded;
+        dvt_compiler::compile::run_hooks::render_live(project, jinja, &self.options, hook, context).map_err(|e| e.to_string())
+    }
 }
 
 /// One id per invocation: time and process, as hex in a UUID's layout.
@@ -281,6 +286,7 @@ fn clone_cmd(args: &ProjectArgs, ra: &RunArgs) -> Result<i32> {
         resource_types: vec![],
         only: None,
         log_format: args.log_format,
+        run_hooks: None,
     };
     let results = executor::run(&plan, env, &opts);
     let elapsed = start.elapsed().as_secs_f64();
@@ -401,6 +407,7 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         resource_types: types.iter().map(|s| s.to_string()).collect(),
         only: None,
         log_format: args.log_format,
+        run_hooks: Some(command.to_string()),
     };
     let n = compiled
         .plan
@@ -459,7 +466,8 @@ fn execute_cmd(
     let plan = dvt_compiler::plan_file::read(plan_path)?;
     let dir = project_dir(args);
     let selecting = !select.select.is_empty() || !select.exclude.is_empty() || select.selector.is_some();
-    let live = plan.nodes.values().any(|n| n.render_at_runtime.is_some() || n.runtime_hooks.is_some());
+    let live = plan.nodes.values().any(|n| n.render_at_runtime.is_some() || n.runtime_hooks.is_some())
+        || plan.on_run_start.iter().chain(&plan.on_run_end).any(|h| h.compiled_sql.is_none());
     let has_folder = ["dbt_project.yml", "dvt_project.yml"].iter().any(|f| dir.join(f).is_file());
     // The project, when rendering or selecting needs it: its folder, else the plan's bundle.
     let bundle_dir = match (&plan.bundle, has_folder, live || selecting) {
@@ -513,6 +521,7 @@ fn execute_cmd(
             resource_types: vec![],
             only,
             log_format: args.log_format,
+            run_hooks: Some("run".into()),
         };
         let results = executor::run(&plan, env, &opts);
         let elapsed = start.elapsed().as_secs_f64();
@@ -560,6 +569,7 @@ fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
         resource_types: vec![],
         only: Some(only),
         log_format: args.log_format,
+        run_hooks: Some("retry".into()),
     };
     let results = executor::run(&compiled.plan, env, &opts);
     let elapsed = start.elapsed().as_secs_f64();

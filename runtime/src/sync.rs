@@ -62,7 +62,7 @@ fn check(item: String, result: Result<String, String>) -> Check {
 }
 
 /// Creates `schema` on `target` unless it exists; says which.
-fn ensure_schema(env: &Env, plan: &Plan, target: &str, database: Option<&str>, schema: &str) -> Result<String, String> {
+pub(crate) fn ensure_schema(env: &Env, plan: &Plan, target: &str, database: Option<&str>, schema: &str) -> Result<String, String> {
     let kind = &plan.targets[target].kind;
     let dialect = Dialect::from_adapter(kind).ok_or_else(|| format!("unknown output type `{kind}`"))?;
     if dialect == Dialect::Sqlite {

@@ -27,6 +27,9 @@ pub trait LiveRender: Send + Sync {
     fn node(&self, id: &str) -> Result<Box<PlanNode>, String>;
     /// One hook template of the node, rendered live in `dialect`.
     fn hook(&self, id: &str, dialect: Dialect, template: &str) -> Result<String, String>;
+    /// An `on-run-start`/`on-run-end` hook, rendered live with `context` added
+    /// (`results`, `schemas`, `database_schemas`, `flags`).
+    fn run_hook(&self, hook: &dvt_schema::plan::RunHook, context: &serde_json::Value) -> Result<String, String>;
 }
 
 /// Runs the statements of one rendering; returns an error after cleaning up.

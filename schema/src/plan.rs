@@ -38,6 +38,41 @@ pub struct Plan {
     /// project folder. Since 1.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<Bundle>,
+    /// `on-run-start` hooks of the project and its packages, in the order they
+    /// run (packages by name, the root project last, as dbt). Since 1.5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_run_start: Vec<RunHook>,
+    /// `on-run-end` hooks, in the same order; rendered with `results` and `schemas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_run_end: Vec<RunHook>,
+}
+
+impl Plan {
+    /// The compiled SQL of a node or run hook by unique id.
+    pub fn compiled_sql(&self, id: &str) -> Option<&str> {
+        match self.nodes.get(id) {
+            Some(n) => n.compiled_sql.as_deref(),
+            None => self.on_run_start.iter().chain(&self.on_run_end).find(|h| h.unique_id == id)?.compiled_sql.as_deref(),
+        }
+    }
+}
+
+/// One `on-run-start`/`on-run-end` hook. `dvtr` renders it when it runs (on the
+/// active target, with the run's `results` for `on-run-end`); without the
+/// project, the plan's `compiled_sql` runs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct RunHook {
+    /// `operation.<package>.<package>-on-run-start-<index>`, as in dbt's manifest.
+    pub unique_id: String,
+    pub package_name: String,
+    /// Position in the package's list.
+    pub index: usize,
+    /// The output it runs on (the active target).
+    pub target: String,
+    /// The hook as written (Jinja).
+    pub template: String,
+    /// Rendered at compile time, when it renders without the database.
+    pub compiled_sql: Option<String>,
 }
 
 /// Project files by content hash. Connection files (`profiles.yml`,

@@ -92,3 +92,65 @@ fn hooks_that_query_the_database_render_when_their_node_runs() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("DVT141"), "{}", r.stderr);
 }
+
+const RUN_HOOKS: &str = r#"
+on-run-start:
+  - "create table if not exists {{ target.schema }}.run_log (step text, detail text)"
+  - "insert into {{ target.schema }}.run_log values ('start', '{{ flags.WHICH }}')"
+  - "{{ 'select * from no_such_table' if var('fail_start', false) else '' }}"
+on-run-end:
+  - "{% for r in results %}insert into {{ target.schema }}.run_log values ('{{ r.status }}', '{{ r.node.name }}');{% endfor %}"
+  - "insert into {{ target.schema }}.run_log values ('schemas', '{{ schemas | join(',') }}')"
+"#;
+
+fn run_log(db: &ServiceProject) -> Vec<String> {
+    let mut conn = db.connect("pg");
+    let rows = conn.query(&format!("select step, detail from {}.run_log", db.schema)).expect("run_log exists");
+    let mut out: Vec<String> =
+        rows.rows.iter().map(|r| format!("{}:{}", r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default())).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn on_run_start_and_on_run_end_hooks_run_around_the_nodes_with_their_results() {
+    let db = ServiceProject::new("runhooks");
+    let p = &db.project;
+    let mut project = std::fs::read_to_string(p.join("dbt_project.yml")).unwrap();
+    project.push_str(RUN_HOOKS);
+    std::fs::write(p.join("dbt_project.yml"), project).unwrap();
+
+    // Compiled as dbt compiles them: files under hooks/, operation nodes in the manifest.
+    let c = db.dvtc(&["compile"]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let hook0 = p.join("target/compiled/rt/dbt_project.yml/hooks/rt-on-run-start-0.sql");
+    let text = std::fs::read_to_string(&hook0).unwrap_or_else(|e| panic!("{}: {e}", hook0.display()));
+    assert_eq!(text, format!("create table if not exists {}.run_log (step text, detail text)", db.schema));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/manifest.json")).unwrap()).unwrap();
+    let op = &m["nodes"]["operation.rt.rt-on-run-end-1"];
+    assert_eq!(op["resource_type"], "operation", "{op}");
+    assert_eq!(op["tags"], serde_json::json!(["on-run-end"]));
+    assert_eq!(op["index"], 1);
+
+    // `seed`, then `run`: start hooks, the nodes, end hooks with `results` and `schemas`.
+    let r = db.dvtr(&["seed", "-s", "customers_pg"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("OK    hook rt-on-run-start-0"), "{}", r.stdout);
+    let schemas = format!("schemas:{}", db.schema);
+    assert_eq!(run_log(&db), [schemas.clone(), "start:seed".into(), "success:customers_pg".into()]);
+    let r = db.dvtr(&["run", "-s", "pg_table"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let want = [&schemas, &schemas, "start:run", "start:seed", "success:customers_pg", "success:pg_table"];
+    assert_eq!(run_log(&db), want);
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/run_results.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = results["results"].as_array().unwrap().iter().map(|r| r["unique_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.first(), Some(&"operation.rt.rt-on-run-start-0"));
+    assert_eq!(ids.last(), Some(&"operation.rt.rt-on-run-end-1"));
+
+    // A failing on-run-start hook: every node is skipped, end hooks still run, exit 1.
+    let r = db.dvtr(&["seed", "-s", "customers_pg", "--vars", "{fail_start: true}"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ERROR hook rt-on-run-start-2"), "{}", r.stdout);
+    let log = run_log(&db);
+    assert!(log.contains(&"start:seed".to_string()) && log.contains(&"skipped:customers_pg".to_string()), "{log:?}");
+}

@@ -711,6 +711,10 @@ fn run_operation_calls_a_macro_against_the_target() {
     assert!(r.stdout.contains("marker op_marker holds 41"), "{}", r.stdout);
     let rows = show(&db, "pg", &format!("select n + 1 as n from \"{}\".op_marker", db.schema));
     assert_eq!(table_rows(&rows), vec!["| 42 |".to_string()], "{rows}");
+    // The same statements through DuckDB (whose queries DVT wraps: statements are not).
+    let r = dvtr(&db, &["--target", "duck", "run-operation", "make_marker", "--args", "{name: op_marker, n: 7}"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("marker op_marker holds 7"), "{}", r.stdout);
     // An unknown macro and bad --args are coded errors.
     let r = dvtr(&db, &["run-operation", "no_such_macro"]);
     assert!(r.code == 2 && r.stderr.contains("DVT123"), "{}", r.stderr);

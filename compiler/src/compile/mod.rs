@@ -8,6 +8,7 @@ pub mod materialize;
 pub mod operation;
 mod render;
 pub mod resolve;
+pub mod run_hooks;
 mod tests;
 mod unit;
 
@@ -1071,6 +1072,16 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         }
     }
     column_types::fill_fragment_types(project, &mut nodes);
+    // A whole compile carries the run hooks (a live render of one node does not).
+    let mut hooks = [Vec::new(), Vec::new()];
+    if opts.only.is_none() {
+        let dialect = cx.dialect_of(&project.active_target);
+        for (kind, into) in [run_hooks::HookKind::Start, run_hooks::HookKind::End].into_iter().zip(&mut hooks) {
+            *into = run_hooks::plan(project, &cx.renderer, dialect, kind, &mut warnings);
+            files.extend(into.iter().filter(|h| h.compiled_sql.is_some()).map(|h| (run_hooks::compiled_path(h), h.unique_id.clone())));
+        }
+    }
+    let [on_run_start, on_run_end] = hooks;
     crate::timing::phase("plan nodes collected");
     // Everything the plan touches, and nothing else.
     let mut used_targets: BTreeSet<String> = BTreeSet::new();
@@ -1092,6 +1103,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         used_computes.extend(n.compute.as_ref().map(|c| c.value.clone()));
         used_buckets.extend(n.bucket.as_ref().map(|b| b.value.clone()));
     }
+    used_targets.extend(on_run_start.iter().chain(&on_run_end).map(|h| h.target.clone()));
     let targets = used_targets
         .iter()
         .filter_map(|t| project.profile.outputs.get(t))
@@ -1167,6 +1179,8 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         nodes,
         warnings,
         bundle: None,
+        on_run_start,
+        on_run_end,
     };
     files.sort();
     Ok(Compiled { plan, files, unmatched, node_errors })

@@ -422,6 +422,12 @@ impl<'a> Renderer<'a> {
             m.insert("project_name", Value::from(self.project.name.as_str()));
             m.insert("flags", crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": self.full_refresh, "WHICH": "compile"})));
             m.insert("graph", self.graph.clone());
+            // A run hook's `results`, `schemas`, … (and the command's `flags`).
+            if let Some(Json::Object(extra)) = overrides.get("context") {
+                for (k, v) in extra {
+                    m.insert(k.as_str(), crate::jinja::to_value(v.clone()));
+                }
+            }
             Value::from(m)
         };
         // Macros dispatch on the target's adapter even when relations render for the compute.

@@ -344,6 +344,8 @@ impl Object for AdapterObj {
                 let ident = part("identifier").ok_or_else(|| err("get_columns_in_relation() needs a relation"))?;
                 n.live.as_ref().expect("checked").columns_of(part("schema").as_deref(), &ident)
             }
+            // Each `run_query` commits on its own: there is nothing open to commit.
+            "commit" => Ok(Value::from(())),
             "get_relation" if n.live.is_some() => {
                 let (db, schema, ident) = (arg_str(0, "database"), arg_str(1, "schema"), arg_str(2, "identifier"));
                 let ident = ident.ok_or_else(|| err("get_relation() needs an identifier"))?;

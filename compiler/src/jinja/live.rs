@@ -40,7 +40,9 @@ impl LiveSession {
     }
 
     fn run(&self, sql: &str) -> Result<Value, Error> {
-        let r = self.db.query(&self.target, sql).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("run_query failed: {e}")))?;
+        let r = self.db.query(&self.target, sql).map_err(|e| {
+            Error::new(ErrorKind::InvalidOperation, format!("run_query failed: {e}\nquery: {}", crate::jinja::live::excerpt(sql)))
+        })?;
         Ok(Value::from_object(Table::new(r)))
     }
 
@@ -299,5 +301,14 @@ impl Object for Column {
             "values" | "values_distinct" => Ok(Value::from(self.values.clone())),
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("column has no method `{method}`"))),
         }
+    }
+}
+
+/// The start of a query, for error messages.
+pub(crate) fn excerpt(sql: &str) -> String {
+    let sql = sql.trim();
+    match sql.char_indices().nth(600) {
+        Some((i, _)) => format!("{} …", &sql[..i]),
+        None => sql.to_string(),
     }
 }

@@ -115,6 +115,12 @@ impl Connection for Duck {
     }
 
     fn query_into(&mut self, sql: &str, sink: &mut dyn RowSink) -> Result<(), String> {
+        if !super::is_select(sql) {
+            // `run_query("insert …")`, DDL: run as written (a statement cannot be wrapped), no rows.
+            self.0.execute_batch(sql).map_err(|e| e.to_string())?;
+            sink.start(vec![], vec![])?;
+            return super::feed(std::iter::empty::<Result<_, String>>(), sink);
+        }
         let described = strings(&self.0, &format!("describe select * from (\n{sql}\n) dvt_describe"), &[])?;
         let (columns, types): (Vec<String>, Vec<String>) = described
             .rows

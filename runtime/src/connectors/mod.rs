@@ -227,3 +227,36 @@ pub(crate) fn escape_text(v: &str, out: &mut String) {
 pub fn parts(r: &RelationRef) -> (Option<&str>, &str) {
     (r.schema.as_deref(), r.identifier.as_str())
 }
+
+/// Whether `sql` is a query that returns rows (SELECT, WITH, VALUES, FROM-first,
+/// TABLE, SHOW, DESCRIBE…), as opposed to a statement (INSERT, CREATE, …), going
+/// by its first keyword after comments and parentheses.
+pub(crate) fn is_select(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after).trim_start();
+        } else if let Some(r) = rest.strip_prefix('(') {
+            rest = r.trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_lowercase();
+    matches!(word.as_str(), "select" | "with" | "values" | "from" | "table" | "show" | "describe" | "summarize" | "pivot" | "unpivot")
+}
+
+#[cfg(test)]
+mod is_select_tests {
+    #[test]
+    fn queries_and_statements_by_first_keyword() {
+        for q in ["select 1", " (select 1)", "-- c\nWITH x as (select 1) select * from x", "/* c */ values (1)", "from t", "describe t"] {
+            assert!(super::is_select(q), "{q}");
+        }
+        for s in ["insert into t values (1)", "\n  create table t (a int)", "-- select\ndelete from t", "update t set a = 1"] {
+            assert!(!super::is_select(s), "{s}");
+        }
+    }
+}
