@@ -1,5 +1,6 @@
-//! Fault injection on real servers and files: `dvtr` SIGKILLed mid-write (seeds and
-//! a federated result streaming into PostgreSQL), the
+//! Fault injection on real servers and files: `dvtr` SIGKILLed mid-write (seeds,
+//! a federated result streaming into PostgreSQL, an incremental merge, tables
+//! written into SQLite and DuckDB files), the
 //! target's connection killed mid-COPY (PostgreSQL) and mid-LOAD DATA (MariaDB),
 //! the file of an SQLite or DuckDB target full, a server down at start. After each
 //! fault the target relation is exactly as before (row count and checksum), and
@@ -246,4 +247,96 @@ fn a_server_down_at_start_is_a_clear_error() {
     assert!(!r.stderr.contains("panicked") && !r.stdout.contains("panicked"), "{}\n{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(all.contains("pg") && (all.contains("refused") || all.contains("connect")), "{all}");
+}
+
+/// An incremental merge into PostgreSQL (every row changed) cut by SIGKILL while
+/// its statements run in the target: the table keeps its rows; the next run merges.
+#[test]
+fn an_incremental_merge_into_postgres_survives_sigkill_of_dvtr() {
+    let p = ServiceProject::new("fault_merge");
+    let model = |version: u32| {
+        let sql = format!(
+            "{{{{ config(target='pg', materialized='incremental', unique_key='id') }}}}\n\
+             select i as id, i * {version} as v, 'row ' || i || ' of version {version}' as label from generate_series(0, {}) as t(i)\n",
+            ROWS - 1
+        );
+        std::fs::write(p.project.join("models/big_inc.sql"), sql).unwrap();
+    };
+    model(1);
+    let r = p.dvtr(&["run", "-s", "big_inc"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rel = format!("{}.big_inc", p.schema);
+    let mut admin = p.connect("pg");
+    let before = fingerprint(admin.as_mut(), &rel);
+    assert_eq!(before.0, ROWS.to_string());
+    model(2);
+    // The merge's own statements (delete of matched keys, insert of the new rows), not the staging build.
+    let merging = format!(
+        "select pid from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() \
+         and (query ilike 'delete from%{0}%big_inc%' or query ilike 'insert into%{0}%big_inc%' or query ilike 'merge into%{0}%big_inc%') \
+         and query not ilike 'create%'",
+        p.schema
+    );
+    let mut child = p.command(&bin("dvtr")).args(["run", "-s", "big_inc"]).spawn().unwrap();
+    let seen = wait_for(Duration::from_secs(60), || admin.query(&merging).ok().filter(|r| !r.rows.is_empty()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.is_some(), "the merge was never seen in flight");
+    // The killed client's transaction is rolled back by the server once it notices.
+    let settled = wait_for(Duration::from_secs(30), || admin.query(&merging).ok().filter(|r| r.rows.is_empty()));
+    assert!(settled.is_some(), "the killed merge kept running");
+    assert_eq!(fingerprint(admin.as_mut(), &rel), before, "a killed merge changed the table");
+    let r = p.dvtr(&["run", "-s", "big_inc"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let after = fingerprint(admin.as_mut(), &rel);
+    assert_eq!(after.0, ROWS.to_string());
+    assert_ne!(after, before, "the next run merged version 2");
+    assert_eq!(leftovers(admin.as_mut(), &format!("table_schema = '{}'", p.schema)), Vec::<String>::new());
+}
+
+/// `dvtr` SIGKILLed while it writes a table into an SQLite or DuckDB file (seen by
+/// the file's journal or WAL): the file opens with the table as before; the next
+/// run replaces it and leaves no staging table.
+#[test]
+fn embedded_files_survive_sigkill_of_dvtr_mid_write() {
+    let p = ServiceProject::new("fault_embed");
+    let model = |target: &str, version: u32| {
+        let series = if target == "lite" {
+            "with recursive c(i) as (select 0 union all select i + 1 from c where i < 999999) select i as id, i * {v} as v, 'row ' || i || ' of version {v}' as label from c"
+        } else {
+            "select i as id, i * {v} as v, 'row ' || i || ' of version {v}' as label from range(3000000) t(i)"
+        };
+        let sql = format!("{{{{ config(target='{target}', materialized='table') }}}}\n{}\n", series.replace("{v}", &version.to_string()));
+        std::fs::write(p.project.join(format!("models/kill_{target}.sql")), sql).unwrap();
+    };
+    for (target, rel, env, journals) in [
+        ("lite", "main.kill_lite", "DVT_TEST_SQLITE", ["-journal", "-wal"]),
+        ("duck", "main.kill_duck", "DVT_TEST_DUCKDB", [".wal", ".tmp"]),
+    ] {
+        model(target, 1);
+        let r = p.dvtr(&["run", "-s", &format!("kill_{target}")]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let before = fingerprint_shown(&p, target, rel);
+        let file = p.env.iter().find(|(k, _)| k == env).unwrap().1.clone();
+        model(target, 2);
+        let mut child = p.command(&bin("dvtr")).args(["run", "-s", &format!("kill_{target}")]).spawn().unwrap();
+        let writing = wait_for(Duration::from_secs(60), || {
+            journals.iter().map(|j| format!("{file}{j}")).find(|j| std::fs::metadata(j).is_ok_and(|m| m.len() > 0))
+        });
+        // Let the write get well under way, then kill.
+        std::thread::sleep(Duration::from_millis(50));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(writing.is_some(), "{target}: no journal/WAL was seen while dvtr wrote");
+        assert_eq!(fingerprint_shown(&p, target, rel), before, "{target}: a killed write changed the table");
+        let r = p.dvtr(&["run", "-s", &format!("kill_{target}")]);
+        assert_eq!(r.code, 0, "{target}: {}\n{}", r.stdout, r.stderr);
+        let after = fingerprint_shown(&p, target, rel);
+        assert_ne!(after, before, "{target}: the next run wrote version 2");
+        let catalog = if target == "lite" { "sqlite_master" } else { "information_schema.tables" };
+        let column = if target == "lite" { "name" } else { "table_name" };
+        let sql = format!("select count(*) as n from {catalog} where {column} like '%dvt%'");
+        let left = p.dvtr(&["--target", target, "show", "--inline", &sql]);
+        assert!(left.stdout.contains("| 0 "), "{target}: staging left: {}", left.stdout);
+    }
 }
