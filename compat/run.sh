@@ -69,7 +69,7 @@ for f in ("packages.yml", "dependencies.yml"):
         m = re.search(r"^name:\s*['\"]?([\w-]+)", open(os.path.join(src, "dbt_project.yml")).read(), re.M)
         dest = os.path.join(p, "dbt_packages", m.group(1))
         if not os.path.exists(dest):
-            shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("integration_tests", ".git"))
+            shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("integration_tests", "integration_test_project", "dbt_packages", "target", "logs", ".git"))
 PY
     profile=$(python3 - "$p/dbt_project.yml" <<'PY'
 import re, sys

@@ -215,7 +215,7 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
                 ("latest_version", version_json(node.latest_version.as_deref())),
                 ("deprecation_date", Json::Null),
                 ("primary_key", json!([])),
-                ("time_spine", Json::Null),
+                ("time_spine", node.time_spine.clone().unwrap_or(Json::Null)),
             ] {
                 m.insert(k.into(), x);
             }

@@ -199,6 +199,8 @@ pub struct Node {
     /// A versioned model's version (`versions: [{v: 2}]`), and its model's latest version.
     pub version: Option<String>,
     pub latest_version: Option<String>,
+    /// A model's `time_spine:` (MetricFlow), as its properties declare it.
+    pub time_spine: Option<Json>,
 }
 
 /// One table of a source group.

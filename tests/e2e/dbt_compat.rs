@@ -153,3 +153,44 @@ fn tests_of_a_disabled_model_are_listed_disabled_as_dbt_lists_them() {
     assert_eq!(m["nodes"][id.as_str()]["depends_on"]["nodes"], serde_json::json!(["model.compat_proj.off"]));
     assert!(m["disabled"].as_object().unwrap().is_empty());
 }
+
+/// What dbt-project-evaluator relies on (each checked against dbt-core 1.11's
+/// compile of that package): `set_strict`/`zip_strict`, a model's `time_spine`
+/// in `graph`, a test argument that is one `{{ expr }}` keeping its value (a
+/// list from `var()`), and a versioned ephemeral model's CTE named after its
+/// default alias `<name>_v<v>`.
+#[test]
+fn graph_and_argument_behaviours_dbt_project_evaluator_relies_on() {
+    let (_tmp, dir) = scratch_copy(&fixture("dbt_compat"));
+    let files = [
+        ("models/spine.sql", "select 1 as date_day\n"),
+        ("models/eph.sql", "{{ config(materialized='ephemeral') }}\nselect 1 as id, 'b' as kind\n"),
+        (
+            "models/uses.sql",
+            "{% set spines = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | rejectattr('time_spine', 'none') | map(attribute='name') | list %}\n\
+             select '{{ spines | join(',') }}' as spines, '{{ set_strict(['a', 'b', 'a']) | join(',') }}' as s, \
+             '{{ zip_strict([1, 2], ['x', 'y']) | map('join', ':') | join(',') }}' as z, * from {{ ref('eph', v=2) }}\n",
+        ),
+        (
+            "models/more.yml",
+            "models:\n  - name: spine\n    time_spine: {standard_granularity_column: date_day}\n  - name: eph\n    latest_version: 2\n    versions: [{v: 1}, {v: 2}]\n    columns:\n      - name: kind\n        tests:\n          - accepted_values:\n              arguments:\n                values: \"{{ var('kinds') }}\"\n",
+        ),
+    ];
+    for (path, text) in files {
+        std::fs::write(dir.join(path), text).unwrap();
+    }
+    std::fs::rename(dir.join("models/eph.sql"), dir.join("models/eph_v2.sql")).unwrap();
+    std::fs::write(dir.join("models/eph_v1.sql"), "{{ config(materialized='ephemeral') }}\nselect 0 as id, 'a' as kind\n").unwrap();
+    let r = dvtc_env(&dir, &["compile", "--vars", "{kinds: [a, b]}"], &[("DVT_REQUIRE_SOURCE_CONNECTION", "false")]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let compiled = std::fs::read_to_string(dir.join("target/compiled/compat_proj/models/uses.sql")).unwrap();
+    assert!(compiled.contains("'spine' as spines"), "{compiled}");
+    assert!(compiled.contains("'a,b' as s") && compiled.contains("'1:x,2:y' as z"), "{compiled}");
+    assert!(compiled.contains("with __dbt__cte__eph_v2 as (") && compiled.contains("from __dbt__cte__eph_v2"), "{compiled}");
+    let tests = dir.join("target/compiled/compat_proj/models/more.yml");
+    let test = std::fs::read_dir(&tests).unwrap().next().expect("the accepted_values test").unwrap().path();
+    let sql = std::fs::read_to_string(&test).unwrap();
+    assert!(sql.contains("'a','b'"), "the list from var(), not its text: {sql}");
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["nodes"]["model.compat_proj.spine"]["time_spine"]["standard_granularity_column"], "date_day");
+}

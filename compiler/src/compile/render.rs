@@ -44,7 +44,13 @@ impl Index {
             ) && n.config.str("materialized") == Some("ephemeral")
             {
                 ephemeral.insert(n.unique_id.clone());
-                cte_names.insert(n.unique_id.clone(), format!("__dbt__cte__{}", n.config.str("alias").unwrap_or(&n.name)));
+                // dbt names the CTE after the identifier: a versioned model's default alias is `<name>_v<v>`.
+                let alias = match (n.config.str("alias"), &n.version) {
+                    (Some(a), _) => a.to_string(),
+                    (None, Some(v)) => format!("{}_v{v}", n.name),
+                    (None, None) => n.name.clone(),
+                };
+                cte_names.insert(n.unique_id.clone(), format!("__dbt__cte__{alias}"));
             }
         }
         Index {
@@ -282,8 +288,13 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
                 "sources": n.source_calls.iter().map(|(a, b, _)| json!([a, b])).collect::<Vec<_>>(),
                 "columns": graph_columns(&n.columns),
             });
-            // Where the node lives, as dbt's graph says (tests and analyses: the target's schema).
             let mut v = v;
+            if n.resource_type == crate::nodes::ResourceType::Model {
+                v["time_spine"] = json!(n.time_spine);
+                v["version"] = json!(n.version);
+                v["latest_version"] = json!(n.latest_version);
+            }
+            // Where the node lives, as dbt's graph says (tests and analyses: the target's schema).
             match placements.get(&n.unique_id).and_then(|p| p.relation.as_ref()) {
                 Some(r) => {
                     v["database"] = json!(r.database);

@@ -41,6 +41,16 @@ fn string_expr(s: &str, hoisted: &mut Vec<String>) -> String {
     if !(s.contains("{{") || s.contains("{%") || s.contains("{#")) {
         return quoted(s);
     }
+    // One `{{ expr }}` keeps the expression's own value, as dbt's native rendering of
+    // test arguments does (`values: "{{ var('types') }}"` is the list, not its text).
+    let t = s.trim();
+    if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}"))
+        && !inner.contains("{{")
+        && !inner.contains("}}")
+        && !inner.contains("{%")
+    {
+        return format!("({})", inner.trim().trim_start_matches('-').trim_end_matches('-').trim());
+    }
     let name = format!("__dvt_test_arg_{}", hoisted.len());
     hoisted.push(format!("{{% set {name} %}}{s}{{% endset %}}"));
     name

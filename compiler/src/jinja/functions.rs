@@ -224,7 +224,14 @@ fn zip_fn(args: Rest<Value>) -> Result<Value, Error> {
     Ok(Value::from((0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>()))
 }
 
-fn set_fn(v: Option<Value>) -> Result<Value, Error> {
+/// dbt's `set(value, default=None)`: the distinct items in first-seen order (a
+/// deterministic stand-in for Python's set), `default` when `value` is not iterable.
+fn set_fn(v: Option<Value>, default: Option<Value>) -> Result<Value, Error> {
+    set_strict_fn(v).or_else(|e| if e.kind() == ErrorKind::InvalidOperation { Ok(default.unwrap_or_default()) } else { Err(e) })
+}
+
+/// dbt's `set_strict(value)`: as `set`, raising when `value` is not iterable.
+fn set_strict_fn(v: Option<Value>) -> Result<Value, Error> {
     let mut out: Vec<Value> = Vec::new();
     if let Some(v) = v {
         for item in v.try_iter()? {
@@ -668,6 +675,8 @@ pub fn register(env: &mut Environment<'static>, index: &Arc<MacroIndex>) {
     env.add_function("fromyaml", fromyaml_fn);
     env.add_function("zip", zip_fn);
     env.add_function("set", set_fn);
+    env.add_function("set_strict", set_strict_fn);
+    env.add_function("zip_strict", zip_fn);
     env.add_function("local_md5", local_md5);
     env.add_function("__dvt_where", where_fn);
     env.add_function("is_incremental", is_incremental_fn);

@@ -738,6 +738,9 @@ fn apply_patch(
     if let Some(c) = &patch.constraints {
         config::apply(&mut node.config, "constraints", c);
     }
+    if patch.time_spine.is_some() {
+        node.time_spine = patch.time_spine.clone();
+    }
     for (key, v) in [("access", &patch.access), ("group", &patch.group)] {
         if let Some(v) = v {
             config::apply(&mut node.config, key, v);

@@ -49,6 +49,9 @@ pub struct NodePatch {
     pub versions: Option<Vec<Json>>,
     #[serde(default)]
     pub latest_version: Option<Json>,
+    /// MetricFlow's `time_spine: {standard_granularity_column: …}`.
+    #[serde(default)]
+    pub time_spine: Option<Json>,
     /// `private`, `protected` (default) or `public`.
     #[serde(default)]
     pub access: Option<Json>,
