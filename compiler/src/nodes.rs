@@ -157,6 +157,9 @@ pub struct TestInfo {
     pub namespace: Option<String>,
     /// Arguments as written (without `config`/`name`).
     pub kwargs: BTreeMap<String, Json>,
+    /// Declared under `arguments:` (dbt 1.10), whose Jinja strings render to native
+    /// values (`"{{ var('types') }}"` is the list); top-level arguments render to text.
+    pub native_args: bool,
     /// Tested model/seed/snapshot/source.
     pub attached_node: String,
     pub column_name: Option<String>,

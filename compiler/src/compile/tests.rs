@@ -14,15 +14,18 @@ use crate::nodes::{Node, Project};
 /// text (hoisted into a `{% set %}` block; dbt 1.11 gives text even for one
 /// `{{ [1, 2] }}`), anything else is a literal. The top-level `column_name`
 /// stays a string.
-fn kwarg_expr(v: &Json, hoisted: &mut Vec<String>) -> String {
+fn kwarg_expr(v: &Json, native: bool, hoisted: &mut Vec<String>) -> String {
     match v {
         Json::Null => "none".into(),
         Json::Bool(b) => b.to_string(),
         Json::Number(n) => n.to_string(),
-        Json::String(s) => string_expr(s, hoisted),
-        Json::Array(a) => format!("[{}]", a.iter().map(|x| kwarg_expr(x, hoisted)).collect::<Vec<_>>().join(", ")),
+        Json::String(s) => string_expr(s, native, hoisted),
+        Json::Array(a) => format!("[{}]", a.iter().map(|x| kwarg_expr(x, native, hoisted)).collect::<Vec<_>>().join(", ")),
         Json::Object(m) => {
-            format!("{{{}}}", m.iter().map(|(k, x)| format!("{}: {}", quoted(k), kwarg_expr(x, hoisted))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                m.iter().map(|(k, x)| format!("{}: {}", quoted(k), kwarg_expr(x, native, hoisted))).collect::<Vec<_>>().join(", ")
+            )
         }
     }
 }
@@ -31,7 +34,7 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-fn string_expr(s: &str, hoisted: &mut Vec<String>) -> String {
+fn string_expr(s: &str, native: bool, hoisted: &mut Vec<String>) -> String {
     use std::sync::LazyLock;
     static LOOKS_LIKE_FUNC: LazyLock<regex::Regex> =
         LazyLock::new(|| regex::Regex::new(r"(?s)^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("valid regex"));
@@ -41,10 +44,11 @@ fn string_expr(s: &str, hoisted: &mut Vec<String>) -> String {
     if !(s.contains("{{") || s.contains("{%") || s.contains("{#")) {
         return quoted(s);
     }
-    // One `{{ expr }}` keeps the expression's own value, as dbt's native rendering of
-    // test arguments does (`values: "{{ var('types') }}"` is the list, not its text).
+    // Under `arguments:`, one `{{ expr }}` keeps the expression's own value, as dbt
+    // renders them (`values: "{{ var('types') }}"` is the list, not its text).
     let t = s.trim();
-    if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}"))
+    if native
+        && let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}"))
         && !inner.contains("{{")
         && !inner.contains("}}")
         && !inner.contains("{%")
@@ -90,7 +94,7 @@ pub fn generic_test_template(project: &Project, jinja: &crate::jinja::Jinja, nod
         let val = match (k.as_str(), v) {
             ("model", _) => continue,
             ("column_name", Json::String(s)) => quoted(s),
-            _ => kwarg_expr(v, &mut hoisted),
+            _ => kwarg_expr(v, t.native_args, &mut hoisted),
         };
         args.push(format!("{k}={val}"));
     }

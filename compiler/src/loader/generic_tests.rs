@@ -182,6 +182,7 @@ pub fn build(
     config::apply(&mut cfg, "severity", &Json::from("ERROR"));
     let mut kwargs: BTreeMap<String, Json> = BTreeMap::new();
     let mut custom_name: Option<String> = None;
+    let mut native_args = false;
     let mut test_config: Option<serde_json::Map<String, Json>> = None;
     for (k, v) in &body {
         match k.as_str() {
@@ -193,6 +194,7 @@ pub fn build(
             }
             "name" => custom_name = v.as_str().map(str::to_string),
             "arguments" => {
+                native_args = true;
                 for (ak, av) in v.as_object().into_iter().flatten() {
                     kwargs.insert(ak.clone(), av.clone());
                 }
@@ -253,7 +255,7 @@ pub fn build(
         file: target.file.to_string(),
         raw_line: target.line,
         config: cfg,
-        test: Some(TestInfo { name: test_name, namespace, kwargs, attached_node: target.unique_id.to_string(), column_name }),
+        test: Some(TestInfo { name: test_name, namespace, kwargs, native_args, attached_node: target.unique_id.to_string(), column_name }),
         ..Default::default()
     })
 }
