@@ -355,7 +355,7 @@ pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTree
     let mut disabled = Map::new();
     for n in project.disabled.values().filter(|n| n.unit.is_none()) {
         let mut v = node_json(project, jinja, fast, n, None, graph);
-        let orphaned_test = n.config.enabled() && n.test.is_some();
+        let orphaned_test = n.test.as_ref().is_some_and(|t| project.disabled.contains_key(&t.attached_node));
         if orphaned_test {
             v["config"]["enabled"] = json!(false);
             v["depends_on"]["nodes"] = json!([]);

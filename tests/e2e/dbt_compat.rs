@@ -130,8 +130,8 @@ fn generic_tests_on_ephemeral_models_inline_the_model() {
 fn tests_of_a_disabled_model_are_listed_disabled_as_dbt_lists_them() {
     let (_tmp, dir) = scratch_copy(&fixture("dbt_compat"));
     std::fs::write(dir.join("models/off.sql"), "{{ config(enabled=var('use_off', false)) }}\nselect 1 as id\n").unwrap();
-    std::fs::write(dir.join("models/off.yml"), "models:\n  - name: off\n    columns:\n      - name: id\n        tests: [not_null]\n")
-        .unwrap();
+    let yml = "models:\n  - name: off\n    columns:\n      - name: id\n        tests: [not_null, {unique: {config: {enabled: false}}}]\n";
+    std::fs::write(dir.join("models/off.yml"), yml).unwrap();
     let r = dvtc_env(&dir, &["compile"], &[("DVT_REQUIRE_SOURCE_CONNECTION", "false")]);
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
@@ -142,6 +142,9 @@ fn tests_of_a_disabled_model_are_listed_disabled_as_dbt_lists_them() {
     assert_eq!(test["attached_node"], "model.compat_proj.off");
     assert_eq!(test["test_metadata"]["kwargs"]["model"], "{{ get_where_subquery(ref('off')) }}");
     assert_eq!(m["disabled"]["model.compat_proj.off"][0]["name"], "off");
+    // Also a test disabled by its own config, when its model is disabled (Tuva's case).
+    let own = m["nodes"].as_object().unwrap().iter().find(|(k, _)| k.starts_with("test.compat_proj.unique_off_id.")).expect("unique");
+    assert_eq!(own.1["config"]["enabled"], false);
     // Not in the plan, nothing compiled for it.
     let plan = std::fs::read_to_string(dir.join("target/plan.json")).unwrap();
     assert!(!plan.contains(id.as_str()) && !plan.contains("model.compat_proj.off"));

@@ -340,3 +340,41 @@ fn embedded_files_survive_sigkill_of_dvtr_mid_write() {
         assert!(left.stdout.contains("| 0 "), "{target}: staging left: {}", left.stdout);
     }
 }
+
+/// The file of an SQLite or DuckDB target on a read-only mount (a private mount
+/// namespace: `unshare -m`, the file bind-mounted read-only onto itself): the node
+/// fails with the engine's error, the table is as before, and `dvtr retry` on the
+/// writable file completes.
+#[test]
+fn a_read_only_sqlite_or_duckdb_file_fails_cleanly_and_retry_completes() {
+    let p = ServiceProject::new("fault_ro");
+    for (target, rel, env) in [("lite", "main.ro_lite", "DVT_TEST_SQLITE"), ("duck", "main.ro_duck", "DVT_TEST_DUCKDB")] {
+        let model = |version: u32| {
+            let sql = format!(
+                "{{{{ config(target='{target}', materialized='table') }}}}\nselect {version} as id, {version} as v, 'version {version}' as label\n"
+            );
+            std::fs::write(p.project.join(format!("models/ro_{target}.sql")), sql).unwrap();
+        };
+        model(1);
+        let r = p.dvtr(&["run", "-s", &format!("ro_{target}")]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let before = fingerprint_shown(&p, target, rel);
+        let file = p.env.iter().find(|(k, _)| k == env).unwrap().1.clone();
+        model(2);
+        let script = "mount --bind \"$1\" \"$1\" && mount -o remount,ro,bind \"$1\" && shift && exec \"$@\"";
+        let out = p
+            .command(std::path::Path::new("unshare"))
+            .args(["-m", "sh", "-c", script, "sh", &file, bin("dvtr").to_str().unwrap(), "run", "-s", &format!("ro_{target}")])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!stderr.contains("mount:"), "{target}: the read-only mount could not be made: {stderr}");
+        assert!(!stderr.contains("panicked"), "{target}: {stderr}");
+        assert_ne!(out.status.code(), Some(0), "{target}: a read-only file was written: {stdout}");
+        assert!(stdout.contains("ERROR") || stderr.contains("error"), "{target}: {stdout}\n{stderr}");
+        assert_eq!(fingerprint_shown(&p, target, rel), before, "{target}: the table changed");
+        let r = p.dvtr(&["retry"]);
+        assert_eq!(r.code, 0, "{target}: {}\n{}", r.stdout, r.stderr);
+        assert_ne!(fingerprint_shown(&p, target, rel), before, "{target}: the retry wrote version 2");
+    }
+}

@@ -1015,7 +1015,8 @@ fn build_test(
     let (refs, srcs) = generic_tests::kwarg_dependencies(&info.kwargs);
     node.refs = refs.into_iter().map(|r| (r, decl.line)).collect();
     node.source_calls = srcs.into_iter().map(|(a, b)| (a, b, decl.line)).collect();
-    Ok(node.config.enabled().then_some(node))
+    // dbt keeps every test of a disabled node (listed disabled), whatever its own `enabled`.
+    Ok((node.config.enabled() || disabled.contains_key(&decl.attached)).then_some(node))
 }
 
 /// Line in `node.raw` where `needle` first appears (in file coordinates).
