@@ -13,7 +13,7 @@ pub const ATTEMPTS: u32 = 4;
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 
 /// Messages (lower case) that mark an error as transient.
-const TRANSIENT: [&str; 16] = [
+const TRANSIENT: [&str; 18] = [
     "connection refused",
     "connection reset",
     "broken pipe",
@@ -26,6 +26,9 @@ const TRANSIENT: [&str; 16] = [
     "deadlock found",
     "lost connection",
     "server has gone away",
+    // MariaDB `KILL <connection>`: the client sees the socket close, or error 1927.
+    "server disconnected",
+    "connection was killed",
     "the database system is starting up",
     "the database system is shutting down",
     "57p01",
@@ -91,6 +94,8 @@ mod tests {
         });
         assert_eq!(calls, ATTEMPTS);
         assert!(r.unwrap_err().ends_with("(after 4 attempts)"));
+        assert!(is_transient("fragment `x` on `maria`: IoError { server disconnected }"));
+        assert!(!is_transient("ERROR 1317 (70100): Query execution was interrupted"));
         for n in 1..=3 {
             let w = backoff(n);
             let base = FIRST_WAIT * 2u32.pow(n - 1);

@@ -285,6 +285,53 @@ fn a_source_connection_killed_during_a_read_is_retried_and_the_node_succeeds() {
     assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
 }
 
+/// The same on MariaDB: the server ends the fragment's connection (`KILL`) while
+/// it reads; the read is retried and the node writes every row once.
+#[test]
+fn a_mariadb_source_connection_killed_during_a_read_is_retried() {
+    let db = ServiceProject::new("killmaria");
+    let s = db.schema.clone();
+    let mut admin = db.connect("maria");
+    admin.execute(&format!("create database if not exists `{s}`")).unwrap();
+    admin.execute(&format!("create table `{s}`.slow_base (id int, v varchar(10))")).unwrap();
+    admin.execute(&format!("insert into `{s}`.slow_base select seq, concat('v', seq) from `{s}`.seq_1_to_50")).unwrap();
+    // A source that takes 1.5 s to answer, so the read can be interrupted.
+    admin.execute(&format!("create view `{s}`.slow_maria_view as select id, v from `{s}`.slow_base where sleep(0.03) = 0")).unwrap();
+    std::fs::write(
+        db.project.join("models/slow_src.yml"),
+        "version: 2\nsources:\n  - name: slow\n    connection: maria\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: slow_maria_view}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        db.project.join("models/slow_copy.sql"),
+        "{{ config(target='duck', materialized='table') }}\nselect id, v from {{ source('slow', 'slow_maria_view') }}\n",
+    )
+    .unwrap();
+    // Kills the first connection seen reading the view, once.
+    let killer = {
+        let mut conn = db.connect("maria");
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let reading = "select id from information_schema.processlist where info like '%slow_maria_view%' and info not like '%processlist%' and id <> connection_id()";
+            while start.elapsed() < Duration::from_secs(30) {
+                let rows = conn.query(reading).unwrap();
+                if let Some(id) = rows.rows.first().and_then(|r| r[0].clone()) {
+                    conn.execute(&format!("kill {id}")).unwrap();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
+    let r = db.dvtr(&["run", "-s", "slow_copy"]);
+    assert!(killer.join().unwrap(), "the read was never seen");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("retrying fragment") && r.stderr.contains("attempt 2 of 4"), "{}", r.stderr);
+    let out = db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct v) as d from slow_copy"]);
+    assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
+}
+
 /// Files for the bucket-source test, written by DuckDB (Python package of `make test`):
 /// events in two Parquet files, labels as a `;`-separated CSV, notes as JSON lines.
 fn write_lake(dir: &std::path::Path) {
