@@ -236,6 +236,35 @@ fn an_unwritable_bucket_fails_the_node_and_leaves_its_target_as_it_was() {
     assert_same(&target_rows(&db), &before, "after the next run");
 }
 
+/// Copies source `slow.<view>` (on output `connection`, 50 rows, slow to answer) into
+/// DuckDB while `kill_once` (polled until it says it killed the read, at most 30 s)
+/// ends the reading connection; the read must be retried and every row written once.
+fn copy_with_a_killed_read(db: &ServiceProject, connection: &str, view: &str, mut kill_once: impl FnMut() -> bool + Send + 'static) {
+    let yml = format!(
+        "version: 2\nsources:\n  - name: slow\n    connection: {connection}\n    schema: \"{{{{ env_var('DVT_TEST_SCHEMA') }}}}\"\n    tables: [{{name: {view}}}]\n"
+    );
+    std::fs::write(db.project.join("models/slow_src.yml"), yml).unwrap();
+    let model = format!("{{{{ config(target='duck', materialized='table') }}}}\nselect id, v from {{{{ source('slow', '{view}') }}}}\n");
+    std::fs::write(db.project.join("models/slow_copy.sql"), model).unwrap();
+    let killer = std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if kill_once() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    let r = db.dvtr(&["run", "-s", "slow_copy"]);
+    assert!(killer.join().unwrap(), "the read was never seen");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("retrying fragment") && r.stderr.contains("attempt 2 of 4"), "{}", r.stderr);
+    assert!(r.stdout.contains("50 rows"), "{}", r.stdout);
+    let out = db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct v) as d from slow_copy"]);
+    assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
+}
+
 #[test]
 fn a_source_connection_killed_during_a_read_is_retried_and_the_node_succeeds() {
     let db = ServiceProject::new("killread");
@@ -249,44 +278,15 @@ fn a_source_connection_killed_during_a_read_is_retried_and_the_node_succeeds() {
              create view {s}.slow_marker_view as select * from {s}.slow_rows()"
         ))
         .unwrap();
-    std::fs::write(
-        db.project.join("models/slow_src.yml"),
-        "version: 2\nsources:\n  - name: slow\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: slow_marker_view}]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        db.project.join("models/slow_copy.sql"),
-        "{{ config(target='duck', materialized='table') }}\nselect id, v from {{ source('slow', 'slow_marker_view') }}\n",
-    )
-    .unwrap();
-    // Terminates the first backend seen reading the view, once.
-    let killer = {
-        let mut conn = pg(&db);
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(30) {
-                let rows = conn
-                    .query("select pg_terminate_backend(pid) from pg_stat_activity where query like '%slow_marker_view%' and pid <> pg_backend_pid() and state = 'active'")
-                    .unwrap();
-                if !rows.rows.is_empty() {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            false
-        })
-    };
-    let r = db.dvtr(&["run", "-s", "slow_copy"]);
-    assert!(killer.join().unwrap(), "the read was never seen");
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("retrying fragment") && r.stderr.contains("attempt 2 of 4"), "{}", r.stderr);
-    assert!(r.stdout.contains("50 rows"), "{}", r.stdout);
-    let out = db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct v) as d from slow_copy"]);
-    assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
+    // The server terminates the first backend seen reading the view.
+    let mut conn = pg(&db);
+    copy_with_a_killed_read(&db, "pg", "slow_marker_view", move || {
+        let sql = "select pg_terminate_backend(pid) from pg_stat_activity where query like '%slow_marker_view%' and pid <> pg_backend_pid() and state = 'active'";
+        !conn.query(sql).unwrap().rows.is_empty()
+    });
 }
 
-/// The same on MariaDB: the server ends the fragment's connection (`KILL`) while
-/// it reads; the read is retried and the node writes every row once.
+/// The same on MariaDB: the server ends the fragment's connection (`KILL`).
 #[test]
 fn a_mariadb_source_connection_killed_during_a_read_is_retried() {
     let db = ServiceProject::new("killmaria");
@@ -295,41 +295,15 @@ fn a_mariadb_source_connection_killed_during_a_read_is_retried() {
     admin.execute(&format!("create database if not exists `{s}`")).unwrap();
     admin.execute(&format!("create table `{s}`.slow_base (id int, v varchar(10))")).unwrap();
     admin.execute(&format!("insert into `{s}`.slow_base select seq, concat('v', seq) from `{s}`.seq_1_to_50")).unwrap();
-    // A source that takes 1.5 s to answer, so the read can be interrupted.
+    // 30 ms a row: 1.5 s to answer.
     admin.execute(&format!("create view `{s}`.slow_maria_view as select id, v from `{s}`.slow_base where sleep(0.03) = 0")).unwrap();
-    std::fs::write(
-        db.project.join("models/slow_src.yml"),
-        "version: 2\nsources:\n  - name: slow\n    connection: maria\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: slow_maria_view}]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        db.project.join("models/slow_copy.sql"),
-        "{{ config(target='duck', materialized='table') }}\nselect id, v from {{ source('slow', 'slow_maria_view') }}\n",
-    )
-    .unwrap();
-    // Kills the first connection seen reading the view, once.
-    let killer = {
-        let mut conn = db.connect("maria");
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            let reading = "select id from information_schema.processlist where info like '%slow_maria_view%' and info not like '%processlist%' and id <> connection_id()";
-            while start.elapsed() < Duration::from_secs(30) {
-                let rows = conn.query(reading).unwrap();
-                if let Some(id) = rows.rows.first().and_then(|r| r[0].clone()) {
-                    conn.execute(&format!("kill {id}")).unwrap();
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            false
-        })
-    };
-    let r = db.dvtr(&["run", "-s", "slow_copy"]);
-    assert!(killer.join().unwrap(), "the read was never seen");
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("retrying fragment") && r.stderr.contains("attempt 2 of 4"), "{}", r.stderr);
-    let out = db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct v) as d from slow_copy"]);
-    assert!(out.stdout.contains("| 50 | 50 |"), "{}", out.stdout);
+    copy_with_a_killed_read(&db, "maria", "slow_maria_view", move || {
+        let reading = "select id from information_schema.processlist where info like '%slow_maria_view%' and info not like '%processlist%' and id <> connection_id()";
+        match admin.query(reading).unwrap().rows.first().and_then(|r| r[0].clone()) {
+            Some(id) => admin.execute(&format!("kill {id}")).is_ok(),
+            None => false,
+        }
+    });
 }
 
 /// Files for the bucket-source test, written by DuckDB (Python package of `make test`):

@@ -244,7 +244,12 @@ fn coerce_err(code: ErrorCode, node: &Node, msg: String, hint: &str) -> DvtError
 }
 
 fn hooks(node: &Node, key: &str) -> Vec<String> {
-    match node.config.get(key) {
+    hook_list(node.config.get(key))
+}
+
+/// Hooks as dbt accepts them: one string, or a list of strings or `{sql: …}` objects.
+pub(crate) fn hook_list(value: Option<&Json>) -> Vec<String> {
+    match value {
         Some(Json::Array(a)) => a
             .iter()
             .filter_map(|h| match h {

@@ -40,18 +40,7 @@ pub fn declared(project: &Project, kind: HookKind) -> Vec<(String, usize, String
             HookKind::Start => p.file.on_run_start.as_ref(),
             HookKind::End => p.file.on_run_end.as_ref(),
         };
-        let hooks: Vec<String> = match list {
-            Some(Json::String(s)) => vec![s.clone()],
-            Some(Json::Array(a)) => a
-                .iter()
-                .filter_map(|h| match h {
-                    Json::String(s) => Some(s.clone()),
-                    Json::Object(m) => m.get("sql").and_then(Json::as_str).map(str::to_string),
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        };
+        let hooks = super::hook_list(list);
         out.extend(hooks.into_iter().enumerate().map(|(i, t)| (p.name.clone(), i, t)));
     }
     // dbt sorts by (package name, index) with the root project's name sorting last.
