@@ -349,11 +349,9 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
     // `compile`'s to report: without them the relations are left out here.
     let placements = crate::compile::resolve::place_all(&project, &jinja, &Default::default()).unwrap_or_default();
     crate::timing::phase("nodes placed");
-    let dbt_manifest = crate::manifest_dbt::build(&project, &jinja, &graph, &placements);
+    let dbt_manifest = crate::manifest_dbt::Manifest::new(&project, &jinja, &graph, &placements);
     crate::timing::phase("dbt manifest built");
     write_json(&target_dir, "manifest.json", &dbt_manifest)?;
-    // Freeing the tree value by value would cost more than building it; the process ends soon.
-    std::mem::forget(dbt_manifest);
     crate::timing::phase("dbt manifest written");
     let manifest = crate::manifest::build(project, &graph);
     crate::timing::phase("manifest built");
@@ -527,12 +525,13 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         // built on another core while this one writes the SQL files and the plan.
         let manifest = scope.spawn(|| -> Result<()> {
             let placements = crate::compile::resolve::place_all(&project, &jinja, &options.overrides).unwrap_or_default();
-            let mut manifest = crate::manifest_dbt::build(&project, &jinja, &graph, &placements);
             let target_path = project.root_package().file.target_path();
-            crate::manifest_dbt::add_compiled(&mut manifest, &compiled.plan, &compiled.files, &target_path);
+            let manifest = crate::manifest_dbt::Manifest::new(&project, &jinja, &graph, &placements).with_compiled(
+                &compiled.plan,
+                &compiled.files,
+                &target_path,
+            );
             write_json(&target_dir, "manifest.json", &manifest)?;
-            // The process ends soon: freeing the tree value by value is wasted time.
-            std::mem::forget(manifest);
             crate::timing::phase("dbt manifest written");
             Ok(())
         });

@@ -324,32 +324,112 @@ fn unit_test_json(project: &Project, n: &Node, u: &crate::nodes::UnitTest) -> Js
     })
 }
 
-/// What `dbt compile` adds to the nodes it compiled: `compiled`, `compiled_code`,
+/// What `dbt compile` adds to a node it compiled: `compiled`, `compiled_code`,
 /// `compiled_path` and the (already injected) CTEs.
-pub fn add_compiled(manifest: &mut Json, plan: &dvt_schema::Plan, files: &[(String, String)], target_path: &str) {
-    let paths: BTreeMap<&str, &str> = files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
-    let Some(nodes) = manifest.get_mut("nodes").and_then(Json::as_object_mut) else { return };
-    let hooks = plan.on_run_start.iter().chain(&plan.on_run_end).map(|h| (&h.unique_id, &h.compiled_sql));
-    for (id, code) in plan.nodes.iter().map(|(id, n)| (id, &n.compiled_sql)).chain(hooks) {
-        let (Some(code), Some(Json::Object(m))) = (code, nodes.get_mut(id)) else { continue };
-        m.insert("compiled".into(), Json::Bool(true));
-        m.insert("compiled_code".into(), json!(code));
-        m.insert("extra_ctes_injected".into(), Json::Bool(true));
-        m.insert("extra_ctes".into(), json!([]));
-        m.insert("compiled_path".into(), paths.get(id.as_str()).map_or(Json::Null, |p| json!(format!("{target_path}/compiled/{p}"))));
+fn mark_compiled(m: &mut Map<String, Json>, code: &str, path: Option<&str>, target_path: &str) {
+    m.insert("compiled".into(), Json::Bool(true));
+    m.insert("compiled_code".into(), json!(code));
+    m.insert("extra_ctes_injected".into(), Json::Bool(true));
+    m.insert("extra_ctes".into(), json!([]));
+    m.insert("compiled_path".into(), path.map_or(Json::Null, |p| json!(format!("{target_path}/compiled/{p}"))));
+}
+
+/// The manifest of `project` in dbt's v12 shape, serialized as it is written: the nodes of the project are
+/// turned into JSON a chunk at a time (in parallel within a chunk), so the whole
+/// tree never exists at once (it would take ~300 MB for 5,000 models).
+pub struct Manifest<'a> {
+    project: &'a Project,
+    jinja: &'a Jinja,
+    graph: &'a Graph,
+    placements: &'a BTreeMap<String, Placement>,
+    /// `dbt compile`'s additions: the plan, compiled paths by unique id, `target-path`.
+    compiled: Option<(&'a dvt_schema::Plan, BTreeMap<&'a str, &'a str>, String)>,
+    /// Every part but the project's enabled nodes; `nodes` holds the other entries.
+    rest: Map<String, Json>,
+}
+
+impl<'a> Manifest<'a> {
+    pub fn new(project: &'a Project, jinja: &'a Jinja, graph: &'a Graph, placements: &'a BTreeMap<String, Placement>) -> Self {
+        let rest = match parts(project, jinja, graph) {
+            Json::Object(m) => m,
+            _ => Map::new(),
+        };
+        Manifest { project, jinja, graph, placements, compiled: None, rest }
+    }
+
+    /// With what `dbt compile` adds to the nodes it compiled (see [`mark_compiled`]).
+    pub fn with_compiled(mut self, plan: &'a dvt_schema::Plan, files: &'a [(String, String)], target_path: &str) -> Self {
+        let paths = files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
+        if let Some(Json::Object(nodes)) = self.rest.get_mut("nodes") {
+            let hooks = plan.on_run_start.iter().chain(&plan.on_run_end).map(|h| (&h.unique_id, &h.compiled_sql));
+            for (id, code) in hooks {
+                if let (Some(code), Some(Json::Object(m))) = (code, nodes.get_mut(id)) {
+                    mark_compiled(m, code, files.iter().find(|(_, i)| i == id).map(|(p, _)| p.as_str()), target_path);
+                }
+            }
+        }
+        self.compiled = Some((plan, paths, target_path.to_string()));
+        self
     }
 }
 
-/// The manifest of `project` in dbt's v12 shape.
-pub fn build(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
-    // The built-in naming rules are applied natively unless a package overrides them.
-    let fast = !crate::compile::resolve::naming_overridden(jinja);
-    let nodes: Vec<(String, Json)> = {
+impl serde::Serialize for Manifest<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = ser.serialize_map(Some(self.rest.len()))?;
+        for (k, v) in &self.rest {
+            if k == "nodes" {
+                map.serialize_entry(k, &NodesSer { m: self, extra: v })?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+struct NodesSer<'m, 'a> {
+    m: &'m Manifest<'a>,
+    extra: &'m Json,
+}
+
+impl serde::Serialize for NodesSer<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
         use rayon::prelude::*;
+        use serde::ser::SerializeMap;
+        let Manifest { project, jinja, graph, placements, compiled, .. } = self.m;
+        let fast = !crate::compile::resolve::naming_overridden(jinja);
         let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
-        all.par_iter().map(|n| (n.unique_id.clone(), node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph))).collect()
-    };
-    let mut nodes: Map<String, Json> = nodes.into_iter().collect();
+        let mut map = ser.serialize_map(None)?;
+        for chunk in all.chunks(1024) {
+            let values: Vec<Json> = chunk
+                .par_iter()
+                .map(|n| {
+                    let mut v = node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph);
+                    if let (Some((plan, paths, target_path)), Json::Object(m)) = (compiled, &mut v)
+                        && let Some(code) = plan.nodes.get(&n.unique_id).and_then(|p| p.compiled_sql.as_deref())
+                    {
+                        mark_compiled(m, code, paths.get(n.unique_id.as_str()).copied(), target_path);
+                    }
+                    v
+                })
+                .collect();
+            for (n, v) in chunk.iter().zip(&values) {
+                map.serialize_entry(&n.unique_id, v)?;
+            }
+            // Freed chunk by chunk, so the next one reuses the memory.
+        }
+        for (k, v) in self.extra.as_object().into_iter().flatten() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Everything but the project's enabled nodes (`nodes` holds disabled tests and run hooks).
+fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
+    let fast = !crate::compile::resolve::naming_overridden(jinja);
+    let mut nodes: Map<String, Json> = Map::new();
     // As dbt: a test of a disabled node stays in `nodes`, disabled and with no
     // parents; every other disabled node is listed under `disabled`.
     let mut disabled = Map::new();

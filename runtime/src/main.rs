@@ -339,7 +339,11 @@ fn docs_generate_cmd(args: &ProjectArgs) -> Result<i32> {
     let target = project.root.join(project.root_package().file.target_path());
     dvt_compiler::cli::write_json(&target, "catalog.json", &catalog)?;
     let placements = dvt_compiler::compile::resolve::place_all(project, jinja, &options.overrides)?;
-    dvt_compiler::cli::write_json(&target, "manifest.json", &dvt_compiler::manifest_dbt::build(project, jinja, graph, &placements))?;
+    dvt_compiler::cli::write_json(
+        &target,
+        "manifest.json",
+        &dvt_compiler::manifest_dbt::Manifest::new(project, jinja, graph, &placements),
+    )?;
     let site = dvt_runtime::docs::site_html(&dvt_runtime::docs::site_data(project, plan, &catalog));
     let docs = target.join("docs");
     std::fs::create_dir_all(&docs).map_err(|e| DvtError::io(&docs, e))?;
