@@ -58,7 +58,7 @@ fn walk(root: &Path, dir: &Path, target: &Path, bundle: &mut Bundle, total: &mut
             )
             .hint("run `dvtr execute` from the project folder instead of `--bundle`"));
         }
-        let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
+        let hash = crate::hex::encode(&Sha256::digest(text.as_bytes()));
         let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
         bundle.files.insert(rel, hash.clone());
         bundle.blobs.entry(hash).or_insert(text);

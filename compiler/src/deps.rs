@@ -323,7 +323,7 @@ fn write_lock(project_dir: &Path, declared: &[Json], installed: &[Installed]) ->
     let mut lines: Vec<String> = declared.iter().map(|d| sorted_json(d).to_string()).collect();
     lines.sort();
     let hash = sha1::Sha1::digest(lines.join("\n").as_bytes());
-    text.push_str(&format!("sha1_hash: {}\n", hash.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    text.push_str(&format!("sha1_hash: {}\n", crate::hex::encode(&hash)));
     let path = project_dir.join("package-lock.yml");
     std::fs::write(&path, text).map_err(|e| DvtError::io(&path, e))
 }

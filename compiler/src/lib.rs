@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod error;
 pub mod federate;
 pub mod graph;
+pub mod hex;
 pub mod init;
 pub mod jinja;
 pub mod loader;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json, json};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::compile::resolve::Placement;
 use crate::compile::run_hooks::{self, HookKind};
@@ -17,15 +17,12 @@ use crate::dialect::{Dialect, QuotePolicy};
 use crate::graph::Graph;
 use crate::jinja::Jinja;
 use crate::nodes::{Column, Node, Project, ResourceType, Source};
+use crate::state::sha256;
 
 /// dbt's manifest schema this file follows.
 pub const DBT_SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 /// The dbt-core version whose shapes DVT writes.
 pub const DBT_VERSION: &str = "1.11.16";
-
-fn sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn columns(cols: &BTreeMap<String, Column>) -> Json {
     cols.iter()

@@ -41,7 +41,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&h.finalize()))
 }
 
 /// A CSV record with the line it started on.

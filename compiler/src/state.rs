@@ -91,17 +91,9 @@ pub struct SourceFacts {
     pub relation: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// SHA-256 of a string, in hex.
 pub fn sha256(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
+    crate::hex::encode(&Sha256::digest(text.as_bytes()))
 }
 
 /// JSON with every object's keys sorted, so that equal values hash equally.

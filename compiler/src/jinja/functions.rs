@@ -246,7 +246,7 @@ fn set_strict_fn(v: Option<Value>) -> Result<Value, Error> {
 fn local_md5(s: String) -> String {
     use md5::{Digest, Md5};
     let d = Md5::digest(s.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&d)
 }
 
 fn is_incremental_fn() -> Result<bool, Error> {

@@ -120,7 +120,7 @@ fn synthesize_names(test_type: &str, target_name: &str, kwargs: &BTreeMap<String
 
 fn md5_hex(s: &str) -> String {
     use md5::{Digest, Md5};
-    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&Md5::digest(s.as_bytes()))
 }
 
 /// Builds the test node for one entry of a `data_tests:` list.
