@@ -291,7 +291,9 @@ fn run_project_hooks(env: &Env, plan: &Plan, opts: &RunOptions, nodes: Option<&[
             let _ = crate::sync::ensure_schema(env, plan, target, database, schema);
         }
     }
-    let context = hook_context(plan, command, opts.full_refresh, nodes.unwrap_or_default());
+    let selected_resources: Vec<&str> = selected(plan, opts).map(|n| n.unique_id.as_str()).collect();
+    let mut context = hook_context(plan, command, opts.full_refresh, nodes.unwrap_or_default());
+    context["selected_resources"] = serde_json::json!(selected_resources);
     let mut out = Vec::new();
     for h in hooks {
         let (t, started) = (Instant::now(), now());
@@ -336,7 +338,8 @@ fn run_project_hook(env: &Env, h: &dvt_schema::plan::RunHook, context: &serde_js
 }
 
 /// What dbt adds to an `on-run-end` hook's context: `results` (each with its
-/// `node`), the `schemas` and `database_schemas` written to, and `flags`.
+/// `node`), the `schemas` and `database_schemas` written to, and `flags`
+/// (`selected_resources` is added by the caller).
 fn hook_context(plan: &Plan, command: &str, full_refresh: bool, results: &[NodeResult]) -> serde_json::Value {
     let mut schemas = BTreeSet::new();
     let mut database_schemas = BTreeSet::new();

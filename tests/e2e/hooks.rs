@@ -101,6 +101,7 @@ on-run-start:
 on-run-end:
   - "{% for r in results %}insert into {{ target.schema }}.run_log values ('{{ r.status }}', '{{ r.node.name }}');{% endfor %}"
   - "insert into {{ target.schema }}.run_log values ('schemas', '{{ schemas | join(',') }}')"
+  - "insert into {{ target.schema }}.run_log values ('selected', '{{ selected_resources | join(',') }}')"
 "#;
 
 fn run_log(db: &ServiceProject) -> Vec<String> {
@@ -131,21 +132,26 @@ fn on_run_start_and_on_run_end_hooks_run_around_the_nodes_with_their_results() {
     assert_eq!(op["resource_type"], "operation", "{op}");
     assert_eq!(op["tags"], serde_json::json!(["on-run-end"]));
     assert_eq!(op["index"], 1);
+    // Rendered at compile time with the compile's selection.
+    let end2 = std::fs::read_to_string(p.join("target/compiled/rt/dbt_project.yml/hooks/rt-on-run-end-2.sql")).unwrap();
+    assert!(end2.contains("model.rt.pg_table,") && end2.contains("seed.rt.customers_pg"), "{end2}");
 
     // `seed`, then `run`: start hooks, the nodes, end hooks with `results` and `schemas`.
     let r = db.dvtr(&["seed", "-s", "customers_pg"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("OK    hook rt-on-run-start-0"), "{}", r.stdout);
     let schemas = format!("schemas:{}", db.schema);
-    assert_eq!(run_log(&db), [schemas.clone(), "start:seed".into(), "success:customers_pg".into()]);
+    let seed = "selected:seed.rt.customers_pg".to_string();
+    assert_eq!(run_log(&db), [schemas.clone(), seed.clone(), "start:seed".into(), "success:customers_pg".into()]);
     let r = db.dvtr(&["run", "-s", "pg_table"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let want = [&schemas, &schemas, "start:run", "start:seed", "success:customers_pg", "success:pg_table"];
+    let want =
+        [&schemas, &schemas, "selected:model.rt.pg_table", &seed, "start:run", "start:seed", "success:customers_pg", "success:pg_table"];
     assert_eq!(run_log(&db), want);
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/run_results.json")).unwrap()).unwrap();
     let ids: Vec<&str> = results["results"].as_array().unwrap().iter().map(|r| r["unique_id"].as_str().unwrap()).collect();
     assert_eq!(ids.first(), Some(&"operation.rt.rt-on-run-start-0"));
-    assert_eq!(ids.last(), Some(&"operation.rt.rt-on-run-end-1"));
+    assert_eq!(ids.last(), Some(&"operation.rt.rt-on-run-end-2"));
 
     // A failing on-run-start hook: every node is skipped, end hooks still run, exit 1.
     let r = db.dvtr(&["seed", "-s", "customers_pg", "--vars", "{fail_start: true}"]);

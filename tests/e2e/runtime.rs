@@ -701,6 +701,7 @@ fn run_operation_calls_a_macro_against_the_target() {
         &db.project.join("macros/ops.sql"),
         "{% macro make_marker(name, n=1) %}\n\
          {% do run_query('create schema if not exists ' ~ target.schema) %}\n\
+         {% do adapter.create_schema(api.Relation.create(database=target.database, schema=target.schema ~ '_made')) %}\n\
          {% do run_query('create table ' ~ target.schema ~ '.' ~ name ~ ' as select ' ~ n ~ ' as n') %}\n\
          {% set r = run_query('select n from ' ~ target.schema ~ '.' ~ name) %}\n\
          {{ log('marker ' ~ name ~ ' holds ' ~ r.rows[0][0], info=True) }}\n\
@@ -711,10 +712,15 @@ fn run_operation_calls_a_macro_against_the_target() {
     assert!(r.stdout.contains("marker op_marker holds 41"), "{}", r.stdout);
     let rows = show(&db, "pg", &format!("select n + 1 as n from \"{}\".op_marker", db.schema));
     assert_eq!(table_rows(&rows), vec!["| 42 |".to_string()], "{rows}");
+    // `adapter.create_schema(relation)` made the schema, on PostgreSQL and (below) DuckDB.
+    let made = format!("select count(*) as n from information_schema.schemata where schema_name = '{}_made'", db.schema);
+    assert_eq!(table_rows(&show(&db, "pg", &made)), vec!["| 1 |".to_string()]);
     // The same statements through DuckDB (whose queries DVT wraps: statements are not).
     let r = dvtr(&db, &["--target", "duck", "run-operation", "make_marker", "--args", "{name: op_marker, n: 7}"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("marker op_marker holds 7"), "{}", r.stdout);
+    let made_duck = made.replace(&format!("'{}_made'", db.schema), "'main_made'");
+    assert_eq!(table_rows(&show(&db, "duck", &made_duck)), vec!["| 1 |".to_string()]);
     // An unknown macro and bad --args are coded errors.
     let r = dvtr(&db, &["run-operation", "no_such_macro"]);
     assert!(r.code == 2 && r.stderr.contains("DVT123"), "{}", r.stderr);

@@ -1082,7 +1082,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     if opts.only.is_none() {
         let dialect = cx.dialect_of(&project.active_target);
         for (kind, into) in [run_hooks::HookKind::Start, run_hooks::HookKind::End].into_iter().zip(&mut hooks) {
-            *into = run_hooks::plan(project, &cx.renderer, dialect, kind, &mut warnings);
+            *into = run_hooks::plan(project, &cx.renderer, dialect, kind, &order, &mut warnings);
             files.extend(into.iter().filter(|h| h.compiled_sql.is_some()).map(|h| (run_hooks::compiled_path(h), h.unique_id.clone())));
         }
     }

@@ -72,8 +72,17 @@ pub fn compiled_path(hook: &RunHook) -> String {
 /// Every hook of `kind`, rendered now where it can be (offline: unless it needs
 /// the database; with no run `results` yet). One that fails to render now is
 /// left for the run with a `DVTW501` warning: dbt renders hooks when they run.
-pub fn plan(project: &Project, renderer: &Renderer, dialect: Dialect, kind: HookKind, warnings: &mut Vec<PlanWarning>) -> Vec<RunHook> {
-    let context = serde_json::json!({"context": {"results": [], "schemas": [], "database_schemas": []}});
+pub fn plan(
+    project: &Project,
+    renderer: &Renderer,
+    dialect: Dialect,
+    kind: HookKind,
+    selected: &[String],
+    warnings: &mut Vec<PlanWarning>,
+) -> Vec<RunHook> {
+    let context = serde_json::json!({"context": {
+        "results": [], "schemas": [], "database_schemas": [], "selected_resources": selected,
+    }});
     declared(project, kind)
         .into_iter()
         .map(|(package, index, template)| {
@@ -94,7 +103,7 @@ pub fn plan(project: &Project, renderer: &Renderer, dialect: Dialect, kind: Hook
 }
 
 /// Renders `hook` when it runs, against `opts.live`, with `context` (`results`,
-/// `schemas`, `database_schemas`, `flags`) added to dbt's.
+/// `schemas`, `database_schemas`, `selected_resources`, `flags`) added to dbt's.
 pub fn render_live(project: &Project, jinja: &Jinja, opts: &CompileOptions, hook: &RunHook, context: &Json) -> Result<String> {
     let kind = if hook.unique_id.contains("-on-run-end-") { HookKind::End } else { HookKind::Start };
     let n = node(project, kind, &hook.package_name, hook.index, &hook.template);

@@ -353,6 +353,20 @@ impl Object for AdapterObj {
             }
             // Each `run_query` commits on its own: there is nothing open to commit.
             "commit" => Ok(Value::from(())),
+            "create_schema" if n.live.is_some() => {
+                let rel = pos
+                    .first()
+                    .cloned()
+                    .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("relation").ok().flatten()))
+                    .unwrap_or_default();
+                let part = |k: &str| rel.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+                let schema = part("schema").ok_or_else(|| err("create_schema() needs a relation with a schema"))?;
+                // SQLite has no schemas to create (they are attached files).
+                if let Some(sql) = n.dialect.sql().create_schema(part("database").as_deref(), &schema) {
+                    n.live.as_ref().expect("checked").run_query(&sql)?;
+                }
+                Ok(Value::from(()))
+            }
             "get_relation" if n.live.is_some() => {
                 let (db, schema, ident) = (arg_str(0, "database"), arg_str(1, "schema"), arg_str(2, "identifier"));
                 let ident = ident.ok_or_else(|| err("get_relation() needs an identifier"))?;
