@@ -172,7 +172,8 @@ fn graph_and_argument_behaviours_dbt_project_evaluator_relies_on() {
             "models/uses.sql",
             "{% set spines = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | rejectattr('time_spine', 'none') | map(attribute='name') | list %}\n\
              select '{{ spines | join(',') }}' as spines, '{{ set_strict(['a', 'b', 'a']) | join(',') }}' as s, \
-             '{{ zip_strict([1, 2], ['x', 'y']) | map('join', ':') | join(',') }}' as z, * from {{ ref('eph', v=2) }}\n",
+             '{{ zip_strict([1, 2], ['x', 'y']) | map('join', ':') | join(',') }}' as z, \
+             '{{ 'model.compat_proj.uses' in selected_resources }}/{{ 'model.compat_proj.spine' in selected_resources }}' as sel, * from {{ ref('eph', v=2) }}\n",
         ),
         (
             "models/more.yml",
@@ -189,6 +190,12 @@ fn graph_and_argument_behaviours_dbt_project_evaluator_relies_on() {
     let compiled = std::fs::read_to_string(dir.join("target/compiled/compat_proj/models/uses.sql")).unwrap();
     assert!(compiled.contains("'spine' as spines"), "{compiled}");
     assert!(compiled.contains("'a,b' as s") && compiled.contains("'1:x,2:y' as z"), "{compiled}");
+    assert!(compiled.contains("'True/True' as sel"), "{compiled}");
+    // `selected_resources` is what the command selected.
+    let r = dvtc_env(&dir, &["compile", "-s", "uses", "--vars", "{kinds: [a, b]}"], &[("DVT_REQUIRE_SOURCE_CONNECTION", "false")]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let compiled = std::fs::read_to_string(dir.join("target/compiled/compat_proj/models/uses.sql")).unwrap();
+    assert!(compiled.contains("'True/False' as sel"), "{compiled}");
     assert!(compiled.contains("with __dbt__cte__eph_v2 as (") && compiled.contains("from __dbt__cte__eph_v2"), "{compiled}");
     let tests = dir.join("target/compiled/compat_proj/models/more.yml");
     let test = std::fs::read_dir(&tests).unwrap().next().expect("the accepted_values test").unwrap().path();

@@ -1038,13 +1038,15 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);
+    cx.renderer.set_selected(&order);
     let mut outs: Vec<Result<NodeOut>> =
         order.par_iter().map(|id| crate::timing::node(id, || compile_node(&cx, &project.nodes[id]))).collect();
     let mut node_errors = Vec::new();
     if opts.keep_going && opts.live.is_some() && outs.iter().any(Result::is_err) {
         // Failed nodes compile as `dvtc` compiles them: marked to render at run time.
         let offline_opts = CompileOptions { live: None, ..opts.clone() };
-        let offline = shared.ctx(project, jinja, &offline_opts, cx.index.clone(), cx.deferred);
+        let mut offline = shared.ctx(project, jinja, &offline_opts, cx.index.clone(), cx.deferred);
+        offline.renderer.set_selected(&order);
         for (id, out) in order.iter().zip(outs.iter_mut()) {
             if out.is_err() {
                 let retry = compile_node(&offline, &project.nodes[id]);

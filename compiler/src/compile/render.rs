@@ -212,6 +212,8 @@ pub struct Renderer<'a> {
     live: Option<Arc<dyn crate::jinja::live::LiveDatabase>>,
     /// dbt's `graph` context variable, built on first use.
     graph: Value,
+    /// dbt's `selected_resources`: unique ids of the nodes the command selected.
+    selected: Value,
 }
 
 /// dbt's `graph`: `nodes` and `sources` of the project as dicts (what packages such as
@@ -370,7 +372,13 @@ impl<'a> Renderer<'a> {
                     extra: Default::default(),
                 })
             },
+            selected: Value::from(Vec::<Value>::new()),
         }
+    }
+
+    /// Sets `selected_resources` for what renders next.
+    pub fn set_selected(&mut self, ids: &[String]) {
+        self.selected = Value::from(ids.iter().map(|s| Value::from(s.as_str())).collect::<Vec<_>>());
     }
 
     fn fragment_names(&self, node: &Node) -> HashMap<String, String> {
@@ -433,6 +441,7 @@ impl<'a> Renderer<'a> {
             m.insert("project_name", Value::from(self.project.name.as_str()));
             m.insert("flags", crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": self.full_refresh, "WHICH": "compile"})));
             m.insert("graph", self.graph.clone());
+            m.insert("selected_resources", self.selected.clone());
             // A run hook's `results`, `schemas`, … (and the command's `flags`).
             if let Some(Json::Object(extra)) = overrides.get("context") {
                 for (k, v) in extra {
