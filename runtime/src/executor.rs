@@ -282,13 +282,9 @@ fn run_project_hooks(env: &Env, plan: &Plan, opts: &RunOptions, nodes: Option<&[
     }
     if nodes.is_none() {
         // As dbt: the schemas the selected nodes write to exist before `on-run-start`.
-        let schemas: BTreeSet<(&str, Option<&str>, &str)> = selected(plan, opts)
-            .filter_map(|n| n.relation.as_ref())
-            .filter_map(|r| Some((r.target.as_str(), r.database.as_deref(), r.schema.as_deref()?)))
-            .collect();
-        for (target, database, schema) in schemas {
+        for (target, database, schema) in crate::sync::node_schemas(plan, selected(plan, opts)) {
             // A failure here is the node's to report.
-            let _ = crate::sync::ensure_schema(env, plan, target, database, schema);
+            let _ = crate::sync::ensure_schema(env, plan, &target, database.as_deref(), &schema);
         }
     }
     let selected_resources: Vec<&str> = selected(plan, opts).map(|n| n.unique_id.as_str()).collect();

@@ -34,16 +34,7 @@ pub fn sync(plan: &Plan, env: &Env) -> Vec<Check> {
             }),
         ));
     }
-    // Schemas nodes write into, per output (a node's own schema, e.g. `analytics_staging`).
-    let schemas: BTreeSet<(String, Option<String>, String)> = plan
-        .nodes
-        .values()
-        .filter(|n| matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") && n.materialization.effective != "ephemeral")
-        .filter_map(|n| n.relation.as_ref())
-        .filter(|r| plan.targets.get(&r.target).is_some_and(|t| t.kind != BUCKET_OUTPUT && CONNECTORS.contains(&t.kind.as_str())))
-        .filter_map(|r| r.schema.clone().map(|s| (r.target.clone(), r.database.clone(), s)))
-        .collect();
-    for (target, database, schema) in schemas {
+    for (target, database, schema) in node_schemas(plan, plan.nodes.values().map(|n| &**n)) {
         out.push(check(format!("schema {schema} on {target}"), ensure_schema(env, plan, &target, database.as_deref(), &schema)));
     }
     for b in plan.buckets.values() {
@@ -61,9 +52,24 @@ fn check(item: String, result: Result<String, String>) -> Check {
     Check { item, ok, detail }
 }
 
+/// Schemas `nodes` write into, per output of a built-in connector (a node's own
+/// schema, e.g. `analytics_staging`): (output, database, schema).
+pub(crate) fn node_schemas<'p>(
+    plan: &Plan,
+    nodes: impl Iterator<Item = &'p dvt_schema::plan::PlanNode>,
+) -> BTreeSet<(String, Option<String>, String)> {
+    nodes
+        .filter(|n| matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") && n.materialization.effective != "ephemeral")
+        .filter_map(|n| n.relation.as_ref())
+        .filter(|r| plan.targets.get(&r.target).is_some_and(|t| t.kind != BUCKET_OUTPUT && CONNECTORS.contains(&t.kind.as_str())))
+        .filter_map(|r| r.schema.clone().map(|s| (r.target.clone(), r.database.clone(), s)))
+        .collect()
+}
+
 /// Creates `schema` on `target` unless it exists; says which.
 pub(crate) fn ensure_schema(env: &Env, plan: &Plan, target: &str, database: Option<&str>, schema: &str) -> Result<String, String> {
-    let kind = &plan.targets[target].kind;
+    // A bucket target has no schema to create (and is not an output).
+    let kind = &plan.targets.get(target).ok_or_else(|| format!("`{target}` is not an output of the plan"))?.kind;
     let dialect = Dialect::from_adapter(kind).ok_or_else(|| format!("unknown output type `{kind}`"))?;
     if dialect == Dialect::Sqlite {
         // A SQLite file has one schema, `main` (others are attached files).
