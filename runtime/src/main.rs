@@ -174,32 +174,44 @@ fn env_in(args: &ProjectArgs, loaded: Arc<Loaded>, options: CompileOptions, base
     let buckets = dvt_runtime::buckets::Buckets::load(args.profiles_dir.as_deref(), base, &project.profile.name)?;
     let db: Arc<dyn dvt_compiler::jinja::live::LiveDatabase> = Arc::new(dvt_runtime::live::Live::new(creds.clone()));
     let options = CompileOptions { live: Some(db), ..options };
-    let render = ProjectRender { loaded, options };
+    // The project lives as long as the process: the hook renderer borrows it for good.
+    let loaded: &'static Loaded = Box::leak(Box::new(loaded));
+    let render = ProjectRender { loaded, hooks: std::sync::OnceLock::new(), options };
     Ok(Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir, buckets, live_render: Some(Box::new(render)) }))
 }
 
 /// Live rendering from the loaded project, with the run's compile options.
 struct ProjectRender {
-    loaded: Arc<Loaded>,
+    loaded: &'static Loaded,
+    /// Built on the first hook that renders at run time, then shared by all.
+    hooks: std::sync::OnceLock<std::result::Result<dvt_compiler::compile::HookRenderer<'static>, String>>,
     options: CompileOptions,
+}
+
+impl ProjectRender {
+    fn hooks(&self) -> std::result::Result<&dvt_compiler::compile::HookRenderer<'static>, String> {
+        let (project, jinja, _) = self.loaded;
+        self.hooks
+            .get_or_init(|| dvt_compiler::compile::HookRenderer::new(project, jinja, &self.options).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 impl dvt_runtime::executor::LiveRender for ProjectRender {
     fn node(&self, id: &str) -> std::result::Result<Box<dvt_schema::plan::PlanNode>, String> {
         let opts = CompileOptions { only: Some([id.to_string()].into()), ..self.options.clone() };
-        let (project, jinja, graph) = &*self.loaded;
+        let (project, jinja, graph) = self.loaded;
         let mut compiled = dvt_compiler::compile::compile(project, jinja, graph, &opts).map_err(|e| e.to_string())?;
         compiled.plan.nodes.remove(id).ok_or_else(|| format!("`{id}` is not in the project any more"))
     }
 
     fn hook(&self, id: &str, dialect: dvt_compiler::dialect::Dialect, template: &str) -> std::result::Result<String, String> {
-        let (project, jinja, _) = &*self.loaded;
-        dvt_compiler::compile::render_hook(project, jinja, &self.options, id, dialect, template).map_err(|e| e.to_string())
+        self.hooks()?.node_hook(id, dialect, template).map_err(|e| e.to_string())
     }
 
     fn run_hook(&self, hook: &dvt_schema::plan::RunHook, context: &serde_json::Value) -> std::result::Result<String, String> {
-        let (project, jinja, _) = &*self.loaded;
-        dvt_compiler::compile::run_hooks::render_live(project, jinja, &self.options, hook, context).map_err(|e| e.to_string())
+        self.hooks()?.run_hook(hook, context).map_err(|e| e.to_string())
     }
 }
 

@@ -1193,18 +1193,37 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     Ok(Compiled { plan, files, unmatched, node_errors })
 }
 
-/// Renders hook `template` of node `id` against `opts.live` when the node runs
-/// (see [`PlanNode::runtime_hooks`]): the `run_query` calls in it run now.
-pub fn render_hook(project: &Project, jinja: &Jinja, opts: &CompileOptions, id: &str, dialect: Dialect, template: &str) -> Result<String> {
-    let node =
-        project.nodes.get(id).ok_or_else(|| DvtError::new(ErrorCode::RefNotFound, format!("`{id}` is not in the project any more")))?;
-    let placements = resolve::place_all(project, jinja, &opts.overrides)?;
-    let renderer = Renderer::new(project, jinja, Arc::new(Index::new(project, placements)), opts.full_refresh, opts.live.clone());
-    match renderer.render(node, Some(template), Mode::Pushdown(dialect), false)? {
-        Ok(out) => Ok(out.sql),
-        Err(render::RuntimeOnly(reason)) => {
-            Err(DvtError::new(ErrorCode::JinjaRender, format!("a hook of `{id}` still needs `{reason}`")).at(Location::file(&node.file)))
+/// Renders what waits for the run (node hooks that query the database, run
+/// hooks) against `opts.live`, at the node's turn. Built once per run: placing
+/// every node and dbt's `graph` are not redone for each hook.
+pub struct HookRenderer<'a> {
+    renderer: Renderer<'a>,
+}
+
+impl<'a> HookRenderer<'a> {
+    pub fn new(project: &'a Project, jinja: &'a Jinja, opts: &CompileOptions) -> Result<Self> {
+        let placements = resolve::place_all(project, jinja, &opts.overrides)?;
+        let renderer = Renderer::new(project, jinja, Arc::new(Index::new(project, placements)), opts.full_refresh, opts.live.clone());
+        Ok(HookRenderer { renderer })
+    }
+
+    /// Hook `template` of node `id` (see [`PlanNode::runtime_hooks`]): the `run_query` calls in it run now.
+    pub fn node_hook(&self, id: &str, dialect: Dialect, template: &str) -> Result<String> {
+        let project = self.renderer.project;
+        let node =
+            project.nodes.get(id).ok_or_else(|| DvtError::new(ErrorCode::RefNotFound, format!("`{id}` is not in the project any more")))?;
+        match self.renderer.render(node, Some(template), Mode::Pushdown(dialect), false)? {
+            Ok(out) => Ok(out.sql),
+            Err(render::RuntimeOnly(reason)) => {
+                Err(DvtError::new(ErrorCode::JinjaRender, format!("a hook of `{id}` still needs `{reason}`"))
+                    .at(Location::file(&node.file)))
+            }
         }
+    }
+
+    /// An `on-run-start`/`on-run-end` hook with `context` (`results`, `schemas`, …) added to dbt's.
+    pub fn run_hook(&self, hook: &dvt_schema::plan::RunHook, context: &Json) -> Result<String> {
+        run_hooks::render_live(&self.renderer, hook, context)
     }
 }
 

@@ -4,16 +4,12 @@
 //! for `target/compiled/<pkg>/dbt_project.yml/hooks/`, and again when they run,
 //! with the run's `results`).
 
-use std::sync::Arc;
-
 use dvt_schema::plan::{PlanWarning, RunHook};
 use serde_json::Value as Json;
 
-use super::CompileOptions;
-use super::render::{Index, Mode, Renderer, RuntimeOnly};
+use super::render::{Mode, Renderer, RuntimeOnly};
 use crate::dialect::Dialect;
 use crate::error::{DvtError, ErrorCode, Location, Result};
-use crate::jinja::Jinja;
 use crate::nodes::{Node, Project};
 
 /// `on-run-start` or `on-run-end`.
@@ -102,13 +98,12 @@ pub fn plan(
         .collect()
 }
 
-/// Renders `hook` when it runs, against `opts.live`, with `context` (`results`,
-/// `schemas`, `database_schemas`, `selected_resources`, `flags`) added to dbt's.
-pub fn render_live(project: &Project, jinja: &Jinja, opts: &CompileOptions, hook: &RunHook, context: &Json) -> Result<String> {
+/// Renders `hook` when it runs (`renderer` has the live database), with `context`
+/// (`results`, `schemas`, `database_schemas`, `selected_resources`, `flags`) added to dbt's.
+pub(super) fn render_live(renderer: &Renderer, hook: &RunHook, context: &Json) -> Result<String> {
+    let project = renderer.project;
     let kind = if hook.unique_id.contains("-on-run-end-") { HookKind::End } else { HookKind::Start };
     let n = node(project, kind, &hook.package_name, hook.index, &hook.template);
-    let placements = super::resolve::place_all(project, jinja, &opts.overrides)?;
-    let renderer = Renderer::new(project, jinja, Arc::new(Index::new(project, placements)), opts.full_refresh, opts.live.clone());
     let dialect = project.profile.outputs.get(&hook.target).and_then(|o| Dialect::from_adapter(&o.kind)).unwrap_or(Dialect::Postgres);
     let overrides = serde_json::json!({ "context": context });
     match renderer.render_overridden(&n, None, Mode::Pushdown(dialect), false, &overrides)? {

@@ -325,6 +325,11 @@ impl Object for AdapterObj {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<String>>(name).ok().flatten()))
         };
+        // The relation argument (first, or `relation=`) and one of its parts, for the methods that take one.
+        let rel = || {
+            pos.first().cloned().or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("relation").ok().flatten())).unwrap_or_default()
+        };
+        let part = |rel: &Value, k: &str| rel.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
         match method {
             "dispatch" => {
                 let name = arg_str(0, "macro_name").ok_or_else(|| err("adapter.dispatch() needs a macro name"))?;
@@ -342,27 +347,17 @@ impl Object for AdapterObj {
             "quote_as_configured" | "quote_seed_column" => Ok(Value::from(n.dialect.quote(&arg_str(0, "identifier").unwrap_or_default()))),
             "type" => Ok(Value::from(n.dialect.name())),
             "get_columns_in_relation" if n.live.is_some() => {
-                let rel = pos
-                    .first()
-                    .cloned()
-                    .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("relation").ok().flatten()))
-                    .unwrap_or_default();
-                let part = |k: &str| rel.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
-                let ident = part("identifier").ok_or_else(|| err("get_columns_in_relation() needs a relation"))?;
-                n.live.as_ref().expect("checked").columns_of(part("schema").as_deref(), &ident)
+                let rel = rel();
+                let ident = part(&rel, "identifier").ok_or_else(|| err("get_columns_in_relation() needs a relation"))?;
+                n.live.as_ref().expect("checked").columns_of(part(&rel, "schema").as_deref(), &ident)
             }
             // Each `run_query` commits on its own: there is nothing open to commit.
             "commit" => Ok(Value::from(())),
             "create_schema" if n.live.is_some() => {
-                let rel = pos
-                    .first()
-                    .cloned()
-                    .or_else(|| kw.as_ref().and_then(|k| k.get::<Option<Value>>("relation").ok().flatten()))
-                    .unwrap_or_default();
-                let part = |k: &str| rel.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
-                let schema = part("schema").ok_or_else(|| err("create_schema() needs a relation with a schema"))?;
+                let rel = rel();
+                let schema = part(&rel, "schema").ok_or_else(|| err("create_schema() needs a relation with a schema"))?;
                 // SQLite has no schemas to create (they are attached files).
-                if let Some(sql) = n.dialect.sql().create_schema(part("database").as_deref(), &schema) {
+                if let Some(sql) = n.dialect.sql().create_schema(part(&rel, "database").as_deref(), &schema) {
                     n.live.as_ref().expect("checked").run_query(&sql)?;
                 }
                 Ok(Value::from(()))
