@@ -198,6 +198,12 @@ impl BatchBuilder {
         self.held
     }
 
+    /// Whether every column's type is fixed up front (by the plan or the
+    /// engine), so chunks are final as they come (valid after `start`).
+    pub fn all_fixed(&self) -> bool {
+        self.fixed.iter().all(Option::is_some)
+    }
+
     /// The schema of [`BatchBuilder::take_raw`]'s batches: value-typed columns as text.
     pub fn raw_schema(&self) -> SchemaRef {
         self.raw_schema.clone()

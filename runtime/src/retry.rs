@@ -44,18 +44,25 @@ pub fn is_transient(message: &str) -> bool {
 /// Runs `attempt` until it succeeds, fails for a non-transient reason, or has
 /// been tried [`ATTEMPTS`] times. `what` names the work in the log line.
 pub fn run<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    run_where(|| attempt().map_err(|e| (e, Some(what.to_string()))))
+}
+
+/// Like [`run`], for work where only some failures may be retried: `attempt`
+/// fails with its error and, when starting over is safe, what to call the
+/// retry in the log line.
+pub fn run_where<T>(mut attempt: impl FnMut() -> Result<T, (String, Option<String>)>) -> Result<T, String> {
     let mut n = 1;
     loop {
         match attempt() {
             Ok(v) => return Ok(v),
-            Err(e) if n < ATTEMPTS && is_transient(&e) => {
+            Err((e, Some(what))) if n < ATTEMPTS && is_transient(&e) => {
                 let wait = backoff(n);
                 eprintln!("retrying {what} in {:.2} s (attempt {} of {ATTEMPTS}) after a transient error: {e}", wait.as_secs_f64(), n + 1);
                 std::thread::sleep(wait);
                 n += 1;
             }
-            Err(e) if n > 1 => return Err(format!("{e} (after {n} attempts)")),
-            Err(e) => return Err(e),
+            Err((e, _)) if n > 1 => return Err(format!("{e} (after {n} attempts)")),
+            Err((e, _)) => return Err(e),
         }
     }
 }

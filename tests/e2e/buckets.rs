@@ -286,6 +286,60 @@ fn a_source_connection_killed_during_a_read_is_retried_and_the_node_succeeds() {
     });
 }
 
+/// A streamed fragment whose connection dies after rows already reached the
+/// compute (and the target's staging load): the node starts over and writes
+/// every row exactly once.
+#[test]
+fn a_streamed_fragment_killed_mid_stream_restarts_its_node() {
+    let db = ServiceProject::new("killstream");
+    let s = db.schema.clone();
+    // 12,000 rows at once (more than one 8,192-row chunk), then 1 ms a row.
+    pg(&db)
+        .execute(&format!(
+            "create schema if not exists {s};
+             create view {s}.stream_marker_view as
+               select g as id, 'v' || g as v from generate_series(1, 16000) g
+               where g <= 12000 or pg_sleep(0.001)::text = ''"
+        ))
+        .unwrap();
+    std::fs::write(
+        db.project.join("models/slow_src.yml"),
+        "version: 2\nsources:\n  - name: slow\n    connection: pg\n    schema: \"{{ env_var('DVT_TEST_SCHEMA') }}\"\n    tables: [{name: stream_marker_view}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        db.project.join("models/stream_copy.sql"),
+        "{{ config(target='duck', materialized='table') }}\nselect id, v from {{ source('slow', 'stream_marker_view') }}\n",
+    )
+    .unwrap();
+    let mut conn = pg(&db);
+    let killer = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut seen: Option<Instant> = None;
+        let reading =
+            "select pid from pg_stat_activity where query like '%stream_marker_view%' and pid <> pg_backend_pid() and state = 'active'";
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Some(pid) = conn.query(reading).unwrap().rows.first().and_then(|r| r[0].clone()) {
+                // Killed 2 s into the read: the fast rows are in the compute by then.
+                if seen.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2) {
+                    conn.execute(&format!("select pg_terminate_backend({pid})")).unwrap();
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    let r = db.dvtr(&["run", "-s", "stream_copy"]);
+    assert!(killer.join().unwrap(), "the read was never seen");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("(streamed: its node starts over)") && r.stderr.contains("attempt 2 of 4"), "{}", r.stderr);
+    assert!(r.stdout.contains("16000 rows") && r.stdout.contains("bytes streamed"), "{}", r.stdout);
+    let out =
+        db.dvtr(&["--target", "duck", "show", "--inline", "select count(*) as c, count(distinct id) as d, sum(id) as s from stream_copy"]);
+    assert!(out.stdout.contains("| 16000 | 16000 | 128008000 |"), "{}", out.stdout);
+}
+
 /// The same on MariaDB: the server ends the fragment's connection (`KILL`).
 #[test]
 fn a_mariadb_source_connection_killed_during_a_read_is_retried() {
