@@ -122,7 +122,7 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
     {
         return fail(e);
     }
-    let out = run_pushdown(env, node, p, opts, &mut *conn);
+    let out = run_pushdown(env, plan, node, p, opts, &mut *conn);
     if out.status != "error" && lock.as_ref().is_none_or(|rel| conn.unlock_relation(rel).is_ok()) {
         conn.release();
     }
@@ -146,7 +146,14 @@ fn test_outcome(node: &PlanNode, rows: &connectors::Rows) -> Outcome {
 }
 
 /// A pushdown node on its target's connection.
-fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, opts: &RunOptions, conn: &mut dyn Connection) -> Outcome {
+fn run_pushdown(
+    env: &Env,
+    plan: &Plan,
+    node: &PlanNode,
+    p: &dvt_schema::plan::PushdownPlan,
+    opts: &RunOptions,
+    conn: &mut dyn Connection,
+) -> Outcome {
     let dialect = Dialect::from_adapter(&p.dialect).unwrap_or(Dialect::Postgres);
     if let Err(e) = run_hooks(env, node, conn, dialect, false) {
         return fail(e);
@@ -191,7 +198,7 @@ fn run_pushdown(env: &Env, node: &PlanNode, p: &dvt_schema::plan::PushdownPlan, 
     let mut loaded = None;
     if node.resource_type == "seed" {
         match run_loading(conn, node, stmts, existing, dialect, |conn, stage| {
-            crate::seed_load::load_seed(conn, env, node, stage, stmts, existing)
+            crate::seed_load::load_seed(conn, env, plan, node, stage, stmts, existing)
         }) {
             Ok(n) => loaded = Some(n),
             Err(e) => return fail(e),

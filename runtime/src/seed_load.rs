@@ -4,12 +4,16 @@
 //! The file's SHA-256 is checked against the plan on the other core while
 //! it loads; a mismatch fails the seed before anything is swapped in.
 
-use dvt_compiler::dialect::Dialect;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use dvt_schema::plan::{PlanNode, SeedPlan, Statement};
+use dvt_compiler::dialect::Dialect;
+use dvt_schema::plan::{Plan, PlanNode, SeedPlan, Statement};
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::buckets::Bucket;
 use crate::connectors::{self, Connection, RelationKind};
 use crate::write::{Env, check_columns};
 
@@ -45,15 +49,19 @@ fn file_checks(path: &Path) -> Result<(String, bool), String> {
 pub(crate) fn load_seed(
     conn: &mut dyn Connection,
     env: &Env,
+    plan: &Plan,
     node: &PlanNode,
     stage: &str,
     stmts: &[Statement],
     existing: Option<RelationKind>,
 ) -> Result<u64, String> {
     let seed = node.seed.as_ref().ok_or("seed without data file")?;
+    let target = Target { node, stage, stmts, existing };
+    if let Some(bucket) = &seed.bucket {
+        return load_from_bucket(conn, env, plan, bucket, seed, &target);
+    }
     let path = env.project_dir.join(&seed.file);
     // Blank lines are rare: assume none, check alongside, and reload with DVT's reader if there were.
-    let target = Target { node, stage, stmts, existing };
     let (loaded, checks) = std::thread::scope(|s| {
         let checks = s.spawn(|| file_checks(&path));
         let loaded = load(conn, seed, &path, &target, false);
@@ -74,6 +82,82 @@ pub(crate) fn load_seed(
     } else {
         loaded
     };
+    if let Ok(n) = &loaded {
+        crate::events::rows_read(*n);
+    }
+    loaded
+}
+
+/// A seed file fetched from a bucket, removed when dropped (a `file` bucket's
+/// own file is read in place and kept).
+struct Fetched {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The seed file at `location` in `bucket` as a local file: a `file` bucket's
+/// own file, else streamed from the bucket into a temporary file (bounded memory).
+fn fetch(bucket: &Bucket, location: &str, format: &str) -> Result<Fetched, String> {
+    if let Some(root) = &bucket.local_root {
+        let path = root.join(location);
+        if !path.is_file() {
+            return Err(format!("bucket `{}` ({}): no file `{location}`", bucket.name, bucket.kind));
+        }
+        return Ok(Fetched { path, temporary: false });
+    }
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = format!("dvt-seed-{}-{}.{format}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    let fetched = Fetched { path: std::env::temp_dir().join(name), temporary: true };
+    let mut file = std::fs::File::create(&fetched.path).map_err(|e| format!("cannot create {}: {e}", fetched.path.display()))?;
+    crate::compute::block_on(async {
+        let reader = bucket.op.reader(location).await.map_err(|e| bucket.error(&format!("reading `{location}`"), &e))?;
+        let mut chunks = reader.into_bytes_stream(..).await.map_err(|e| bucket.error(&format!("reading `{location}`"), &e))?;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| format!("bucket `{}` ({}): reading `{location}` failed: {e}", bucket.name, bucket.kind))?;
+            file.write_all(&chunk).map_err(|e| format!("cannot write {}: {e}", fetched.path.display()))?;
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(fetched)
+}
+
+/// A seed whose file is in a bucket: fetched, its CSV types inferred now as
+/// `dvtc` infers a local file's (`column_types` still win), then loaded
+/// through the same bulk paths.
+fn load_from_bucket(conn: &mut dyn Connection, env: &Env, plan: &Plan, bucket: &str, seed: &SeedPlan, t: &Target<'_>) -> Result<u64, String> {
+    let b = env.buckets.get(bucket, plan.buckets.get(bucket))?;
+    let fetched = fetch(&b, &seed.file, &seed.format)?;
+    let shown = format!("{} (bucket `{bucket}`)", seed.file);
+    let mut seed = SeedPlan { file: shown.clone(), ..seed.clone() };
+    let mut blank_lines = false;
+    if seed.format == "csv" {
+        let kind = t.node.pushdown.as_ref().map(|p| p.dialect.clone()).unwrap_or_default();
+        let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
+        let d = seed.delimiter.bytes().next().unwrap_or(b',');
+        let inferred = dvt_compiler::seeds::infer_csv(&fetched.path, &shown, d).map_err(|e| e.to_string())?;
+        let mut columns = Vec::new();
+        for (name, inferred) in inferred {
+            let t = match seed.column_types.get(&name) {
+                Some(o) => dvt_compiler::seeds::parse_type(o).ok_or_else(|| format!("{shown}: column_types `{name}: {o}` is not a type DVT can load"))?,
+                None => inferred,
+            };
+            seed.column_types.insert(name.clone(), Dialect::Postgres.sql().type_name(&t));
+            columns.push((dialect.column_name(&name, seed.quote_columns), t));
+        }
+        let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(t.stage, &columns) };
+        conn.execute(&create.sql)?;
+        check_columns(conn, t.node, &[t.stmts, std::slice::from_ref(&create)].concat(), t.existing)?;
+        blank_lines = file_checks(&fetched.path).map_err(|e| format!("cannot read {shown}: {e}"))?.1;
+    }
+    let loaded = load(conn, &seed, &fetched.path, t, blank_lines);
     if let Ok(n) = &loaded {
         crate::events::rows_read(*n);
     }

@@ -507,8 +507,13 @@ pub struct WriteStrategy {
 /// A seed's data file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 pub struct SeedPlan {
-    /// Project-relative path.
+    /// Project-relative path; for a seed in a bucket, its path inside the bucket.
     pub file: String,
+    /// The bucket the file is read from at run time (seed config `external:`);
+    /// such a file is not read at compile time: its types are inferred when it
+    /// loads, and `sha256` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
     /// `csv`, `parquet`, `jsonl`.
     pub format: String,
     /// SHA-256 of the file; `dvtr` refuses a file that no longer matches.

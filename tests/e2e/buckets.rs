@@ -391,6 +391,79 @@ fn upload(dir: &std::path::Path, prefix: &str) {
     }
 }
 
+/// Seeds whose files are in a bucket (`external:`), on a folder and on S3: the
+/// CSV typed at load time exactly as the same file in `seeds/` is at compile
+/// time, Parquet and JSON lines with their files' types; a missing file fails
+/// the seed and leaves its table as it was.
+#[test]
+fn seeds_load_from_a_bucket_path_on_a_folder_and_on_s3() {
+    let db = ServiceProject::new("bseed");
+    let s = db.schema.clone();
+    let csv = "id,name,amount,joined,active,code,with space\n1,Ann,1.50,2024-01-02,true,007,x\n2,Bö ñ,,2024-02-03,false,+5,\n3,\"Cy, Jr\",12.25,,true,12%,z\n";
+    std::fs::write(db.project.join("seeds/pg_seeds/local_people.csv"), csv).unwrap();
+    let lake = db.project.join("lake");
+    write_lake(&lake);
+    std::fs::create_dir_all(lake.join("seeds")).unwrap();
+    std::fs::write(lake.join("seeds/people.csv"), csv).unwrap();
+    upload(&lake, &format!("{s}/"));
+    std::fs::write(
+        db.project.join("buckets.yml"),
+        format!(
+            "rt:\n  buckets:\n    lake: {{type: file, root: lake}}\n    s3lake: {{type: s3, bucket: dvt-test, prefix: \"{s}/\", region: us-east-1, endpoint: \"http://127.0.0.1:{}\", access_key_id: k, secret_access_key: \"{SECRET}\"}}\n",
+            s3_port()
+        ),
+    )
+    .unwrap();
+    let seeds_yml = |bucket: &str, people: &str| {
+        format!(
+            "version: 2\nseeds:\n  - name: lake_people\n    config: {{bucket: {bucket}, external: {{location: {people}}}}}\n  \
+             - name: lake_events\n    config: {{bucket: {bucket}, external: {{location: raw/events/part-1.parquet}}}}\n  \
+             - name: lake_tiers\n    config: {{bucket: {bucket}, external: {{location: raw/tiers.jsonl}}, column_types: {{customer_id: integer}}}}\n"
+        )
+    };
+    let show = |sql: &str| {
+        let r = db.dvtr(&["--target", "pg", "show", "--limit", "100", "--inline", sql]);
+        assert_eq!(r.code, 0, "{sql}: {}", r.stderr);
+        r.stdout
+    };
+    let select = ["seed", "-s", "lake_people", "lake_events", "lake_tiers", "local_people"];
+    for bucket in ["lake", "s3lake"] {
+        std::fs::write(db.project.join("seeds/pg_seeds/lake_seeds.yml"), seeds_yml(bucket, "seeds/people.csv")).unwrap();
+        let c = db.dvtc(&["compile", "-s", "lake_people", "-o", "seed_plan.json"]);
+        assert_eq!(c.code, 0, "{}", c.stderr);
+        let plan = std::fs::read_to_string(db.project.join("seed_plan.json")).unwrap();
+        assert!(plan.contains(&format!("\"bucket\": \"{bucket}\"")) && plan.contains("\"file\": \"seeds/people.csv\"") && !plan.contains(SECRET), "{plan}");
+        let r = db.dvtr(&select);
+        assert_eq!(r.code, 0, "{bucket}: {}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("2500 rows loaded") && !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{}", r.stdout);
+        // Same types and values as the file loaded from seeds/.
+        let columns = |t: &str| {
+            show(&format!(
+                "select column_name, data_type from information_schema.columns where table_schema = '{s}' and table_name = '{t}' order by ordinal_position"
+            ))
+        };
+        assert_eq!(columns("lake_people"), columns("local_people"), "{bucket}");
+        assert!(columns("lake_people").contains("numeric") && columns("lake_people").contains("| code "), "{}", columns("lake_people"));
+        let rows = |t: &str| show(&format!("select * from {s}.{t} order by id"));
+        assert_eq!(rows("lake_people"), rows("local_people"), "{bucket}");
+        assert!(rows("lake_people").contains("Cy, Jr") && rows("lake_people").contains("007"), "{}", rows("lake_people"));
+        let events = show(&format!("select count(*) as n, sum(amount) as s, min(note) as f from {s}.lake_events"));
+        assert!(events.contains("| 2500 | 2344062.50 | ñ 2501 |"), "{events}");
+        assert!(columns("lake_tiers").contains("| customer_id | integer "), "{}", columns("lake_tiers"));
+    }
+    // A missing file: the seed fails, naming the file and bucket; its table stays.
+    std::fs::write(db.project.join("seeds/pg_seeds/lake_seeds.yml"), seeds_yml("s3lake", "seeds/missing.csv")).unwrap();
+    let r = db.dvtr(&["seed", "-s", "lake_people"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("seeds/missing.csv") && r.stdout.contains("s3lake") && !r.stdout.contains(SECRET), "{}", r.stdout);
+    assert!(show(&format!("select count(*) as n from {s}.lake_people")).contains("| 3 |"));
+    // `external` without a file path is refused at compile time, at its line.
+    std::fs::write(db.project.join("seeds/pg_seeds/lake_seeds.yml"), seeds_yml("lake", "raw/")).unwrap();
+    let c = db.dvtc(&["compile", "-s", "lake_people"]);
+    assert_eq!(c.code, 2, "{}", c.stderr);
+    assert!(c.stderr.contains("lake_seeds.yml:3") && c.stderr.contains("external"), "{}", c.stderr);
+}
+
 const LAKE_SOURCES: &str = "version: 2\nsources:\n  - name: raw\n    connection: BUCKET\n    tables:\n      - name: events\n      - name: labels\n        external: {location: raw/labels.csv, format: csv, delimiter: ';'}\n      - name: tiers\n        external: {location: raw/tiers.jsonl, format: json}\n";
 
 const LAKE_QUERY: &str = "select c.name, l.label, t.tier, count(*) as n, sum(e.amount) as total, max(e.ts) as last_ts, min(e.note) as first_note \

@@ -13,6 +13,7 @@ mod tests;
 mod unit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 use dvt_schema::plan::{
@@ -326,9 +327,12 @@ struct NodeOut {
     file: Option<String>,
 }
 
-fn seed_plan(node: &Node, dialect: Dialect, cache: &crate::seed_cache::SeedCache) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
-    let path = node.seed_path.as_ref().expect("seeds have a path");
-    let format = crate::seeds::format_of(path).to_string();
+fn seed_plan(
+    node: &Node,
+    dialect: Dialect,
+    cache: &crate::seed_cache::SeedCache,
+    bucket: Option<&str>,
+) -> Result<(SeedPlan, Vec<(String, LogicalType)>)> {
     let delimiter = node.config.str("delimiter").unwrap_or(",").to_string();
     let d = delimiter.bytes().next().unwrap_or(b',');
     let overrides: BTreeMap<String, String> = match node.config.get("column_types") {
@@ -336,6 +340,37 @@ fn seed_plan(node: &Node, dialect: Dialect, cache: &crate::seed_cache::SeedCache
         _ => BTreeMap::new(),
     };
     let quote_columns = node.config.bool("quote_columns").unwrap_or(true);
+    let empty_as_null = node.config.bool("empty_as_null").unwrap_or(true);
+    let Some(path) = node.seed_path.as_ref() else {
+        // In a bucket (`external:`): read, typed and hashed by dvtr when it loads.
+        let external = node.config.get("external");
+        let location = external.and_then(|e| e.get("location")).and_then(Json::as_str).unwrap_or_default().to_string();
+        let format = match external.and_then(|e| e.get("format")).and_then(Json::as_str) {
+            Some(f) => match f.to_ascii_lowercase().as_str() {
+                "csv" => "csv",
+                "parquet" => "parquet",
+                "json" | "jsonl" | "ndjson" => "jsonl",
+                other => {
+                    return Err(DvtError::new(ErrorCode::ConfigInvalid, format!("seed `{}` has `format: {other}`", node.name))
+                        .at(Location::file(&node.file))
+                        .hint("seeds are csv, parquet or jsonl files"));
+                }
+            },
+            None => crate::seeds::format_of(Path::new(&location)),
+        };
+        let seed = SeedPlan {
+            file: location,
+            bucket: bucket.map(str::to_string),
+            format: format.to_string(),
+            sha256: String::new(),
+            column_types: overrides,
+            delimiter,
+            quote_columns,
+            empty_as_null,
+        };
+        return Ok((seed, vec![]));
+    };
+    let format = crate::seeds::format_of(path).to_string();
     let mut columns: Vec<(String, LogicalType)> = Vec::new();
     let mut column_types = BTreeMap::new();
     let hash = || crate::seeds::sha256_file(path).map_err(|e| DvtError::io(path, e));
@@ -371,8 +406,7 @@ fn seed_plan(node: &Node, dialect: Dialect, cache: &crate::seed_cache::SeedCache
             column_types.insert(k.clone(), v.clone());
         }
     }
-    let empty_as_null = node.config.bool("empty_as_null").unwrap_or(true);
-    Ok((SeedPlan { file: node.file.clone(), format, sha256, column_types, delimiter, quote_columns, empty_as_null }, columns))
+    Ok((SeedPlan { file: node.file.clone(), bucket: None, format, sha256, column_types, delimiter, quote_columns, empty_as_null }, columns))
 }
 
 /// Where a node runs: its target, the outputs its upstreams live on, and the path that follows.
@@ -570,7 +604,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     plan_hooks(cx, node, dialect, &mut plan)?;
     // Seeds: no SQL to render.
     if node.resource_type == ResourceType::Seed {
-        let (seed, columns) = seed_plan(node, dialect, cx.seed_cache)?;
+        let (seed, columns) = seed_plan(node, dialect, cx.seed_cache, plan.bucket.as_ref().map(|b| b.value.as_str()))?;
         let r = relation.expect("seeds have a relation");
         let s = materialize::seed(dialect, &r, &columns);
         plan.pushdown =

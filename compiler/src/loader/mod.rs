@@ -171,6 +171,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
                 });
             }
         }
+        add_bucket_seeds(pkg, &packages[0], &props, display, &mut pending, &mut by_key)?;
         apply_patches(pkg, &props, display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
         for group in &props.sources {
             load_source_group(
@@ -629,6 +630,56 @@ fn columns(
         );
     }
     Ok(out)
+}
+
+/// Seeds whose file is in a bucket: a `seeds:` entry with `config: {external:
+/// {location}}` and no file of that name declares one (read by `dvtr` from the
+/// seed's bucket when it loads). A seed file of the same name wins.
+fn add_bucket_seeds(
+    pkg: &Package,
+    root: &Package,
+    props: &PropertiesFile,
+    file: &str,
+    pending: &mut Vec<PendingNode>,
+    by_key: &mut HashMap<(String, ResourceType, String), usize>,
+) -> Result<()> {
+    for patch in &props.seeds {
+        let external = patch.config.as_ref().and_then(|c| c.get("external"));
+        let name = &patch.name.value;
+        let key = (pkg.name.clone(), ResourceType::Seed, name.clone());
+        if external.is_none() || by_key.contains_key(&key) {
+            continue;
+        }
+        let line = yaml::line_of(&patch.name);
+        let bad = |msg: String| {
+            DvtError::new(ErrorCode::ConfigInvalid, msg)
+                .at(Location::new(file, line, 0))
+                .hint("external: {location: <path of a .csv, .parquet or .jsonl file inside the seed's bucket>}")
+        };
+        let location = external.and_then(|e| e.get("location")).and_then(Json::as_str).unwrap_or_default();
+        if location.is_empty() || location.contains("://") || location.split('/').any(|p| p == "..") || location.ends_with('/') {
+            return Err(bad(format!("seed `{name}` has `external` without a file path inside its bucket (`location: {location}`)")));
+        }
+        // Folders below the seed path the YAML is in (for `seeds:` configs in dbt_project.yml).
+        let rel = file.strip_prefix(&pkg.rel).unwrap_or(file);
+        let folders: Vec<String> = pkg
+            .file
+            .seed_paths()
+            .iter()
+            .find_map(|sp| rel.strip_prefix(&format!("{}/", sp.trim_end_matches('/'))))
+            .map(|below| below.split('/').collect::<Vec<_>>())
+            .map(|parts| parts[..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        let node = new_node(
+            ResourceType::Seed,
+            pkg,
+            root,
+            NodeSource { name: name.clone(), folders, file: file.to_string(), raw: String::new(), raw_line: line },
+        );
+        by_key.insert(key, pending.len());
+        pending.push(PendingNode { node });
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
