@@ -132,7 +132,14 @@ fn fetch(bucket: &Bucket, location: &str, format: &str) -> Result<Fetched, Strin
 /// A seed whose file is in a bucket: fetched, its CSV types inferred now as
 /// `dvtc` infers a local file's (`column_types` still win), then loaded
 /// through the same bulk paths.
-fn load_from_bucket(conn: &mut dyn Connection, env: &Env, plan: &Plan, bucket: &str, seed: &SeedPlan, t: &Target<'_>) -> Result<u64, String> {
+fn load_from_bucket(
+    conn: &mut dyn Connection,
+    env: &Env,
+    plan: &Plan,
+    bucket: &str,
+    seed: &SeedPlan,
+    t: &Target<'_>,
+) -> Result<u64, String> {
     let b = env.buckets.get(bucket, plan.buckets.get(bucket))?;
     let fetched = fetch(&b, &seed.file, &seed.format)?;
     let shown = format!("{} (bucket `{bucket}`)", seed.file);
@@ -146,7 +153,8 @@ fn load_from_bucket(conn: &mut dyn Connection, env: &Env, plan: &Plan, bucket: &
         let mut columns = Vec::new();
         for (name, inferred) in inferred {
             let t = match seed.column_types.get(&name) {
-                Some(o) => dvt_compiler::seeds::parse_type(o).ok_or_else(|| format!("{shown}: column_types `{name}: {o}` is not a type DVT can load"))?,
+                Some(o) => dvt_compiler::seeds::parse_type(o)
+                    .ok_or_else(|| format!("{shown}: column_types `{name}: {o}` is not a type DVT can load"))?,
                 None => inferred,
             };
             seed.column_types.insert(name.clone(), Dialect::Postgres.sql().type_name(&t));

@@ -432,7 +432,12 @@ fn seeds_load_from_a_bucket_path_on_a_folder_and_on_s3() {
         let c = db.dvtc(&["compile", "-s", "lake_people", "-o", "seed_plan.json"]);
         assert_eq!(c.code, 0, "{}", c.stderr);
         let plan = std::fs::read_to_string(db.project.join("seed_plan.json")).unwrap();
-        assert!(plan.contains(&format!("\"bucket\": \"{bucket}\"")) && plan.contains("\"file\": \"seeds/people.csv\"") && !plan.contains(SECRET), "{plan}");
+        assert!(
+            plan.contains(&format!("\"bucket\": \"{bucket}\""))
+                && plan.contains("\"file\": \"seeds/people.csv\"")
+                && !plan.contains(SECRET),
+            "{plan}"
+        );
         let r = db.dvtr(&select);
         assert_eq!(r.code, 0, "{bucket}: {}\n{}", r.stdout, r.stderr);
         assert!(r.stdout.contains("2500 rows loaded") && !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{}", r.stdout);
