@@ -236,17 +236,9 @@ fn an_unwritable_bucket_fails_the_node_and_leaves_its_target_as_it_was() {
     assert_same(&target_rows(&db), &before, "after the next run");
 }
 
-/// Copies source `slow.<view>` (on output `connection`, 50 rows, slow to answer) into
-/// DuckDB while `kill_once` (polled until it says it killed the read, at most 30 s)
-/// ends the reading connection; the read must be retried and every row written once.
-fn copy_with_a_killed_read(db: &ServiceProject, connection: &str, view: &str, mut kill_once: impl FnMut() -> bool + Send + 'static) {
-    let yml = format!(
-        "version: 2\nsources:\n  - name: slow\n    connection: {connection}\n    schema: \"{{{{ env_var('DVT_TEST_SCHEMA') }}}}\"\n    tables: [{{name: {view}}}]\n"
-    );
-    std::fs::write(db.project.join("models/slow_src.yml"), yml).unwrap();
-    let model = format!("{{{{ config(target='duck', materialized='table') }}}}\nselect id, v from {{{{ source('slow', '{view}') }}}}\n");
-    std::fs::write(db.project.join("models/slow_copy.sql"), model).unwrap();
-    let killer = std::thread::spawn(move || {
+/// A thread polling `kill_once` every 50 ms until it says it killed (true) or 30 s passed (false).
+fn killer(mut kill_once: impl FnMut() -> bool + Send + 'static) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if kill_once() {
@@ -255,7 +247,20 @@ fn copy_with_a_killed_read(db: &ServiceProject, connection: &str, view: &str, mu
             std::thread::sleep(Duration::from_millis(50));
         }
         false
-    });
+    })
+}
+
+/// Copies source `slow.<view>` (on output `connection`, 50 rows, slow to answer) into
+/// DuckDB while `kill_once` (polled until it says it killed the read, at most 30 s)
+/// ends the reading connection; the read must be retried and every row written once.
+fn copy_with_a_killed_read(db: &ServiceProject, connection: &str, view: &str, kill_once: impl FnMut() -> bool + Send + 'static) {
+    let yml = format!(
+        "version: 2\nsources:\n  - name: slow\n    connection: {connection}\n    schema: \"{{{{ env_var('DVT_TEST_SCHEMA') }}}}\"\n    tables: [{{name: {view}}}]\n"
+    );
+    std::fs::write(db.project.join("models/slow_src.yml"), yml).unwrap();
+    let model = format!("{{{{ config(target='duck', materialized='table') }}}}\nselect id, v from {{{{ source('slow', '{view}') }}}}\n");
+    std::fs::write(db.project.join("models/slow_copy.sql"), model).unwrap();
+    let killer = killer(kill_once);
     let r = db.dvtr(&["run", "-s", "slow_copy"]);
     assert!(killer.join().unwrap(), "the read was never seen");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -313,22 +318,17 @@ fn a_streamed_fragment_killed_mid_stream_restarts_its_node() {
     )
     .unwrap();
     let mut conn = pg(&db);
-    let killer = std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut seen: Option<Instant> = None;
-        let reading =
-            "select pid from pg_stat_activity where query like '%stream_marker_view%' and pid <> pg_backend_pid() and state = 'active'";
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Some(pid) = conn.query(reading).unwrap().rows.first().and_then(|r| r[0].clone()) {
-                // Killed 2 s into the read: the fast rows are in the compute by then.
-                if seen.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2) {
-                    conn.execute(&format!("select pg_terminate_backend({pid})")).unwrap();
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let reading =
+        "select pid from pg_stat_activity where query like '%stream_marker_view%' and pid <> pg_backend_pid() and state = 'active'";
+    let mut seen: Option<Instant> = None;
+    let killer = killer(move || {
+        let Some(pid) = conn.query(reading).unwrap().rows.first().and_then(|r| r[0].clone()) else { return false };
+        // Killed 2 s into the read: the fast rows are in the compute by then.
+        if seen.get_or_insert_with(Instant::now).elapsed() < Duration::from_secs(2) {
+            return false;
         }
-        false
+        conn.execute(&format!("select pg_terminate_backend({pid})")).unwrap();
+        true
     });
     let r = db.dvtr(&["run", "-s", "stream_copy"]);
     assert!(killer.join().unwrap(), "the read was never seen");
