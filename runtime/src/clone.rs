@@ -63,6 +63,7 @@ pub fn plan_clone(env: &Env, current: &PlanNode, previous: &PlanNode, full_refre
         pre_hooks: vec![],
         post_hooks: vec![],
         runtime_hooks: None,
+        microbatch: None,
         contract: None,
         unit: None,
         ..current.clone()

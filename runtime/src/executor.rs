@@ -31,6 +31,9 @@ pub struct RunOptions {
     /// The command (`run`, `build`, `seed`, …) when the plan's `on-run-start` and
     /// `on-run-end` hooks run around the nodes, as in dbt (`flags.WHICH`); None: they don't.
     pub run_hooks: Option<String>,
+    /// The window microbatch models rebuild (`--event-time-start/--event-time-end`);
+    /// None: each model's own (current batch and its lookback, or all from `begin`).
+    pub event_time: Option<crate::microbatch::Window>,
 }
 
 struct Outcome {
@@ -106,6 +109,20 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
             Err(e) => return fail(format!("live rendering failed: {e}")),
         },
     };
+    // A microbatch model's windows, written into its statements.
+    let windowed;
+    let mut windows = None;
+    let node = match &node.microbatch {
+        None => node,
+        Some(mb) => match crate::microbatch::windows(mb, chrono::Utc::now().naive_utc(), opts.event_time) {
+            Ok((full, incremental)) => {
+                windows = Some((full, incremental));
+                windowed = crate::microbatch::bind(node, full, incremental);
+                &windowed
+            }
+            Err(e) => return fail(e),
+        },
+    };
     let Some(p) = &node.pushdown else {
         return ok("success", "none", "nothing to run (ephemeral or analysis)".into());
     };
@@ -122,7 +139,11 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
     {
         return fail(e);
     }
-    let out = run_pushdown(env, plan, node, p, opts, &mut *conn);
+    let mut out = run_pushdown(env, plan, node, p, opts, &mut *conn);
+    if let (Some((full, incremental)), "success") = (windows, out.status) {
+        let w = if out.rendering.as_deref() == Some("incremental") { incremental } else { full };
+        out.message.push_str(&format!(" (microbatch window {})", crate::microbatch::describe(w)));
+    }
     if out.status != "error" && lock.as_ref().is_none_or(|rel| conn.unlock_relation(rel).is_ok()) {
         conn.release();
     }

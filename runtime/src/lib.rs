@@ -21,6 +21,7 @@ pub mod executor;
 pub mod federation;
 pub mod freshness;
 pub mod live;
+pub mod microbatch;
 pub mod retry;
 pub mod seed_files;
 mod seed_load;

@@ -50,6 +50,25 @@ struct RunArgs {
     /// After loading, print the first rows of each seed as the database stored them.
     #[arg(long)]
     show: bool,
+    /// Microbatch models rebuild the window from this date or timestamp (UTC; with --event-time-end).
+    #[arg(long, requires = "event_time_end")]
+    event_time_start: Option<String>,
+    /// ... up to this one (exclusive).
+    #[arg(long, requires = "event_time_start")]
+    event_time_end: Option<String>,
+}
+
+impl RunArgs {
+    /// The microbatch window the flags give, checked.
+    fn event_time(&self) -> Result<Option<dvt_runtime::microbatch::Window>> {
+        let (Some(a), Some(b)) = (&self.event_time_start, &self.event_time_end) else { return Ok(None) };
+        let parse = |v: &str| dvt_runtime::microbatch::parse_bound(v).map_err(|e| DvtError::new(ErrorCode::Usage, e));
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a >= b {
+            return Err(DvtError::new(ErrorCode::Usage, "--event-time-start must be before --event-time-end"));
+        }
+        Ok(Some((a, b)))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +311,7 @@ fn clone_cmd(args: &ProjectArgs, ra: &RunArgs) -> Result<i32> {
     let plan = dvt_runtime::clone::clone_plan(&compiled.plan, &state.plan, nodes);
     dvt_runtime::events::run_started(args.log_format, plan.nodes.len(), ra.threads);
     let opts = RunOptions {
+        event_time: ra.event_time()?,
         threads: ra.threads,
         full_refresh: ra.full_refresh,
         fail_fast: ra.fail_fast,
@@ -417,6 +437,7 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
     dvt_compiler::cli::report_unmatched(&compiled.unmatched, args.log_format);
     let env = env_for(args, loaded.clone(), options)?;
     let opts = RunOptions {
+        event_time: ra.event_time()?,
         threads: ra.threads,
         full_refresh: ra.full_refresh,
         fail_fast: ra.fail_fast,
@@ -531,6 +552,7 @@ fn execute_cmd(
             (Arc::new(Env { pool: dvt_runtime::connectors::Pool::new(creds), project_dir: dir.clone(), buckets, live_render: None }), None)
         };
         let opts = RunOptions {
+            event_time: None,
             threads,
             full_refresh: full_refresh || plan.invocation.full_refresh,
             fail_fast,
@@ -579,6 +601,7 @@ fn retry_cmd(args: &ProjectArgs, threads: usize) -> Result<i32> {
     let compiled = dvt_compiler::compile::compile(project, &loaded.1, &loaded.2, &CompileOptions::default())?;
     let env = env_for(args, loaded.clone(), CompileOptions::default())?;
     let opts = RunOptions {
+        event_time: None,
         threads,
         full_refresh: false,
         fail_fast: false,

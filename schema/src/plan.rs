@@ -288,6 +288,11 @@ pub struct PlanNode {
     /// are then empty, so the hooks keep their order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_hooks: Option<RuntimeHooks>,
+    /// An incremental model with `incremental_strategy: microbatch`: its
+    /// statements hold [`MICROBATCH_START`]/[`MICROBATCH_END`] where the
+    /// window's bounds go, which `dvtr` computes from these settings when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microbatch: Option<MicrobatchPlan>,
     /// Grants: privilege → grantees.
     pub grants: BTreeMap<String, Vec<String>>,
     /// Tags, sorted.
@@ -301,6 +306,24 @@ pub struct PlanNode {
     /// For unit tests: what the rows of `compiled_sql` must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitTestPlan>,
+}
+
+/// Where a microbatch window's start goes in a node's SQL (a string literal's content).
+pub const MICROBATCH_START: &str = "__dvt_microbatch_start__";
+/// Where a microbatch window's end (exclusive) goes.
+pub const MICROBATCH_END: &str = "__dvt_microbatch_end__";
+
+/// A microbatch model's settings (dbt's `event_time`, `batch_size`, `begin`, `lookback`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct MicrobatchPlan {
+    /// The model's own event-time column: the window's rows are replaced.
+    pub event_time: String,
+    /// `hour`, `day`, `month` or `year`.
+    pub batch_size: String,
+    /// The first batch a full build covers (`YYYY-MM-DD[ HH:MM:SS]`, UTC).
+    pub begin: String,
+    /// Batches before the current one an incremental run rebuilds.
+    pub lookback: u32,
 }
 
 /// Hook templates rendered at run time (see [`PlanNode::runtime_hooks`]).

@@ -979,3 +979,92 @@ fn two_runs_writing_the_same_relations_serialize() {
         assert_eq!(rows, vec![vec![Some("b".to_string())]], "{model}");
     }
 }
+
+/// Microbatch models (dbt ≥ 1.9) on PostgreSQL and DuckDB: the full build covers
+/// `begin` to the end of today's batch, reading upstreams with an `event_time`
+/// through that window (others whole); an incremental run replaces only the
+/// current batch and its lookback; `--event-time-start/--event-time-end` pick
+/// another window. `target/compiled/` holds dbt's unfiltered SQL.
+#[test]
+fn microbatch_models_rebuild_their_window_on_postgres_and_duckdb() {
+    let db = setup("mbatch");
+    let schema = db.env[2].1.clone();
+    let today = chrono::Utc::now().date_naive();
+    let day = |n: i64| (today - chrono::Duration::days(n)).format("%Y-%m-%d").to_string();
+    let events = |rows: &[(u32, String, u32)]| {
+        let mut csv = String::from("id,ts,amount\n");
+        for (id, ts, amount) in rows {
+            csv.push_str(&format!("{id},{ts},{amount}\n"));
+        }
+        csv
+    };
+    let first = [
+        (1, "2023-12-31 10:00:00".to_string(), 1), // before `begin`
+        (2, format!("{} 10:00:00", day(5)), 2),
+        (3, format!("{} 10:00:00", day(1)), 3),
+        (4, format!("{} 00:30:00", day(0)), 4),
+        (5, "2099-01-01 00:00:00".to_string(), 5), // after the current batch
+    ];
+    let tomorrow = (today + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+    for (target, dir) in [("pg", "pg_seeds"), ("duck", "duck_seeds")] {
+        let seeds = db.project.join("seeds").join(dir);
+        write(&seeds.join(format!("mb_events_{target}.csv")), &events(&first));
+        write(&seeds.join(format!("mb_factor_{target}.csv")), "factor\n10\n");
+        write(&seeds.join("mb.yml"), &format!("version: 2\nseeds:\n  - name: mb_events_{target}\n    config: {{event_time: ts}}\n"));
+        write(
+            &db.project.join(format!("models/mb_{target}.sql")),
+            &format!(
+                "{{{{ config(target='{target}', materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01', lookback=1) }}}}\n\
+                 select id, ts, amount * factor as amount from {{{{ ref('mb_events_{target}') }}}} cross join {{{{ ref('mb_factor_{target}') }}}}\n"
+            ),
+        );
+        let rel = if target == "pg" { format!("{schema}.mb_{target}") } else { format!("mb_{target}") };
+        let rows = || show(&db, target, &format!("select id, amount from {rel} order by id"));
+        let r = dvtr(&db, &["build", "-s", &format!("+mb_{target}")]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(&format!("(microbatch window [2024-01-01 00:00:00, {tomorrow} 00:00:00))")), "{}", r.stdout);
+        let out = rows();
+        assert!(out.contains("| 2  | 20 ") && out.contains("| 3  | 30 ") && out.contains("| 4  | 40 "), "{target}: {out}");
+        assert!(!out.contains("| 1  |") && !out.contains("| 5  |"), "{target}: outside [begin, tomorrow): {out}");
+        // dbt's compiled SQL reads the upstream whole; the plan reads it through the window.
+        let c = db.dvtc(&["compile", "-s", &format!("mb_{target}"), "-o", "mb_plan.json"]);
+        assert_eq!(c.code, 0, "{}", c.stderr);
+        let compiled = std::fs::read_to_string(db.project.join(format!("target/compiled/rt/models/mb_{target}.sql"))).unwrap();
+        assert!(!compiled.contains("_dbt_et_filter_subq") && !compiled.contains("__dvt_microbatch"), "{compiled}");
+        let plan = std::fs::read_to_string(db.project.join("mb_plan.json")).unwrap();
+        assert!(
+            plan.contains(&format!("_dbt_et_filter_subq_mb_events_{target}"))
+                && !plan.contains(&format!("_dbt_et_filter_subq_mb_factor_{target}"))
+        );
+        // Source rows change in an old batch and in the lookback window; one is added today.
+        let mut second = first.to_vec();
+        second[1].2 = 200;
+        second[2].2 = 300;
+        second.push((6, format!("{} 08:00:00", day(0)), 6));
+        write(&seeds.join(format!("mb_events_{target}.csv")), &events(&second));
+        assert_eq!(dvtr(&db, &["seed", "-s", &format!("mb_events_{target}")]).code, 0);
+        let r = dvtr(&db, &["run", "-s", &format!("mb_{target}")]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(&format!("(microbatch window [{} 00:00:00, {tomorrow} 00:00:00))", day(1))), "{}", r.stdout);
+        assert_eq!(rendering(&results(&db), &format!("model.rt.mb_{target}")), ("success".into(), "incremental".into()));
+        let out = rows();
+        assert!(out.contains("| 2  | 20 ") && out.contains("| 3  | 3000 ") && out.contains("| 6  | 60 "), "{target}: {out}");
+        assert!(show(&db, target, &format!("select count(*) as n from {rel}")).contains("| 4 |"), "{target}: no duplicates");
+        // An explicit window reaches the old batch.
+        let r = dvtr(&db, &["run", "-s", &format!("mb_{target}"), "--event-time-start", &day(5), "--event-time-end", &day(4)]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let out = rows();
+        assert!(out.contains("| 2  | 2000 ") && out.contains("| 3  | 3000 "), "{target}: {out}");
+        assert!(show(&db, target, &format!("select count(*) as n from {rel}")).contains("| 4 |"), "{target}: no duplicates");
+    }
+    // dbt's checks at parse time.
+    write(
+        &db.project.join("models/mb_pg.sql"),
+        "{{ config(target='pg', materialized='incremental', incremental_strategy='microbatch', batch_size='day', begin='2024-01-01') }}\nselect 1 as id\n",
+    );
+    let c = db.dvtc(&["compile", "-s", "mb_pg"]);
+    assert_eq!(c.code, 2, "{}", c.stderr);
+    assert!(c.stderr.contains("models/mb_pg.sql") && c.stderr.contains("has no `event_time`"), "{}", c.stderr);
+    let r = dvtr(&db, &["run", "-s", "mb_duck", "--event-time-start", "2024-02-01"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}

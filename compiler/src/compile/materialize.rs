@@ -207,6 +207,18 @@ pub fn incremental(
                     .hint("set unique_key in config(), or use incremental_strategy='append'"));
             }
         },
+        "microbatch" => {
+            // The window's rows are replaced: dbt's delete+insert by event time.
+            use dvt_schema::plan::{MICROBATCH_END, MICROBATCH_START};
+            let column = cfg.str("event_time").unwrap_or_default();
+            inc.push(st("begin", "begin"));
+            inc.push(st(
+                "delete",
+                format!("delete from {} where {column} >= '{MICROBATCH_START}' and {column} < '{MICROBATCH_END}'", r.rendered),
+            ));
+            inc.push(st("insert", sql.insert_select(&r.rendered, &stage)));
+            inc.push(st("commit", "commit"));
+        }
         "insert_overwrite" => match sql.insert_overwrite(&r.rendered, incr_select) {
             Some(s) => {
                 inc.truncate(0);
@@ -224,7 +236,7 @@ pub fn incremental(
         other => {
             return Err(DvtError::new(ErrorCode::MaterializationInvalid, format!("unknown incremental_strategy `{other}`"))
                 .at(Location::file(file))
-                .hint("use append, merge, delete+insert or insert_overwrite"));
+                .hint("use append, merge, delete+insert, insert_overwrite or microbatch"));
         }
     }
     if strategy != "insert_overwrite" {

@@ -409,6 +409,58 @@ fn seed_plan(
     Ok((SeedPlan { file: node.file.clone(), bucket: None, format, sha256, column_types, delimiter, quote_columns, empty_as_null }, columns))
 }
 
+/// The microbatch settings of an incremental model with `incremental_strategy:
+/// microbatch` (dbt ≥ 1.9), checked as dbt checks them at parse time.
+fn microbatch_of(node: &Node, effective: &str) -> Result<Option<dvt_schema::plan::MicrobatchPlan>> {
+    if effective != "incremental" || node.config.str("incremental_strategy") != Some("microbatch") {
+        return Ok(None);
+    }
+    let bad = |message: String, hint: &str| DvtError::new(ErrorCode::ConfigInvalid, message).at(Location::file(&node.file)).hint(hint);
+    let name = &node.name;
+    let event_time = node.config.str("event_time").ok_or_else(|| {
+        bad(format!("microbatch model `{name}` has no `event_time`"), "set the column that dates each row: config(event_time='created_at')")
+    })?;
+    let batch_size = node.config.str("batch_size").unwrap_or_default();
+    if !["hour", "day", "month", "year"].contains(&batch_size) {
+        return Err(bad(format!("microbatch model `{name}` has `batch_size: {batch_size}`"), "batch_size is hour, day, month or year"));
+    }
+    let begin = match node.config.get("begin") {
+        Some(Json::String(s)) => s.trim().to_string(),
+        _ => {
+            return Err(bad(
+                format!("microbatch model `{name}` has no `begin`"),
+                "set the first batch's start: config(begin='2024-01-01')",
+            ));
+        }
+    };
+    let parsed = chrono::NaiveDateTime::parse_from_str(&begin.replace('T', " "), "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(begin.get(..10).unwrap_or_default(), "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .ok_or_else(|| {
+            bad(
+                format!("microbatch model `{name}` has `begin: {begin}`"),
+                "begin is a date or timestamp: 2024-01-01 or 2024-01-01 06:00:00",
+            )
+        })?;
+    let lookback = match node.config.get("lookback") {
+        None | Some(Json::Null) => 1,
+        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            bad(
+                format!("microbatch model `{name}` has `lookback: {v}`"),
+                "lookback is the number of earlier batches to rebuild (0 or more)",
+            )
+        })?,
+    };
+    Ok(Some(dvt_schema::plan::MicrobatchPlan {
+        event_time: event_time.to_string(),
+        batch_size: batch_size.to_string(),
+        begin: parsed.format("%Y-%m-%d %H:%M:%S").to_string(),
+        lookback,
+    }))
+}
+
 /// Where a node runs: its target, the outputs its upstreams live on, and the path that follows.
 struct Route {
     target: Resolved<String>,
@@ -592,6 +644,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         pre_hooks: vec![],
         post_hooks: vec![],
         runtime_hooks: None,
+        microbatch: microbatch_of(node, &effective)?,
         grants: grants_of(node),
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),
@@ -683,6 +736,16 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         }
         ResourceType::Analysis => {}
         _ if effective == "ephemeral" => {}
+        _ if federated && plan.microbatch.is_some() => {
+            return Err(DvtError::new(
+                ErrorCode::MaterializationInvalid,
+                format!("microbatch model `{}` reads from another database than its target `{}`", node.name, plan.target.value),
+            )
+            .at(Location::file(&node.file))
+            .hint(
+                "microbatch models run on their target (pushdown); move the upstreams there, or use incremental_strategy='delete+insert'",
+            ));
+        }
         _ if federated => {
             let this_name = dialect.quote("__this");
             let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains(&this_name)));
@@ -718,6 +781,20 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 (ResourceType::Snapshot, _) => materialize::snapshot(dialect, &r, &sql, &node.config, &node.file)?,
                 (_, "view") => materialize::view(dialect, &r, &sql, plan.contract.as_ref()),
                 (_, "table") => materialize::table(dialect, &r, &sql, plan.contract.as_ref()),
+                (_, "incremental") if plan.microbatch.is_some() => {
+                    // Both builds read the upstreams through the window dvtr fills in.
+                    let batch = |incremental: bool| -> Result<String> {
+                        match cx.renderer.render_inlined(node, raw, Mode::Batch(dialect), incremental)? {
+                            Ok(s) => Ok(s.trim().to_string()),
+                            Err(render::RuntimeOnly(reason)) => Err(DvtError::new(
+                                ErrorCode::MaterializationInvalid,
+                                format!("microbatch model `{}` needs the database to render ({reason})", node.name),
+                            )
+                            .at(Location::file(&node.file))),
+                        }
+                    };
+                    materialize::incremental(dialect, &r, &batch(false)?, &batch(true)?, &node.config, &node.file, plan.contract.as_ref())?
+                }
                 (_, "incremental") => materialize::incremental(
                     dialect,
                     &r,

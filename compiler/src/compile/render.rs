@@ -31,6 +31,9 @@ pub struct Index {
     pub docs: BTreeMap<(String, String), String>,
     /// The root project's `quoting:`, for `ref()` and `this`.
     pub quote: crate::dialect::QuotePolicy,
+    /// `event_time` of the nodes and sources that declare one (unique id → column):
+    /// a microbatch model reads them through its window.
+    pub event_times: HashMap<String, String>,
 }
 
 impl Index {
@@ -53,7 +56,15 @@ impl Index {
                 cte_names.insert(n.unique_id.clone(), format!("__dbt__cte__{alias}"));
             }
         }
+        let event_times = project
+            .nodes
+            .values()
+            .map(|n| (&n.unique_id, &n.config))
+            .chain(project.sources.values().map(|s| (&s.unique_id, &s.config)))
+            .filter_map(|(uid, c)| c.str("event_time").map(|e| (uid.clone(), e.to_string())))
+            .collect();
         Index {
+            event_times,
             refs: crate::nodes::RefIndex::new(project.nodes.values()),
             root: project.name.clone(),
             package_order: project.packages.iter().map(|p| p.name.clone()).collect(),
@@ -120,6 +131,10 @@ pub enum Mode {
     /// Fragment names, quoted in the target's dialect (the remainder is
     /// requoted for the compute after splitting).
     Federation(Dialect),
+    /// Real names, each upstream with an `event_time` read through a microbatch
+    /// window as dbt renders it for a batch (`(select * from x where t >= '…' and
+    /// t < '…') _dbt_et_filter_subq_x`), the bounds left for `dvtr` to fill in.
+    Batch(Dialect),
 }
 
 struct NodeResolver {
@@ -133,14 +148,27 @@ struct NodeResolver {
 impl NodeResolver {
     fn dialect(&self) -> Dialect {
         match self.mode {
-            Mode::Pushdown(d) | Mode::Federation(d) => d,
+            Mode::Pushdown(d) | Mode::Federation(d) | Mode::Batch(d) => d,
         }
     }
 
     fn as_fragment(&self, uid: &str, mut r: Relation) -> Relation {
-        if let Mode::Federation(d) = self.mode {
-            let name = self.fragment_names.get(uid).cloned().unwrap_or_else(|| uid.to_string());
-            r.cte_name = Some(d.quote(&name));
+        match self.mode {
+            Mode::Federation(d) => {
+                let name = self.fragment_names.get(uid).cloned().unwrap_or_else(|| uid.to_string());
+                r.cte_name = Some(d.quote(&name));
+            }
+            Mode::Batch(_) => {
+                if let Some(column) = self.index.event_times.get(uid) {
+                    use dvt_schema::plan::{MICROBATCH_END, MICROBATCH_START};
+                    r.cte_name = Some(format!(
+                        "(select * from {} where {column} >= '{MICROBATCH_START}' and {column} < '{MICROBATCH_END}') _dbt_et_filter_subq_{}",
+                        r.render(),
+                        r.identifier
+                    ));
+                }
+            }
+            Mode::Pushdown(_) => {}
         }
         r
     }

@@ -224,6 +224,7 @@ pub(super) fn compile(cx: &Ctx<'_>, node: &Node, unit: &UnitTest) -> Result<Node
         pre_hooks: vec![],
         post_hooks: vec![],
         runtime_hooks: None,
+        microbatch: None,
         grants: Default::default(),
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),
