@@ -10,7 +10,7 @@
 set -euo pipefail
 build=$(realpath "${1:?build dir}")
 . "$build/services/env"
-dvtr="$(pwd)/target/release/dvtr"
+dvtr="${DVTR:-${CARGO_TARGET_DIR:-$(pwd)/target}/release/dvtr}"
 py="$build/dbtvenv/bin/python"
 export PGHOST=127.0.0.1 PGPORT=$DVT_TEST_PG_PORT PGUSER=postgres PGDATABASE=dvt
 tfile=$(mktemp)
