@@ -598,7 +598,8 @@ pub fn inject_ctes(sql: &str, ctes: &[String]) -> String {
         if keyword(next, "recursive") {
             end = next + "recursive".len();
         }
-        format!("{}{joined}, {}", &sql[..end], &sql[end..])
+        // dbt (sqlparse) puts the CTEs after `with` and a space, a bare comma after them.
+        format!("{} {joined},{}", &sql[..end], &sql[end..])
     } else {
         let first = sql.len() - sql.trim_start().len();
         format!("{}with{joined} {}", &sql[..first], &sql[first..])
@@ -667,12 +668,12 @@ mod tests {
         let c = vec![" __dbt__cte__e as (\nselect 1\n)".to_string()];
         assert_eq!(
             inject_ctes("-- hi\nwith a as (select 2) select * from a", &c),
-            "-- hi\nwith __dbt__cte__e as (\nselect 1\n),  a as (select 2) select * from a"
+            "-- hi\nwith  __dbt__cte__e as (\nselect 1\n), a as (select 2) select * from a"
         );
         assert_eq!(inject_ctes("\n\nselect * from x", &c), "\n\nwith __dbt__cte__e as (\nselect 1\n) select * from x");
         assert_eq!(
             inject_ctes("WITH RECURSIVE r as (select 1) select 1", &c),
-            "WITH RECURSIVE __dbt__cte__e as (\nselect 1\n),  r as (select 1) select 1"
+            "WITH RECURSIVE  __dbt__cte__e as (\nselect 1\n), r as (select 1) select 1"
         );
         // A leading comment is the first token: `with` goes before it.
         assert_eq!(
