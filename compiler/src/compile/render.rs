@@ -598,8 +598,9 @@ pub fn inject_ctes(sql: &str, ctes: &[String]) -> String {
         if keyword(next, "recursive") {
             end = next + "recursive".len();
         }
-        // dbt (sqlparse) puts the CTEs after `with` and a space, a bare comma after them.
-        format!("{} {joined},{}", &sql[..end], &sql[end..])
+        // As dbt (sqlparse): the whitespace after `with` stays before the CTEs, `, ` after them.
+        let rest = end + (sql[end..].len() - sql[end..].trim_start().len());
+        format!("{}{}{joined}, {}", &sql[..end], &sql[end..rest], &sql[rest..])
     } else {
         let first = sql.len() - sql.trim_start().len();
         format!("{}with{joined} {}", &sql[..first], &sql[first..])
@@ -669,6 +670,10 @@ mod tests {
         assert_eq!(
             inject_ctes("-- hi\nwith a as (select 2) select * from a", &c),
             "-- hi\nwith  __dbt__cte__e as (\nselect 1\n), a as (select 2) select * from a"
+        );
+        assert_eq!(
+            inject_ctes("-- lead\nwith\n  a as (select 1) select * from a", &c),
+            "-- lead\nwith\n   __dbt__cte__e as (\nselect 1\n), a as (select 1) select * from a"
         );
         assert_eq!(inject_ctes("\n\nselect * from x", &c), "\n\nwith __dbt__cte__e as (\nselect 1\n) select * from x");
         assert_eq!(
