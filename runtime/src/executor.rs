@@ -59,6 +59,12 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
             node.name
         ));
     }
+    // A microbatch model's windows: the full build's and the incremental run's.
+    let windows = match node.microbatch.as_ref().map(|mb| crate::microbatch::windows(mb, chrono::Utc::now().naive_utc(), opts.event_time)) {
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => return fail(e),
+        None => None,
+    };
     if node.path == ExecutionPath::Federation
         && let Some(fed) = &node.federation
     {
@@ -82,9 +88,13 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
         if let Err(e) = hooks(false) {
             return fail(e);
         }
-        return match crate::federation::run(env, plan, node, fed, opts.full_refresh).and_then(|w| hooks(true).map(|()| w)) {
+        return match crate::federation::run(env, plan, node, fed, opts.full_refresh, windows).and_then(|w| hooks(true).map(|()| w)) {
             Ok(w) => {
                 let mut msg = format!("{} {} rows into {}", w.rendering, w.rows, w.into);
+                if let Some((full, incremental)) = windows {
+                    let window = if w.rendering == "incremental" { incremental } else { full };
+                    msg.push_str(&format!(" (microbatch window {})", crate::microbatch::describe(window)));
+                }
                 if !w.pushed.is_empty() {
                     msg.push_str(&format!(" (pushed at run time: {})", w.pushed.join("; ")));
                 }
@@ -111,17 +121,12 @@ fn run_node(env: &Env, plan: &Plan, node: &PlanNode, opts: &RunOptions) -> Outco
     };
     // A microbatch model's windows, written into its statements.
     let windowed;
-    let mut windows = None;
-    let node = match &node.microbatch {
+    let node = match windows {
+        Some((full, incremental)) => {
+            windowed = crate::microbatch::bind(node, full, incremental);
+            &windowed
+        }
         None => node,
-        Some(mb) => match crate::microbatch::windows(mb, chrono::Utc::now().naive_utc(), opts.event_time) {
-            Ok((full, incremental)) => {
-                windows = Some((full, incremental));
-                windowed = crate::microbatch::bind(node, full, incremental);
-                &windowed
-            }
-            Err(e) => return fail(e),
-        },
     };
     let Some(p) = &node.pushdown else {
         return ok("success", "none", "nothing to run (ephemeral or analysis)".into());

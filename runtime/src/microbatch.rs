@@ -64,14 +64,20 @@ pub fn describe(w: Window) -> String {
     format!("[{}, {})", text(w.0), text(w.1))
 }
 
+/// `sql` with the window's bounds where the plan left them.
+pub fn bind_text(sql: &str, w: Window) -> String {
+    sql.replace(MICROBATCH_START, &text(w.0)).replace(MICROBATCH_END, &text(w.1))
+}
+
 fn bind_statements(stmts: &mut [Statement], w: Window) {
     for st in stmts {
-        st.sql = st.sql.replace(MICROBATCH_START, &text(w.0)).replace(MICROBATCH_END, &text(w.1));
+        st.sql = bind_text(&st.sql, w);
     }
 }
 
 /// `node` with its windows written in: the full build's into its full-refresh
-/// statements, the incremental run's into its incremental ones.
+/// statements, the incremental run's into its incremental ones (a federated
+/// node's are written in when it knows which it runs: see `federation::run`).
 pub fn bind(node: &PlanNode, full: Window, incremental: Window) -> PlanNode {
     let mut node = node.clone();
     if let Some(p) = node.pushdown.as_mut() {

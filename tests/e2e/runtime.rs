@@ -1006,56 +1006,60 @@ fn microbatch_models_rebuild_their_window_on_postgres_and_duckdb() {
         (5, "2099-01-01 00:00:00".to_string(), 5), // after the current batch
     ];
     let tomorrow = (today + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
-    for (target, dir) in [("pg", "pg_seeds"), ("duck", "duck_seeds")] {
-        let seeds = db.project.join("seeds").join(dir);
-        write(&seeds.join(format!("mb_events_{target}.csv")), &events(&first));
-        write(&seeds.join(format!("mb_factor_{target}.csv")), "factor\n10\n");
-        write(&seeds.join("mb.yml"), &format!("version: 2\nseeds:\n  - name: mb_events_{target}\n    config: {{event_time: ts}}\n"));
+    // (model, its target, the events' seed folder, the factor's seed folder): pushed
+    // down on each engine, and federated (events on PostgreSQL, model on DuckDB).
+    for (model, target, events_dir, factor_dir) in
+        [("pg", "pg", "pg_seeds", "pg_seeds"), ("duck", "duck", "duck_seeds", "duck_seeds"), ("fed", "duck", "pg_seeds", "duck_seeds")]
+    {
+        let seeds = db.project.join("seeds").join(events_dir);
+        write(&seeds.join(format!("mb_events_{model}.csv")), &events(&first));
+        write(&db.project.join("seeds").join(factor_dir).join(format!("mb_factor_{model}.csv")), "factor\n10\n");
         write(
-            &db.project.join(format!("models/mb_{target}.sql")),
+            &seeds.join(format!("mb_{model}.yml")),
+            &format!("version: 2\nseeds:\n  - name: mb_events_{model}\n    config: {{event_time: ts}}\n"),
+        );
+        write(
+            &db.project.join(format!("models/mb_{model}.sql")),
             &format!(
                 "{{{{ config(target='{target}', materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01', lookback=1) }}}}\n\
-                 select id, ts, amount * factor as amount from {{{{ ref('mb_events_{target}') }}}} cross join {{{{ ref('mb_factor_{target}') }}}}\n"
+                 select id, ts, amount * factor as amount from {{{{ ref('mb_events_{model}') }}}} cross join {{{{ ref('mb_factor_{model}') }}}}\n"
             ),
         );
-        let rel = if target == "pg" { format!("{schema}.mb_{target}") } else { format!("mb_{target}") };
+        let rel = if target == "pg" { format!("{schema}.mb_{model}") } else { format!("mb_{model}") };
         let rows = || show(&db, target, &format!("select id, amount from {rel} order by id"));
-        let r = dvtr(&db, &["build", "-s", &format!("+mb_{target}")]);
+        let r = dvtr(&db, &["build", "-s", &format!("+mb_{model}")]);
         assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
         assert!(r.stdout.contains(&format!("(microbatch window [2024-01-01 00:00:00, {tomorrow} 00:00:00))")), "{}", r.stdout);
         let out = rows();
-        assert!(out.contains("| 2  | 20 ") && out.contains("| 3  | 30 ") && out.contains("| 4  | 40 "), "{target}: {out}");
-        assert!(!out.contains("| 1  |") && !out.contains("| 5  |"), "{target}: outside [begin, tomorrow): {out}");
+        assert!(out.contains("| 2  | 20 ") && out.contains("| 3  | 30 ") && out.contains("| 4  | 40 "), "{model}: {out}");
+        assert!(!out.contains("| 1  |") && !out.contains("| 5  |"), "{model}: outside [begin, tomorrow): {out}");
         // dbt's compiled SQL reads the upstream whole; the plan reads it through the window.
-        let c = db.dvtc(&["compile", "-s", &format!("mb_{target}"), "-o", "mb_plan.json"]);
+        let c = db.dvtc(&["compile", "-s", &format!("mb_{model}"), "-o", "mb_plan.json"]);
         assert_eq!(c.code, 0, "{}", c.stderr);
-        let compiled = std::fs::read_to_string(db.project.join(format!("target/compiled/rt/models/mb_{target}.sql"))).unwrap();
+        let compiled = std::fs::read_to_string(db.project.join(format!("target/compiled/rt/models/mb_{model}.sql"))).unwrap();
         assert!(!compiled.contains("_dbt_et_filter_subq") && !compiled.contains("__dvt_microbatch"), "{compiled}");
         let plan = std::fs::read_to_string(db.project.join("mb_plan.json")).unwrap();
-        assert!(
-            plan.contains(&format!("_dbt_et_filter_subq_mb_events_{target}"))
-                && !plan.contains(&format!("_dbt_et_filter_subq_mb_factor_{target}"))
-        );
+        assert!(plan.contains("__dvt_microbatch_start__") && !plan.contains(&format!("_dbt_et_filter_subq_mb_factor_{model}")), "{plan}");
         // Source rows change in an old batch and in the lookback window; one is added today.
         let mut second = first.to_vec();
         second[1].2 = 200;
         second[2].2 = 300;
         second.push((6, format!("{} 08:00:00", day(0)), 6));
-        write(&seeds.join(format!("mb_events_{target}.csv")), &events(&second));
-        assert_eq!(dvtr(&db, &["seed", "-s", &format!("mb_events_{target}")]).code, 0);
-        let r = dvtr(&db, &["run", "-s", &format!("mb_{target}")]);
+        write(&seeds.join(format!("mb_events_{model}.csv")), &events(&second));
+        assert_eq!(dvtr(&db, &["seed", "-s", &format!("mb_events_{model}")]).code, 0);
+        let r = dvtr(&db, &["run", "-s", &format!("mb_{model}")]);
         assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
         assert!(r.stdout.contains(&format!("(microbatch window [{} 00:00:00, {tomorrow} 00:00:00))", day(1))), "{}", r.stdout);
-        assert_eq!(rendering(&results(&db), &format!("model.rt.mb_{target}")), ("success".into(), "incremental".into()));
+        assert_eq!(rendering(&results(&db), &format!("model.rt.mb_{model}")), ("success".into(), "incremental".into()));
         let out = rows();
-        assert!(out.contains("| 2  | 20 ") && out.contains("| 3  | 3000 ") && out.contains("| 6  | 60 "), "{target}: {out}");
-        assert!(show(&db, target, &format!("select count(*) as n from {rel}")).contains("| 4 |"), "{target}: no duplicates");
+        assert!(out.contains("| 2  | 20 ") && out.contains("| 3  | 3000 ") && out.contains("| 6  | 60 "), "{model}: {out}");
+        assert!(show(&db, target, &format!("select count(*) as n from {rel}")).contains("| 4 |"), "{model}: no duplicates");
         // An explicit window reaches the old batch.
-        let r = dvtr(&db, &["run", "-s", &format!("mb_{target}"), "--event-time-start", &day(5), "--event-time-end", &day(4)]);
+        let r = dvtr(&db, &["run", "-s", &format!("mb_{model}"), "--event-time-start", &day(5), "--event-time-end", &day(4)]);
         assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
         let out = rows();
-        assert!(out.contains("| 2  | 2000 ") && out.contains("| 3  | 3000 "), "{target}: {out}");
-        assert!(show(&db, target, &format!("select count(*) as n from {rel}")).contains("| 4 |"), "{target}: no duplicates");
+        assert!(out.contains("| 2  | 2000 ") && out.contains("| 3  | 3000 "), "{model}: {out}");
+        assert!(show(&db, target, &format!("select count(*) as n from {rel}")).contains("| 4 |"), "{model}: no duplicates");
     }
     // dbt's checks at parse time.
     write(

@@ -207,18 +207,7 @@ pub fn incremental(
                     .hint("set unique_key in config(), or use incremental_strategy='append'"));
             }
         },
-        "microbatch" => {
-            // The window's rows are replaced: dbt's delete+insert by event time.
-            use dvt_schema::plan::{MICROBATCH_END, MICROBATCH_START};
-            let column = cfg.str("event_time").unwrap_or_default();
-            inc.push(st("begin", "begin"));
-            inc.push(st(
-                "delete",
-                format!("delete from {} where {column} >= '{MICROBATCH_START}' and {column} < '{MICROBATCH_END}'", r.rendered),
-            ));
-            inc.push(st("insert", sql.insert_select(&r.rendered, &stage)));
-            inc.push(st("commit", "commit"));
-        }
+        "microbatch" => inc.extend(microbatch_apply(dialect, r, &stage, cfg.str("event_time").unwrap_or_default())),
         "insert_overwrite" => match sql.insert_overwrite(&r.rendered, incr_select) {
             Some(s) => {
                 inc.truncate(0);
@@ -248,6 +237,22 @@ pub fn incremental(
         replace: None,
         write: Some(WriteStrategy { strategy, unique_key: keys, on_schema_change, this_subqueries: vec![] }),
     })
+}
+
+/// A microbatch window's rows of `r` replaced by the staging table's (dbt's
+/// delete+insert by event time), in one transaction; the window's bounds are
+/// the plan's placeholders, filled in by `dvtr`.
+pub fn microbatch_apply(dialect: Dialect, r: &RelationRef, stage: &str, event_time: &str) -> Vec<Statement> {
+    use dvt_schema::plan::{MICROBATCH_END, MICROBATCH_START};
+    vec![
+        st("begin", "begin"),
+        st(
+            "delete",
+            format!("delete from {} where {event_time} >= '{MICROBATCH_START}' and {event_time} < '{MICROBATCH_END}'", r.rendered),
+        ),
+        st("insert", dialect.sql().insert_select(&r.rendered, stage)),
+        st("commit", "commit"),
+    ]
 }
 
 /// Moves the rows of a complete staging table into the existing table `r` by

@@ -711,6 +711,17 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         }
     }
     let incremental_sql = if effective == "incremental" { render(true)?.ok().map(|s| s.trim().to_string()) } else { None };
+    // A microbatch model rendered with its upstreams read through the window.
+    let batch = |incremental: bool| -> Result<String> {
+        match cx.renderer.render_inlined(node, raw, Mode::Batch(dialect), incremental)? {
+            Ok(s) => Ok(s.trim().to_string()),
+            Err(render::RuntimeOnly(reason)) => Err(DvtError::new(
+                ErrorCode::MaterializationInvalid,
+                format!("microbatch model `{}` needs the database to render ({reason})", node.name),
+            )
+            .at(Location::file(&node.file))),
+        }
+    };
     match node.resource_type {
         ResourceType::Test => {
             let wrapped = tests::wrap(dialect, node, &sql);
@@ -722,7 +733,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 error_if: node.config.str("error_if").unwrap_or("!= 0").into(),
             });
             if federated {
-                let (f, w) = federation(cx, node, dialect, wrapped, None, None)?;
+                let (f, w) = federation(cx, node, dialect, wrapped, None, None, false)?;
                 plan.federation = Some(f);
                 warnings.extend(w);
             } else {
@@ -736,20 +747,10 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         }
         ResourceType::Analysis => {}
         _ if effective == "ephemeral" => {}
-        _ if federated && plan.microbatch.is_some() => {
-            return Err(DvtError::new(
-                ErrorCode::MaterializationInvalid,
-                format!("microbatch model `{}` reads from another database than its target `{}`", node.name, plan.target.value),
-            )
-            .at(Location::file(&node.file))
-            .hint(
-                "microbatch models run on their target (pushdown); move the upstreams there, or use incremental_strategy='delete+insert'",
-            ));
-        }
         _ if federated => {
             let this_name = dialect.quote("__this");
             let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains(&this_name)));
-            let (f, w) = federation(cx, node, dialect, sql.clone(), incremental_sql.clone(), this)?;
+            let (f, w) = federation(cx, node, dialect, sql.clone(), incremental_sql.clone(), this, plan.microbatch.is_some())?;
             plan.federation = Some(f);
             warnings.extend(w);
             let keys = match node.config.get("unique_key") {
@@ -783,17 +784,8 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
                 (_, "table") => materialize::table(dialect, &r, &sql, plan.contract.as_ref()),
                 (_, "incremental") if plan.microbatch.is_some() => {
                     // Both builds read the upstreams through the window dvtr fills in.
-                    let batch = |incremental: bool| -> Result<String> {
-                        match cx.renderer.render_inlined(node, raw, Mode::Batch(dialect), incremental)? {
-                            Ok(s) => Ok(s.trim().to_string()),
-                            Err(render::RuntimeOnly(reason)) => Err(DvtError::new(
-                                ErrorCode::MaterializationInvalid,
-                                format!("microbatch model `{}` needs the database to render ({reason})", node.name),
-                            )
-                            .at(Location::file(&node.file))),
-                        }
-                    };
-                    materialize::incremental(dialect, &r, &batch(false)?, &batch(true)?, &node.config, &node.file, plan.contract.as_ref())?
+                    let (full, incremental) = (batch(false)?, batch(true)?);
+                    materialize::incremental(dialect, &r, &full, &incremental, &node.config, &node.file, plan.contract.as_ref())?
                 }
                 (_, "incremental") => materialize::incremental(
                     dialect,
@@ -827,15 +819,25 @@ fn federation(
     remainder: String,
     incremental: Option<String>,
     this: Option<&RelationRef>,
+    microbatch: bool,
 ) -> Result<(FederationPlan, Vec<PlanWarning>)> {
     let mut fragments = cx.fragments(node, this);
     let inputs: Vec<crate::federate::FragmentInput> = fragments
         .iter()
-        .map(|f| crate::federate::FragmentInput {
-            name: f.name.clone(),
-            dialect: Dialect::from_adapter(&f.dialect).unwrap_or(Dialect::Postgres),
-            relation: f.sql.trim_start_matches("select * from ").to_string(),
-            location: f.target.clone(),
+        .map(|f| {
+            let relation = f.sql.trim_start_matches("select * from ").to_string();
+            // A microbatch model reads each upstream with an `event_time` through its
+            // window, at the source: the remainder sees only the window's rows.
+            let relation = match cx.renderer.index.event_times.get(&f.upstream).filter(|_| microbatch) {
+                Some(column) => render::window_filtered(&relation, column, &f.name),
+                None => relation,
+            };
+            crate::federate::FragmentInput {
+                name: f.name.clone(),
+                dialect: Dialect::from_adapter(&f.dialect).unwrap_or(Dialect::Postgres),
+                relation,
+                location: f.target.clone(),
+            }
         })
         .collect();
     let mut sqls: Vec<&str> = vec![&remainder];

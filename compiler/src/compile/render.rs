@@ -137,6 +137,15 @@ pub enum Mode {
     Batch(Dialect),
 }
 
+/// `relation` read through a microbatch window on `column`, as dbt renders a
+/// filtered `ref()` for a batch; the bounds are the plan's placeholders.
+pub fn window_filtered(relation: &str, column: &str, identifier: &str) -> String {
+    use dvt_schema::plan::{MICROBATCH_END, MICROBATCH_START};
+    format!(
+        "(select * from {relation} where {column} >= '{MICROBATCH_START}' and {column} < '{MICROBATCH_END}') _dbt_et_filter_subq_{identifier}"
+    )
+}
+
 struct NodeResolver {
     index: Arc<Index>,
     project_sources: Arc<BTreeMap<String, SourceLoc>>,
@@ -153,22 +162,12 @@ impl NodeResolver {
     }
 
     fn as_fragment(&self, uid: &str, mut r: Relation) -> Relation {
-        match self.mode {
-            Mode::Federation(d) => {
-                let name = self.fragment_names.get(uid).cloned().unwrap_or_else(|| uid.to_string());
-                r.cte_name = Some(d.quote(&name));
-            }
-            Mode::Batch(_) => {
-                if let Some(column) = self.index.event_times.get(uid) {
-                    use dvt_schema::plan::{MICROBATCH_END, MICROBATCH_START};
-                    r.cte_name = Some(format!(
-                        "(select * from {} where {column} >= '{MICROBATCH_START}' and {column} < '{MICROBATCH_END}') _dbt_et_filter_subq_{}",
-                        r.render(),
-                        r.identifier
-                    ));
-                }
-            }
-            Mode::Pushdown(_) => {}
+        if let Mode::Federation(d) = self.mode {
+            let name = self.fragment_names.get(uid).cloned().unwrap_or_else(|| uid.to_string());
+            r.cte_name = Some(d.quote(&name));
+        }
+        if let (Mode::Batch(_), Some(column)) = (self.mode, self.index.event_times.get(uid)) {
+            r.cte_name = Some(window_filtered(&r.render(), column, &r.identifier));
         }
         r
     }

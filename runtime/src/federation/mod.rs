@@ -316,9 +316,15 @@ impl Iterator for ResultBatches<'_> {
 /// The rows of a federated query (a test, `show`), at most `limit`: fragments
 /// read, remainder run, nothing written.
 pub fn query(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, limit: Option<u64>) -> Result<crate::connectors::Rows, String> {
-    let used = tables_of(&fed.remainder);
+    // A microbatch model shows what a full build would write.
+    let window = match &node.microbatch {
+        Some(mb) => Some(crate::microbatch::windows(mb, chrono::Utc::now().naive_utc(), None)?.0),
+        None => None,
+    };
+    let (remainder, fragments) = windowed(&fed.remainder, &fed.fragments, window);
+    let used = tables_of(&remainder);
     let mut inputs = Vec::new();
-    for f in fed.fragments.iter().filter(|f| used.contains(&f.name)) {
+    for f in fragments.iter().filter(|f| used.contains(&f.name)) {
         let table = if is_bucket(plan, &f.target) {
             match read_bucket(env, plan, f, None)?.0 {
                 Input::Memory(t) => t,
@@ -333,8 +339,8 @@ pub fn query(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, limi
         inputs.push((f.name.clone(), table));
     }
     let sql = match limit {
-        Some(n) => format!("select * from ({}) dvt_limited limit {n}", fed.remainder),
-        None => fed.remainder.clone(),
+        Some(n) => format!("select * from ({remainder}) dvt_limited limit {n}"),
+        None => remainder,
     };
     let semantics = target_semantics(env, node, None)?;
     let (schema, batches) = run_remainder(&sql, inputs, semantics)?;
@@ -384,10 +390,28 @@ fn is_bucket(plan: &Plan, output: &str) -> bool {
 /// Runs one federated node. When a streamed fragment's read fails for a
 /// transient reason after rows reached the compute, the node starts over (its
 /// target is untouched: the rows were going into a staging relation).
-pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, String> {
+/// A microbatch model's windows: the full build's and the incremental run's.
+pub type Windows = Option<(crate::microbatch::Window, crate::microbatch::Window)>;
+
+pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_refresh: bool, windows: Windows) -> Result<Written, String> {
     crate::retry::run_where(|| {
-        if is_bucket(plan, &node.target.value) { run_to_bucket(env, plan, node, fed) } else { run_once(env, plan, node, fed, full_refresh) }
+        if is_bucket(plan, &node.target.value) {
+            run_to_bucket(env, plan, node, fed)
+        } else {
+            run_once(env, plan, node, fed, full_refresh, windows)
+        }
     })
+}
+
+/// A federated query and its fragments with a microbatch window written in.
+fn windowed(remainder: &str, fragments: &[Fragment], window: Option<crate::microbatch::Window>) -> (String, Vec<Fragment>) {
+    match window {
+        None => (remainder.to_string(), fragments.to_vec()),
+        Some(w) => (
+            crate::microbatch::bind_text(remainder, w),
+            fragments.iter().map(|f| Fragment { sql: crate::microbatch::bind_text(&f.sql, w), ..f.clone() }).collect(),
+        ),
+    }
 }
 
 /// A failed attempt: the error, and what to call a retry when one is safe.
@@ -408,7 +432,14 @@ fn failed_write(write: String, read: Option<(&Fragment, Result<FragmentStats, St
     }
 }
 
-fn run_once(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_refresh: bool) -> Result<Written, Failed> {
+fn run_once(
+    env: &Env,
+    plan: &Plan,
+    node: &PlanNode,
+    fed: &FederationPlan,
+    full_refresh: bool,
+    windows: Windows,
+) -> Result<Written, Failed> {
     let creds =
         once(env.pool.creds().get(&node.target.value).ok_or_else(|| format!("output `{}` is not in profiles.yml", node.target.value)))?;
     let dialect =
@@ -421,13 +452,18 @@ fn run_once(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_
     let existing = once(target.relation_kind(schema_name, ident))?;
     let write = node.write.as_ref();
     let incremental = node.materialization.effective == "incremental" && existing == Some(RelationKind::Table) && !full_refresh;
+    let window = windows.map(|(full, inc)| if incremental { inc } else { full });
     let (remainder, fragments, pushed) = match (&fed.remainder_incremental, incremental) {
         (Some(sql), true) => {
-            let bound = once(bind_this(&mut *target, sql, write.map_or(&[][..], |w| &w.this_subqueries), r))?;
-            let (fragments, pushed) = repush(&bound, &fed.fragments);
+            let (sql, fragments) = windowed(sql, &fed.fragments, window);
+            let bound = once(bind_this(&mut *target, &sql, write.map_or(&[][..], |w| &w.this_subqueries), r))?;
+            let (fragments, pushed) = repush(&bound, &fragments);
             (bound, fragments, pushed)
         }
-        _ => (fed.remainder.clone(), fed.fragments.clone(), vec![]),
+        _ => {
+            let (sql, fragments) = windowed(&fed.remainder, &fed.fragments, window);
+            (sql, fragments, vec![])
+        }
     };
     let (spill, limits) = once(limits_of(env, plan, node))?;
     std::thread::scope(|scope| {
@@ -457,7 +493,15 @@ fn run_once(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_
                 sql: format!("-- dvtr compares the columns of {stage} with {}", r.rendered),
             });
             let w = once(write.ok_or_else(|| "an incremental node without a write strategy".to_string()))?;
-            stmts.extend(once(materialize::apply_staged(dialect, r, &stage, &w.strategy, &w.unique_key))?);
+            match (&node.microbatch, window) {
+                (Some(mb), Some(window)) => {
+                    stmts.extend(materialize::microbatch_apply(dialect, r, &stage, &mb.event_time).into_iter().map(|mut st| {
+                        st.sql = crate::microbatch::bind_text(&st.sql, window);
+                        st
+                    }))
+                }
+                _ => stmts.extend(once(materialize::apply_staged(dialect, r, &stage, &w.strategy, &w.unique_key))?),
+            }
             stmts.push(dvt_schema::plan::Statement { kind: "drop_staging".into(), sql: dialect.sql().drop_table(&stage) });
             ("incremental", stmts)
         } else if existing == Some(RelationKind::Table) && !full_refresh {
