@@ -399,7 +399,8 @@ impl serde::Serialize for NodesSer<'_, '_> {
         let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
         let mut map = ser.serialize_map(None)?;
         for chunk in all.chunks(1024) {
-            let values: Vec<Json> = chunk
+            // Built and serialized in parallel; written in order.
+            let values: Vec<Box<serde_json::value::RawValue>> = chunk
                 .par_iter()
                 .map(|n| {
                     let mut v = node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph);
@@ -408,9 +409,10 @@ impl serde::Serialize for NodesSer<'_, '_> {
                     {
                         mark_compiled(m, code, paths.get(n.unique_id.as_str()).copied(), target_path);
                     }
-                    v
+                    serde_json::value::to_raw_value(&v)
                 })
-                .collect();
+                .collect::<std::result::Result<_, _>>()
+                .map_err(serde::ser::Error::custom)?;
             for (n, v) in chunk.iter().zip(&values) {
                 map.serialize_entry(&n.unique_id, v)?;
             }
