@@ -34,8 +34,8 @@ pub fn counts(project: &Project) -> BTreeMap<String, usize> {
 }
 
 /// The manifest of `project`, which it consumes (no copies of large texts).
-pub fn build(project: Project, graph: &Graph) -> Manifest {
-    let counts = counts(&project);
+pub fn build(project: &Project, graph: &Graph) -> Manifest {
+    let counts = counts(project);
     let mut parent_map = BTreeMap::new();
     let mut child_map = BTreeMap::new();
     for id in project.nodes.keys().chain(project.sources.keys()) {
@@ -46,7 +46,7 @@ pub fn build(project: Project, graph: &Graph) -> Manifest {
     }
     let nodes = project
         .nodes
-        .into_values()
+        .values()
         .map(|n| {
             let node = ManifestNode {
                 unique_id: n.unique_id.clone(),
