@@ -425,6 +425,14 @@ impl serde::Serialize for NodesSer<'_, '_> {
     }
 }
 
+/// The text of dbt's `{% docs __overview__ %}` block (dbt-core's global project, Apache-2.0).
+fn dbt_overview() -> &'static str {
+    const FILE: &str = include_str!("jinja/dbt/global_project/docs/overview.md");
+    let start = FILE.find("__overview__").and_then(|i| FILE[i..].find("%}").map(|j| i + j + 2)).unwrap_or(0);
+    let end = FILE.find("{% enddocs %}").unwrap_or(FILE.len());
+    FILE[start..end].trim()
+}
+
 /// Everything but the project's enabled nodes (`nodes` holds disabled tests and run hooks).
 fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
     let fast = !crate::compile::resolve::naming_overridden(jinja);
@@ -469,7 +477,7 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
             )
         })
         .collect();
-    let docs: Map<String, Json> = project
+    let mut docs: Map<String, Json> = project
         .docs
         .iter()
         .map(|((p, n), text)| {
@@ -480,6 +488,12 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
             )
         })
         .collect();
+    // dbt's own overview page (its `docs/overview.md`), which every manifest lists.
+    docs.insert(
+        "doc.dbt.__overview__".into(),
+        json!({"name": "__overview__", "resource_type": "doc", "package_name": "dbt", "path": "overview.md",
+               "original_file_path": "docs/overview.md", "unique_id": "doc.dbt.__overview__", "block_contents": dbt_overview()}),
+    );
     let mut parent_map = Map::new();
     let mut child_map = Map::new();
     for id in project.nodes.keys().chain(project.sources.keys()) {

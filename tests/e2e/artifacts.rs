@@ -38,6 +38,11 @@ fn manifest_is_dbt_v12_for_dbt_tooling() {
         let parents: Vec<String> = ours.parent_map[probe].iter().map(|p| format!("'{p}'")).collect();
         assert_eq!(lines[1], format!("[{}]", parents.join(", ")), "{example}: {out}");
         assert!(lines[2].starts_with('"') || lines[2].contains('.'), "relation_name of {probe}: {out}");
+        // dbt's own overview page, as every dbt manifest lists it.
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+        let overview = &m["docs"]["doc.dbt.__overview__"];
+        assert_eq!(overview["original_file_path"], "docs/overview.md");
+        assert!(overview["block_contents"].as_str().unwrap().starts_with("### Welcome!"), "{overview}");
     }
 }
 
