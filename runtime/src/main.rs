@@ -134,6 +134,17 @@ enum Command {
     /// List nodes (same as `dvtc ls`).
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Load the project and write target/manifest.json and target/dvt_manifest.json (same as `dvtc parse`).
+    Parse,
+    /// Install the packages of packages.yml / dependencies.yml (same as `dvtc deps`).
+    Deps,
+    /// Remove clean-targets (same as `dvtc clean`).
+    Clean,
+    /// Create a runnable starter project (same as `dvtc init`).
+    Init {
+        /// Project name (lower-case letters, digits, underscores).
+        name: String,
+    },
     /// Check the profile, the project, every output, compute and bucket (exit 1 if any fails).
     Debug,
     /// Prepare what a run needs: connectors, missing schemas created, buckets reachable (idempotent).
@@ -830,6 +841,11 @@ fn main() {
             dvt_compiler::cli::cmd_compile(a, c, Some(&connect))
         }
         Command::List(l) => dvt_compiler::cli::cmd_ls(a, l).map(|()| 0),
+        // dbt's everyday commands that need no database: the compiler's own.
+        Command::Parse => dvt_compiler::cli::cmd_parse(a).map(|()| 0),
+        Command::Deps => dvt_compiler::cli::cmd_deps(a).map(|()| 0),
+        Command::Clean => dvt_compiler::cli::cmd_clean(a).map(|()| 0),
+        Command::Init { name } => dvt_compiler::cli::cmd_init(a, name).map(|()| 0),
         Command::Debug => debug_cmd(a),
         Command::Clone(r) => clone_cmd(a, r),
         Command::Docs { command: DocsCommand::Generate } => docs_generate_cmd(a),

@@ -92,3 +92,22 @@ fn debug_reports_gcs_and_azure_buckets_that_cannot_work() {
     assert!(az.contains("FAIL") && az.contains("bucket `az` (azure): write failed"), "{az}");
     assert!(!r.stdout.contains("a2V5LXNlY3JldC1YWVo="), "{}", r.stdout);
 }
+
+/// The dbt commands that need no database also work through `dvtr`, as through `dvtc`.
+#[test]
+fn dvtr_offers_init_parse_deps_and_clean() {
+    let parent = tempfile::tempdir().unwrap();
+    let r = dvtr_in(parent.path(), &["init", "daily"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let dir = parent.path().join("daily");
+    assert!(dir.join("dbt_project.yml").is_file());
+    let r = dvtr_in(&dir, &["deps"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let r = dvtr_in(&dir, &["parse"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Found") && dir.join("target/manifest.json").is_file(), "{}", r.stdout);
+    let r = dvtr_in(&dir, &["clean"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert!(!dir.join("target").exists(), "clean removes target/");
+    assert!(dvtr_in(&dir, &["ls"]).stdout.contains("customer_orders"));
+}
