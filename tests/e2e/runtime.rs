@@ -980,13 +980,13 @@ fn two_runs_writing_the_same_relations_serialize() {
     }
 }
 
-/// Microbatch models (dbt ≥ 1.9) on PostgreSQL and DuckDB: the full build covers
+/// Microbatch models (dbt ≥ 1.9) on every engine: the full build covers
 /// `begin` to the end of today's batch, reading upstreams with an `event_time`
 /// through that window (others whole); an incremental run replaces only the
 /// current batch and its lookback; `--event-time-start/--event-time-end` pick
 /// another window. `target/compiled/` holds dbt's unfiltered SQL.
 #[test]
-fn microbatch_models_rebuild_their_window_on_postgres_and_duckdb() {
+fn microbatch_models_rebuild_their_window_on_every_engine_and_federated() {
     let db = setup("mbatch");
     let schema = db.env[2].1.clone();
     let today = chrono::Utc::now().date_naive();
@@ -1008,9 +1008,13 @@ fn microbatch_models_rebuild_their_window_on_postgres_and_duckdb() {
     let tomorrow = (today + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
     // (model, its target, the events' seed folder, the factor's seed folder): pushed
     // down on each engine, and federated (events on PostgreSQL, model on DuckDB).
-    for (model, target, events_dir, factor_dir) in
-        [("pg", "pg", "pg_seeds", "pg_seeds"), ("duck", "duck", "duck_seeds", "duck_seeds"), ("fed", "duck", "pg_seeds", "duck_seeds")]
-    {
+    for (model, target, events_dir, factor_dir) in [
+        ("pg", "pg", "pg_seeds", "pg_seeds"),
+        ("duck", "duck", "duck_seeds", "duck_seeds"),
+        ("maria", "maria", "maria_seeds", "maria_seeds"),
+        ("lite", "lite", "lite_seeds", "lite_seeds"),
+        ("fed", "duck", "pg_seeds", "duck_seeds"),
+    ] {
         let seeds = db.project.join("seeds").join(events_dir);
         write(&seeds.join(format!("mb_events_{model}.csv")), &events(&first));
         write(&db.project.join("seeds").join(factor_dir).join(format!("mb_factor_{model}.csv")), "factor\n10\n");
@@ -1025,7 +1029,7 @@ fn microbatch_models_rebuild_their_window_on_postgres_and_duckdb() {
                  select id, ts, amount * factor as amount from {{{{ ref('mb_events_{model}') }}}} cross join {{{{ ref('mb_factor_{model}') }}}}\n"
             ),
         );
-        let rel = if target == "pg" { format!("{schema}.mb_{model}") } else { format!("mb_{model}") };
+        let rel = if matches!(target, "pg" | "maria") { format!("{schema}.mb_{model}") } else { format!("mb_{model}") };
         let rows = || show(&db, target, &format!("select id, amount from {rel} order by id"));
         let r = dvtr(&db, &["build", "-s", &format!("+mb_{model}")]);
         assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
