@@ -387,12 +387,12 @@ fn is_bucket(plan: &Plan, output: &str) -> bool {
     plan.targets.get(output).is_some_and(|t| t.kind == dvt_compiler::loader::BUCKET_OUTPUT)
 }
 
-/// Runs one federated node. When a streamed fragment's read fails for a
-/// transient reason after rows reached the compute, the node starts over (its
-/// target is untouched: the rows were going into a staging relation).
 /// A microbatch model's windows: the full build's and the incremental run's.
 pub type Windows = Option<(crate::microbatch::Window, crate::microbatch::Window)>;
 
+/// Runs one federated node. When a streamed fragment's read fails for a
+/// transient reason after rows reached the compute, the node starts over (its
+/// target is untouched: the rows were going into a staging relation).
 pub fn run(env: &Env, plan: &Plan, node: &PlanNode, fed: &FederationPlan, full_refresh: bool, windows: Windows) -> Result<Written, String> {
     crate::retry::run_where(|| {
         if is_bucket(plan, &node.target.value) {
