@@ -355,7 +355,7 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
     let (written, manifest) = std::thread::scope(|s| {
         let dbt = s.spawn(|| write_json(&target_dir, "manifest.json", &dbt_manifest));
         let manifest = crate::manifest::build(&project, &graph);
-        let written = write_json(&target_dir, "dvt_manifest.json", &manifest);
+        let written = write_json(&target_dir, "dvt_manifest.json", &crate::manifest::Streamed { manifest: &manifest, project: &project });
         (dbt.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked"))).and(written), manifest)
     });
     let path = written?;

@@ -33,7 +33,34 @@ pub fn counts(project: &Project) -> BTreeMap<String, usize> {
     c
 }
 
-/// The manifest of `project`, which it consumes (no copies of large texts).
+/// One node as the manifest lists it.
+fn node_entry(n: &crate::nodes::Node) -> ManifestNode {
+    ManifestNode {
+        unique_id: n.unique_id.clone(),
+        resource_type: n.resource_type.as_str().to_string(),
+        package_name: n.package.clone(),
+        name: n.name.clone(),
+        fqn: n.fqn.clone(),
+        original_file_path: n.file.clone(),
+        config: n.config.clone(),
+        tags: n.config.tags(),
+        description: n.description.clone(),
+        columns: columns(&n.columns),
+        depends_on: DependsOn { nodes: n.depends_on.clone(), macros: n.macros.clone() },
+        raw_code: n.raw.clone(),
+        render_at_runtime: n.runtime_only.is_some(),
+        test_metadata: n.test.as_ref().map(|t| TestMetadata {
+            name: t.name.clone(),
+            namespace: t.namespace.clone(),
+            kwargs: t.kwargs.clone(),
+        }),
+        attached_node: n.test.as_ref().map(|t| t.attached_node.clone()),
+        column_name: n.test.as_ref().and_then(|t| t.column_name.clone()),
+    }
+}
+
+/// The manifest of `project` without its nodes, which [`Streamed`] serializes
+/// as it writes (the nodes are never all copied at once).
 pub fn build(project: &Project, graph: &Graph) -> Manifest {
     let counts = counts(project);
     let mut parent_map = BTreeMap::new();
@@ -44,35 +71,7 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
         }
         child_map.insert(id.clone(), graph.children(id));
     }
-    let nodes = project
-        .nodes
-        .values()
-        .map(|n| {
-            let node = ManifestNode {
-                unique_id: n.unique_id.clone(),
-                resource_type: n.resource_type.as_str().to_string(),
-                package_name: n.package.clone(),
-                name: n.name.clone(),
-                fqn: n.fqn.clone(),
-                original_file_path: n.file.clone(),
-                config: n.config.clone(),
-                tags: n.config.tags(),
-                description: n.description.clone(),
-                columns: columns(&n.columns),
-                depends_on: DependsOn { nodes: n.depends_on.clone(), macros: n.macros.clone() },
-                raw_code: n.raw.clone(),
-                render_at_runtime: n.runtime_only.is_some(),
-                test_metadata: n.test.as_ref().map(|t| TestMetadata {
-                    name: t.name.clone(),
-                    namespace: t.namespace.clone(),
-                    kwargs: t.kwargs.clone(),
-                }),
-                attached_node: n.test.as_ref().map(|t| t.attached_node.clone()),
-                column_name: n.test.as_ref().and_then(|t| t.column_name.clone()),
-            };
-            (n.unique_id.clone(), node)
-        })
-        .collect();
+    let nodes = BTreeMap::new();
     let sources = project
         .sources
         .values()
@@ -123,5 +122,53 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
         parent_map,
         child_map,
         counts,
+    }
+}
+
+/// The manifest as it is written: `manifest` (built without nodes) with the
+/// project's nodes turned into JSON a chunk at a time, in parallel within a
+/// chunk; the same JSON as serializing the whole [`Manifest`].
+pub struct Streamed<'a> {
+    pub manifest: &'a Manifest,
+    pub project: &'a Project,
+}
+
+impl serde::Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let m = self.manifest;
+        let mut st = ser.serialize_struct("Manifest", 9)?;
+        st.serialize_field("manifest_version", &m.manifest_version)?;
+        st.serialize_field("project_name", &m.project_name)?;
+        st.serialize_field("nodes", &StreamedNodes(self.project))?;
+        st.serialize_field("sources", &m.sources)?;
+        st.serialize_field("macros", &m.macros)?;
+        st.serialize_field("docs", &m.docs)?;
+        st.serialize_field("parent_map", &m.parent_map)?;
+        st.serialize_field("child_map", &m.child_map)?;
+        st.serialize_field("counts", &m.counts)?;
+        st.end()
+    }
+}
+
+struct StreamedNodes<'a>(&'a Project);
+
+impl serde::Serialize for StreamedNodes<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use rayon::prelude::*;
+        use serde::ser::SerializeMap;
+        let nodes: Vec<&crate::nodes::Node> = self.0.nodes.values().collect();
+        let mut map = ser.serialize_map(Some(nodes.len()))?;
+        for chunk in nodes.chunks(1024) {
+            let values: Vec<Box<serde_json::value::RawValue>> = chunk
+                .par_iter()
+                .map(|n| serde_json::value::to_raw_value(&node_entry(n)))
+                .collect::<Result<_, _>>()
+                .map_err(serde::ser::Error::custom)?;
+            for (n, v) in chunk.iter().zip(&values) {
+                map.serialize_entry(&n.unique_id, v)?;
+            }
+        }
+        map.end()
     }
 }
