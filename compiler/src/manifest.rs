@@ -155,20 +155,37 @@ struct StreamedNodes<'a>(&'a Project);
 
 impl serde::Serialize for StreamedNodes<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        use rayon::prelude::*;
         use serde::ser::SerializeMap;
         let nodes: Vec<&crate::nodes::Node> = self.0.nodes.values().collect();
         let mut map = ser.serialize_map(Some(nodes.len()))?;
-        for chunk in nodes.chunks(1024) {
-            let values: Vec<Box<serde_json::value::RawValue>> = chunk
-                .par_iter()
-                .map(|n| serde_json::value::to_raw_value(&node_entry(n)))
-                .collect::<Result<_, _>>()
-                .map_err(serde::ser::Error::custom)?;
-            for (n, v) in chunk.iter().zip(&values) {
-                map.serialize_entry(&n.unique_id, v)?;
-            }
-        }
+        entries_in_parallel(&mut map, &nodes, |n| &n.unique_id, node_entry)?;
         map.end()
     }
+}
+
+/// Adds one map entry per item, in order: values built and serialized in
+/// parallel 1,024 items at a time (so only a chunk's JSON is held at once).
+pub(crate) fn entries_in_parallel<'t, M, T, V>(
+    map: &mut M,
+    items: &[&'t T],
+    key: impl Fn(&'t T) -> &'t str,
+    value: impl Fn(&'t T) -> V + Sync,
+) -> Result<(), M::Error>
+where
+    M: serde::ser::SerializeMap,
+    T: Sync,
+    V: serde::Serialize,
+{
+    use rayon::prelude::*;
+    for chunk in items.chunks(1024) {
+        let values: Vec<Box<serde_json::value::RawValue>> = chunk
+            .par_iter()
+            .map(|item| serde_json::value::to_raw_value(&value(item)))
+            .collect::<Result<_, _>>()
+            .map_err(serde::ser::Error::custom)?;
+        for (item, v) in chunk.iter().zip(&values) {
+            map.serialize_entry(key(item), v)?;
+        }
+    }
+    Ok(())
 }

@@ -392,32 +392,25 @@ struct NodesSer<'m, 'a> {
 
 impl serde::Serialize for NodesSer<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
-        use rayon::prelude::*;
         use serde::ser::SerializeMap;
         let Manifest { project, jinja, graph, placements, compiled, .. } = self.m;
         let fast = !crate::compile::resolve::naming_overridden(jinja);
         let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
         let mut map = ser.serialize_map(None)?;
-        for chunk in all.chunks(1024) {
-            // Built and serialized in parallel; written in order.
-            let values: Vec<Box<serde_json::value::RawValue>> = chunk
-                .par_iter()
-                .map(|n| {
-                    let mut v = node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph);
-                    if let (Some((plan, paths, target_path)), Json::Object(m)) = (compiled, &mut v)
-                        && let Some(code) = plan.nodes.get(&n.unique_id).and_then(|p| p.compiled_sql.as_deref())
-                    {
-                        mark_compiled(m, code, paths.get(n.unique_id.as_str()).copied(), target_path);
-                    }
-                    serde_json::value::to_raw_value(&v)
-                })
-                .collect::<std::result::Result<_, _>>()
-                .map_err(serde::ser::Error::custom)?;
-            for (n, v) in chunk.iter().zip(&values) {
-                map.serialize_entry(&n.unique_id, v)?;
-            }
-            // Freed chunk by chunk, so the next one reuses the memory.
-        }
+        crate::manifest::entries_in_parallel(
+            &mut map,
+            &all,
+            |n| &n.unique_id,
+            |n| {
+                let mut v = node_json(project, jinja, fast, n, placements.get(&n.unique_id), graph);
+                if let (Some((plan, paths, target_path)), Json::Object(m)) = (compiled, &mut v)
+                    && let Some(code) = plan.nodes.get(&n.unique_id).and_then(|p| p.compiled_sql.as_deref())
+                {
+                    mark_compiled(m, code, paths.get(n.unique_id.as_str()).copied(), target_path);
+                }
+                v
+            },
+        )?;
         for (k, v) in self.extra.as_object().into_iter().flatten() {
             map.serialize_entry(k, v)?;
         }
