@@ -9,6 +9,7 @@
 //! otherwise text. So `007`, `+5`, `1.50e`, `12%` stay text. Empty fields are
 //! NULL (configurable with `empty_as_null: false`, then they are empty text).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -16,6 +17,32 @@ use sha2::{Digest, Sha256};
 
 use crate::dialect::LogicalType;
 use crate::error::{DvtError, ErrorCode, Location, Result};
+
+/// Columns and their types, in order.
+pub type Columns = Vec<(String, LogicalType)>;
+
+/// A CSV seed's columns as they load: each inferred type, or its
+/// `column_types` override; names as `dialect` creates them (`quote`), and
+/// each column's portable type name by header name. Err: the first override
+/// that is not a type DVT can load.
+pub fn typed_columns(
+    inferred: Columns,
+    overrides: &BTreeMap<String, String>,
+    dialect: crate::dialect::Dialect,
+    quote: bool,
+) -> std::result::Result<(Columns, BTreeMap<String, String>), String> {
+    let mut columns = Vec::with_capacity(inferred.len());
+    let mut type_names = BTreeMap::new();
+    for (name, inferred) in inferred {
+        let t = match overrides.get(&name) {
+            Some(o) => parse_type(o).ok_or_else(|| format!("column_types `{name}: {o}` is not a type DVT can load"))?,
+            None => inferred,
+        };
+        type_names.insert(name.clone(), crate::dialect::Dialect::Postgres.sql().type_name(&t));
+        columns.push((dialect.column_name(&name, quote), t));
+    }
+    Ok((columns, type_names))
+}
 
 /// File extensions recognised as seeds.
 pub const SEED_EXTENSIONS: [&str; 5] = ["csv", "parquet", "json", "jsonl", "ndjson"];

@@ -150,16 +150,9 @@ fn load_from_bucket(
         let dialect = Dialect::from_adapter(&kind).ok_or_else(|| format!("unknown dialect `{kind}`"))?;
         let d = seed.delimiter.bytes().next().unwrap_or(b',');
         let inferred = dvt_compiler::seeds::infer_csv(&fetched.path, &shown, d).map_err(|e| e.to_string())?;
-        let mut columns = Vec::new();
-        for (name, inferred) in inferred {
-            let t = match seed.column_types.get(&name) {
-                Some(o) => dvt_compiler::seeds::parse_type(o)
-                    .ok_or_else(|| format!("{shown}: column_types `{name}: {o}` is not a type DVT can load"))?,
-                None => inferred,
-            };
-            seed.column_types.insert(name.clone(), Dialect::Postgres.sql().type_name(&t));
-            columns.push((dialect.column_name(&name, seed.quote_columns), t));
-        }
+        let (columns, type_names) = dvt_compiler::seeds::typed_columns(inferred, &seed.column_types, dialect, seed.quote_columns)
+            .map_err(|m| format!("{shown}: {m}"))?;
+        seed.column_types.extend(type_names);
         let create = Statement { kind: "create_staging".into(), sql: dialect.sql().create_table(t.stage, &columns) };
         conn.execute(&create.sql)?;
         check_columns(conn, t.node, &[t.stmts, std::slice::from_ref(&create)].concat(), t.existing)?;

@@ -387,18 +387,13 @@ fn seed_plan(
             sha256 = h;
             columns.unwrap_or_default()
         };
-        for (name, t) in inferred {
-            let t = match overrides.get(&name) {
-                Some(o) => crate::seeds::parse_type(o).ok_or_else(|| {
-                    DvtError::new(ErrorCode::ConfigInvalid, format!("column_types `{name}: {o}` is not a type DVT can load"))
-                        .at(Location::file(&node.file))
-                        .hint("use boolean, integer, bigint, numeric(p,s), double, date, timestamp or text")
-                })?,
-                None => t,
-            };
-            column_types.insert(name.clone(), Dialect::Postgres.sql().type_name(&t));
-            columns.push((dialect.column_name(&name, quote_columns), t));
-        }
+        let (typed, names) = crate::seeds::typed_columns(inferred, &overrides, dialect, quote_columns).map_err(|m| {
+            DvtError::new(ErrorCode::ConfigInvalid, m)
+                .at(Location::file(&node.file))
+                .hint("use boolean, integer, bigint, numeric(p,s), double, date, timestamp or text")
+        })?;
+        columns = typed;
+        column_types = names;
     } else {
         sha256 = cache.facts(path, d, hash, None)?.0;
         // Parquet and JSON lines carry or reveal their types at load time.
