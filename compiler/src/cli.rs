@@ -465,40 +465,6 @@ pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan) ->
     Ok(path)
 }
 
-/// Writes `target/compiled/` files, each directory created once. File creation
-/// blocks on the file system rather than the CPU, so more threads than cores
-/// help; files whose content is unchanged are not rewritten.
-fn write_compiled(dir: &std::path::Path, files: &[(String, String)], plan: &dvt_schema::Plan) -> Result<()> {
-    let dirs: std::collections::BTreeSet<PathBuf> =
-        files.iter().filter_map(|(p, _)| dir.join(p).parent().map(std::path::Path::to_path_buf)).collect();
-    for d in &dirs {
-        std::fs::create_dir_all(d).map_err(|e| DvtError::io(d, e))?;
-    }
-    const THREADS: usize = 4;
-    let chunk = files.len().div_ceil(THREADS).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || -> Result<()> {
-                    for (path, uid) in part {
-                        let sql = plan.compiled_sql(uid).unwrap_or_default();
-                        let p = dir.join(path);
-                        // Exactly the rendered SQL, as dbt writes it (no added newline).
-                        let unchanged = std::fs::metadata(&p).is_ok_and(|m| m.len() == sql.len() as u64)
-                            && std::fs::read(&p).is_ok_and(|old| old == sql.as_bytes());
-                        if !unchanged {
-                            std::fs::write(&p, sql.as_bytes()).map_err(|e| DvtError::io(&p, e))?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "a writer thread panicked"))))
-    })
-}
-
 /// `dvtc compile`.
 /// `compile`: offline from `dvtc` (nodes that query the database are marked
 /// "render at run time"); `dvtr compile` passes its `live` databases so that
@@ -539,7 +505,9 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
             crate::timing::phase("dbt manifest written");
             Ok(())
         });
-        write_compiled(&target_dir.join("compiled"), &compiled.files, &compiled.plan)?;
+        let files: Vec<(&str, &str)> =
+            compiled.files.iter().map(|(p, uid)| (p.as_str(), compiled.plan.compiled_sql(uid).unwrap_or_default())).collect();
+        crate::compiled_files::write(&target_dir, &files)?;
         crate::timing::phase("compiled SQL written");
         let out = match &c.output {
             Some(p) => {

@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod compile;
+pub mod compiled_files;
 pub mod config;
 pub mod deps;
 pub mod dialect;

@@ -697,7 +697,9 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     if node.resource_type == ResourceType::Model {
         plan.contract = contract::of(node, dialect)?;
         // Where the SELECT names its columns, a mismatch is caught now; `*` waits for `dvtr`.
-        if let (Some(c), Some(cols)) = (&plan.contract, contract::select_columns(&sql, dialect)) {
+        if let Some(c) = &plan.contract
+            && let Some(cols) = contract::select_columns(&sql, dialect)
+        {
             contract::check(&node.name, c, &cols).map_err(|m| {
                 DvtError::new(ErrorCode::ContractViolation, m)
                     .at(Location::file(&node.file))

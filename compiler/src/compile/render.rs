@@ -241,6 +241,10 @@ pub struct Renderer<'a> {
     graph: Value,
     /// dbt's `selected_resources`: unique ids of the nodes the command selected.
     selected: Value,
+    /// The `target` variable of each output, built once.
+    targets: BTreeMap<String, Value>,
+    /// The `flags` variable (the same for every node of a compile).
+    flags: Value,
 }
 
 /// dbt's `graph`: `nodes` and `sources` of the project as dicts (what packages such as
@@ -400,6 +404,8 @@ impl<'a> Renderer<'a> {
                 })
             },
             selected: Value::from(Vec::<Value>::new()),
+            targets: project.profile.outputs.iter().map(|(k, o)| (k.clone(), target_value(&project.profile.name, o))).collect(),
+            flags: crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": full_refresh, "WHICH": "compile"})),
         }
     }
 
@@ -457,7 +463,7 @@ impl<'a> Renderer<'a> {
             }
             None => Relation::new(None, None, node.name.clone(), dialect),
         };
-        let target = target_value(&self.project.profile.name, output);
+        let target = self.targets.get(&target_name).cloned().unwrap_or_else(|| target_value(&self.project.profile.name, output));
         let adapter_dialect = Dialect::from_adapter(&output.kind).unwrap_or(Dialect::Postgres);
         let ctx_val = {
             let mut m: BTreeMap<&str, Value> = BTreeMap::new();
@@ -466,7 +472,7 @@ impl<'a> Renderer<'a> {
             m.insert("target", target.clone());
             m.insert("execute", Value::from(true));
             m.insert("project_name", Value::from(self.project.name.as_str()));
-            m.insert("flags", crate::jinja::to_value(serde_json::json!({"FULL_REFRESH": self.full_refresh, "WHICH": "compile"})));
+            m.insert("flags", self.flags.clone());
             m.insert("graph", self.graph.clone());
             m.insert("selected_resources", self.selected.clone());
             // A run hook's `results`, `schemas`, … (and the command's `flags`).
