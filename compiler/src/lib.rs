@@ -28,6 +28,7 @@ pub mod project;
 pub mod seed_cache;
 pub mod seeds;
 pub mod select;
+pub mod semantic;
 pub mod state;
 pub mod timing;
 pub mod yaml;

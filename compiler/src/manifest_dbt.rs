@@ -17,6 +17,7 @@ use crate::dialect::{Dialect, QuotePolicy};
 use crate::graph::Graph;
 use crate::jinja::Jinja;
 use crate::nodes::{Column, Node, Project, ResourceType, Source};
+use crate::semantic::Kind;
 use crate::state::sha256;
 
 /// dbt's manifest schema this file follows.
@@ -179,7 +180,7 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
         "path": resource_path(project, node), "original_file_path": package_relative(project, &node.package, &node.file), "unique_id": node.unique_id, "fqn": node.fqn,
         "alias": alias, "checksum": checksum, "config": null, "tags": node.config.tags(),
         "description": node.description, "columns": null, "meta": cfg_str(node, "meta").as_object().cloned().unwrap_or_default(),
-        "group": null, "docs": {"show": true, "node_color": null}, "patch_path": null, "build_path": null,
+        "group": cfg_str(node, "group"), "docs": {"show": true, "node_color": null}, "patch_path": null, "build_path": null,
         "unrendered_config": {}, "created_at": 0.0, "relation_name": relation_name, "doc_blocks": [],
         "raw_code": node.raw,
     });
@@ -205,7 +206,7 @@ fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placemen
     match node.resource_type {
         ResourceType::Model => {
             for (k, x) in [
-                ("access", json!("protected")),
+                ("access", node.config.get("access").cloned().unwrap_or_else(|| json!("protected"))),
                 ("constraints", node.config.get("constraints").cloned().unwrap_or_else(|| json!([]))),
                 // As written: a number stays a number.
                 ("version", version_json(node.version.as_deref())),
@@ -347,7 +348,7 @@ pub struct Manifest<'a> {
 
 impl<'a> Manifest<'a> {
     pub fn new(project: &'a Project, jinja: &'a Jinja, graph: &'a Graph, placements: &'a BTreeMap<String, Placement>) -> Self {
-        let rest = match parts(project, jinja, graph) {
+        let rest = match parts(project, jinja, graph, placements) {
             Json::Object(m) => m,
             _ => Map::new(),
         };
@@ -427,7 +428,7 @@ fn dbt_overview() -> &'static str {
 }
 
 /// Everything but the project's enabled nodes (`nodes` holds disabled tests and run hooks).
-fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
+fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
     let fast = !crate::compile::resolve::naming_overridden(jinja);
     let mut nodes: Map<String, Json> = Map::new();
     // As dbt: a test of a disabled node stays in `nodes`, disabled and with no
@@ -489,10 +490,29 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
     );
     let mut parent_map = Map::new();
     let mut child_map = Map::new();
+    // Run hooks (operations) are listed with no edges, as dbt lists them.
+    for id in nodes.keys().filter(|id| id.starts_with("operation.")) {
+        parent_map.insert(id.clone(), json!([]));
+        child_map.insert(id.clone(), json!([]));
+    }
+    let semantic = &project.semantic;
+    let semantic_children = semantic.children();
+    let children_of = |id: &str| semantic_children.get(id).cloned().unwrap_or_default();
     for id in project.nodes.keys().chain(project.sources.keys()) {
         parent_map.insert(id.clone(), json!(if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] }));
-        child_map.insert(id.clone(), json!(graph.children(id)));
+        let mut children = graph.children(id);
+        children.extend(children_of(id));
+        children.sort();
+        child_map.insert(id.clone(), json!(children));
     }
+    // Exposures, metrics, semantic models and saved queries have edges; groups do not.
+    for r in semantic.resources.values().filter(|r| r.kind != Kind::Group) {
+        let mut parents = r.depends_on.clone();
+        parents.sort();
+        parent_map.insert(r.unique_id.clone(), json!(parents));
+        child_map.insert(r.unique_id.clone(), json!(children_of(&r.unique_id)));
+    }
+    let section = |k: Kind| Json::Object(semantic.section(k, project, placements));
     let adapter = project.profile.outputs.get(&project.active_target).map(|o| o.kind.clone());
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let metadata = json!({
@@ -511,16 +531,16 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph) -> Json {
         ("sources", Json::Object(sources)),
         ("macros", Json::Object(macros)),
         ("docs", Json::Object(docs)),
-        ("exposures", empty()),
-        ("metrics", empty()),
-        ("groups", empty()),
+        ("exposures", section(Kind::Exposure)),
+        ("metrics", section(Kind::Metric)),
+        ("groups", section(Kind::Group)),
         ("selectors", Json::Object(selectors)),
         ("disabled", Json::Object(disabled)),
         ("parent_map", Json::Object(parent_map)),
         ("child_map", Json::Object(child_map)),
-        ("group_map", empty()),
-        ("saved_queries", empty()),
-        ("semantic_models", empty()),
+        ("group_map", Json::Object(semantic.group_map(project))),
+        ("saved_queries", section(Kind::SavedQuery)),
+        ("semantic_models", section(Kind::SemanticModel)),
         ("unit_tests", Json::Object(unit_tests)),
         ("functions", empty()),
     ];

@@ -268,6 +268,8 @@ pub struct Project {
     pub vars: std::sync::Arc<crate::jinja::Vars>,
     /// `selectors.yml` definitions by name.
     pub selectors: BTreeMap<String, Json>,
+    /// Exposures, groups, semantic models, metrics and saved queries.
+    pub semantic: crate::semantic::Semantic,
     /// Non-fatal problems found while loading.
     pub warnings: Vec<String>,
 }

@@ -24,6 +24,7 @@ mod robustness;
 mod runtime;
 mod secrets;
 mod seeds;
+mod semantic;
 mod state;
 mod support;
 mod tls;

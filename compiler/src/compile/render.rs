@@ -253,6 +253,8 @@ pub struct Renderer<'a> {
 struct GraphObj {
     nodes: serde_json::Value,
     sources: serde_json::Value,
+    /// Exposures, groups, semantic models, metrics and saved queries, by section.
+    semantic: BTreeMap<&'static str, serde_json::Value>,
     built: std::sync::OnceLock<(Value, Value)>,
     /// Entries packages add (`graph.setdefault("elementary", {})`, a cache shared by the nodes
     /// of one compile, as dbt's graph dict is shared by one invocation).
@@ -265,7 +267,9 @@ impl minijinja::value::Object for GraphObj {
         match key.as_str()? {
             "nodes" => Some(nodes.clone()),
             "sources" => Some(sources.clone()),
-            "exposures" | "metrics" | "groups" | "semantic_models" | "saved_queries" => Some(crate::jinja::to_value(serde_json::json!({}))),
+            section @ ("exposures" | "metrics" | "groups" | "semantic_models" | "saved_queries") => {
+                Some(self.semantic.get(section).map_or_else(|| crate::jinja::to_value(serde_json::json!({})), graph_entries))
+            }
             other => self.extra.lock().ok()?.get(other).cloned(),
         }
     }
@@ -359,9 +363,14 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
             (s.unique_id.clone(), v)
         })
         .collect();
+    let semantic = crate::semantic::Kind::ALL
+        .into_iter()
+        .map(|k| (k.section(), serde_json::Value::Object(project.semantic.section(k, project, placements))))
+        .collect();
     Value::from_object(GraphObj {
         nodes: nodes.into(),
         sources: sources.into(),
+        semantic,
         built: std::sync::OnceLock::new(),
         extra: Default::default(),
     })
@@ -399,6 +408,7 @@ impl<'a> Renderer<'a> {
                 Value::from_object(GraphObj {
                     nodes: serde_json::json!({}),
                     sources: serde_json::json!({}),
+                    semantic: BTreeMap::new(),
                     built: std::sync::OnceLock::new(),
                     extra: Default::default(),
                 })

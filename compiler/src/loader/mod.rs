@@ -152,6 +152,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     let parsed: Vec<Result<PropertiesFile>> =
         yml.par_iter().map(|(_, path, display)| yaml::parse(&files::read(path, display)?, display)).collect();
     let mut unit_decls = Vec::new();
+    let mut semantic_decls = Vec::new();
     for ((i, path, display), props) in yml.iter().zip(parsed) {
         let mut props = props?;
         let pkg = &packages[*i];
@@ -171,6 +172,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
                 });
             }
         }
+        semantic_declarations(pkg, path, display, &mut props, &mut renderer, &mut semantic_decls)?;
         add_bucket_seeds(pkg, &packages[0], &props, display, &mut pending, &mut by_key)?;
         apply_patches(pkg, &props, display, &mut pending, &by_key, &mut renderer, &mut test_decls, &mut warnings)?;
         for group in &props.sources {
@@ -259,6 +261,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         macros: macro_defs,
         vars,
         selectors: BTreeMap::new(),
+        semantic: Default::default(),
         warnings,
     };
     resolve_dependencies(&mut project)?;
@@ -266,12 +269,70 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         let into = if u.config.enabled() { &mut project.nodes } else { &mut project.disabled };
         into.insert(u.unique_id.clone(), u);
     }
+    project.semantic = crate::semantic::build(&project, semantic_decls)?;
     crate::timing::phase("dependencies resolved");
     let graph = crate::graph::Graph::build(&project)?;
     graph.check_acyclic(&project)?;
     crate::timing::phase("DAG checked");
     project.selectors = crate::select::load_selectors(&project.root)?;
     Ok((project, jinja, graph))
+}
+
+/// Takes a properties file's exposures, groups, semantic models, metrics and saved
+/// queries out of it, their descriptions rendered (`{{ doc(...) }}`).
+fn semantic_declarations(
+    pkg: &Package,
+    path: &std::path::Path,
+    display: &str,
+    props: &mut PropertiesFile,
+    renderer: &mut render::TextRenderer<'_>,
+    out: &mut Vec<crate::semantic::Declared>,
+) -> Result<()> {
+    use crate::semantic::Kind;
+    let lists = [
+        (Kind::Exposure, std::mem::take(&mut props.exposures)),
+        (Kind::Group, std::mem::take(&mut props.groups)),
+        (Kind::SemanticModel, std::mem::take(&mut props.semantic_models)),
+        (Kind::Metric, std::mem::take(&mut props.metrics)),
+        (Kind::SavedQuery, std::mem::take(&mut props.saved_queries)),
+    ];
+    if lists.iter().all(|(_, l)| l.is_empty()) {
+        return Ok(());
+    }
+    let text = files::read(path, display)?;
+    let original = display.strip_prefix(&pkg.rel).unwrap_or(display).to_string();
+    let parts: Vec<&str> = original.split('/').collect();
+    let below = parts[1.min(parts.len())..].join("/");
+    let folders: Vec<String> = parts[1.min(parts.len())..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect();
+    for (kind, list) in lists {
+        for mut value in list {
+            let name = value.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
+            let line = unit_tests::line_of(&text, &name);
+            let mut render = |v: &mut Json| -> Result<()> {
+                if let Some(Json::String(d)) = v.get_mut("description") {
+                    *d = renderer.render(d, &pkg.name, display, line)?;
+                }
+                Ok(())
+            };
+            render(&mut value)?;
+            for key in ["entities", "measures", "dimensions"] {
+                for item in value.get_mut(key).and_then(Json::as_array_mut).into_iter().flatten() {
+                    render(item)?;
+                }
+            }
+            out.push(crate::semantic::Declared {
+                kind,
+                package: pkg.name.clone(),
+                file: display.to_string(),
+                original_file_path: original.clone(),
+                path: below.clone(),
+                folders: folders.clone(),
+                line,
+                value,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// SPEC §2 rule 4: the flag in `flags:` or `DVT_REQUIRE_SOURCE_CONNECTION`.

@@ -123,6 +123,13 @@ pub fn context_value(node: &crate::nodes::Node, this: &Relation, target: &Value,
     m.insert("execute", Value::from(execute));
     m.insert("project_name", Value::from(project_name));
     m.insert("flags", flags_value(execute));
+    // As in dbt's parse: the graph exists, and is empty until the project is parsed.
+    m.insert(
+        "graph",
+        crate::jinja::mutable::from_json(
+            &json!({"nodes": {}, "sources": {}, "exposures": {}, "groups": {}, "metrics": {}, "semantic_models": {}, "saved_queries": {}}),
+        ),
+    );
     Value::from(m)
 }
 

@@ -23,7 +23,7 @@ pub(crate) struct UnitDecl {
 
 const FORMATS: [&str; 3] = ["dict", "csv", "sql"];
 
-fn line_of(text: &str, name: &str) -> u32 {
+pub(crate) fn line_of(text: &str, name: &str) -> u32 {
     let re = regex::Regex::new(&format!(r#"(?m)^\s*-?\s*name:\s*['"]?{}['"]?\s*$"#, regex::escape(name))).expect("escaped");
     re.find(text).map_or(0, |m| text[..m.start()].matches('\n').count() as u32 + 1)
 }

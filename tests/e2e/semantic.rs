@@ -1,0 +1,88 @@
+//! Exposures, groups and dbt's semantic layer (semantic models, metrics, saved
+//! queries) in `manifest.json` and in dbt's `graph` variable, checked against what
+//! dbt-core 1.11 writes for the same project (`fixtures/semantic_layer/expected`).
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn without_created_at(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.iter().filter(|(k, _)| *k != "created_at").map(|(k, x)| (k.clone(), without_created_at(x))).collect()
+        }
+        serde_json::Value::Array(a) => a.iter().map(without_created_at).collect(),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn semantic_layer_exposures_and_groups_are_listed_as_dbt_lists_them() {
+    let (_tmp, dir) = scratch_copy(&fixture("semantic_layer"));
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("semantic_layer").join("expected/manifest_sections.json")).unwrap()).unwrap();
+    for command in ["parse", "compile"] {
+        let r = dvtc(&dir, &[command]);
+        assert_eq!(r.code, 0, "{command}: {} {}", r.stdout, r.stderr);
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+        for (section, want) in expected.as_object().unwrap() {
+            match section.as_str() {
+                "parent_map" | "child_map" => {
+                    for (id, edges) in want.as_object().unwrap() {
+                        assert_eq!(&m[section][id], edges, "{command}: {section}[{id}]");
+                    }
+                }
+                _ => {
+                    let got = without_created_at(&m[section]);
+                    for (id, entry) in want.as_object().unwrap() {
+                        assert_eq!(&got[id], entry, "{command}: {section}[{id}] differs from dbt's");
+                    }
+                    assert_eq!(got.as_object().map(|o| o.len()), want.as_object().map(|o| o.len()), "{command}: {section}");
+                }
+            }
+        }
+    }
+    // dbt's `graph` holds them too (what dbt-project-evaluator and friends read).
+    let got = std::fs::read_to_string(dir.join("target/compiled/semantic_proj/models/marts/graph_counts.sql")).unwrap();
+    let want = std::fs::read_to_string(fixture("semantic_layer").join("expected/graph_counts.sql")).unwrap();
+    assert_eq!(got, want);
+
+    // dbt's own artifact reader accepts the sections.
+    let py = std::env::var("DVT_TEST_PYTHON")
+        .expect("DVT_TEST_PYTHON is not set: run `make test` (scripts/py_duckdb.sh installs dbt-artifacts-parser)");
+    let script = format!(
+        "import json\nfrom dbt_artifacts_parser.parser import parse_manifest\nm = parse_manifest(json.load(open({:?})))\n\
+         print(len(m.semantic_models), len(m.metrics), len(m.saved_queries), len(m.exposures), len(m.groups))\n\
+         print(m.metrics['metric.semantic_proj.revenue_growth'].type_params.metrics[1].offset_window.granularity)",
+        dir.join("target/manifest.json").display().to_string()
+    );
+    let out = Command::new(py).arg("-c").arg(script).output().expect("python runs");
+    assert!(out.status.success(), "dbt-artifacts-parser rejected the manifest: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 6 1 1 1\nmonth\n");
+}
+
+#[test]
+fn semantic_declarations_naming_what_does_not_exist_are_located_errors() {
+    for (needle, replacement, code, message) in [
+        ("model: ref('orders')", "model: ref('no_such_model')", "DVT130", "semantic model `orders` refers to `no_such_model`"),
+        (
+            "      measure: order_total\n  - name: food_revenue",
+            "      measure: no_such_measure\n  - name: food_revenue",
+            "DVT102",
+            "`no_such_measure`",
+        ),
+        ("      - ref('customers')", "      - ref('nobody')", "DVT130", "exposure `finance_dashboard` refers to `nobody`"),
+        ("        - food_share", "        - no_such_metric", "DVT102", "metric `no_such_metric`"),
+    ] {
+        let (_tmp, dir) = scratch_copy(&fixture("semantic_layer"));
+        let file = dir.join("models/marts/orders.yml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(needle), "{needle}");
+        std::fs::write(&file, text.replacen(needle, replacement, 1)).unwrap();
+        let r = dvtc(&dir, &["compile"]);
+        assert_eq!(r.code, 2, "{replacement}: {} {}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(code) && r.stderr.contains(message), "{replacement}: {}", r.stderr);
+        assert!(r.stderr.contains("models/marts/orders.yml:"), "located: {}", r.stderr);
+        assert!(!dir.join("target/manifest.json").exists(), "no manifest after a failed parse");
+    }
+}
