@@ -401,8 +401,8 @@ pub fn cmd_ls(args: &ProjectArgs, ls: &ListArgs) -> Result<()> {
         warn("no nodes selected: the selection does not match any enabled nodes", args.log_format);
         return Ok(());
     }
-    let mut lines: Vec<String> = selection.ids.iter().map(|id| list_line(&project, id, ls.output)).collect();
-    lines.sort();
+    // In unique-id order, as `dbt ls` lists.
+    let lines: Vec<String> = selection.ids.iter().map(|id| list_line(&project, id, ls.output)).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in lines {
         let _ = writeln!(out, "{line}");
@@ -427,6 +427,23 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
                 "connection": s.connection,
                 "config": s.config,
                 "tags": s.tags,
+            })
+            .to_string(),
+        };
+    }
+    if let Some(r) = project.semantic.resources.get(id) {
+        let field = |k: &str| r.entry.get(k).and_then(serde_json::Value::as_str).unwrap_or_default();
+        return match output {
+            ListOutput::Selector => format!("{}:{}.{}", r.kind.resource_type(), field("package_name"), field("name")),
+            ListOutput::Name => field("name").to_string(),
+            ListOutput::Path => field("original_file_path").to_string(),
+            ListOutput::Json => serde_json::json!({
+                "name": field("name"),
+                "resource_type": r.kind.resource_type(),
+                "package_name": field("package_name"),
+                "original_file_path": field("original_file_path"),
+                "unique_id": r.unique_id,
+                "depends_on": {"nodes": r.depends_on},
             })
             .to_string(),
         };

@@ -344,6 +344,24 @@ impl Selector<'_> {
             })?;
             return self.definition(def, 0);
         }
+        if let Some(kind) =
+            crate::semantic::Kind::ALL.into_iter().find(|k| k.resource_type() == a.method && *k != crate::semantic::Kind::Group)
+        {
+            let base: BTreeSet<String> = self
+                .project
+                .semantic
+                .resources
+                .values()
+                .filter(|r| r.kind == kind)
+                .filter(|r| {
+                    let name = r.entry.get("name").and_then(Json::as_str).unwrap_or_default();
+                    let package = r.entry.get("package_name").and_then(Json::as_str).unwrap_or_default();
+                    glob(&a.value, name) || glob(&a.value, &format!("{package}.{name}"))
+                })
+                .map(|r| r.unique_id.clone())
+                .collect();
+            return Ok(self.expand(base, a.parents, a.children, a.at));
+        }
         let mut base = BTreeSet::new();
         for item in &self.items {
             if self.matches(item, &a.method, &a.value)? {
@@ -360,7 +378,21 @@ impl Selector<'_> {
         children: Option<Option<usize>>,
         at: bool,
     ) -> BTreeSet<String> {
+        let semantic = &self.project.semantic.resources;
         let mut out = base.clone();
+        // An exposure, metric, … reads nodes through the resources it depends on.
+        let mut base = base;
+        if parents.is_some() {
+            let mut stack: Vec<String> = base.iter().filter(|id| semantic.contains_key(*id)).cloned().collect();
+            while let Some(id) = stack.pop() {
+                for d in semantic.get(&id).map(|r| r.depends_on.as_slice()).unwrap_or_default() {
+                    if out.insert(d.clone()) {
+                        base.insert(d.clone());
+                        stack.push(d.clone());
+                    }
+                }
+            }
+        }
         for id in &base {
             if let Some(d) = parents {
                 out.extend(self.graph.reach(id, true, d));
@@ -374,6 +406,20 @@ impl Selector<'_> {
                     out.insert(c);
                 }
                 out.extend(self.graph.reach(id, true, None));
+            }
+        }
+        // ... and what the selected nodes feed: the resources downstream of them.
+        if children.is_some() || at {
+            loop {
+                let more: Vec<String> = semantic
+                    .values()
+                    .filter(|r| !out.contains(&r.unique_id) && r.depends_on.iter().any(|d| out.contains(d)))
+                    .map(|r| r.unique_id.clone())
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                out.extend(more);
             }
         }
         out
@@ -542,7 +588,14 @@ pub fn select_with(project: &Project, graph: &Graph, spec: &SelectionSpec, facts
     } else if spec.select.is_empty() {
         match project.selectors.get("__default__") {
             Some(def) => sel.definition(def, 0)?,
-            None => project.nodes.keys().chain(project.sources.keys()).cloned().collect(),
+            // Everything dbt lists: nodes, sources, exposures, metrics, semantic models, saved queries.
+            None => project
+                .nodes
+                .keys()
+                .chain(project.sources.keys())
+                .chain(project.semantic.resources.values().filter(|r| r.kind != crate::semantic::Kind::Group).map(|r| &r.unique_id))
+                .cloned()
+                .collect(),
         }
     } else {
         let mut all = BTreeSet::new();

@@ -47,6 +47,23 @@ fn semantic_layer_exposures_and_groups_are_listed_as_dbt_lists_them() {
     let want = std::fs::read_to_string(fixture("semantic_layer").join("expected/graph_counts.sql")).unwrap();
     assert_eq!(got, want);
 
+    // `ls` lists them, and selects through them, in dbt's order.
+    for (args, file) in [
+        (vec!["ls"], "ls_all.txt"),
+        (vec!["ls", "-s", "+exposure:finance_dashboard"], "ls_upstream_of_exposure.txt"),
+        (vec!["ls", "-s", "raw_orders+"], "ls_downstream_of_raw_orders.txt"),
+    ] {
+        let r = dvtc(&dir, &args);
+        let want = std::fs::read_to_string(fixture("semantic_layer").join("expected").join(file)).unwrap();
+        assert_eq!(r.stdout, want, "{args:?}: {}", r.stderr);
+    }
+    // A run selected upstream of an exposure compiles exactly the models it reads.
+    let r = dvtc(&dir, &["compile", "-s", "+exposure:finance_dashboard", "--output", "upstream.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("upstream.json")).unwrap()).unwrap();
+    let order: Vec<&str> = plan["order"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(order, ["model.semantic_proj.raw_orders", "model.semantic_proj.orders", "model.semantic_proj.customers"]);
+
     // dbt's own artifact reader accepts the sections.
     let py = std::env::var("DVT_TEST_PYTHON")
         .expect("DVT_TEST_PYTHON is not set: run `make test` (scripts/py_duckdb.sh installs dbt-artifacts-parser)");
