@@ -353,7 +353,10 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
     crate::timing::phase("dbt manifest built");
     // Both manifests at once: DVT's is built and written while dbt's is written.
     let (written, manifest) = std::thread::scope(|s| {
-        let dbt = s.spawn(|| write_json(&target_dir, "manifest.json", &dbt_manifest));
+        let dbt = s.spawn(|| {
+            write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, &placements))?;
+            write_json(&target_dir, "manifest.json", &dbt_manifest)
+        });
         let manifest = crate::manifest::build(&project, &graph);
         let written = write_json(&target_dir, "dvt_manifest.json", &crate::manifest::Streamed { manifest: &manifest, project: &project });
         (dbt.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked"))).and(written), manifest)
@@ -518,6 +521,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 &compiled.files,
                 &target_path,
             );
+            write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, &placements))?;
             write_json(&target_dir, "manifest.json", &manifest)?;
             crate::timing::phase("dbt manifest written");
             Ok(())

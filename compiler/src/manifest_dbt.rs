@@ -33,7 +33,7 @@ fn columns(cols: &BTreeMap<String, Column>) -> Json {
                 json!({
                     "name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
                     "constraints": [], "quote": null, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
-                    "granularity": null, "doc_blocks": [],
+                    "granularity": c.granularity, "doc_blocks": [],
                 }),
             )
         })

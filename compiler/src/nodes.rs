@@ -84,6 +84,8 @@ pub struct Column {
     pub position: usize,
     /// `meta:` and `config: {meta:}` merged (the latter wins), as dbt merges them.
     pub meta: serde_json::Map<String, Json>,
+    /// A time spine column's `granularity:` (MetricFlow).
+    pub granularity: Option<String>,
 }
 
 /// Nodes `ref()` can name, by (package, name) and version: an unversioned `ref`

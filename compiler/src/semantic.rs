@@ -80,6 +80,8 @@ pub struct Resource {
     pub depends_on: Vec<String>,
     /// A semantic model's model.
     pub model: Option<String>,
+    /// Order of declaration (files in load order, entries in file order).
+    pub position: usize,
 }
 
 /// The project's exposures, groups, semantic models, metrics and saved queries by unique id.
@@ -124,6 +126,122 @@ impl Semantic {
             .collect()
     }
 
+    /// dbt's `semantic_manifest.json` (what MetricFlow reads): the semantic models,
+    /// metrics and saved queries in dbt-semantic-interfaces' shapes, and the time spines.
+    pub fn semantic_manifest(&self, project: &Project, placements: &BTreeMap<String, Placement>) -> Json {
+        let pick = |e: &Map<String, Json>, keys: &[&str]| -> Json {
+            Json::Object(keys.iter().map(|k| (k.to_string(), e.get(*k).cloned().unwrap_or(Json::Null))).collect())
+        };
+        let items = |e: &Map<String, Json>, list: &str, keys: &[&str]| -> Json {
+            let objects = e.get(list).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_object);
+            Json::Array(objects.map(|x| pick(x, keys)).collect())
+        };
+        let meta_only = |e: &Map<String, Json>| json!({"meta": e.get("config").and_then(|c| c.get("meta")).cloned().unwrap_or(json!({}))});
+        let of_kind = |kind: Kind| {
+            let mut rs: Vec<&Resource> = self.resources.values().filter(|r| r.kind == kind).collect();
+            rs.sort_by_key(|r| r.position);
+            rs
+        };
+        let semantic_models: Vec<Json> = of_kind(Kind::SemanticModel)
+            .into_iter()
+            .map(|r| {
+                let e = self.entry(r, project, placements);
+                let mut m = pick(&e, &["name", "defaults", "description", "node_relation", "primary_entity"]);
+                m["entities"] = items(&e, "entities", &["name", "description", "type", "role", "expr", "metadata", "label", "config"]);
+                m["measures"] = items(
+                    &e,
+                    "measures",
+                    &[
+                        "name",
+                        "agg",
+                        "description",
+                        "create_metric",
+                        "expr",
+                        "agg_params",
+                        "metadata",
+                        "non_additive_dimension",
+                        "agg_time_dimension",
+                        "label",
+                        "config",
+                    ],
+                );
+                m["dimensions"] = items(
+                    &e,
+                    "dimensions",
+                    &["name", "description", "type", "is_partition", "type_params", "expr", "metadata", "label", "config"],
+                );
+                m["label"] = e.get("label").cloned().unwrap_or(Json::Null);
+                m["metadata"] = Json::Null;
+                m["config"] = meta_only(&e);
+                m
+            })
+            .collect();
+        let metrics: Vec<Json> = of_kind(Kind::Metric)
+            .into_iter()
+            .map(|r| {
+                let e = &r.entry;
+                let mut m = pick(e, &["name", "description", "type"]);
+                let tp = e.get("type_params").and_then(Json::as_object).cloned().unwrap_or_default();
+                let mut type_params = pick(
+                    &tp,
+                    &[
+                        "measure",
+                        "numerator",
+                        "denominator",
+                        "expr",
+                        "window",
+                        "grain_to_date",
+                        "metrics",
+                        "conversion_type_params",
+                        "cumulative_type_params",
+                        "input_measures",
+                    ],
+                );
+                if let Some(c) = type_params["cumulative_type_params"].as_object_mut() {
+                    c.remove("metric");
+                }
+                m["type_params"] = type_params;
+                for k in ["filter", "metadata", "label"] {
+                    m[k] = e.get(k).cloned().unwrap_or(Json::Null);
+                }
+                m["config"] = meta_only(e);
+                m["time_granularity"] = e.get("time_granularity").cloned().unwrap_or(Json::Null);
+                m
+            })
+            .collect();
+        let saved_queries: Vec<Json> = of_kind(Kind::SavedQuery)
+            .into_iter()
+            .map(|r| {
+                let e = &r.entry;
+                let q = e.get("query_params").and_then(Json::as_object).cloned().unwrap_or_default();
+                let exports: Vec<Json> = e
+                    .get("exports")
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|x| {
+                        let c = x.get("config").and_then(Json::as_object).cloned().unwrap_or_default();
+                        json!({"name": x.get("name"), "config": pick(&c, &["export_as", "schema_name", "alias"])})
+                    })
+                    .collect();
+                let mut m = pick(e, &["name"]);
+                m["query_params"] = pick(&q, &["metrics", "group_by", "order_by", "limit", "where"]);
+                for k in ["description", "metadata", "label"] {
+                    m[k] = e.get(k).cloned().unwrap_or(Json::Null);
+                }
+                m["exports"] = json!(exports);
+                m["tags"] = e.get("tags").cloned().unwrap_or(json!([]));
+                m
+            })
+            .collect();
+        json!({
+            "semantic_models": semantic_models,
+            "metrics": metrics,
+            "project_configuration": time_spines(project, placements),
+            "saved_queries": saved_queries,
+        })
+    }
+
     fn entry(&self, r: &Resource, project: &Project, placements: &BTreeMap<String, Placement>) -> Map<String, Json> {
         let mut e = r.entry.clone();
         if let Some(relation) = r.model.as_ref().map(|m| node_relation(project, placements, m))
@@ -133,6 +251,34 @@ impl Semantic {
         }
         e
     }
+}
+
+/// MetricFlow's project configuration: models with `time_spine:` (and their primary
+/// column's granularity), or dbt's legacy `metricflow_time_spine` model.
+fn time_spines(project: &Project, placements: &BTreeMap<String, Placement>) -> Json {
+    let models = || project.nodes.values().filter(|n| n.resource_type == crate::nodes::ResourceType::Model);
+    let spines: Vec<Json> = models()
+        .filter_map(|n| {
+            let column = n.time_spine.as_ref()?.get("standard_granularity_column")?.as_str()?.to_string();
+            let granularity = n.columns.get(&column).and_then(|c| c.granularity.clone());
+            Some(json!({
+                "node_relation": node_relation(project, placements, &n.unique_id),
+                "primary_column": {"name": column, "time_granularity": granularity},
+                "custom_granularities": [],
+            }))
+        })
+        .collect();
+    let legacy: Vec<Json> = models()
+        .filter(|n| n.name == "metricflow_time_spine" && n.time_spine.is_none())
+        .filter_map(|n| placements.get(&n.unique_id)?.relation.as_ref())
+        .map(|r| json!({"location": r.rendered, "column_name": "date_day", "grain": "day"}))
+        .collect();
+    json!({
+        "time_spine_table_configurations": legacy,
+        "metadata": null,
+        "dsi_package_version": {"major_version": "0", "minor_version": "9", "patch_version": "0"},
+        "time_spines": spines,
+    })
 }
 
 /// dbt's `node_relation` of a semantic model: where its model is built.
@@ -273,10 +419,11 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
             .map(str::to_string)
             .ok_or_else(|| invalid(d, format!("an entry of `{}:` has no `name`", d.kind.section()), "give every entry a `name:`"))
     };
-    let insert = |out: &mut Semantic, d: &Declared, r: Resource| -> Result<()> {
+    let insert = |out: &mut Semantic, d: &Declared, mut r: Resource| -> Result<()> {
         if out.resources.contains_key(&r.unique_id) {
             return Err(invalid(d, format!("`{}` is declared twice", r.unique_id), "give each one a unique name"));
         }
+        r.position = out.resources.len();
         out.resources.insert(r.unique_id.clone(), r);
         Ok(())
     };
@@ -288,7 +435,7 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
         m.insert("owner".into(), json!({"email": owner.get("email"), "name": owner.get("name")}));
         m.insert("description".into(), get_or(&d.value, "description", Json::Null));
         m.insert("config".into(), config_with(&d.value, json!({"meta": {}})));
-        insert(&mut out, &d, Resource { unique_id, kind: Kind::Group, entry: m, depends_on: vec![], model: None })?;
+        insert(&mut out, &d, Resource { unique_id, kind: Kind::Group, entry: m, depends_on: vec![], model: None, position: 0 })?;
     }
 
     // Semantic models, and the measures they define (metrics name measures).
@@ -362,7 +509,8 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
         ] {
             m.insert(k.into(), v);
         }
-        let r = Resource { unique_id, kind: Kind::SemanticModel, entry: m, depends_on: vec![model.clone()], model: Some(model) };
+        let r =
+            Resource { unique_id, kind: Kind::SemanticModel, entry: m, depends_on: vec![model.clone()], model: Some(model), position: 0 };
         insert(&mut out, &d, r)?;
     }
 
@@ -475,7 +623,7 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
         ] {
             m.insert(k.into(), x);
         }
-        insert(&mut out, &d, Resource { unique_id, kind: Kind::Metric, entry: m, depends_on, model: None })?;
+        insert(&mut out, &d, Resource { unique_id, kind: Kind::Metric, entry: m, depends_on, model: None, position: 0 })?;
     }
 
     let target = project.profile.outputs.get(&project.active_target);
@@ -534,7 +682,7 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
         ] {
             m.insert(k.into(), x);
         }
-        insert(&mut out, &d, Resource { unique_id, kind: Kind::SavedQuery, entry: m, depends_on, model: None })?;
+        insert(&mut out, &d, Resource { unique_id, kind: Kind::SavedQuery, entry: m, depends_on, model: None, position: 0 })?;
     }
 
     for d in take(&mut by_kind, Kind::Exposure) {
@@ -594,7 +742,7 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
         ] {
             m.insert(k.into(), x);
         }
-        insert(&mut out, &d, Resource { unique_id, kind: Kind::Exposure, entry: m, depends_on, model: None })?;
+        insert(&mut out, &d, Resource { unique_id, kind: Kind::Exposure, entry: m, depends_on, model: None, position: 0 })?;
     }
     Ok(out)
 }

@@ -42,6 +42,21 @@ fn semantic_layer_exposures_and_groups_are_listed_as_dbt_lists_them() {
             }
         }
     }
+    // MetricFlow's input, as dbt writes it (lists compared by name: dbt's follow its file walk).
+    let by_name = |v: &serde_json::Value| -> serde_json::Value {
+        let mut v = v.clone();
+        for list in ["semantic_models", "metrics", "saved_queries"] {
+            if let Some(a) = v[list].as_array_mut() {
+                a.sort_by(|x, y| x["name"].as_str().cmp(&y["name"].as_str()));
+            }
+        }
+        v
+    };
+    let read = |p: std::path::PathBuf| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    assert_eq!(
+        by_name(&read(dir.join("target/semantic_manifest.json"))),
+        by_name(&read(fixture("semantic_layer").join("expected/semantic_manifest.json")))
+    );
     // dbt's `graph` holds them too (what dbt-project-evaluator and friends read).
     let got = std::fs::read_to_string(dir.join("target/compiled/semantic_proj/models/marts/graph_counts.sql")).unwrap();
     let want = std::fs::read_to_string(fixture("semantic_layer").join("expected/graph_counts.sql")).unwrap();

@@ -687,6 +687,7 @@ fn columns(
                 constraints: c.constraints.clone(),
                 position,
                 meta,
+                granularity: c.granularity.clone(),
             },
         );
     }

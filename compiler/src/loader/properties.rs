@@ -79,6 +79,9 @@ pub struct ColumnProps {
     /// `config: {meta: …, tags: …}` (dbt 1.10+ spelling of the same).
     #[serde(default)]
     pub config: Option<serde_json::Map<String, Json>>,
+    /// A time spine column's granularity (MetricFlow).
+    #[serde(default)]
+    pub granularity: Option<String>,
 }
 
 /// A source group.
