@@ -308,17 +308,15 @@ pub fn load(args: &ProjectArgs) -> Result<(Project, crate::jinja::Jinja, Graph)>
     Ok((project, jinja, graph))
 }
 
-/// Streams `value` as compact JSON into `dir/name` (write, then rename: a crash
-/// never leaves a truncated artifact).
+/// Streams `value` as compact JSON into `dir/name`, atomically (see [`crate::artifact_write`]).
 pub fn write_json<T: serde::Serialize>(dir: &std::path::Path, name: &str, value: &T) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let file = std::fs::File::create(&tmp).map_err(|e| DvtError::io(&tmp, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    serde_json::to_writer(&mut w, value).map_err(|e| DvtError::new(ErrorCode::Io, format!("cannot write {name}: {e}")))?;
-    w.write_all(b"\n").and_then(|()| w.flush()).map_err(|e| DvtError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| DvtError::io(&path, e))?;
+    crate::artifact_write::write(&path, true, |w| {
+        serde_json::to_writer(&mut *w, value).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|e| DvtError::io(&path, e))?;
     Ok(path)
 }
 
@@ -471,17 +469,16 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
     }
 }
 
-/// Writes a plan deterministically (pretty JSON, trailing newline), streamed,
-/// through a temporary file so a crash never leaves half a plan.
-pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan) -> Result<PathBuf> {
+/// Writes a plan deterministically (pretty JSON, trailing newline), streamed and
+/// atomically (see [`crate::artifact_write`]; `in_target`: `dir` is the project's target path).
+pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan, in_target: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let file = std::fs::File::create(&tmp).map_err(|e| DvtError::io(&tmp, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    serde_json::to_writer_pretty(&mut w, plan).map_err(|e| DvtError::new(ErrorCode::Io, format!("cannot write {name}: {e}")))?;
-    w.write_all(b"\n").and_then(|()| w.flush()).map_err(|e| DvtError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| DvtError::io(&path, e))?;
+    crate::artifact_write::write(&path, in_target, |w| {
+        serde_json::to_writer_pretty(&mut *w, plan).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|e| DvtError::io(&path, e))?;
     Ok(path)
 }
 
@@ -535,9 +532,9 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 let p = if p.is_absolute() { p.clone() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.clone()) };
                 let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plan.json".into());
-                write_plan(&dir, &name, &compiled.plan)?
+                write_plan(&dir, &name, &compiled.plan, false)?
             }
-            None => write_plan(&target_dir, "plan.json", &compiled.plan)?,
+            None => write_plan(&target_dir, "plan.json", &compiled.plan, true)?,
         };
         manifest.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked")))?;
         Ok(out)

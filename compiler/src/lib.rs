@@ -5,6 +5,7 @@
 //! [`graph`] holds the DAG, [`select`] picks nodes, [`dialect`] knows SQL
 //! flavours, [`manifest`] writes the parse artifact, [`deps`] installs packages.
 
+pub mod artifact_write;
 pub mod bundle;
 pub mod cli;
 pub mod compile;

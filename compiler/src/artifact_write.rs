@@ -1,0 +1,113 @@
+//! Writing an artifact so that a reader sees the old file or the new one, never a
+//! part of one: the content goes to a side file, which then takes the artifact's
+//! place in one step.
+//!
+//! Under `target/` on Linux the side file is the previous artifact, kept from the
+//! last write as `.<name>.previous`. Overwriting its pages, already in the page
+//! cache, costs ~10 ms for a 71 MB plan where a fresh file costs 60–200 ms (the
+//! kernel allocates and charges every page), and `renameat2(RENAME_EXCHANGE)`
+//! swaps it with the artifact atomically. Elsewhere, or on a file system that
+//! cannot exchange, a fresh temporary file is renamed over the artifact.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Artifacts from this size on keep their previous content beside them.
+const KEEP_FROM: u64 = 1 << 20;
+
+/// How the content reaches the artifact.
+enum Side {
+    /// The previous artifact, overwritten in place, then exchanged with the current one.
+    Previous(PathBuf),
+    /// A new temporary file, renamed over the artifact.
+    Fresh(PathBuf),
+}
+
+fn side_file(path: &Path, keep_previous: bool) -> std::io::Result<(Side, File)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Small artifacts gain nothing from a kept copy.
+    if cfg!(target_os = "linux") && keep_previous && path.metadata().is_ok_and(|m| m.is_file() && m.len() >= KEEP_FROM) {
+        let previous = dir.join(format!(".{name}.previous"));
+        // Not truncated: its pages are reused; the length is set after writing.
+        if let Ok(f) = OpenOptions::new().write(true).create(true).truncate(false).open(&previous) {
+            return Ok((Side::Previous(previous), f));
+        }
+    }
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let f = File::create(&tmp)?;
+    Ok((Side::Fresh(tmp), f))
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are valid NUL-terminated paths that live across the call.
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Writes `path` atomically with what `fill` writes (buffered). `keep_previous`:
+/// the artifact lives in a build folder where a hidden copy of its previous
+/// content may stay (see the module docs).
+pub fn write(path: &Path, keep_previous: bool, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    let (side, file) = side_file(path, keep_previous)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    fill(&mut w)?;
+    w.flush()?;
+    let mut file = w.into_inner().map_err(|e| e.into_error())?;
+    match side {
+        Side::Previous(previous) => {
+            let len = file.stream_position()?;
+            file.set_len(len)?;
+            drop(file);
+            exchange(&previous, path).or_else(|_| std::fs::rename(&previous, path))
+        }
+        Side::Fresh(tmp) => {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_are_replaced_whole_and_the_previous_is_kept_beside() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("plan.json");
+        let big = |c: u8| vec![c; KEEP_FROM as usize + 10];
+        write(&p, true, |w| w.write_all(&big(b'1'))).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), big(b'1'));
+        write(&p, true, |w| w.write_all(&big(b'2'))).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), big(b'2'));
+        write(&p, true, |w| w.write_all(b"third")).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "third", "a shorter content is not padded by the previous one");
+        if cfg!(target_os = "linux") {
+            assert_eq!(std::fs::read(t.path().join(".plan.json.previous")).unwrap(), big(b'2'));
+        }
+        // A failed fill leaves the artifact as it was.
+        let err = write(&p, true, |w| {
+            w.write_all(b"half")?;
+            Err(std::io::Error::other("boom"))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "third");
+        // Outside a build folder nothing is left beside the file.
+        let q = t.path().join("out.json");
+        write(&q, false, |w| w.write_all(b"a")).unwrap();
+        write(&q, false, |w| w.write_all(b"b")).unwrap();
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), "b");
+        assert!(!t.path().join(".out.json.previous").exists() && !t.path().join(".out.json.tmp").exists());
+    }
+}
