@@ -511,14 +511,14 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         // dbt's manifest after `dbt compile` (the compiled nodes carry their code and path),
         // built on another core while this one writes the SQL files and the plan.
         let manifest = scope.spawn(|| -> Result<()> {
-            let placements = crate::compile::resolve::place_all(&project, &jinja, &options.overrides).unwrap_or_default();
+            let placements = &compiled.index.placements;
             let target_path = project.root_package().file.target_path();
-            let manifest = crate::manifest_dbt::Manifest::new(&project, &jinja, &graph, &placements).with_compiled(
+            let manifest = crate::manifest_dbt::Manifest::new(&project, &jinja, &graph, placements).with_compiled(
                 &compiled.plan,
                 &compiled.files,
                 &target_path,
             );
-            write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, &placements))?;
+            write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, placements))?;
             write_json(&target_dir, "manifest.json", &manifest)?;
             crate::timing::phase("dbt manifest written");
             Ok(())

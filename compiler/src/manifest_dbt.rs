@@ -426,8 +426,57 @@ impl serde::Serialize for Manifest<'_> {
         for (k, v) in &self.rest {
             if k == "nodes" {
                 map.serialize_entry(k, &NodesSer { m: self, extra: v })?;
+            } else if k == "parent_map" || k == "child_map" {
+                let hooks = self.rest.get("nodes").and_then(Json::as_object).into_iter().flatten().map(|(id, _)| id);
+                let hooks: Vec<&String> = hooks.filter(|id| id.starts_with("operation.")).collect();
+                map.serialize_entry(k, &Edges { project: self.project, graph: self.graph, hooks, parents: k == "parent_map" })?;
             } else {
                 map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `parent_map` or `child_map`, written as it is computed (two maps of every node
+/// would take ~25 MB on 10,000 models): run hooks (no edges), nodes and sources,
+/// then exposures, metrics, semantic models and saved queries (groups have no edges).
+struct Edges<'a> {
+    project: &'a Project,
+    graph: &'a Graph,
+    hooks: Vec<&'a String>,
+    parents: bool,
+}
+
+impl serde::Serialize for Edges<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Edges { project, graph, parents, .. } = *self;
+        let semantic = &project.semantic;
+        let semantic_children = semantic.children();
+        let children_of = |id: &str| semantic_children.get(id).cloned().unwrap_or_default();
+        let none: [&str; 0] = [];
+        let mut map = ser.serialize_map(None)?;
+        for id in &self.hooks {
+            map.serialize_entry(id, &none)?;
+        }
+        for id in project.nodes.keys().chain(project.sources.keys()) {
+            if parents {
+                map.serialize_entry(id, &if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] })?;
+            } else {
+                let mut children = graph.children(id);
+                children.extend(children_of(id));
+                children.sort();
+                map.serialize_entry(id, &children)?;
+            }
+        }
+        for r in semantic.resources.values().filter(|r| r.kind != Kind::Group) {
+            if parents {
+                let mut p = r.depends_on.clone();
+                p.sort();
+                map.serialize_entry(&r.unique_id, &p)?;
+            } else {
+                map.serialize_entry(&r.unique_id, &children_of(&r.unique_id))?;
             }
         }
         map.end()
@@ -539,30 +588,7 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<
         json!({"name": "__overview__", "resource_type": "doc", "package_name": "dbt", "path": "overview.md",
                "original_file_path": "docs/overview.md", "unique_id": "doc.dbt.__overview__", "block_contents": dbt_overview()}),
     );
-    let mut parent_map = Map::new();
-    let mut child_map = Map::new();
-    // Run hooks (operations) are listed with no edges, as dbt lists them.
-    for id in nodes.keys().filter(|id| id.starts_with("operation.")) {
-        parent_map.insert(id.clone(), json!([]));
-        child_map.insert(id.clone(), json!([]));
-    }
     let semantic = &project.semantic;
-    let semantic_children = semantic.children();
-    let children_of = |id: &str| semantic_children.get(id).cloned().unwrap_or_default();
-    for id in project.nodes.keys().chain(project.sources.keys()) {
-        parent_map.insert(id.clone(), json!(if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] }));
-        let mut children = graph.children(id);
-        children.extend(children_of(id));
-        children.sort();
-        child_map.insert(id.clone(), json!(children));
-    }
-    // Exposures, metrics, semantic models and saved queries have edges; groups do not.
-    for r in semantic.resources.values().filter(|r| r.kind != Kind::Group) {
-        let mut parents = r.depends_on.clone();
-        parents.sort();
-        parent_map.insert(r.unique_id.clone(), json!(parents));
-        child_map.insert(r.unique_id.clone(), json!(children_of(&r.unique_id)));
-    }
     let section = |k: Kind| Json::Object(semantic.section(k, project, placements));
     let adapter = project.profile.outputs.get(&project.active_target).map(|o| o.kind.clone());
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
@@ -587,8 +613,9 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<
         ("groups", section(Kind::Group)),
         ("selectors", Json::Object(selectors)),
         ("disabled", Json::Object(disabled)),
-        ("parent_map", Json::Object(parent_map)),
-        ("child_map", Json::Object(child_map)),
+        // Streamed when written (see `Edges`).
+        ("parent_map", Json::Null),
+        ("child_map", Json::Null),
         ("group_map", Json::Object(semantic.group_map(project))),
         ("saved_queries", section(Kind::SavedQuery)),
         ("semantic_models", section(Kind::SemanticModel)),

@@ -79,6 +79,8 @@ pub struct Compiled {
     pub unmatched: Vec<String>,
     /// Nodes that failed to render against the live database (with `keep_going`).
     pub node_errors: Vec<DvtError>,
+    /// Where every node lives (before `--defer`), for dbt's manifest.
+    pub index: Arc<Index>,
 }
 
 impl Compiled {
@@ -1126,7 +1128,8 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     crate::timing::phase("nodes placed");
     let shared = Shared::new(project);
     let no_deferred = BTreeSet::new();
-    let mut cx = shared.ctx(project, jinja, opts, Arc::new(Index::new(project, placements)), &no_deferred);
+    let index = Arc::new(Index::new(project, placements));
+    let mut cx = shared.ctx(project, jinja, opts, index.clone(), &no_deferred);
     let selection = match &opts.only {
         Some(ids) => {
             select::Selection { ids: ids.iter().filter(|id| project.nodes.contains_key(*id)).cloned().collect(), unmatched: vec![] }
@@ -1300,7 +1303,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         on_run_end,
     };
     files.sort();
-    Ok(Compiled { plan, files, unmatched, node_errors })
+    Ok(Compiled { plan, files, unmatched, node_errors, index })
 }
 
 /// Renders what waits for the run (node hooks that query the database, run
