@@ -6,7 +6,7 @@ build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}"); cmd=
 counts=${*:-1000 5000}
 mkdir -p "$build"
 bash "$(dirname "$0")/dbt_venv.sh" "$build"
-dvtc="$(pwd)/target/release/dvtc"
+dvtc="${DVTC:-${CARGO_TARGET_DIR:-$(pwd)/target}/release/dvtc}"
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 tfile=$(mktemp)
 measure() { # prints "seconds max_rss_kb" of a command

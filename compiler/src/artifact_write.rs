@@ -30,14 +30,29 @@ fn side_file(path: &Path, keep_previous: bool) -> std::io::Result<(Side, File)> 
     // Small artifacts gain nothing from a kept copy.
     if cfg!(target_os = "linux") && keep_previous && path.metadata().is_ok_and(|m| m.is_file() && m.len() >= KEEP_FROM) {
         let previous = dir.join(format!(".{name}.previous"));
-        // Not truncated: its pages are reused; the length is set after writing.
-        if let Ok(f) = OpenOptions::new().write(true).create(true).truncate(false).open(&previous) {
+        // Only a file nothing else links to is overwritten (a hard link made to keep an
+        // old plan stays intact); not truncated: its pages are reused, its length set after.
+        let sole = match std::fs::symlink_metadata(&previous) {
+            Ok(m) => m.is_file() && links(&m) == 1,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if sole && let Ok(f) = OpenOptions::new().write(true).create(true).truncate(false).open(&previous) {
             return Ok((Side::Previous(previous), f));
         }
     }
     let tmp = dir.join(format!(".{name}.tmp"));
     let f = File::create(&tmp)?;
     Ok((Side::Fresh(tmp), f))
+}
+
+#[cfg(unix)]
+fn links(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::nlink(m)
+}
+
+#[cfg(not(unix))]
+fn links(_: &std::fs::Metadata) -> u64 {
+    u64::MAX
 }
 
 #[cfg(target_os = "linux")]
@@ -103,6 +118,15 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "third");
+        // A hard link to an earlier artifact keeps its content.
+        if cfg!(target_os = "linux") {
+            let kept = t.path().join("kept.json");
+            std::fs::hard_link(t.path().join(".plan.json.previous"), &kept).unwrap();
+            write(&p, true, |w| w.write_all(&big(b'4'))).unwrap();
+            write(&p, true, |w| w.write_all(&big(b'5'))).unwrap();
+            assert_eq!(std::fs::read(&kept).unwrap(), big(b'2'));
+            assert_eq!(std::fs::read(&p).unwrap(), big(b'5'));
+        }
         // Outside a build folder nothing is left beside the file.
         let q = t.path().join("out.json");
         write(&q, false, |w| w.write_all(b"a")).unwrap();
