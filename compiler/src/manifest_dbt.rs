@@ -41,74 +41,128 @@ fn columns(cols: &BTreeMap<String, Column>) -> Json {
         .into()
 }
 
-/// dbt's node config: its defaults, then what the project set (DVT's keys included).
-fn node_config(node: &Node, placement: Option<&Placement>) -> Json {
-    let mut c = match node.resource_type {
-        ResourceType::Test => json!({
+/// dbt's config defaults by resource type, in dbt's key order (built once).
+fn config_defaults(rt: ResourceType) -> &'static [(String, Json)] {
+    use std::sync::LazyLock;
+    fn entries(v: Json) -> Vec<(String, Json)> {
+        match v {
+            Json::Object(m) => m.into_iter().collect(),
+            _ => vec![],
+        }
+    }
+    fn with(mut base: Vec<(String, Json)>, extra: &[(&str, Json)]) -> Vec<(String, Json)> {
+        for (k, v) in extra {
+            match base.iter_mut().find(|(b, _)| b == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => base.push((k.to_string(), v.clone())),
+            }
+        }
+        base
+    }
+    static TEST: LazyLock<Vec<(String, Json)>> = LazyLock::new(|| {
+        entries(json!({
             "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null, "tags": [], "meta": {},
             "group": null, "static_analysis": null, "materialized": "test", "severity": "ERROR", "store_failures": null,
             "store_failures_as": null, "where": null, "limit": null, "fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0",
-        }),
-        _ => json!({
+        }))
+    });
+    static NODE: LazyLock<Vec<(String, Json)>> = LazyLock::new(|| {
+        entries(json!({
             "enabled": true, "alias": null, "schema": null, "database": null, "tags": [], "meta": {}, "group": null,
             "static_analysis": null, "materialized": "view", "incremental_strategy": null, "batch_size": null, "lookback": 1,
             "begin": null, "persist_docs": {}, "post-hook": [], "pre-hook": [], "quoting": {}, "column_types": {},
             "full_refresh": null, "unique_key": null, "on_schema_change": "ignore", "on_configuration_change": "apply",
             "grants": {}, "packages": [], "docs": {"show": true, "node_color": null},
             "contract": {"enforced": false, "alias_types": true}, "event_time": null, "concurrent_batches": null,
-        }),
-    };
-    let m = c.as_object_mut().expect("object");
-    match node.resource_type {
-        ResourceType::Model => {
-            m.insert("access".into(), json!("protected"));
-            m.insert("freshness".into(), Json::Null);
-        }
-        ResourceType::Seed => {
-            m.insert("materialized".into(), json!("seed"));
-            m.insert("delimiter".into(), json!(","));
-            m.insert("quote_columns".into(), Json::Null);
-        }
-        ResourceType::Snapshot => {
-            m.insert("materialized".into(), json!("snapshot"));
-            for k in ["strategy", "target_schema", "target_database", "updated_at", "check_cols", "snapshot_meta_column_names"] {
-                m.insert(k.into(), Json::Null);
-            }
-            m.insert("snapshot_meta_column_names".into(), json!({}));
-            m.insert("dbt_valid_to_current".into(), Json::Null);
-        }
-        _ => {}
+        }))
+    });
+    static MODEL: LazyLock<Vec<(String, Json)>> =
+        LazyLock::new(|| with(NODE.clone(), &[("access", json!("protected")), ("freshness", Json::Null)]));
+    static SEED: LazyLock<Vec<(String, Json)>> =
+        LazyLock::new(|| with(NODE.clone(), &[("materialized", json!("seed")), ("delimiter", json!(",")), ("quote_columns", Json::Null)]));
+    static SNAPSHOT: LazyLock<Vec<(String, Json)>> = LazyLock::new(|| {
+        with(
+            NODE.clone(),
+            &[
+                ("materialized", json!("snapshot")),
+                ("strategy", Json::Null),
+                ("target_schema", Json::Null),
+                ("target_database", Json::Null),
+                ("updated_at", Json::Null),
+                ("check_cols", Json::Null),
+                ("snapshot_meta_column_names", json!({})),
+                ("dbt_valid_to_current", Json::Null),
+            ],
+        )
+    });
+    match rt {
+        ResourceType::Test => &TEST,
+        ResourceType::Model => &MODEL,
+        ResourceType::Seed => &SEED,
+        ResourceType::Snapshot => &SNAPSHOT,
+        _ => &NODE,
     }
-    for (k, v) in &node.config {
-        let key = match k.as_str() {
-            "pre_hook" => "pre-hook",
-            "post_hook" => "post-hook",
-            other => other,
-        };
-        // dbt keeps hooks as a list of {sql, transaction, index}.
-        let v = if matches!(key, "pre-hook" | "post-hook") {
-            let list: Vec<Json> = match v {
-                Json::Array(a) => a.clone(),
-                Json::Null => vec![],
-                other => vec![other.clone()],
+}
+
+/// dbt's node config: its defaults, then what the project set (DVT's keys included),
+/// each key once, where it first appears; written without building the map.
+struct NodeConfig<'a> {
+    node: &'a Node,
+    placement: Option<&'a Placement>,
+}
+
+impl serde::Serialize for NodeConfig<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        use std::borrow::Cow;
+        let node = self.node;
+        // (key, value): defaults first, then the node's keys in order; a later value replaces an earlier one in place.
+        let mut entries: Vec<(&str, Cow<'_, Json>)> =
+            config_defaults(node.resource_type).iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v))).collect();
+        for (k, v) in &node.config {
+            let key = match k.as_str() {
+                "pre_hook" => "pre-hook",
+                "post_hook" => "post-hook",
+                other => other,
             };
-            list.iter()
-                .enumerate()
-                .map(|(i, h)| json!({"sql": h.as_str().map_or_else(|| h.to_string(), str::to_string), "transaction": true, "index": i}))
-                .collect::<Vec<_>>()
-                .into()
-        } else {
-            v.clone()
+            // dbt keeps hooks as a list of {sql, transaction, index}.
+            let v = if matches!(key, "pre-hook" | "post-hook") {
+                let list: Vec<Json> = match v {
+                    Json::Array(a) => a.clone(),
+                    Json::Null => vec![],
+                    other => vec![other.clone()],
+                };
+                Cow::Owned(
+                    list.iter()
+                        .enumerate()
+                        .map(|(i, h)| json!({"sql": h.as_str().map_or_else(|| h.to_string(), str::to_string), "transaction": true, "index": i}))
+                        .collect::<Vec<_>>()
+                        .into(),
+                )
+            } else {
+                Cow::Borrowed(v)
+            };
+            match entries.iter_mut().find(|(e, _)| *e == key) {
+                Some(slot) => slot.1 = v,
+                None => entries.push((key, v)),
+            }
+        }
+        let mut put = |key: &'static str, v: Json| match entries.iter_mut().find(|(e, _)| *e == key) {
+            Some(slot) => slot.1 = Cow::Owned(v),
+            None => entries.push((key, Cow::Owned(v))),
         };
-        m.insert(key.to_string(), v);
+        if node.resource_type == ResourceType::Test {
+            put("severity", json!(node.config.str("severity").unwrap_or("ERROR").to_ascii_uppercase()));
+        }
+        if let Some(p) = self.placement {
+            put("target", json!(p.target.value));
+        }
+        let mut m = ser.serialize_map(Some(entries.len()))?;
+        for (k, v) in &entries {
+            m.serialize_entry(k, v.as_ref())?;
+        }
+        m.end()
     }
-    if node.resource_type == ResourceType::Test {
-        m.insert("severity".into(), json!(node.config.str("severity").unwrap_or("ERROR").to_ascii_uppercase()));
-    }
-    if let Some(p) = placement {
-        m.insert("target".into(), json!(p.target.value));
-    }
-    c
 }
 
 /// database, schema, alias and `relation_name` (in the project's `quoting:`) of a node.
@@ -210,7 +264,7 @@ impl serde::Serialize for NodeEntry<'_> {
             ResourceType::Test if node.test.is_some() => m.serialize_entry("checksum", &json!({"name": "none", "checksum": ""}))?,
             _ => m.serialize_entry("checksum", &json!({"name": "sha256", "checksum": sha256(&node.raw)}))?,
         }
-        m.serialize_entry("config", &node_config(node, placement))?;
+        m.serialize_entry("config", &NodeConfig { node, placement })?;
         m.serialize_entry("tags", &node.config.tags())?;
         m.serialize_entry("description", &node.description)?;
         m.serialize_entry("columns", &columns(&node.columns))?;
