@@ -262,10 +262,6 @@ pub fn build(
 
 /// `ref(...)`/`source(...)` calls inside test arguments (e.g. `to: ref('customers')`).
 pub fn kwarg_dependencies(kwargs: &BTreeMap<String, Json>) -> (Vec<crate::jinja::RefCall>, Vec<(String, String)>) {
-    use std::sync::LazyLock;
-    static REF: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r#"\b(ref|source)\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?\)"#).expect("valid regex")
-    });
     let mut refs = Vec::new();
     let mut sources = Vec::new();
     for (k, v) in kwargs {
@@ -273,16 +269,9 @@ pub fn kwarg_dependencies(kwargs: &BTreeMap<String, Json>) -> (Vec<crate::jinja:
             continue;
         }
         let Some(s) = v.as_str() else { continue };
-        for c in REF.captures_iter(s) {
-            let a = c[2].to_string();
-            let b = c.get(3).map(|m| m.as_str().to_string());
-            match (&c[1], b) {
-                ("ref", None) => refs.push(crate::jinja::RefCall { package: None, name: a, version: None }),
-                ("ref", Some(b)) => refs.push(crate::jinja::RefCall { package: Some(a), name: b, version: None }),
-                ("source", Some(b)) => sources.push((a, b)),
-                _ => {}
-            }
-        }
+        let (r, src) = crate::semantic::calls_in(s);
+        refs.extend(r);
+        sources.extend(src);
     }
     (refs, sources)
 }
