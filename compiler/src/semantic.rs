@@ -284,17 +284,9 @@ fn time_spines(project: &Project, placements: &BTreeMap<String, Placement>) -> J
 /// dbt's `node_relation` of a semantic model: where its model is built.
 fn node_relation(project: &Project, placements: &BTreeMap<String, Placement>, model: &str) -> Json {
     let Some(r) = placements.get(model).and_then(|p| p.relation.as_ref()) else { return Json::Null };
-    json!({"alias": r.identifier, "schema_name": r.schema, "database": r.database, "relation_name": r.rendered})
-        .as_object()
-        .map(|m| {
-            let mut m = m.clone();
-            // A relation without a schema (never for models) keeps dbt's shape.
-            if m["schema_name"].is_null() {
-                m["schema_name"] = json!(project.profile.outputs.get(&project.active_target).map(|o| o.schema.clone()));
-            }
-            Json::Object(m)
-        })
-        .unwrap_or(Json::Null)
+    // dbt's shape always has a schema (a model's relation has one anyway).
+    let schema = r.schema.clone().or_else(|| project.profile.outputs.get(&project.active_target).map(|o| o.schema.clone()));
+    json!({"alias": r.identifier, "schema_name": schema, "database": r.database, "relation_name": r.rendered})
 }
 
 /// `ref('x')`, `ref('pkg', 'x')` and `source('s', 't')` calls in a string.
