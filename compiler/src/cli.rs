@@ -374,6 +374,20 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
         plural(c["doc"], "docs block", "docs blocks"),
         plural(packages, "package", "packages"),
     ];
+    // Exposures, metrics, … when the project declares some (as dbt lists them).
+    let mut summary = Vec::from(summary);
+    for (kind, one, many) in [
+        (crate::semantic::Kind::Exposure, "exposure", "exposures"),
+        (crate::semantic::Kind::Metric, "metric", "metrics"),
+        (crate::semantic::Kind::Group, "group", "groups"),
+        (crate::semantic::Kind::SemanticModel, "semantic model", "semantic models"),
+        (crate::semantic::Kind::SavedQuery, "saved query", "saved queries"),
+    ] {
+        let n = project.semantic.resources.values().filter(|r| r.kind == kind).count();
+        if n > 0 {
+            summary.push(plural(n, one, many));
+        }
+    }
     // The process ends right after: freeing ~100k small allocations one by one is wasted time.
     std::mem::forget(manifest);
     std::mem::forget(project);

@@ -24,6 +24,9 @@ fn semantic_layer_exposures_and_groups_are_listed_as_dbt_lists_them() {
     for command in ["parse", "compile"] {
         let r = dvtc(&dir, &[command]);
         assert_eq!(r.code, 0, "{command}: {} {}", r.stdout, r.stderr);
+        if command == "parse" {
+            assert!(r.stdout.contains("1 exposure, 6 metrics, 1 group, 1 semantic model, 1 saved query"), "{}", r.stdout);
+        }
         let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
         for (section, want) in expected.as_object().unwrap() {
             match section.as_str() {
