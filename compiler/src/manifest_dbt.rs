@@ -599,6 +599,9 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<
             disabled.insert(n.unique_id.clone(), json!([v]));
         }
     }
+    for r in project.semantic.disabled.values() {
+        disabled.insert(r.unique_id.clone(), json!([r.entry]));
+    }
     for kind in [HookKind::Start, HookKind::End] {
         for (package, index, template) in run_hooks::declared(project, kind) {
             let n = run_hooks::node(project, kind, &package, index, &template);

@@ -88,6 +88,8 @@ pub struct Resource {
 #[derive(Debug, Clone, Default)]
 pub struct Semantic {
     pub resources: BTreeMap<String, Resource>,
+    /// Declared with `config: {enabled: false}`: listed under the manifest's `disabled`, nowhere else.
+    pub disabled: BTreeMap<String, Resource>,
 }
 
 impl Semantic {
@@ -314,6 +316,11 @@ fn ref_json(r: &RefCall) -> Json {
     json!({"name": r.name, "package": r.package, "version": r.version})
 }
 
+/// `config:` as written (dbt's `unrendered_config`).
+fn written_config(v: &Json) -> Json {
+    v.get("config").filter(|c| c.is_object()).cloned().unwrap_or_else(|| json!({}))
+}
+
 /// A YAML scalar as dbt keeps it in a string field (`expr: 1` is `"1"`).
 fn text(v: Option<&Json>) -> Json {
     match v {
@@ -412,10 +419,23 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
             .ok_or_else(|| invalid(d, format!("an entry of `{}:` has no `name`", d.kind.section()), "give every entry a `name:`"))
     };
     let insert = |out: &mut Semantic, d: &Declared, mut r: Resource| -> Result<()> {
-        if out.resources.contains_key(&r.unique_id) {
+        if out.resources.contains_key(&r.unique_id) || out.disabled.contains_key(&r.unique_id) {
             return Err(invalid(d, format!("`{}` is declared twice", r.unique_id), "give each one a unique name"));
         }
         r.position = out.resources.len();
+        let enabled = r.entry.get("config").and_then(|c| c.get("enabled")) != Some(&Json::Bool(false));
+        if !enabled {
+            // As dbt: a disabled resource is listed unresolved.
+            if let Some(Json::Object(dep)) = r.entry.get_mut("depends_on") {
+                dep.insert("nodes".into(), json!([]));
+            }
+            if let Some(Json::Object(tp)) = r.entry.get_mut("type_params") {
+                tp.insert("input_measures".into(), json!([]));
+            }
+            r.depends_on.clear();
+            out.disabled.insert(r.unique_id.clone(), r);
+            return Ok(());
+        }
         out.resources.insert(r.unique_id.clone(), r);
         Ok(())
     };
@@ -522,8 +542,12 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
                    "type_params": {"measure": name, "expr": x["expr"]}, MEASURE_METRIC: true}),
         ));
     }
-    let metric_defs: BTreeMap<String, Json> =
-        metric_decls.iter().filter_map(|(_, v)| Some((v.get("name")?.as_str()?.to_string(), v.clone()))).collect();
+    // Metrics other metrics can name: the enabled ones.
+    let metric_defs: BTreeMap<String, Json> = metric_decls
+        .iter()
+        .filter(|(_, v)| v.get("config").and_then(|c| c.get("enabled")) != Some(&Json::Bool(false)))
+        .filter_map(|(_, v)| Some((v.get("name")?.as_str()?.to_string(), v.clone())))
+        .collect();
     for (d, v) in &metric_decls {
         let d = Declared { value: v.clone(), ..d.clone() };
         let name = name_of(&d)?;
@@ -531,7 +555,7 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
         let tp = v.get("type_params").cloned().unwrap_or(json!({}));
         let kind = v.get("type").and_then(Json::as_str).unwrap_or("simple").to_ascii_lowercase();
         let mut seen = BTreeSet::new();
-        let inputs = input_measures(&d, &name, &metric_defs, &mut seen)?;
+        let inputs = input_measures(&d, &name, v, &metric_defs, &mut seen)?;
         let mut depends_on: Vec<String> = Vec::new();
         let mut push = |id: String| {
             if !depends_on.contains(&id) {
@@ -605,7 +629,7 @@ pub fn build(project: &Project, declared: Vec<Declared>) -> Result<Semantic> {
             ("meta", get_or(v, "meta", json!({}))),
             ("tags", json!(tags)),
             ("config", config_with(v, json!({"enabled": true, "group": null, "meta": {}}))),
-            ("unrendered_config", if v.get(MEASURE_METRIC).is_some() { json!({"enabled": true, "meta": {}}) } else { json!({}) }),
+            ("unrendered_config", if v.get(MEASURE_METRIC).is_some() { json!({"enabled": true, "meta": {}}) } else { written_config(v) }),
             ("sources", json!([])),
             ("depends_on", json!({"macros": [], "nodes": depends_on})),
             ("refs", json!([])),
@@ -797,10 +821,7 @@ fn non_additive(v: Option<&Json>) -> Json {
 }
 
 /// The measures a metric reads, through the metrics it is made of, each once.
-fn input_measures(d: &Declared, name: &str, defs: &BTreeMap<String, Json>, seen: &mut BTreeSet<String>) -> Result<Vec<Json>> {
-    let Some(v) = defs.get(name) else {
-        return Err(invalid(d, format!("metric `{name}` is not defined"), "define it under `metrics:`"));
-    };
+fn input_measures(d: &Declared, name: &str, v: &Json, defs: &BTreeMap<String, Json>, seen: &mut BTreeSet<String>) -> Result<Vec<Json>> {
     if !seen.insert(name.to_string()) {
         return Err(invalid(d, format!("metric `{name}` is defined in terms of itself"), "remove the cycle between the metrics"));
     }
@@ -821,7 +842,14 @@ fn input_measures(d: &Declared, name: &str, defs: &BTreeMap<String, Json>, seen:
                 .filter_map(|x| metric_input(x)["name"].as_str().map(str::to_string))
                 .collect();
             for n in names {
-                for m in input_measures(d, &n, defs, seen)? {
+                let Some(def) = defs.get(&n) else {
+                    return Err(invalid(
+                        d,
+                        format!("metric `{name}` uses metric `{n}`, which is not defined or is disabled"),
+                        "define it under `metrics:`",
+                    ));
+                };
+                for m in input_measures(d, &n, def, defs, seen)? {
                     add(m);
                 }
             }

@@ -96,6 +96,31 @@ fn semantic_layer_exposures_and_groups_are_listed_as_dbt_lists_them() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 6 1 1 1\nmonth\n");
 }
 
+/// `config: {enabled: false}`: listed under `disabled` (unresolved), as dbt lists it, and nowhere else.
+#[test]
+fn disabled_metrics_and_exposures_are_listed_disabled() {
+    let (_tmp, dir) = scratch_copy(&fixture("semantic_layer"));
+    let file = dir.join("models/marts/orders.yml");
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "  - name: revenue_7d",
+        "  - name: old_metric\n    label: Old\n    type: simple\n    type_params:\n      measure: order_total\n    config:\n      enabled: false\n  - name: revenue_7d",
+        1,
+    ) + "  - name: old_dashboard\n    type: dashboard\n    owner:\n      email: x@example.com\n    depends_on:\n      - ref('orders')\n    config:\n      enabled: false\n";
+    std::fs::write(&file, text).unwrap();
+    let r = dvtc(&dir, &["parse"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("semantic_layer").join("expected/disabled.json")).unwrap()).unwrap();
+    for (id, entry) in want.as_object().unwrap() {
+        assert_eq!(&without_created_at(&m["disabled"][id]), entry, "disabled[{id}] differs from dbt's");
+        let section = if id.starts_with("metric.") { "metrics" } else { "exposures" };
+        assert!(m[section].get(id).is_none() && m["parent_map"].get(id).is_none(), "{id} is listed as enabled");
+    }
+    let ls = dvtc(&dir, &["ls"]).stdout;
+    assert!(!ls.contains("old_metric") && !ls.contains("old_dashboard"), "{ls}");
+}
+
 #[test]
 fn semantic_declarations_naming_what_does_not_exist_are_located_errors() {
     for (needle, replacement, code, message) in [
