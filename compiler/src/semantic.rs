@@ -347,14 +347,16 @@ fn where_filters(v: Option<&Json>) -> Json {
 
 /// `7 days`, `1 month`: dbt's `MetricTimeWindow`.
 fn time_window(v: Option<&Json>) -> Json {
+    const GRAINS: [&str; 8] = ["second", "minute", "hour", "day", "week", "month", "quarter", "year"];
     let Some(s) = v.and_then(Json::as_str) else { return Json::Null };
     let mut parts = s.split_whitespace();
     let (Some(count), Some(unit)) = (parts.next().and_then(|c| c.parse::<i64>().ok()), parts.next()) else {
         return json!({"count": null, "granularity": s});
     };
-    let unit = unit.to_ascii_lowercase();
-    let unit = unit.strip_suffix('s').filter(|u| ["day", "week", "month", "quarter", "year", "hour", "minute", "second"].contains(u));
-    json!({"count": count, "granularity": unit.map_or_else(|| s.split_whitespace().nth(1).unwrap_or_default().to_string(), str::to_string)})
+    // `7 days` is a `day` window; anything else is kept as written.
+    let lower = unit.to_ascii_lowercase();
+    let granularity = lower.strip_suffix('s').filter(|u| GRAINS.contains(u)).unwrap_or(unit);
+    json!({"count": count, "granularity": granularity})
 }
 
 fn config_with(v: &Json, base: Json) -> Json {

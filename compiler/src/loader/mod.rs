@@ -158,9 +158,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         let pkg = &packages[*i];
         if !props.unit_tests.is_empty() {
             let text = files::read(path, display)?;
-            let rel = display.strip_prefix(&pkg.rel).unwrap_or(display);
-            let parts: Vec<&str> = rel.split('/').collect();
-            let folders: Vec<String> = parts[1.min(parts.len())..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect();
+            let (_, _, folders) = properties_place(pkg, display);
             for value in std::mem::take(&mut props.unit_tests) {
                 unit_decls.push(unit_tests::UnitDecl {
                     fixture_dirs: resource_dirs(pkg, &pkg.file.test_paths()).into_iter().map(|d| d.join("fixtures")).collect(),
@@ -278,6 +276,17 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     Ok((project, jinja, graph))
 }
 
+/// Where a properties file is, as dbt names it: inside its package
+/// (`models/marts/orders.yml`), below its resource folder (`marts/orders.yml`),
+/// and the folders in between (`[marts]`, for fqns).
+fn properties_place(pkg: &Package, display: &str) -> (String, String, Vec<String>) {
+    let original = display.strip_prefix(&pkg.rel).unwrap_or(display).to_string();
+    let parts: Vec<&str> = original.split('/').collect();
+    let below = parts[1.min(parts.len())..].join("/");
+    let folders = parts[1.min(parts.len())..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect();
+    (original, below, folders)
+}
+
 /// Takes a properties file's exposures, groups, semantic models, metrics and saved
 /// queries out of it, their descriptions rendered (`{{ doc(...) }}`).
 fn semantic_declarations(
@@ -300,10 +309,7 @@ fn semantic_declarations(
         return Ok(());
     }
     let text = files::read(path, display)?;
-    let original = display.strip_prefix(&pkg.rel).unwrap_or(display).to_string();
-    let parts: Vec<&str> = original.split('/').collect();
-    let below = parts[1.min(parts.len())..].join("/");
-    let folders: Vec<String> = parts[1.min(parts.len())..parts.len().saturating_sub(1)].iter().map(|s| s.to_string()).collect();
+    let (original, below, folders) = properties_place(pkg, display);
     for (kind, list) in lists {
         for mut value in list {
             let name = value.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
