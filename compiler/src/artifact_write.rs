@@ -10,7 +10,7 @@
 //! cannot exchange, a fresh temporary file is renamed over the artifact.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Artifacts from this size on keep their previous content beside them.
@@ -74,11 +74,44 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
 /// the artifact lives in a build folder where a hidden copy of its previous
 /// content may stay (see the module docs).
 pub fn write(path: &Path, keep_previous: bool, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
-    let (side, file) = side_file(path, keep_previous)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    fill(&mut w)?;
-    w.flush()?;
-    let mut file = w.into_inner().map_err(|e| e.into_error())?;
+    write_file(path, keep_previous, |file| {
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        w.flush()
+    })
+}
+
+/// Rewrites `path` atomically with `edits` (sorted, disjoint byte ranges of the
+/// current content and what replaces each); the bytes between them are copied by
+/// the kernel (`copy_file_range`), not read into memory. Returns the new length.
+pub fn splice(path: &Path, keep_previous: bool, edits: &[(u64, u64, &[u8])]) -> std::io::Result<u64> {
+    let mut old = File::open(path)?;
+    let old_len = old.metadata()?.len();
+    let mut new_len = 0;
+    write_file(path, keep_previous, |file| {
+        let mut at = 0;
+        for (start, end, bytes) in edits.iter().copied().chain(std::iter::once((old_len, old_len, &[][..]))) {
+            if start < at || end < start || end > old_len {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "overlapping or out-of-range edits"));
+            }
+            old.seek(std::io::SeekFrom::Start(at))?;
+            let copied = std::io::copy(&mut (&mut old).take(start - at), file)?;
+            if copied != start - at {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the artifact changed while it was rewritten"));
+            }
+            file.write_all(bytes)?;
+            new_len += copied + bytes.len() as u64;
+            at = end;
+        }
+        Ok(())
+    })?;
+    Ok(new_len)
+}
+
+/// Writes `path` atomically with what `fill` writes into the side file.
+fn write_file(path: &Path, keep_previous: bool, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
+    let (side, mut file) = side_file(path, keep_previous)?;
+    fill(&mut file)?;
     match side {
         Side::Previous(previous) => {
             let len = file.stream_position()?;

@@ -168,6 +168,10 @@ pub struct CompileArgs {
     /// render nodes without the project folder.
     #[arg(long)]
     pub bundle: bool,
+    /// Compile the whole project even when only some model files changed since
+    /// the last compile (which then reuses the rest: see README, "Incremental compile").
+    #[arg(long)]
+    pub no_partial_parse: bool,
 }
 
 impl CompileArgs {
@@ -483,6 +487,20 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
     }
 }
 
+/// Writes `value` as JSON (pretty or compact) into `dir/name` like [`write_plan`] and
+/// [`write_json`], and returns where its entries are (see [`crate::partial`]).
+fn write_recorded<T: serde::Serialize>(dir: &std::path::Path, name: &str, value: &T, pretty: bool) -> Result<crate::partial::spans::Spans> {
+    std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
+    let path = dir.join(name);
+    let mut spans = None;
+    crate::artifact_write::write(&path, true, |w| {
+        spans = Some(crate::partial::spans::write(w, value, pretty, "nodes")?);
+        w.write_all(b"\n")
+    })
+    .map_err(|e| DvtError::io(&path, e))?;
+    Ok(spans.unwrap_or_default())
+}
+
 /// Writes a plan deterministically (pretty JSON, trailing newline), streamed and
 /// atomically (see [`crate::artifact_write`]; `in_target`: `dir` is the project's target path).
 pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan, in_target: bool) -> Result<PathBuf> {
@@ -503,8 +521,32 @@ pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan, in
 /// Returns the exit code: 1 when some nodes failed to render live (the others compiled).
 pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnector<'_>>) -> Result<i32> {
     let start = Instant::now();
-    let (project, jinja, graph) = load(args)?;
     let mut options = c.options(args)?;
+    let lo = args.load_options();
+    // A whole compile into the default plan path saves state; the next one reuses it.
+    let partial = live.is_none() && !c.bundle && c.output.is_none() && c.explain.is_none() && crate::partial::eligible(&options);
+    let f = args.log_format;
+    if partial
+        && !c.no_partial_parse
+        && let Some(r) = crate::partial::reuse(&lo, &options)
+    {
+        crate::timing::phase("reused the last compile");
+        for w in &r.load_warnings {
+            warn(w, f);
+        }
+        for (code, message) in &r.plan_warnings {
+            warn(&format!("[{code}] {message}"), f);
+        }
+        let [nodes, pushdown, federation] = r.counts;
+        say(f, "CompileSummary", &r.summary, serde_json::json!({"nodes": nodes, "pushdown": pushdown, "federation": federation}));
+        let secs = start.elapsed().as_secs_f64();
+        let out = &r.plan_path;
+        let msg = format!("Wrote {} in {secs:.3}s (reused the last compile; {} model(s) compiled again)", out.display(), r.recompiled);
+        say(f, "ArtifactWritten", &msg, serde_json::json!({ "path": out, "elapsed": secs, "recompiled": r.recompiled }));
+        return Ok(0);
+    }
+    let inputs = if partial { crate::partial::Inputs::stamp(&lo) } else { None };
+    let (project, jinja, graph) = load(args)?;
     if let Some(connect) = live {
         options.live = Some(connect(&project)?);
         options.keep_going = true;
@@ -521,10 +563,11 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         warn(&format!("[{}] {}", w.code, w.message), args.log_format);
     }
     let target_dir = project.root.join(project.root_package().file.target_path());
+    let (mut plan_spans, mut manifest_spans) = (None, None);
     let out = std::thread::scope(|scope| -> Result<PathBuf> {
         // dbt's manifest after `dbt compile` (the compiled nodes carry their code and path),
         // built on another core while this one writes the SQL files and the plan.
-        let manifest = scope.spawn(|| -> Result<()> {
+        let manifest = scope.spawn(|| -> Result<Option<crate::partial::spans::Spans>> {
             let placements = &compiled.index.placements;
             let target_path = project.root_package().file.target_path();
             let manifest = crate::manifest_dbt::Manifest::new(&project, &jinja, &graph, placements).with_compiled(
@@ -533,9 +576,14 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 &target_path,
             );
             write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, placements))?;
-            write_json(&target_dir, "manifest.json", &manifest)?;
+            let spans = if inputs.is_some() {
+                Some(write_recorded(&target_dir, "manifest.json", &manifest, false)?)
+            } else {
+                write_json(&target_dir, "manifest.json", &manifest)?;
+                None
+            };
             crate::timing::phase("dbt manifest written");
-            Ok(())
+            Ok(spans)
         });
         let files: Vec<(&str, &str)> =
             compiled.files.iter().map(|(p, uid)| (p.as_str(), compiled.plan.compiled_sql(uid).unwrap_or_default())).collect();
@@ -548,15 +596,36 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plan.json".into());
                 write_plan(&dir, &name, &compiled.plan, false)?
             }
+            None if inputs.is_some() => {
+                let spans = write_recorded(&target_dir, "plan.json", &compiled.plan, true)?;
+                plan_spans = Some(spans);
+                target_dir.join("plan.json")
+            }
             None => write_plan(&target_dir, "plan.json", &compiled.plan, true)?,
         };
-        manifest.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked")))?;
+        manifest_spans = manifest.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked")))?;
         Ok(out)
     })?;
+    if let (Some(inputs), Some(plan_spans), Some(manifest_spans)) = (inputs, plan_spans, manifest_spans) {
+        let written = crate::partial::Written {
+            lo: &lo,
+            opts: &options,
+            inputs,
+            project: &project,
+            compiled: &compiled,
+            target_dir: &target_dir,
+            plan_spans,
+            manifest_spans,
+        };
+        // The state only saves time: a compile that cannot save it still succeeded.
+        if let Err(e) = crate::partial::save(written) {
+            warn(&format!("could not save the state for the next incremental compile: {e}"), f);
+        }
+        crate::timing::phase("incremental state saved");
+    }
     // The project is no longer needed, and the process ends soon: freeing it piece by piece costs ~0.2 s on 5,000 models.
     std::mem::forget((project, jinja, graph));
     crate::timing::phase("plan written");
-    let f = args.log_format;
     if let Some(name) = &c.explain {
         let text = crate::compile::explain(&compiled.plan, name)?;
         say(f, "Explain", text.trim_end(), serde_json::json!({ "node": name, "text": text }));

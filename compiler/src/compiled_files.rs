@@ -126,6 +126,29 @@ pub fn write(target_dir: &Path, files: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// Writes a few files of a compile that reused the rest (see [`crate::partial`]),
+/// and notes them at the end of the index, where later lines win.
+pub fn update(target_dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    let dir = target_dir.join("compiled");
+    let mut lines = String::new();
+    for (path, sql) in files {
+        let p = dir.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| DvtError::io(parent, e))?;
+        }
+        std::fs::write(&p, sql.as_bytes()).map_err(|e| DvtError::io(&p, e))?;
+        let (len, mtime_ns) = stat(&p).unwrap_or_default();
+        lines.push_str(&format!("{:016x} {len} {mtime_ns} {path}\n", content_hash(sql.as_bytes())));
+    }
+    let index_path = target_dir.join(INDEX);
+    // Without an index (or another format's) the next compile compares the files themselves.
+    if std::fs::read(&index_path).is_ok_and(|t| t.starts_with(HEADER.as_bytes())) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&index_path).map_err(|e| DvtError::io(&index_path, e))?;
+        f.write_all(lines.as_bytes()).map_err(|e| DvtError::io(&index_path, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub mod loader;
 pub mod manifest;
 pub mod manifest_dbt;
 pub mod nodes;
+pub mod partial;
 pub mod plan_file;
 pub mod profiles;
 pub mod project;

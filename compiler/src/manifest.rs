@@ -85,7 +85,7 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
                 database: s.database.clone(),
                 schema: s.schema.clone(),
                 connection: s.connection.clone(),
-                connection_level: s.connection_level.to_string(),
+                connection_level: if s.connection_level == dvt_schema::plan::Level::Config { "config" } else { "default" }.to_string(),
                 fqn: s.fqn.clone(),
                 original_file_path: s.file.clone(),
                 description: s.description.clone(),

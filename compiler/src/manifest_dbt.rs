@@ -581,6 +581,47 @@ fn dbt_overview() -> &'static str {
     FILE[start..end].trim()
 }
 
+/// A manifest timestamp for now.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The manifest's `metadata`, stamped now.
+fn metadata(project: &Project) -> Json {
+    let adapter = project.profile.outputs.get(&project.active_target).map(|o| o.kind.clone());
+    let now = now();
+    json!({
+        "dbt_schema_version": DBT_SCHEMA_VERSION, "dbt_version": DBT_VERSION, "generated_at": now,
+        "invocation_id": null, "invocation_started_at": now, "env": {}, "project_name": project.name,
+        "project_id": format!("{:x}", md5::Md5::digest(project.name.as_bytes())), "user_id": null,
+        "send_anonymous_usage_stats": false, "adapter_type": adapter,
+        "quoting": {"database": true, "schema": true, "identifier": true, "column": null}, "run_started_at": null,
+    })
+}
+
+/// A compiled node's `"unique_id":{…}` entry of `nodes`, as [`Manifest`] writes it
+/// (`compiled`: its code and path under `compiled/`).
+pub(crate) fn compiled_node_entry(
+    project: &Project,
+    jinja: &Jinja,
+    graph: &Graph,
+    placements: &BTreeMap<String, Placement>,
+    node: &Node,
+    compiled: Option<(&str, Option<&str>)>,
+    target_path: &str,
+) -> std::io::Result<Vec<u8>> {
+    let entry = NodeEntry {
+        project,
+        jinja,
+        fast: !crate::compile::resolve::naming_overridden(jinja),
+        node,
+        placement: placements.get(&node.unique_id),
+        graph,
+        compiled: compiled.map(|(code, path)| (code, path, target_path)),
+    };
+    crate::partial::spans::entry(&node.unique_id, &entry, false, 2)
+}
+
 /// Everything but the project's enabled nodes (`nodes` holds disabled tests and run hooks).
 fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
     let fast = !crate::compile::resolve::naming_overridden(jinja);
@@ -647,15 +688,7 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<
     );
     let semantic = &project.semantic;
     let section = |k: Kind| Json::Object(semantic.section(k, project, placements));
-    let adapter = project.profile.outputs.get(&project.active_target).map(|o| o.kind.clone());
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let metadata = json!({
-        "dbt_schema_version": DBT_SCHEMA_VERSION, "dbt_version": DBT_VERSION, "generated_at": now,
-        "invocation_id": null, "invocation_started_at": now, "env": {}, "project_name": project.name,
-        "project_id": format!("{:x}", md5::Md5::digest(project.name.as_bytes())), "user_id": null,
-        "send_anonymous_usage_stats": false, "adapter_type": adapter,
-        "quoting": {"database": true, "schema": true, "identifier": true, "column": null}, "run_started_at": null,
-    });
+    let metadata = metadata(project);
     // Assembled by moving the parts in (`json!` would copy each interpolated tree).
     let empty = || Json::Object(Map::new());
     let selectors = project.selectors.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Map<_, _>>();

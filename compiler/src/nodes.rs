@@ -12,7 +12,7 @@ use crate::profiles::{Bucket, Compute, Profile, Registry};
 use crate::project::ProjectFile;
 
 /// The kinds of node a project defines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 pub enum ResourceType {
     #[default]
     Model,
@@ -72,7 +72,7 @@ impl fmt::Display for ResourceType {
 }
 
 /// A documented column.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Column {
     pub name: String,
     pub description: String,
@@ -136,7 +136,7 @@ impl RefIndex {
 }
 
 /// A unit test as declared (dbt 1.8 `unit_tests:`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UnitTest {
     /// Unique id of the model under test.
     pub model: String,
@@ -151,7 +151,7 @@ pub struct UnitTest {
 }
 
 /// A generic test's origin.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TestInfo {
     /// Test name without `test_` (e.g. `unique`).
     pub name: String,
@@ -168,7 +168,7 @@ pub struct TestInfo {
 }
 
 /// A model, seed, snapshot, test or analysis.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub unique_id: String,
     pub resource_type: ResourceType,
@@ -206,10 +206,13 @@ pub struct Node {
     pub latest_version: Option<String>,
     /// A model's `time_spine:` (MetricFlow), as its properties declare it.
     pub time_spine: Option<Json>,
+    /// `config` before the file's own `config()` calls were applied, when it has some.
+    #[serde(default)]
+    pub config_before_render: Option<Config>,
 }
 
 /// One table of a source group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub unique_id: String,
     pub package: String,
@@ -221,7 +224,7 @@ pub struct Source {
     /// Output the source lives on.
     pub connection: String,
     /// `config` when declared, `default` when it follows the active target.
-    pub connection_level: &'static str,
+    pub connection_level: dvt_schema::plan::Level,
     pub fqn: Vec<String>,
     pub file: String,
     pub line: u32,

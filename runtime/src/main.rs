@@ -288,6 +288,7 @@ fn clone_cmd(args: &ProjectArgs, ra: &RunArgs) -> Result<i32> {
         output: None,
         explain: None,
         bundle: false,
+        no_partial_parse: false,
     };
     let options = compile_args.options(args)?;
     let state = options.selection.state.clone().expect("--state was given");
@@ -350,6 +351,7 @@ fn docs_generate_cmd(args: &ProjectArgs) -> Result<i32> {
         output: None,
         explain: None,
         bundle: false,
+        no_partial_parse: false,
     }
     .options(args)?;
     let compiled = dvt_compiler::compile::compile(project, jinja, graph, &options)?;
@@ -437,6 +439,7 @@ fn run_cmd(args: &ProjectArgs, ra: &RunArgs, command: &str, types: &[&str]) -> R
         output: None,
         explain: None,
         bundle: false,
+        no_partial_parse: false,
     };
     let mut options = compile_args.options(args)?;
     if let Some(defer) = &mut options.defer {

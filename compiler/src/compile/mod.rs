@@ -1258,7 +1258,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         .map(|id| {
             let s = &project.sources[id];
             let o = &project.profile.outputs[&s.connection];
-            let level = if s.connection_level == "config" { Level::Config } else { Level::Default };
+            let level = s.connection_level;
             (
                 id.clone(),
                 PlanSource {

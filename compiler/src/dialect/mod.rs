@@ -132,7 +132,7 @@ impl Dialect {
 
 /// Which parts of relation names are quoted: dbt's `quoting:` (project, source,
 /// source table). Everything is quoted unless a project says otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuotePolicy {
     pub database: bool,
     pub schema: bool,

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::dialect::Dialect;
 
 /// A `ref()` call as written.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct RefCall {
     pub package: Option<String>,
     pub name: String,

@@ -160,7 +160,9 @@ pub fn env_var_fn(name: String, default: Option<Value>) -> Result<Value, Error> 
     if let Some(v) = overridden {
         return Ok(Value::from(v.as_str().map_or_else(|| v.to_string(), str::to_string)));
     }
-    match std::env::var(&name) {
+    let value = std::env::var(&name);
+    crate::partial::record_env(&name, value.as_deref().ok());
+    match value {
         Ok(v) => Ok(Value::from(v)),
         Err(_) => default.map(|d| Value::from(d.to_string())).ok_or_else(|| {
             err(format!("environment variable `{name}` is not set and has no default; export it or write env_var('{name}', 'default')"))

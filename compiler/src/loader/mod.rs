@@ -3,7 +3,7 @@
 //! Models are rendered (in parallel) to find their `ref`s, `source`s and
 //! `config()`; the result is a [`Project`] with resolved dependencies.
 
-mod files;
+pub(crate) mod files;
 mod generic_tests;
 mod packages;
 mod project_config;
@@ -46,8 +46,26 @@ struct PendingNode {
     node: Node,
 }
 
-/// Loads and parses the project.
-pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)> {
+/// What every node of a project is loaded against: its packages, connections,
+/// vars, macros and docs, and the Jinja environment built from them.
+pub(crate) struct Globals {
+    pub project_dir: PathBuf,
+    /// Root first.
+    pub packages: Vec<Package>,
+    /// The profile's outputs (buckets are added as pseudo-outputs by [`add_bucket_outputs`]).
+    pub profile: profiles::Profile,
+    pub active_target: String,
+    pub computes: profiles::Registry<profiles::Compute>,
+    pub buckets: profiles::Registry<profiles::Bucket>,
+    pub vars: Arc<Vars>,
+    pub target_val: minijinja::Value,
+    pub macro_defs: Vec<MacroDef>,
+    pub docs: BTreeMap<(String, String), String>,
+    pub jinja: Jinja,
+}
+
+/// Loads the project file, packages, connections, vars, macros and docs.
+pub(crate) fn load_globals(opts: &LoadOptions) -> Result<Globals> {
     let project_dir = std::fs::canonicalize(&opts.project_dir).map_err(|e| {
         DvtError::new(ErrorCode::ProjectNotFound, format!("project directory {} does not exist: {e}", opts.project_dir.display()))
     })?;
@@ -59,7 +77,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     // Connections.
     let dirs = profiles::search_dirs(opts.profiles_dir.as_deref(), &project_dir);
     let profile_name = root.file.profile.clone().unwrap_or_else(|| root_name.clone());
-    let mut profile = profiles::load_profile(&dirs, &project_dir, &profile_name)?;
+    let profile = profiles::load_profile(&dirs, &project_dir, &profile_name)?;
     let active_target = opts.target.clone().unwrap_or_else(|| profile.default_target.clone());
     if !profile.outputs.contains_key(&active_target) {
         return Err(DvtError::new(
@@ -104,6 +122,39 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         "args": {},
         "vars": {},
     }));
+    Ok(Globals { project_dir, packages, profile, active_target, computes, buckets, vars, target_val, macro_defs, docs, jinja })
+}
+
+/// Buckets are pseudo-outputs of type `bucket`: sources read from them and models written
+/// to them go through the compute. A database output of the same name wins.
+pub(crate) fn add_bucket_outputs(profile: &mut profiles::Profile, buckets: &profiles::Registry<profiles::Bucket>) {
+    for name in buckets.entries.keys() {
+        profile.outputs.entry(name.clone()).or_insert_with(|| profiles::Output {
+            name: name.clone(),
+            kind: BUCKET_OUTPUT.into(),
+            database: None,
+            schema: "main".into(),
+            threads: None,
+        });
+    }
+}
+
+/// Renders one SQL node again as [`load`] renders it (its file changed): `node`
+/// is its state before rendering; it comes back with what the render observed.
+pub(crate) fn rerender(g: &Globals, node: Node) -> Result<Node> {
+    let kind = g.profile.outputs.get(&g.active_target).map(|o| o.kind.clone()).unwrap_or_default();
+    let resolver = Arc::new(ParseResolver::new(g.docs.clone(), kind.clone()));
+    let mut pending = [PendingNode { node }];
+    render::render_all(&g.jinja, &mut pending, resolver, g.vars.clone(), &g.target_val, &kind)?;
+    let [p] = pending;
+    Ok(p.node)
+}
+
+/// Loads and parses the project.
+pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)> {
+    let Globals { project_dir, packages, mut profile, active_target, computes, buckets, vars, target_val, macro_defs, docs, jinja } =
+        load_globals(opts)?;
+    let root_name = packages[0].name.clone();
     crate::timing::phase("macros and Jinja environment");
 
     // Nodes from files.
@@ -188,17 +239,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
             )?;
         }
     }
-    // Buckets are pseudo-outputs of type `bucket`: sources read from them and models written
-    // to them go through the compute. A database output of the same name wins.
-    for name in buckets.entries.keys() {
-        profile.outputs.entry(name.clone()).or_insert_with(|| profiles::Output {
-            name: name.clone(),
-            kind: BUCKET_OUTPUT.into(),
-            database: None,
-            schema: "main".into(),
-            threads: None,
-        });
-    }
+    add_bucket_outputs(&mut profile, &buckets);
     crate::timing::phase("properties YAML");
     // Render SQL nodes to learn refs, sources and config().
     render::render_all(&jinja, &mut pending, resolver.clone(), vars.clone(), &target_val, &target_output.kind)?;
@@ -541,6 +582,13 @@ fn new_node(rt: ResourceType, pkg: &Package, root: &Package, src: NodeSource) ->
     }
 }
 
+/// A SQL file's node text and the line it starts on: dbt strips a file's
+/// contents; the first kept line stays the file's line.
+pub(crate) fn sql_text(text: &str) -> (String, u32) {
+    let lead = &text[..text.len() - text.trim_start().len()];
+    (text.trim().to_string(), 1 + lead.matches('\n').count() as u32)
+}
+
 /// One node per `.sql` file under `paths` (models, analyses).
 fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceType, out: &mut Vec<PendingNode>) -> Result<()> {
     for dir in resource_dirs(pkg, paths) {
@@ -548,11 +596,7 @@ fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceT
         let exts: &[&str] = if rt == ResourceType::Model { &["sql", "py"] } else { &["sql"] };
         for path in files::walk(&pkg.root, &dir, exts)? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let text = files::read(&path, &display)?;
-            // dbt strips a file's contents; the first kept line stays the file's line.
-            let lead = &text[..text.len() - text.trim_start().len()];
-            let raw_line = 1 + lead.matches('\n').count() as u32;
-            let raw = text.trim().to_string();
+            let (raw, raw_line) = sql_text(&files::read(&path, &display)?);
             let is_python = path.extension().is_some_and(|e| e == "py");
             let src = NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line };
             let mut node = new_node(rt, pkg, root, src);
@@ -979,7 +1023,7 @@ fn load_source_group(
                     profile.outputs.keys().chain(buckets.entries.keys()).cloned().collect::<Vec<_>>().join(", ")
                 )));
             }
-            (c.value.clone(), "config")
+            (c.value.clone(), dvt_schema::plan::Level::Config)
         }
         None if require_connection => {
             return Err(DvtError::new(ErrorCode::SourceConnectionMissing, format!("source `{sname}` has no `connection:`"))
@@ -989,7 +1033,7 @@ fn load_source_group(
                     profile.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
                 )));
         }
-        None => (active_target.to_string(), "default"),
+        None => (active_target.to_string(), dvt_schema::plan::Level::Default),
     };
     let in_bucket = !profile.outputs.contains_key(&connection);
     let database = match &group.database {

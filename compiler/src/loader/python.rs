@@ -12,7 +12,7 @@ use crate::error::{DvtError, ErrorCode, Location, Result, line_col};
 use crate::jinja::RefCall;
 
 /// What a Python model's source declares.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PythonModel {
     /// `dbt.ref(...)` calls with their lines.
     pub refs: Vec<(RefCall, u32)>,

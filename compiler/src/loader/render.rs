@@ -223,6 +223,10 @@ pub fn render_all(
             };
             let rendered = jinja.render(ctx.clone(), ctx_val, &node.file, src)?;
             let rec = std::mem::take(&mut *ctx.recorder.lock().unwrap_or_else(|p| p.into_inner()));
+            if !rec.configs.is_empty() {
+                // What a re-render of this file alone starts from (see `crate::partial`).
+                node.config_before_render = Some(node.config.clone());
+            }
             for (k, v) in &rec.configs {
                 config::apply(&mut node.config, k, v);
             }

@@ -1,0 +1,155 @@
+//! What a compile read: every file and folder of the project tree (stamped by
+//! size and modification time), the connection files beside it, and the
+//! environment variables its templates asked for.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+/// Environment variables read while loading and rendering, with their values.
+static ENV_READS: Mutex<BTreeMap<String, Option<String>>> = Mutex::new(BTreeMap::new());
+
+/// Variables read outside templates (profile search, loader switches).
+const ALWAYS_READ: [&str; 3] = ["DVT_PROFILES_DIR", "HOME", "DVT_REQUIRE_SOURCE_CONNECTION"];
+
+/// Notes that `name` was read and had `value`.
+pub fn record_env(name: &str, value: Option<&str>) {
+    if let Ok(mut m) = ENV_READS.lock() {
+        m.entry(name.to_string()).or_insert_with(|| value.map(str::to_string));
+    }
+}
+
+/// The variables read so far, each with a digest of its value: values may be
+/// secrets, and only whether they changed matters.
+pub fn env_reads() -> Vec<(String, String)> {
+    let mut m = ENV_READS.lock().map(|m| m.clone()).unwrap_or_default();
+    for name in ALWAYS_READ {
+        m.entry(name.to_string()).or_insert_with(|| std::env::var(name).ok());
+    }
+    m.iter().map(|(k, v)| (k.clone(), value_digest(k, v.as_deref()))).collect()
+}
+
+/// The digest [`env_reads`] records for `name` having `value`.
+pub fn value_digest(name: &str, value: Option<&str>) -> String {
+    match value {
+        None => "-".into(),
+        Some(v) => crate::hex::encode(&Sha256::new().chain_update(name).chain_update([0]).chain_update(v).finalize()),
+    }
+}
+
+/// A file system entry as it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to the project (`/`-separated), or absolute outside it.
+    pub path: String,
+    pub kind: Kind,
+    pub len: u64,
+    pub mtime_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File = 0,
+    Dir = 1,
+    Absent = 2,
+}
+
+impl Kind {
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        [Kind::File, Kind::Dir, Kind::Absent].into_iter().find(|k| *k as u8 == b)
+    }
+}
+
+fn stamp(path: String, m: &std::fs::Metadata) -> Entry {
+    let mtime_ns = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+    let kind = if m.is_dir() { Kind::Dir } else { Kind::File };
+    Entry { path, kind, len: if m.is_dir() { 0 } else { m.len() }, mtime_ns }
+}
+
+/// Stamps `path` (following links), or records that it does not exist.
+pub fn probe(path: &Path) -> Entry {
+    let name = path.to_string_lossy().into_owned();
+    match std::fs::metadata(path) {
+        Ok(m) => stamp(name, &m),
+        Err(_) => Entry { path: name, kind: Kind::Absent, len: 0, mtime_ns: 0 },
+    }
+}
+
+/// Every folder and file under `root`, sorted by path, links followed, hidden
+/// entries skipped (as the loader skips them), and the top-level folders in
+/// `skip` (the target and log paths: what the compile writes) left out.
+/// A folder's stamp changes when an entry is added, removed or renamed in it.
+pub fn tree(root: &Path, skip: &[String]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    if let Ok(m) = std::fs::metadata(root) {
+        out.push(stamp(String::new(), &m));
+    }
+    walk(root, "", skip, &mut out, 0);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn walk(dir: &Path, rel: &str, skip: &[String], out: &mut Vec<Entry>, depth: usize) {
+    // Links can loop; no project nests this deep.
+    if depth > 64 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || (rel.is_empty() && skip.iter().any(|s| *s == name)) {
+            continue;
+        }
+        let path: PathBuf = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        let meta = if ft.is_symlink() { std::fs::metadata(&path) } else { entry.metadata() };
+        let Ok(meta) = meta else { continue };
+        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let is_dir = meta.is_dir();
+        out.push(stamp(child.clone(), &meta));
+        if is_dir {
+            walk(&path, &child, skip, out, depth + 1);
+        }
+    }
+}
+
+/// The connection files the loader may read from `dirs` (profiles, computes, buckets).
+pub fn connection_files(dirs: &[PathBuf]) -> Vec<Entry> {
+    dirs.iter().flat_map(|d| ["profiles.yml", "computes.yml", "buckets.yml"].map(|f| probe(&d.join(f)))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_sees_edits_additions_and_skips_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("models/sub")).unwrap();
+        std::fs::create_dir_all(root.join("target")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join("models/sub/a.sql"), "select 1").unwrap();
+        std::fs::write(root.join("target/plan.json"), "{}").unwrap();
+        let skip = vec!["target".to_string()];
+        let before = tree(root, &skip);
+        let paths: Vec<&str> = before.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["", "models", "models/sub", "models/sub/a.sql"]);
+        assert_eq!(before[3].len, 8);
+        std::fs::write(root.join("models/sub/a.sql"), "select 12").unwrap();
+        let after = tree(root, &skip);
+        assert_ne!(before[3], after[3], "an edit changes the file's stamp");
+        assert_eq!(probe(&root.join("nope.yml")).kind, Kind::Absent);
+    }
+
+    #[test]
+    fn env_values_are_recorded_as_digests() {
+        let d = value_digest("DB_PASSWORD", Some("hunter2"));
+        assert_eq!(d.len(), 64);
+        assert!(!d.contains("hunter2"));
+        assert_ne!(d, value_digest("DB_PASSWORD", Some("hunter3")));
+        assert_eq!(value_digest("X", None), "-");
+    }
+}

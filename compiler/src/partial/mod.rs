@@ -1,0 +1,610 @@
+//! Incremental compile: dbt's partial parsing, done so that the result is what a
+//! cold compile writes, byte for byte.
+//!
+//! A whole `dvtc compile` (no selection, default output) saves what it read —
+//! every file of the project tree by size and modification time, the connection
+//! files, the environment variables templates asked for, a digest of the binary
+//! and the options — plus a snapshot of every loaded node and where each node's
+//! entry is in `plan.json` and `manifest.json` (see [`store`]).
+//!
+//! The next compile with the same options compares the tree with it:
+//! - nothing changed: the artifacts stand (the manifest gets its new timestamp);
+//! - only model `.sql` files changed: each is rendered again as the loader
+//!   renders it; if what the render observed (`config()`, refs, sources, macros)
+//!   is what it observed before, nothing else in the project can differ, so the
+//!   node is compiled alone — against its upstreams' snapshots — and its entries
+//!   replace the old ones in the artifacts (the rest is copied by the kernel);
+//! - anything else (a YAML, macro, project or connection file; a file added or
+//!   removed; a changed `config()` or ref; another binary or other options):
+//!   a whole compile, which saves a new state.
+//!
+//! A change whose effect can reach other nodes' output also compiles the whole
+//! project: the changed model is ephemeral (inlined elsewhere), federated or read
+//! by a federated node (whose fragment types trace through its SQL), has
+//! warnings, or the project renders something that depends on more than its
+//! files (`graph`, `selected_resources`, the time or invocation id).
+
+pub mod inputs;
+pub mod spans;
+mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::compile::{CompileOptions, Compiled};
+use crate::config::ConfigExt;
+use crate::graph::Graph;
+use crate::loader::LoadOptions;
+use crate::nodes::{Node, Project, ResourceType, Source};
+pub use inputs::record_env;
+use inputs::{Entry, Kind};
+use spans::Spans;
+use store::{NodeRec, Saved, Stamp};
+
+const STATE: &str = ".dvt_partial";
+const SNAPSHOTS: &str = ".dvt_partial_nodes";
+
+/// A node as loaded, with what reusing it needs.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    node: Node,
+    /// Generic tests attached to it.
+    tests: Vec<String>,
+    /// Unit tests of it.
+    units: Vec<String>,
+    /// Why a change to its file needs a whole compile, if it does.
+    whole: Option<String>,
+}
+
+/// Whether a compile with these options can reuse or save state: a whole
+/// compile of the project into the default plan path.
+pub fn eligible(opts: &CompileOptions) -> bool {
+    let s = &opts.selection;
+    opts.only.is_none()
+        && opts.live.is_none()
+        && opts.defer.is_none()
+        && s.select.is_empty()
+        && s.exclude.is_empty()
+        && s.selector.is_none()
+        && s.resource_types.is_empty()
+        && s.exclude_resource_types.is_empty()
+        && s.state.is_none()
+}
+
+/// What the state is keyed by: this binary, the options and the project folder.
+fn key(lo: &LoadOptions, opts: &CompileOptions, project_dir: &Path) -> String {
+    let exe = std::env::current_exe().map(|p| inputs::probe(&p)).ok();
+    let exe = exe.map(|e| (e.len, e.mtime_ns));
+    let text = format!("{}\0{exe:?}\0{}\0{lo:?}\0{opts:?}", env!("CARGO_PKG_VERSION"), project_dir.display());
+    crate::hex::encode(&Sha256::digest(text.as_bytes()))
+}
+
+/// Top-level folders the compile writes rather than reads.
+fn outputs(file: &crate::project::ProjectFile) -> Vec<String> {
+    let mut skip = vec!["logs".to_string(), "target".to_string()];
+    skip.extend(Path::new(&file.target_path()).components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    skip
+}
+
+/// What the loader is about to read, stamped before it reads it (a file that
+/// changes during the compile then differs next time).
+pub struct Inputs {
+    project_dir: PathBuf,
+    tree: Vec<Entry>,
+    connection_files: Vec<Entry>,
+}
+
+impl Inputs {
+    /// `None` when the project cannot be found (the loader reports why).
+    pub fn stamp(lo: &LoadOptions) -> Option<Inputs> {
+        let project_dir = std::fs::canonicalize(&lo.project_dir).ok()?;
+        let file = crate::project::load_project_file(&project_dir, "").ok()?.file;
+        let tree = inputs::tree(&project_dir, &outputs(&file));
+        let dirs = crate::profiles::search_dirs(lo.profiles_dir.as_deref(), &project_dir);
+        Some(Inputs { connection_files: inputs::connection_files(&dirs), tree, project_dir })
+    }
+}
+
+/// Template text whose output depends on more than the project's files.
+static VOLATILE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\b(graph|selected_resources|run_started_at|invocation_id|modules\.(datetime|time|pytz|random))\b")
+        .expect("valid pattern")
+});
+
+/// Why no node of `project` can be reused, if so: some template reads `graph`,
+/// the selection, the time or the invocation (directly or through a macro).
+fn volatile(project: &Project) -> Option<String> {
+    // Macros that read them, and macros calling those (by name, as text).
+    let mut names: BTreeSet<&str> = project.macros.iter().filter(|m| VOLATILE.is_match(&m.source)).map(|m| m.name.as_str()).collect();
+    loop {
+        let calls = |src: &str| names.iter().any(|n| src.contains(n));
+        let more: Vec<&str> =
+            project.macros.iter().filter(|m| !names.contains(m.name.as_str()) && calls(&m.source)).map(|m| m.name.as_str()).collect();
+        if more.is_empty() {
+            break;
+        }
+        names.extend(more);
+    }
+    let names = regex::Regex::new(&format!(r"\b({})\b", names.iter().map(|n| regex::escape(n)).collect::<Vec<_>>().join("|"))).ok();
+    let reads = |text: &str| VOLATILE.is_match(text) || names.as_ref().is_some_and(|r| !r.as_str().ends_with("()\\b") && r.is_match(text));
+    let hooks = |n: &Node| ["pre-hook", "post-hook"].iter().filter_map(|k| n.config.get(*k)).any(|v| reads(&v.to_string()));
+    if let Some(n) = project.nodes.values().find(|n| reads(&n.raw) || hooks(n)) {
+        return Some(format!("{} renders with state beyond its files", n.unique_id));
+    }
+    let run_hooks = project.packages.iter().flat_map(|p| [&p.file.on_run_start, &p.file.on_run_end]).flatten();
+    run_hooks.clone().any(|h| reads(&h.to_string())).then(|| "a run hook renders with state beyond its files".to_string())
+}
+
+/// Why a change to `node`'s file needs a whole compile, if it does.
+fn whole_reason(node: &Node, compiled: &Compiled, warned: &HashSet<&str>, feeds_federation: &HashSet<&str>) -> Option<String> {
+    let plan = compiled.plan.nodes.get(&node.unique_id);
+    let reason = if node.resource_type != ResourceType::Model || node.python.is_some() {
+        "only SQL models are compiled alone"
+    } else if node.config.str("materialized") == Some("ephemeral") {
+        "ephemeral: inlined into other nodes"
+    } else if node.runtime_only.is_some() || plan.is_none_or(|p| p.render_at_runtime.is_some()) {
+        "renders at run time"
+    } else if plan.is_some_and(|p| p.federation.is_some()) {
+        "federated"
+    } else if feeds_federation.contains(node.unique_id.as_str()) {
+        "a federated node reads it"
+    } else if warned.contains(node.unique_id.as_str()) {
+        "it has warnings"
+    } else {
+        return None;
+    };
+    Some(reason.to_string())
+}
+
+/// What a whole compile hands over to be saved.
+pub struct Written<'a> {
+    pub lo: &'a LoadOptions,
+    pub opts: &'a CompileOptions,
+    pub inputs: Inputs,
+    pub project: &'a Project,
+    pub compiled: &'a Compiled,
+    pub target_dir: &'a Path,
+    pub plan_spans: Spans,
+    pub manifest_spans: Spans,
+}
+
+/// Saves the state of a whole compile (see the module docs). A project that
+/// cannot be reused has its old state removed instead.
+pub fn save(w: Written<'_>) -> std::io::Result<()> {
+    let state_path = w.target_dir.join(STATE);
+    let _ = std::fs::remove_file(&state_path);
+    let project = w.project;
+    if volatile(project).is_some() || w.plan_spans.entries.is_empty() {
+        let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
+        return Ok(());
+    }
+    let compiled = w.compiled;
+    let warned: HashSet<&str> = compiled.plan.warnings.iter().map(|x| x.node.as_str()).collect();
+    let feeds_federation = upstream_of_federation(project, compiled);
+    let mut tests: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut units: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for n in project.nodes.values() {
+        if let Some(t) = &n.test {
+            tests.entry(t.attached_node.as_str()).or_default().push(n.unique_id.clone());
+        }
+        if let Some(u) = &n.unit {
+            units.entry(u.model.as_str()).or_default().push(n.unique_id.clone());
+        }
+    }
+    // Snapshots, one JSON line each, serialized in parallel.
+    let sources = serde_json::to_vec(&project.sources).map_err(std::io::Error::other)?;
+    let nodes: Vec<&Node> = project.nodes.values().collect();
+    use rayon::prelude::*;
+    let blobs: Vec<Vec<u8>> = nodes
+        .par_iter()
+        .map(|n| {
+            let snap = Snapshot {
+                node: (*n).clone(),
+                tests: tests.get(n.unique_id.as_str()).cloned().unwrap_or_default(),
+                units: units.get(n.unique_id.as_str()).cloned().unwrap_or_default(),
+                whole: whole_reason(n, compiled, &warned, &feeds_federation),
+            };
+            serde_json::to_vec(&snap).unwrap_or_default()
+        })
+        .collect();
+    let snapshots_path = w.target_dir.join(SNAPSHOTS);
+    let mut offsets = Vec::with_capacity(blobs.len());
+    crate::artifact_write::write(&snapshots_path, true, |out| {
+        out.write_all(&sources)?;
+        let mut at = sources.len() as u64;
+        for b in &blobs {
+            out.write_all(b)?;
+            offsets.push((at, b.len() as u64));
+            at += b.len() as u64;
+        }
+        Ok(())
+    })?;
+    let plan_spans: BTreeMap<&str, spans::Span> = w.plan_spans.entries.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+    let manifest_spans: BTreeMap<&str, spans::Span> = w.manifest_spans.entries.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+    let records = nodes
+        .iter()
+        .zip(offsets)
+        .map(|(n, blob)| NodeRec {
+            uid: n.unique_id.clone(),
+            file: if n.resource_type == ResourceType::Model { n.file.clone() } else { String::new() },
+            blob,
+            plan: plan_spans.get(n.unique_id.as_str()).copied().unwrap_or_default(),
+            manifest: manifest_spans.get(n.unique_id.as_str()).copied().unwrap_or_default(),
+        })
+        .collect();
+    let stamp = |name: &str| Stamp::of(&w.target_dir.join(name)).unwrap_or_default();
+    let saved = Saved {
+        key: key(w.lo, w.opts, &w.inputs.project_dir),
+        env: inputs::env_reads(),
+        tree: w.inputs.tree,
+        connection_files: w.inputs.connection_files,
+        plan: stamp("plan.json"),
+        manifest: stamp("manifest.json"),
+        nodes_file: stamp(SNAPSHOTS),
+        sources: (0, sources.len() as u64),
+        metadata: w.manifest_spans.top("metadata").unwrap_or_default(),
+        load_warnings: project.warnings.clone(),
+        plan_warnings: compiled.plan.warnings.iter().map(|x| (x.node.clone(), x.code.clone(), x.message.clone())).collect(),
+        summary: compiled.summary(),
+        counts: counts(&compiled.plan),
+        nodes: records,
+    };
+    write_state(&state_path, &saved)
+}
+
+fn write_state(path: &Path, saved: &Saved) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, saved.encode())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Nodes, pushdown and federation counts of a plan.
+pub fn counts(plan: &dvt_schema::Plan) -> [u64; 3] {
+    let n = plan.nodes.len() as u64;
+    let p = plan.nodes.values().filter(|x| x.path == dvt_schema::plan::ExecutionPath::Pushdown).count() as u64;
+    [n, p, n - p]
+}
+
+/// Nodes some federated node reads, directly or through others.
+fn upstream_of_federation<'a>(project: &'a Project, compiled: &Compiled) -> HashSet<&'a str> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut todo: Vec<&str> = compiled
+        .plan
+        .nodes
+        .values()
+        .filter(|p| p.federation.is_some())
+        .filter_map(|p| project.nodes.get_key_value(&p.unique_id).map(|(k, _)| k.as_str()))
+        .collect();
+    while let Some(id) = todo.pop() {
+        for d in project.nodes.get(id).into_iter().flat_map(|n| &n.depends_on) {
+            if let Some((k, _)) = project.nodes.get_key_value(d)
+                && seen.insert(k.as_str())
+            {
+                todo.push(k.as_str());
+            }
+        }
+    }
+    seen
+}
+
+/// What a compile that reused the saved state prints.
+pub struct Reused {
+    pub plan_path: PathBuf,
+    pub load_warnings: Vec<String>,
+    pub plan_warnings: Vec<(String, String)>,
+    pub summary: String,
+    pub counts: [u64; 3],
+    /// Models compiled again.
+    pub recompiled: usize,
+}
+
+/// Compiles by reusing the last whole compile's state, when nothing but model
+/// SQL changed in ways that stay inside the model (see the module docs).
+/// `None`: a whole compile is needed.
+pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Option<Reused> {
+    let project_dir = std::fs::canonicalize(&lo.project_dir).ok()?;
+    let file = crate::project::load_project_file(&project_dir, "").ok()?.file;
+    let target_dir = project_dir.join(file.target_path());
+    let state_path = target_dir.join(STATE);
+    let saved = Saved::decode(&std::fs::read(&state_path).ok()?)?;
+    if saved.key != key(lo, opts, &project_dir) {
+        return None;
+    }
+    if saved.env.iter().any(|(k, d)| inputs::value_digest(k, std::env::var(k).ok().as_deref()) != *d) {
+        return None;
+    }
+    let (plan_path, manifest_path, snapshots_path) =
+        (target_dir.join("plan.json"), target_dir.join("manifest.json"), target_dir.join(SNAPSHOTS));
+    if Stamp::of(&plan_path)? != saved.plan
+        || Stamp::of(&manifest_path)? != saved.manifest
+        || Stamp::of(&snapshots_path)? != saved.nodes_file
+    {
+        return None;
+    }
+    let dirs = crate::profiles::search_dirs(lo.profiles_dir.as_deref(), &project_dir);
+    if inputs::connection_files(&dirs) != saved.connection_files {
+        return None;
+    }
+    let tree = inputs::tree(&project_dir, &outputs(&file));
+    // The same entries (folders' times change with editors' temporary files: only their names count).
+    if tree.len() != saved.tree.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (now, then) in tree.iter().zip(&saved.tree) {
+        if now.path != then.path || now.kind != then.kind {
+            return None;
+        }
+        if now.kind == Kind::File && (now.len, now.mtime_ns) != (then.len, then.mtime_ns) {
+            changed.push(now.path.as_str());
+        }
+    }
+    let step =
+        if changed.is_empty() { Some(Step::default()) } else { Step::recompile(&saved, &changed, lo, opts, &project_dir, &target_dir) }?;
+    let mut saved = saved;
+    let metadata = metadata_entry(&manifest_path, saved.metadata).ok()?;
+    let step = Step { manifest_edits: [(saved.metadata, metadata)].into_iter().chain(step.manifest_edits).collect(), ..step };
+    step.apply(&target_dir).ok()?;
+    // Saved as this compile left things: any failure from here on drops the state.
+    if step.update(&mut saved, tree, &plan_path, &manifest_path, &snapshots_path).and_then(|()| write_state(&state_path, &saved)).is_err() {
+        let _ = std::fs::remove_file(&state_path);
+    }
+    Some(Reused {
+        plan_path,
+        load_warnings: saved.load_warnings.clone(),
+        plan_warnings: saved.plan_warnings.iter().map(|(_, c, m)| (c.clone(), m.clone())).collect(),
+        summary: saved.summary.clone(),
+        counts: saved.counts,
+        recompiled: step.recompiled.len(),
+    })
+}
+
+/// What a reusing compile writes.
+#[derive(Default)]
+struct Step {
+    /// Entries of `plan.json` and `manifest.json` replaced: (old span, new bytes), sorted.
+    plan_edits: Vec<(spans::Span, Vec<u8>)>,
+    manifest_edits: Vec<(spans::Span, Vec<u8>)>,
+    /// `target/compiled/` files: (path, SQL).
+    files: Vec<(String, String)>,
+    /// Recompiled models' new snapshots.
+    recompiled: Vec<(String, Vec<u8>)>,
+}
+
+impl Step {
+    /// Some model files changed: compile those models alone.
+    fn recompile(
+        saved: &Saved,
+        changed: &[&str],
+        lo: &LoadOptions,
+        opts: &CompileOptions,
+        project_dir: &Path,
+        target_dir: &Path,
+    ) -> Option<Step> {
+        let by_uid = |uid: &str| saved.nodes.binary_search_by(|n| n.uid.as_str().cmp(uid)).ok().map(|i| &saved.nodes[i]);
+        let snapshots = std::fs::File::open(target_dir.join(SNAPSHOTS)).ok()?;
+        let plan_file = std::fs::File::open(target_dir.join("plan.json")).ok()?;
+        let snapshot = |uid: &str| -> Option<Snapshot> { serde_json::from_slice(&read_at(&snapshots, by_uid(uid)?.blob)?).ok() };
+        let mut globals = crate::loader::load_globals(lo).ok()?;
+        crate::loader::add_bucket_outputs(&mut globals.profile, &globals.buckets);
+        // Each changed file is one model whose render observes what it observed before.
+        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        let mut compile_ids = BTreeSet::new();
+        let mut models = Vec::new();
+        for path in changed {
+            let rec = saved.nodes.iter().find(|n| n.file == *path)?;
+            let snap = snapshot(&rec.uid)?;
+            if snap.whole.is_some() {
+                return None;
+            }
+            let text = crate::loader::files::read(&project_dir.join(path), path).ok()?;
+            let (raw, raw_line) = crate::loader::sql_text(&text);
+            let old = snap.node;
+            let mut before = old.clone();
+            before.raw = raw.clone();
+            before.raw_line = raw_line;
+            if let Some(c) = before.config_before_render.take() {
+                before.config = c;
+            }
+            before.refs.clear();
+            before.source_calls.clear();
+            before.macros.clear();
+            before.runtime_only = None;
+            let new = crate::loader::rerender(&globals, before).ok()?;
+            let same = new.config == old.config
+                && new.refs == old.refs
+                && new.source_calls == old.source_calls
+                && new.macros == old.macros
+                && new.runtime_only.is_none();
+            if !same {
+                return None;
+            }
+            let node = Node { raw, raw_line, config_before_render: new.config_before_render, ..old };
+            compile_ids.insert(node.unique_id.clone());
+            compile_ids.extend(snap.units.iter().cloned());
+            models.push((node.unique_id.clone(), snap.tests, snap.units));
+            nodes.insert(node.unique_id.clone(), node);
+        }
+        // What compiling them reads: upstreams (through ephemerals, which are inlined),
+        // attached tests (the plan lists them) and unit tests (compiled with them).
+        let mut todo: Vec<String> = Vec::new();
+        for (uid, tests, units) in &models {
+            todo.extend(nodes[uid].depends_on.iter().cloned());
+            todo.extend(tests.iter().cloned());
+            todo.extend(units.iter().cloned());
+        }
+        while let Some(uid) = todo.pop() {
+            if nodes.contains_key(&uid) || by_uid(&uid).is_none() {
+                continue;
+            }
+            let n = snapshot(&uid)?.node;
+            if n.config.str("materialized") == Some("ephemeral") || n.unit.is_some() {
+                todo.extend(n.depends_on.iter().cloned());
+            }
+            nodes.insert(uid, n);
+        }
+        let sources: BTreeMap<String, Source> = serde_json::from_slice(&read_at(&snapshots, saved.sources)?).ok()?;
+        let g = globals;
+        let project = Project {
+            root: g.project_dir,
+            name: g.packages[0].name.clone(),
+            packages: g.packages,
+            profile: g.profile,
+            active_target: g.active_target,
+            target_from_cli: lo.target.is_some(),
+            computes: g.computes,
+            buckets: g.buckets,
+            nodes,
+            disabled: BTreeMap::new(),
+            sources,
+            docs: g.docs,
+            macros: g.macro_defs,
+            vars: g.vars,
+            selectors: BTreeMap::new(),
+            semantic: Default::default(),
+            warnings: vec![],
+        };
+        let graph = Graph::build(&project).ok()?;
+        let only = CompileOptions { only: Some(compile_ids.clone()), ..opts.clone() };
+        let compiled = crate::compile::compile(&project, &g.jinja, &graph, &only).ok()?;
+        if !compiled.plan.warnings.is_empty() || !compiled.node_errors.is_empty() || compiled.plan.nodes.len() != compile_ids.len() {
+            return None;
+        }
+        let mut step = Step::default();
+        for (uid, new) in &compiled.plan.nodes {
+            let rec = by_uid(uid)?;
+            let old_bytes = read_at(&plan_file, (rec.plan.0, rec.plan.1.checked_sub(rec.plan.0)?))?;
+            let value_at = old_bytes.iter().position(|b| *b == b':')? + 1;
+            let old: dvt_schema::plan::PlanNode = serde_json::from_slice(&old_bytes[value_at..]).ok()?;
+            // What other parts of the plan derive from a node must not move.
+            let same = old.target == new.target
+                && old.relation == new.relation
+                && old.upstreams == new.upstreams
+                && old.compute == new.compute
+                && old.bucket == new.bucket
+                && old.path == new.path
+                && old.depends_on == new.depends_on
+                && old.tests == new.tests
+                && old.materialization == new.materialization
+                && old.render_at_runtime.is_none()
+                && new.render_at_runtime.is_none()
+                && new.federation.is_none();
+            if !same {
+                return None;
+            }
+            step.plan_edits.push((rec.plan, spans::entry(uid, new, true, 2).ok()?));
+        }
+        // dbt's manifest: the models' entries (unit tests have theirs in `unit_tests`, unchanged).
+        let target_path = project.root_package().file.target_path();
+        let paths: BTreeMap<&str, &str> = compiled.files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
+        for (uid, tests, units) in models {
+            let rec = by_uid(&uid).filter(|r| r.manifest != (0, 0))?;
+            let node = &project.nodes[&uid];
+            let code = compiled.plan.nodes.get(&uid).and_then(|p| p.compiled_sql.as_deref());
+            let entry = crate::manifest_dbt::compiled_node_entry(
+                &project,
+                &g.jinja,
+                &graph,
+                &compiled.index.placements,
+                node,
+                code.map(|c| (c, paths.get(uid.as_str()).copied())),
+                &target_path,
+            )
+            .ok()?;
+            step.manifest_edits.push((rec.manifest, entry));
+            let snap = Snapshot { node: node.clone(), tests, units, whole: None };
+            step.recompiled.push((uid, serde_json::to_vec(&snap).ok()?));
+        }
+        step.plan_edits.sort_by_key(|(span, _)| span.0);
+        step.manifest_edits.sort_by_key(|(span, _)| span.0);
+        step.files =
+            compiled.files.iter().map(|(p, uid)| (p.clone(), compiled.plan.compiled_sql(uid).unwrap_or_default().to_string())).collect();
+        Some(step)
+    }
+
+    /// Writes the artifacts: each replaced whole and atomically, as a whole compile replaces them.
+    fn apply(&self, target_dir: &Path) -> std::io::Result<()> {
+        let splice = |name: &str, edits: &[(spans::Span, Vec<u8>)]| -> std::io::Result<()> {
+            if edits.is_empty() {
+                return Ok(());
+            }
+            let e: Vec<(u64, u64, &[u8])> = edits.iter().map(|(s, b)| (s.0, s.1, b.as_slice())).collect();
+            crate::artifact_write::splice(&target_dir.join(name), true, &e).map(|_| ())
+        };
+        splice("plan.json", &self.plan_edits)?;
+        splice("manifest.json", &self.manifest_edits)?;
+        let files: Vec<(&str, &str)> = self.files.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+        crate::compiled_files::update(target_dir, &files).map_err(|e| std::io::Error::other(e.message))
+    }
+
+    /// Brings `saved` up to date with what this compile wrote.
+    fn update(&self, saved: &mut Saved, tree: Vec<Entry>, plan: &Path, manifest: &Path, snapshots: &Path) -> std::io::Result<()> {
+        // Appended snapshots replace the old ones (the next whole compile rewrites the file).
+        if !self.recompiled.is_empty() {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(snapshots)?;
+            let mut at = f.metadata()?.len();
+            for (uid, blob) in &self.recompiled {
+                f.write_all(blob)?;
+                let i = saved.nodes.binary_search_by(|n| n.uid.as_str().cmp(uid)).map_err(|_| std::io::Error::other("unknown node"))?;
+                saved.nodes[i].blob = (at, blob.len() as u64);
+                at += blob.len() as u64;
+            }
+        }
+        let lengths = |edits: &[(spans::Span, Vec<u8>)]| edits.iter().map(|(s, b)| (*s, b.len() as u64)).collect::<Vec<_>>();
+        let (plan_edits, manifest_edits) = (lengths(&self.plan_edits), lengths(&self.manifest_edits));
+        for n in &mut saved.nodes {
+            n.plan = moved(n.plan, &plan_edits);
+            n.manifest = moved(n.manifest, &manifest_edits);
+        }
+        saved.metadata = moved(saved.metadata, &manifest_edits);
+        saved.tree = tree;
+        let stamp = |p: &Path| Stamp::of(p).ok_or_else(|| std::io::Error::other("an artifact disappeared"));
+        saved.plan = stamp(plan)?;
+        saved.manifest = stamp(manifest)?;
+        saved.nodes_file = stamp(snapshots)?;
+        Ok(())
+    }
+}
+
+/// `len` bytes of `f` from `offset`: (offset, len).
+fn read_at(f: &std::fs::File, (offset, len): (u64, u64)) -> Option<Vec<u8>> {
+    let mut buf = vec![0; usize::try_from(len).ok()?];
+    std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, offset).ok()?;
+    Some(buf)
+}
+
+/// Where `span` is after `edits` (sorted: old span, new length) were applied.
+fn moved(span: spans::Span, edits: &[(spans::Span, u64)]) -> spans::Span {
+    if span == (0, 0) {
+        return span;
+    }
+    let mut shift: i64 = 0;
+    for ((start, end), len) in edits {
+        if *start == span.0 && *end == span.1 {
+            let s = span.0.saturating_add_signed(shift);
+            return (s, s + len);
+        }
+        if *end <= span.0 {
+            shift += *len as i64 - (*end - *start) as i64;
+        }
+    }
+    (span.0.saturating_add_signed(shift), span.1.saturating_add_signed(shift))
+}
+
+/// The manifest's `"metadata":{…}` entry as it is, stamped now (as a whole compile stamps it).
+fn metadata_entry(manifest: &Path, span: spans::Span) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::File::open(manifest)?;
+    let old = read_at(&f, (span.0, span.1.saturating_sub(span.0))).ok_or_else(|| std::io::Error::other("no metadata"))?;
+    let value_at = old.iter().position(|b| *b == b':').ok_or_else(|| std::io::Error::other("no metadata"))? + 1;
+    let mut value: serde_json::Value = serde_json::from_slice(&old[value_at..]).map_err(std::io::Error::other)?;
+    let now = crate::manifest_dbt::now();
+    for k in ["generated_at", "invocation_started_at"] {
+        value[k] = serde_json::Value::String(now.clone());
+    }
+    spans::entry("metadata", &value, false, 1)
+}

@@ -1,0 +1,251 @@
+//! Where each entry of a JSON artifact is, recorded while it is written, so that
+//! one node's entry can later be replaced without writing the rest again.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
+use std::rc::Rc;
+
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
+
+/// Byte range `[start, end)` of `"key": value` in a file.
+pub type Span = (u64, u64);
+
+/// Entries of the top-level object, and of the top-level maps asked for.
+#[derive(Debug, Default)]
+pub struct Spans {
+    /// Top-level key → its entry.
+    pub top: Vec<(String, Span)>,
+    /// Key inside the recorded map → its entry (in file order).
+    pub entries: Vec<(String, Span)>,
+}
+
+impl Spans {
+    pub fn top(&self, key: &str) -> Option<Span> {
+        self.top.iter().find(|(k, _)| k == key).map(|(_, s)| *s)
+    }
+}
+
+/// A writer that counts what passes through it.
+struct Counting<'w> {
+    inner: &'w mut dyn Write,
+    pos: Rc<Cell<u64>>,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.pos.set(self.pos.get() + n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A formatter that delegates the layout to `inner` and notes where the
+/// entries of depth 1 and 2 start and end.
+struct Recording<F> {
+    inner: F,
+    pos: Rc<Cell<u64>>,
+    /// The map at depth 2 whose entries are recorded (`nodes`).
+    map: &'static str,
+    depth: usize,
+    in_key: bool,
+    /// Keys being written at depth 1 and 2, and where their entries started.
+    keys: [String; 3],
+    starts: [u64; 3],
+    out: Rc<RefCell<Spans>>,
+}
+
+impl<F: Formatter> Formatter for Recording<F> {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.inner.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth -= 1;
+        self.inner.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.inner.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.inner.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.inner.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth -= 1;
+        self.inner.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.inner.begin_object_key(w, first)?;
+        if self.depth <= 2 {
+            self.in_key = true;
+            self.keys[self.depth].clear();
+            self.starts[self.depth] = self.pos.get();
+        }
+        Ok(())
+    }
+    fn end_object_key<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.in_key = false;
+        self.inner.end_object_key(w)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.inner.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.inner.end_object_value(w)?;
+        let end = self.pos.get();
+        let mut out = self.out.borrow_mut();
+        match self.depth {
+            1 => out.top.push((self.keys[1].clone(), (self.starts[1], end))),
+            2 if self.keys[1] == self.map => out.entries.push((self.keys[2].clone(), (self.starts[2], end))),
+            _ => {}
+        }
+        Ok(())
+    }
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+        if self.in_key {
+            self.keys[self.depth].push_str(fragment);
+        }
+        self.inner.write_string_fragment(w, fragment)
+    }
+    fn write_char_escape<W: ?Sized + Write>(&mut self, w: &mut W, escape: serde_json::ser::CharEscape) -> io::Result<()> {
+        if self.in_key {
+            // Keys with escapes are never looked up; mark them so they match nothing.
+            self.keys[self.depth].push('\u{0}');
+        }
+        self.inner.write_char_escape(w, escape)
+    }
+}
+
+/// Serializes `value` into `w` (pretty or compact JSON, as `serde_json` writes
+/// it) and returns where its entries are; `map` names the top-level map whose
+/// entries are recorded.
+pub fn write<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T, pretty: bool, map: &'static str) -> io::Result<Spans> {
+    let pos = Rc::new(Cell::new(0));
+    let out = Rc::new(RefCell::new(Spans::default()));
+    let counting = Counting { inner: w, pos: pos.clone() };
+    let keys = [String::new(), String::new(), String::new()];
+    let rec =
+        |inner| Recording { inner, pos: pos.clone(), map, depth: 0, in_key: false, keys: keys.clone(), starts: [0; 3], out: out.clone() };
+    if pretty {
+        let mut ser = serde_json::Serializer::with_formatter(counting, rec(Formatter2::Pretty(PrettyFormatter::new())));
+        value.serialize(&mut ser).map_err(io::Error::other)?;
+    } else {
+        let mut ser = serde_json::Serializer::with_formatter(counting, rec(Formatter2::Compact(CompactFormatter)));
+        value.serialize(&mut ser).map_err(io::Error::other)?;
+    }
+    Ok(std::mem::take(&mut *out.borrow_mut()))
+}
+
+/// `"key": value` as [`write`] wrote it at `depth` (1: the top-level object, 2: a map in it).
+pub fn entry<T: Serialize + ?Sized>(key: &str, value: &T, pretty: bool, depth: usize) -> io::Result<Vec<u8>> {
+    let mut out = serde_json::to_vec(key).map_err(io::Error::other)?;
+    if !pretty {
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;
+        return Ok(out);
+    }
+    out.extend_from_slice(b": ");
+    // Pretty JSON has raw newlines only between tokens (strings escape theirs):
+    // the value moves `depth` levels in.
+    let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    let indent = " ".repeat(2 * depth);
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+            out.extend_from_slice(indent.as_bytes());
+        }
+        out.extend_from_slice(line);
+    }
+    Ok(out)
+}
+
+/// Pretty or compact, chosen at run time.
+enum Formatter2 {
+    Pretty(PrettyFormatter<'static>),
+    Compact(CompactFormatter),
+}
+
+macro_rules! either {
+    ($self:ident, $f:ident => $e:expr) => {
+        match $self {
+            Formatter2::Pretty($f) => $e,
+            Formatter2::Compact($f) => $e,
+        }
+    };
+}
+
+impl Formatter for Formatter2 {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.begin_array(w))
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.end_array(w))
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        either!(self, f => f.begin_array_value(w, first))
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.end_array_value(w))
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.begin_object(w))
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.end_object(w))
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        either!(self, f => f.begin_object_key(w, first))
+    }
+    fn end_object_key<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.end_object_key(w))
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.begin_object_value(w))
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        either!(self, f => f.end_object_value(w))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> serde_json::Value {
+        serde_json::json!({
+            "metadata": {"generated_at": "2026-12-04T00:00:00.000000Z"},
+            "nodes": {
+                "model.p.a": {"sql": "select 1\nfrom \"x\"", "tags": ["a", "b"], "n": {"deep": [1, {"k": null}]}},
+                "model.p.b": {"sql": "select 2", "tags": [], "n": {}},
+            },
+            "order": ["model.p.a", "model.p.b"],
+        })
+    }
+
+    #[test]
+    fn entries_are_found_and_rewritten_byte_for_byte() {
+        for pretty in [true, false] {
+            let mut buf = Vec::new();
+            let spans = write(&mut buf, &doc(), pretty, "nodes").unwrap();
+            let expected = if pretty { serde_json::to_vec_pretty(&doc()).unwrap() } else { serde_json::to_vec(&doc()).unwrap() };
+            assert_eq!(buf, expected, "the layout is serde_json's");
+            assert_eq!(spans.entries.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["model.p.a", "model.p.b"]);
+            let keys: Vec<&str> = spans.top.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["metadata", "nodes", "order"]);
+            for (key, (start, end)) in &spans.entries {
+                let again = entry(key, &doc()["nodes"][key], pretty, 2).unwrap();
+                assert_eq!(String::from_utf8_lossy(&buf[*start as usize..*end as usize]), String::from_utf8_lossy(&again));
+            }
+            let (start, end) = spans.top("metadata").unwrap();
+            let again = entry("metadata", &doc()["metadata"], pretty, 1).unwrap();
+            assert_eq!(&buf[start as usize..end as usize], again.as_slice());
+        }
+    }
+}
