@@ -167,4 +167,26 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&q).unwrap(), "b");
         assert!(!t.path().join(".out.json.previous").exists() && !t.path().join(".out.json.tmp").exists());
     }
+
+    #[test]
+    fn a_splice_replaces_ranges_and_copies_the_rest() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("manifest.json");
+        let mut text: Vec<u8> = (0..(KEEP_FROM as usize + 100)).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&p, &text).unwrap();
+        // Twice: the second splice goes through the kept previous copy.
+        for round in 0..2u8 {
+            let edits: [(u64, u64, &[u8]); 3] = [(0, 3, b"XY"), (10, 10, b"inserted"), (text.len() as u64 - 5, text.len() as u64, b"")];
+            let new_len = splice(&p, true, &edits).unwrap();
+            let mut expected = b"XY".to_vec();
+            expected.extend_from_slice(&text[3..10]);
+            expected.extend_from_slice(b"inserted");
+            expected.extend_from_slice(&text[10..text.len() - 5]);
+            assert_eq!(std::fs::read(&p).unwrap(), expected, "round {round}");
+            assert_eq!(new_len, expected.len() as u64);
+            text = expected;
+        }
+        assert!(splice(&p, true, &[(5, 9, b""), (7, 8, b"")]).is_err(), "overlapping edits are refused");
+        assert_eq!(std::fs::read(&p).unwrap(), text, "a refused splice leaves the artifact as it was");
+    }
 }

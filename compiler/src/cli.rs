@@ -526,10 +526,11 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     // A whole compile into the default plan path saves state; the next one reuses it.
     let partial = live.is_none() && !c.bundle && c.output.is_none() && c.explain.is_none() && crate::partial::eligible(&options);
     let f = args.log_format;
-    if partial
-        && !c.no_partial_parse
-        && let Some(r) = crate::partial::reuse(&lo, &options)
-    {
+    let reused = match partial && !c.no_partial_parse {
+        true => crate::partial::reuse(&lo, &options).map_err(|why| crate::timing::phase(&format!("whole compile: {why}"))).ok(),
+        false => None,
+    };
+    if let Some(r) = reused {
         crate::timing::phase("reused the last compile");
         for w in &r.load_warnings {
             warn(w, f);

@@ -16,6 +16,7 @@ mod federated;
 mod golden;
 mod hooks;
 mod hostile;
+mod incremental;
 mod init;
 mod multi_db;
 mod parse_ls;

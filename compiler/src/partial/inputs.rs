@@ -99,7 +99,7 @@ fn walk(dir: &Path, rel: &str, skip: &[String], out: &mut Vec<Entry>, depth: usi
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for entry in rd.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || (rel.is_empty() && skip.iter().any(|s| *s == name)) {
+        if name.starts_with('.') || (rel.is_empty() && skip.contains(&name)) {
             continue;
         }
         let path: PathBuf = entry.path();

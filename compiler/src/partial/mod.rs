@@ -94,6 +94,7 @@ fn outputs(file: &crate::project::ProjectFile) -> Vec<String> {
 /// changes during the compile then differs next time).
 pub struct Inputs {
     project_dir: PathBuf,
+    stamped_at_ns: u64,
     tree: Vec<Entry>,
     connection_files: Vec<Entry>,
 }
@@ -103,11 +104,24 @@ impl Inputs {
     pub fn stamp(lo: &LoadOptions) -> Option<Inputs> {
         let project_dir = std::fs::canonicalize(&lo.project_dir).ok()?;
         let file = crate::project::load_project_file(&project_dir, "").ok()?.file;
+        let stamped_at_ns = now_ns();
         let tree = inputs::tree(&project_dir, &outputs(&file));
         let dirs = crate::profiles::search_dirs(lo.profiles_dir.as_deref(), &project_dir);
-        Some(Inputs { connection_files: inputs::connection_files(&dirs), tree, project_dir })
+        Some(Inputs { connection_files: inputs::connection_files(&dirs), tree, project_dir, stamped_at_ns })
     }
 }
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// File times are coarse (a clock tick, seconds on some file systems): a file
+/// modified this close to its stamping may have changed again since without
+/// its time changing, so it counts as changed (git's "racily clean" entries).
+const RACY_NS: u64 = 2_000_000_000;
+
+/// The most changed files a compile reuses the rest for.
+const MOST_CHANGED: usize = 32;
 
 /// Template text whose output depends on more than the project's files.
 static VOLATILE: LazyLock<regex::Regex> = LazyLock::new(|| {
@@ -240,6 +254,7 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
     let saved = Saved {
         key: key(w.lo, w.opts, &w.inputs.project_dir),
         env: inputs::env_reads(),
+        stamped_at_ns: w.inputs.stamped_at_ns,
         tree: w.inputs.tree,
         connection_files: w.inputs.connection_files,
         plan: stamp("plan.json"),
@@ -304,56 +319,63 @@ pub struct Reused {
 
 /// Compiles by reusing the last whole compile's state, when nothing but model
 /// SQL changed in ways that stay inside the model (see the module docs).
-/// `None`: a whole compile is needed.
-pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Option<Reused> {
-    let project_dir = std::fs::canonicalize(&lo.project_dir).ok()?;
-    let file = crate::project::load_project_file(&project_dir, "").ok()?.file;
+/// `Err`: why a whole compile is needed.
+pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> {
+    let project_dir = std::fs::canonicalize(&lo.project_dir).why("no project folder")?;
+    let file = crate::project::load_project_file(&project_dir, "").why("no project file")?.file;
     let target_dir = project_dir.join(file.target_path());
     let state_path = target_dir.join(STATE);
-    let saved = Saved::decode(&std::fs::read(&state_path).ok()?)?;
+    let saved = Saved::decode(&std::fs::read(&state_path).why("no saved state")?).why("the saved state is another version's")?;
     if saved.key != key(lo, opts, &project_dir) {
-        return None;
+        return Err("another binary or other options".into());
     }
     if saved.env.iter().any(|(k, d)| inputs::value_digest(k, std::env::var(k).ok().as_deref()) != *d) {
-        return None;
+        return Err("an environment variable changed".into());
     }
     let (plan_path, manifest_path, snapshots_path) =
         (target_dir.join("plan.json"), target_dir.join("manifest.json"), target_dir.join(SNAPSHOTS));
-    if Stamp::of(&plan_path)? != saved.plan
-        || Stamp::of(&manifest_path)? != saved.manifest
-        || Stamp::of(&snapshots_path)? != saved.nodes_file
+    if Stamp::of(&plan_path) != Some(saved.plan)
+        || Stamp::of(&manifest_path) != Some(saved.manifest)
+        || Stamp::of(&snapshots_path) != Some(saved.nodes_file)
     {
-        return None;
+        return Err("the artifacts are not the ones the state describes".into());
     }
+    let racy = |e: &Entry| e.mtime_ns.saturating_add(RACY_NS) >= saved.stamped_at_ns;
     let dirs = crate::profiles::search_dirs(lo.profiles_dir.as_deref(), &project_dir);
-    if inputs::connection_files(&dirs) != saved.connection_files {
-        return None;
+    if inputs::connection_files(&dirs) != saved.connection_files || saved.connection_files.iter().any(racy) {
+        return Err("a connection file changed".into());
     }
+    let stamped_at_ns = now_ns();
     let tree = inputs::tree(&project_dir, &outputs(&file));
     // The same entries (folders' times change with editors' temporary files: only their names count).
     if tree.len() != saved.tree.len() {
-        return None;
+        return Err("files were added or removed".into());
     }
     let mut changed = Vec::new();
     for (now, then) in tree.iter().zip(&saved.tree) {
         if now.path != then.path || now.kind != then.kind {
-            return None;
+            return Err(format!("`{}` was added or removed", (&now.path).min(&then.path)));
         }
-        if now.kind == Kind::File && (now.len, now.mtime_ns) != (then.len, then.mtime_ns) {
+        if now.kind == Kind::File && ((now.len, now.mtime_ns) != (then.len, then.mtime_ns) || racy(then)) {
             changed.push(now.path.as_str());
         }
     }
+    // Beyond a few files, a whole compile is as fast and simpler.
+    if changed.len() > MOST_CHANGED {
+        return Err(format!("{} files changed", changed.len()));
+    }
     let step =
-        if changed.is_empty() { Some(Step::default()) } else { Step::recompile(&saved, &changed, lo, opts, &project_dir, &target_dir) }?;
+        if changed.is_empty() { Ok(Step::default()) } else { Step::recompile(&saved, &changed, lo, opts, &project_dir, &target_dir) }?;
     let mut saved = saved;
-    let metadata = metadata_entry(&manifest_path, saved.metadata).ok()?;
+    let metadata = metadata_entry(&manifest_path, saved.metadata).why("the manifest's metadata")?;
     let step = Step { manifest_edits: [(saved.metadata, metadata)].into_iter().chain(step.manifest_edits).collect(), ..step };
-    step.apply(&target_dir).ok()?;
+    step.apply(&target_dir).why("writing the artifacts")?;
     // Saved as this compile left things: any failure from here on drops the state.
+    saved.stamped_at_ns = stamped_at_ns;
     if step.update(&mut saved, tree, &plan_path, &manifest_path, &snapshots_path).and_then(|()| write_state(&state_path, &saved)).is_err() {
         let _ = std::fs::remove_file(&state_path);
     }
-    Some(Reused {
+    Ok(Reused {
         plan_path,
         load_warnings: saved.load_warnings.clone(),
         plan_warnings: saved.plan_warnings.iter().map(|(_, c, m)| (c.clone(), m.clone())).collect(),
@@ -384,24 +406,24 @@ impl Step {
         opts: &CompileOptions,
         project_dir: &Path,
         target_dir: &Path,
-    ) -> Option<Step> {
+    ) -> Result<Step, String> {
         let by_uid = |uid: &str| saved.nodes.binary_search_by(|n| n.uid.as_str().cmp(uid)).ok().map(|i| &saved.nodes[i]);
-        let snapshots = std::fs::File::open(target_dir.join(SNAPSHOTS)).ok()?;
-        let plan_file = std::fs::File::open(target_dir.join("plan.json")).ok()?;
+        let snapshots = std::fs::File::open(target_dir.join(SNAPSHOTS)).why("no snapshots")?;
+        let plan_file = std::fs::File::open(target_dir.join("plan.json")).why("no plan")?;
         let snapshot = |uid: &str| -> Option<Snapshot> { serde_json::from_slice(&read_at(&snapshots, by_uid(uid)?.blob)?).ok() };
-        let mut globals = crate::loader::load_globals(lo).ok()?;
+        let mut globals = crate::loader::load_globals(lo).why("loading the project file, connections and macros")?;
         crate::loader::add_bucket_outputs(&mut globals.profile, &globals.buckets);
         // Each changed file is one model whose render observes what it observed before.
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         let mut compile_ids = BTreeSet::new();
         let mut models = Vec::new();
         for path in changed {
-            let rec = saved.nodes.iter().find(|n| n.file == *path)?;
-            let snap = snapshot(&rec.uid)?;
-            if snap.whole.is_some() {
-                return None;
+            let rec = saved.nodes.iter().find(|n| n.file == *path).why(&format!("`{path}` changed, which is no model's file"))?;
+            let snap = snapshot(&rec.uid).why("a snapshot does not read")?;
+            if let Some(why) = snap.whole {
+                return Err(format!("{} changed ({why})", rec.uid));
             }
-            let text = crate::loader::files::read(&project_dir.join(path), path).ok()?;
+            let text = crate::loader::files::read(&project_dir.join(path), path).why("reading the file")?;
             let (raw, raw_line) = crate::loader::sql_text(&text);
             let old = snap.node;
             let mut before = old.clone();
@@ -414,14 +436,14 @@ impl Step {
             before.source_calls.clear();
             before.macros.clear();
             before.runtime_only = None;
-            let new = crate::loader::rerender(&globals, before).ok()?;
+            let new = crate::loader::rerender(&globals, before).why(&format!("{} does not render", rec.uid))?;
             let same = new.config == old.config
                 && new.refs == old.refs
                 && new.source_calls == old.source_calls
                 && new.macros == old.macros
                 && new.runtime_only.is_none();
             if !same {
-                return None;
+                return Err(format!("{}'s config(), refs, sources or macros changed", rec.uid));
             }
             let node = Node { raw, raw_line, config_before_render: new.config_before_render, ..old };
             compile_ids.insert(node.unique_id.clone());
@@ -441,13 +463,14 @@ impl Step {
             if nodes.contains_key(&uid) || by_uid(&uid).is_none() {
                 continue;
             }
-            let n = snapshot(&uid)?.node;
+            let n = snapshot(&uid).why("a snapshot does not read")?.node;
             if n.config.str("materialized") == Some("ephemeral") || n.unit.is_some() {
                 todo.extend(n.depends_on.iter().cloned());
             }
             nodes.insert(uid, n);
         }
-        let sources: BTreeMap<String, Source> = serde_json::from_slice(&read_at(&snapshots, saved.sources)?).ok()?;
+        let sources = read_at(&snapshots, saved.sources).why("no sources snapshot")?;
+        let sources: BTreeMap<String, Source> = serde_json::from_slice(&sources).why("the sources snapshot")?;
         let g = globals;
         let project = Project {
             root: g.project_dir,
@@ -468,18 +491,18 @@ impl Step {
             semantic: Default::default(),
             warnings: vec![],
         };
-        let graph = Graph::build(&project).ok()?;
+        let graph = Graph::build(&project).why("the graph")?;
         let only = CompileOptions { only: Some(compile_ids.clone()), ..opts.clone() };
-        let compiled = crate::compile::compile(&project, &g.jinja, &graph, &only).ok()?;
+        let compiled = crate::compile::compile(&project, &g.jinja, &graph, &only).why("compiling")?;
         if !compiled.plan.warnings.is_empty() || !compiled.node_errors.is_empty() || compiled.plan.nodes.len() != compile_ids.len() {
-            return None;
+            return Err("the models compile with warnings".into());
         }
         let mut step = Step::default();
         for (uid, new) in &compiled.plan.nodes {
-            let rec = by_uid(uid)?;
-            let old_bytes = read_at(&plan_file, (rec.plan.0, rec.plan.1.checked_sub(rec.plan.0)?))?;
-            let value_at = old_bytes.iter().position(|b| *b == b':')? + 1;
-            let old: dvt_schema::plan::PlanNode = serde_json::from_slice(&old_bytes[value_at..]).ok()?;
+            let rec = by_uid(uid).why("a node the state does not know")?;
+            let old_bytes = read_at(&plan_file, (rec.plan.0, rec.plan.1.saturating_sub(rec.plan.0))).why("reading the plan")?;
+            let value_at = old_bytes.iter().position(|b| *b == b':').why("the plan's entry")? + 1;
+            let old: dvt_schema::plan::PlanNode = serde_json::from_slice(&old_bytes[value_at..]).why("the plan's entry")?;
             // What other parts of the plan derive from a node must not move.
             let same = old.target == new.target
                 && old.relation == new.relation
@@ -490,19 +513,18 @@ impl Step {
                 && old.depends_on == new.depends_on
                 && old.tests == new.tests
                 && old.materialization == new.materialization
-                && old.render_at_runtime.is_none()
-                && new.render_at_runtime.is_none()
+                && old.render_at_runtime == new.render_at_runtime
                 && new.federation.is_none();
             if !same {
-                return None;
+                return Err(format!("{uid}'s place in the plan changed"));
             }
-            step.plan_edits.push((rec.plan, spans::entry(uid, new, true, 2).ok()?));
+            step.plan_edits.push((rec.plan, spans::entry(uid, new, true, 2).why("serializing")?));
         }
         // dbt's manifest: the models' entries (unit tests have theirs in `unit_tests`, unchanged).
         let target_path = project.root_package().file.target_path();
         let paths: BTreeMap<&str, &str> = compiled.files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
         for (uid, tests, units) in models {
-            let rec = by_uid(&uid).filter(|r| r.manifest != (0, 0))?;
+            let rec = by_uid(&uid).filter(|r| r.manifest != (0, 0)).why("no manifest entry")?;
             let node = &project.nodes[&uid];
             let code = compiled.plan.nodes.get(&uid).and_then(|p| p.compiled_sql.as_deref());
             let entry = crate::manifest_dbt::compiled_node_entry(
@@ -514,16 +536,16 @@ impl Step {
                 code.map(|c| (c, paths.get(uid.as_str()).copied())),
                 &target_path,
             )
-            .ok()?;
+            .why("serializing")?;
             step.manifest_edits.push((rec.manifest, entry));
             let snap = Snapshot { node: node.clone(), tests, units, whole: None };
-            step.recompiled.push((uid, serde_json::to_vec(&snap).ok()?));
+            step.recompiled.push((uid, serde_json::to_vec(&snap).why("serializing")?));
         }
         step.plan_edits.sort_by_key(|(span, _)| span.0);
         step.manifest_edits.sort_by_key(|(span, _)| span.0);
         step.files =
             compiled.files.iter().map(|(p, uid)| (p.clone(), compiled.plan.compiled_sql(uid).unwrap_or_default().to_string())).collect();
-        Some(step)
+        Ok(step)
     }
 
     /// Writes the artifacts: each replaced whole and atomically, as a whole compile replaces them.
@@ -563,11 +585,32 @@ impl Step {
         }
         saved.metadata = moved(saved.metadata, &manifest_edits);
         saved.tree = tree;
+        // Variables the recompiled models read for the first time (the others were checked unchanged).
+        let mut env: BTreeMap<String, String> = saved.env.drain(..).collect();
+        env.extend(inputs::env_reads());
+        saved.env = env.into_iter().collect();
         let stamp = |p: &Path| Stamp::of(p).ok_or_else(|| std::io::Error::other("an artifact disappeared"));
         saved.plan = stamp(plan)?;
         saved.manifest = stamp(manifest)?;
         saved.nodes_file = stamp(snapshots)?;
         Ok(())
+    }
+}
+
+/// A reason for a whole compile, from a failed step.
+trait Why<T> {
+    fn why(self, reason: &str) -> Result<T, String>;
+}
+
+impl<T> Why<T> for Option<T> {
+    fn why(self, reason: &str) -> Result<T, String> {
+        self.ok_or_else(|| reason.to_string())
+    }
+}
+
+impl<T, E: std::fmt::Display> Why<T> for Result<T, E> {
+    fn why(self, reason: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{reason}: {e}"))
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Saved {
     /// Digest of the binary, the command's options and the project folder.
     pub key: String,
     pub env: Vec<(String, String)>,
+    /// When the tree was stamped (ns since the epoch).
+    pub stamped_at_ns: u64,
     pub tree: Vec<Entry>,
     pub connection_files: Vec<Entry>,
     pub plan: Stamp,
@@ -141,6 +143,7 @@ impl Saved {
             o.str(k);
             o.str(v);
         }
+        o.u64(self.stamped_at_ns);
         o.entries(&self.tree);
         o.entries(&self.connection_files);
         o.stamp(self.plan);
@@ -179,6 +182,7 @@ impl Saved {
         let key = i.str()?;
         let n = i.len()?;
         let env = (0..n).map(|_| Some((i.str()?, i.str()?))).collect::<Option<_>>()?;
+        let stamped_at_ns = i.u64()?;
         let tree = i.entries()?;
         let connection_files = i.entries()?;
         let (plan, manifest, nodes_file) = (i.stamp()?, i.stamp()?, i.stamp()?);
@@ -197,6 +201,7 @@ impl Saved {
         i.0.is_empty().then_some(Saved {
             key,
             env,
+            stamped_at_ns,
             tree,
             connection_files,
             plan,
@@ -222,6 +227,7 @@ mod tests {
         let saved = Saved {
             key: "k".into(),
             env: vec![("HOME".into(), "ab".into())],
+            stamped_at_ns: 7,
             tree: vec![Entry { path: "models/a.sql".into(), kind: Kind::File, len: 3, mtime_ns: 9 }],
             connection_files: vec![Entry { path: "/x/profiles.yml".into(), kind: Kind::Absent, len: 0, mtime_ns: 0 }],
             plan: Stamp { len: 1, mtime_ns: 2 },
