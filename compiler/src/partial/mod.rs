@@ -30,8 +30,8 @@ mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -49,14 +49,20 @@ const STATE: &str = ".dvt_partial";
 const SNAPSHOTS: &str = ".dvt_partial_nodes";
 
 /// A node as loaded, with what reusing it needs.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot {
     node: Node,
-    /// Generic tests attached to it.
-    tests: Vec<String>,
     /// Unit tests of it.
     units: Vec<String>,
     /// Why a change to its file needs a whole compile, if it does.
+    whole: Option<String>,
+}
+
+/// [`Snapshot`] as written (borrowing: 22,000 nodes are not copied to be saved).
+#[derive(Serialize)]
+struct SnapshotOf<'a> {
+    node: &'a Node,
+    units: &'a [String],
     whole: Option<String>,
 }
 
@@ -123,17 +129,18 @@ const RACY_NS: u64 = 2_000_000_000;
 /// The most changed files a compile reuses the rest for.
 const MOST_CHANGED: usize = 32;
 
-/// Template text whose output depends on more than the project's files.
-static VOLATILE: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"\b(graph|selected_resources|run_started_at|invocation_id|modules\.(datetime|time|pytz|random))\b")
-        .expect("valid pattern")
-});
+/// Template text whose output depends on more than the project's files: the
+/// graph, the selection, the invocation, the clock (`datetime.now()`), chance.
+/// ASCII word boundaries keep the regex on its DFA.
+const VOLATILE: &str =
+    r"(?-u:\b)(graph|selected_resources|run_started_at|invocation_id)(?-u:\b)|\.(now|utcnow|today)\s*\(|modules\.(time|random)(?-u:\b)";
 
-/// Why no node of `project` can be reused, if so: some template reads `graph`,
-/// the selection, the time or the invocation (directly or through a macro).
+/// Why no node of `project` can be reused, if so: some template reads what
+/// [`VOLATILE`] names, directly or through a macro.
 fn volatile(project: &Project) -> Option<String> {
-    // Macros that read them, and macros calling those (by name, as text).
-    let mut names: BTreeSet<&str> = project.macros.iter().filter(|m| VOLATILE.is_match(&m.source)).map(|m| m.name.as_str()).collect();
+    let direct = regex::Regex::new(VOLATILE).expect("valid pattern");
+    // Macros that read it, and macros calling those (by name, as text).
+    let mut names: BTreeSet<&str> = project.macros.iter().filter(|m| direct.is_match(&m.source)).map(|m| m.name.as_str()).collect();
     loop {
         let calls = |src: &str| names.iter().any(|n| src.contains(n));
         let more: Vec<&str> =
@@ -143,14 +150,15 @@ fn volatile(project: &Project) -> Option<String> {
         }
         names.extend(more);
     }
-    let names = regex::Regex::new(&format!(r"\b({})\b", names.iter().map(|n| regex::escape(n)).collect::<Vec<_>>().join("|"))).ok();
-    let reads = |text: &str| VOLATILE.is_match(text) || names.as_ref().is_some_and(|r| !r.as_str().ends_with("()\\b") && r.is_match(text));
-    let hooks = |n: &Node| ["pre-hook", "post-hook"].iter().filter_map(|k| n.config.get(*k)).any(|v| reads(&v.to_string()));
-    if let Some(n) = project.nodes.values().find(|n| reads(&n.raw) || hooks(n)) {
+    let calls: Vec<String> = names.iter().map(|n| regex::escape(n)).collect();
+    let pattern = if calls.is_empty() { VOLATILE.to_string() } else { format!(r"{VOLATILE}|(?-u:\b)({})(?-u:\b)", calls.join("|")) };
+    let any = regex::Regex::new(&pattern).ok()?;
+    let hooks = |n: &Node| ["pre-hook", "post-hook"].iter().filter_map(|k| n.config.get(*k)).any(|v| any.is_match(&v.to_string()));
+    if let Some(n) = project.nodes.par_iter().map(|(_, n)| n).find_any(|n| any.is_match(&n.raw) || hooks(n)) {
         return Some(format!("{} renders with state beyond its files", n.unique_id));
     }
     let run_hooks = project.packages.iter().flat_map(|p| [&p.file.on_run_start, &p.file.on_run_end]).flatten();
-    run_hooks.clone().any(|h| reads(&h.to_string())).then(|| "a run hook renders with state beyond its files".to_string())
+    run_hooks.clone().any(|h| any.is_match(&h.to_string())).then(|| "a run hook renders with state beyond its files".to_string())
 }
 
 /// Why a change to `node`'s file needs a whole compile, if it does.
@@ -196,35 +204,34 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
         let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
         return Ok(());
     }
+    crate::timing::phase("state: volatile templates checked");
     let compiled = w.compiled;
     let warned: HashSet<&str> = compiled.plan.warnings.iter().map(|x| x.node.as_str()).collect();
     let feeds_federation = upstream_of_federation(project, compiled);
-    let mut tests: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut units: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for n in project.nodes.values() {
-        if let Some(t) = &n.test {
-            tests.entry(t.attached_node.as_str()).or_default().push(n.unique_id.clone());
-        }
         if let Some(u) = &n.unit {
             units.entry(u.model.as_str()).or_default().push(n.unique_id.clone());
         }
     }
     // Snapshots, one JSON line each, serialized in parallel.
     let sources = serde_json::to_vec(&project.sources).map_err(std::io::Error::other)?;
-    let nodes: Vec<&Node> = project.nodes.values().collect();
-    use rayon::prelude::*;
+    // Tests are neither compiled alone nor read by what is: a model's list of its
+    // tests comes from properties files, and is taken from the last plan.
+    let nodes: Vec<&Node> = project.nodes.values().filter(|n| n.resource_type != ResourceType::Test).collect();
     let blobs: Vec<Vec<u8>> = nodes
         .par_iter()
         .map(|n| {
-            let snap = Snapshot {
-                node: (*n).clone(),
-                tests: tests.get(n.unique_id.as_str()).cloned().unwrap_or_default(),
-                units: units.get(n.unique_id.as_str()).cloned().unwrap_or_default(),
+            let none: &[String] = &[];
+            let snap = SnapshotOf {
+                node: n,
+                units: units.get(n.unique_id.as_str()).map_or(none, Vec::as_slice),
                 whole: whole_reason(n, compiled, &warned, &feeds_federation),
             };
             serde_json::to_vec(&snap).unwrap_or_default()
         })
         .collect();
+    crate::timing::phase("state: snapshots serialized");
     let snapshots_path = w.target_dir.join(SNAPSHOTS);
     let mut offsets = Vec::with_capacity(blobs.len());
     crate::artifact_write::write(&snapshots_path, true, |out| {
@@ -237,6 +244,7 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
         }
         Ok(())
     })?;
+    crate::timing::phase("state: snapshots written");
     let plan_spans: BTreeMap<&str, spans::Span> = w.plan_spans.entries.iter().map(|(k, s)| (k.as_str(), *s)).collect();
     let manifest_spans: BTreeMap<&str, spans::Span> = w.manifest_spans.entries.iter().map(|(k, s)| (k.as_str(), *s)).collect();
     let records = nodes
@@ -332,6 +340,7 @@ pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> 
     if saved.env.iter().any(|(k, d)| inputs::value_digest(k, std::env::var(k).ok().as_deref()) != *d) {
         return Err("an environment variable changed".into());
     }
+    crate::timing::phase("partial: state read");
     let (plan_path, manifest_path, snapshots_path) =
         (target_dir.join("plan.json"), target_dir.join("manifest.json"), target_dir.join(SNAPSHOTS));
     if Stamp::of(&plan_path) != Some(saved.plan)
@@ -360,6 +369,7 @@ pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> 
             changed.push(now.path.as_str());
         }
     }
+    crate::timing::phase("partial: files compared");
     // Beyond a few files, a whole compile is as fast and simpler.
     if changed.len() > MOST_CHANGED {
         return Err(format!("{} files changed", changed.len()));
@@ -369,7 +379,9 @@ pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> 
     let mut saved = saved;
     let metadata = metadata_entry(&manifest_path, saved.metadata).why("the manifest's metadata")?;
     let step = Step { manifest_edits: [(saved.metadata, metadata)].into_iter().chain(step.manifest_edits).collect(), ..step };
+    crate::timing::phase("partial: models compiled");
     step.apply(&target_dir).why("writing the artifacts")?;
+    crate::timing::phase("partial: artifacts written");
     // Saved as this compile left things: any failure from here on drops the state.
     saved.stamped_at_ns = stamped_at_ns;
     if step.update(&mut saved, tree, &plan_path, &manifest_path, &snapshots_path).and_then(|()| write_state(&state_path, &saved)).is_err() {
@@ -413,6 +425,7 @@ impl Step {
         let snapshot = |uid: &str| -> Option<Snapshot> { serde_json::from_slice(&read_at(&snapshots, by_uid(uid)?.blob)?).ok() };
         let mut globals = crate::loader::load_globals(lo).why("loading the project file, connections and macros")?;
         crate::loader::add_bucket_outputs(&mut globals.profile, &globals.buckets);
+        crate::timing::phase("partial: project file, connections and macros loaded");
         // Each changed file is one model whose render observes what it observed before.
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         let mut compile_ids = BTreeSet::new();
@@ -448,15 +461,14 @@ impl Step {
             let node = Node { raw, raw_line, config_before_render: new.config_before_render, ..old };
             compile_ids.insert(node.unique_id.clone());
             compile_ids.extend(snap.units.iter().cloned());
-            models.push((node.unique_id.clone(), snap.tests, snap.units));
+            models.push((node.unique_id.clone(), snap.units));
             nodes.insert(node.unique_id.clone(), node);
         }
-        // What compiling them reads: upstreams (through ephemerals, which are inlined),
-        // attached tests (the plan lists them) and unit tests (compiled with them).
+        // What compiling them reads: upstreams (through ephemerals, which are inlined)
+        // and unit tests (compiled with them).
         let mut todo: Vec<String> = Vec::new();
-        for (uid, tests, units) in &models {
+        for (uid, units) in &models {
             todo.extend(nodes[uid].depends_on.iter().cloned());
-            todo.extend(tests.iter().cloned());
             todo.extend(units.iter().cloned());
         }
         while let Some(uid) = todo.pop() {
@@ -498,11 +510,14 @@ impl Step {
             return Err("the models compile with warnings".into());
         }
         let mut step = Step::default();
-        for (uid, new) in &compiled.plan.nodes {
+        let mut compiled = compiled;
+        for (uid, new) in compiled.plan.nodes.iter_mut() {
             let rec = by_uid(uid).why("a node the state does not know")?;
             let old_bytes = read_at(&plan_file, (rec.plan.0, rec.plan.1.saturating_sub(rec.plan.0))).why("reading the plan")?;
             let value_at = old_bytes.iter().position(|b| *b == b':').why("the plan's entry")? + 1;
             let old: dvt_schema::plan::PlanNode = serde_json::from_slice(&old_bytes[value_at..]).why("the plan's entry")?;
+            // Its tests are declared in properties files, unchanged.
+            new.tests = old.tests;
             // What other parts of the plan derive from a node must not move.
             let same = old.target == new.target
                 && old.relation == new.relation
@@ -511,19 +526,18 @@ impl Step {
                 && old.bucket == new.bucket
                 && old.path == new.path
                 && old.depends_on == new.depends_on
-                && old.tests == new.tests
                 && old.materialization == new.materialization
                 && old.render_at_runtime == new.render_at_runtime
                 && new.federation.is_none();
             if !same {
                 return Err(format!("{uid}'s place in the plan changed"));
             }
-            step.plan_edits.push((rec.plan, spans::entry(uid, new, true, 2).why("serializing")?));
+            step.plan_edits.push((rec.plan, spans::entry(uid, &**new, true, 2).why("serializing")?));
         }
         // dbt's manifest: the models' entries (unit tests have theirs in `unit_tests`, unchanged).
         let target_path = project.root_package().file.target_path();
         let paths: BTreeMap<&str, &str> = compiled.files.iter().map(|(p, id)| (id.as_str(), p.as_str())).collect();
-        for (uid, tests, units) in models {
+        for (uid, units) in models {
             let rec = by_uid(&uid).filter(|r| r.manifest != (0, 0)).why("no manifest entry")?;
             let node = &project.nodes[&uid];
             let code = compiled.plan.nodes.get(&uid).and_then(|p| p.compiled_sql.as_deref());
@@ -538,7 +552,7 @@ impl Step {
             )
             .why("serializing")?;
             step.manifest_edits.push((rec.manifest, entry));
-            let snap = Snapshot { node: node.clone(), tests, units, whole: None };
+            let snap = SnapshotOf { node, units: &units, whole: None };
             step.recompiled.push((uid, serde_json::to_vec(&snap).why("serializing")?));
         }
         step.plan_edits.sort_by_key(|(span, _)| span.0);
@@ -557,8 +571,12 @@ impl Step {
             let e: Vec<(u64, u64, &[u8])> = edits.iter().map(|(s, b)| (s.0, s.1, b.as_slice())).collect();
             crate::artifact_write::splice(&target_dir.join(name), true, &e).map(|_| ())
         };
-        splice("plan.json", &self.plan_edits)?;
-        splice("manifest.json", &self.manifest_edits)?;
+        // On two cores at once: both are mostly copies the kernel makes.
+        std::thread::scope(|scope| {
+            let plan = scope.spawn(|| splice("plan.json", &self.plan_edits));
+            splice("manifest.json", &self.manifest_edits)?;
+            plan.join().unwrap_or_else(|_| Err(std::io::Error::other("the plan writer panicked")))
+        })?;
         let files: Vec<(&str, &str)> = self.files.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
         crate::compiled_files::update(target_dir, &files).map_err(|e| std::io::Error::other(e.message))
     }
