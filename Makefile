@@ -85,6 +85,7 @@ bench-compile:
 	bash scripts/duckdb_lib.sh
 	$(CARGO) build --workspace --release
 	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" compile 1000 5000
+	bash scripts/bench_dbt.sh "$(BUILD)" "$(SHARED)" incremental 1000 5000
 
 ## dvtr seed vs psql \copy (1M rows; 3 x 1,046,572 rows in parallel) and vs DuckDB's read_csv.
 bench-seed:

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # dvtc <cmd> vs dbt <cmd> (parse or compile), same machine, same run. Prints wall time, peak RSS and ratios.
-# usage: bench_dbt.sh <build dir> <shared dir> <parse|compile> [model counts...]
+# usage: bench_dbt.sh <build dir> <shared dir> <parse|compile|incremental> [model counts...]
+#   compile:     a whole compile (`--no-partial-parse`, files of target/ present) vs dbt's.
+#   incremental: one model file changed since the last compile (DVT reuses the rest) vs
+#                dbt compile with its partial parsing after the same change.
 set -euo pipefail
 build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}"); cmd=${3:-parse}; shift 3 || true
 counts=${*:-1000 5000}
@@ -23,14 +26,28 @@ for n in $counts; do
     cp -r "$proj" "$dbtproj"
     grep -rl --include='*.yml' 'connection:' "$dbtproj/models" | xargs sed -i '/^ *connection: /d'
   fi
-  (cd "$proj" && "$dvtc" "$cmd" >/dev/null)          # warm caches (and target/compiled/)
+  args=("$cmd"); dbt_args=("$cmd" --no-partial-parse)
+  [ "$cmd" = compile ] && args=(compile --no-partial-parse)
+  [ "$cmd" = incremental ] && args=(compile) && dbt_args=(compile)
+  # The file each incremental run edits, older than the last compile's 2-s window.
+  edited="$(ls "$proj"/models/int_001/*.sql | head -1)"; edited_dbt="$dbtproj/models/int_001/$(basename "$edited")"
+  touch -d '-1 minute' "$edited" "$edited_dbt"
+  edit() { printf -- '-- edit %s\n' "$RANDOM" >>"$1"; }
+  (cd "$proj" && "$dvtc" compile >/dev/null)          # warm caches (and target/compiled/)
   best=""; best_rss=""
   for _ in 1 2 3; do
-    read -r s kb < <(cd "$proj" && measure "$dvtc" "$cmd")
+    if [ "$cmd" = incremental ]; then edit "$edited"; fi
+    read -r s kb < <(cd "$proj" && measure "$dvtc" "${args[@]}")
     if [ -z "$best" ] || awk "BEGIN{exit !($s < $best)}"; then best=$s; best_rss=$kb; fi
   done
-  rm -rf "$dbtproj/target/partial_parse.msgpack"
-  read -r ds dkb < <(cd "$dbtproj" && DBT_PROFILES_DIR="$dbtproj" measure "$build/dbtvenv/bin/dbt" "$cmd" --no-partial-parse)
+  if [ "$cmd" = incremental ]; then
+    # dbt's partial parsing needs its state from a first run.
+    (cd "$dbtproj" && DBT_PROFILES_DIR="$dbtproj" "$build/dbtvenv/bin/dbt" compile >/dev/null 2>&1)
+    edit "$edited_dbt"
+  else
+    rm -rf "$dbtproj/target/partial_parse.msgpack"
+  fi
+  read -r ds dkb < <(cd "$dbtproj" && DBT_PROFILES_DIR="$dbtproj" measure "$build/dbtvenv/bin/dbt" "${dbt_args[@]}")
   ratio=$(awk "BEGIN{printf \"%.0fx\", $ds / ($best > 0 ? $best : 0.001)}")
   printf '%-8s %-8s %10s %10.1f %10s %10.1f %8s\n' "$n" "$cmd" "$best" "$(awk "BEGIN{print $best_rss/1024}")" "$ds" "$(awk "BEGIN{print $dkb/1024}")" "$ratio"
 done

@@ -199,13 +199,34 @@ fn environment_variables_templates_read_are_part_of_the_state() {
 
 #[test]
 fn templates_that_read_the_time_or_the_graph_are_never_reused() {
-    for body in ["select '{{ run_started_at }}' as at", "select {{ graph.nodes | length }} as n"] {
-        let dir = base_project(&[("models/a.sql", body), ("models/b.sql", "select * from {{ ref('a') }}")]);
+    let b = ("models/b.sql", "select * from {{ ref('a') }}");
+    let cases: [Vec<(&str, &str)>; 4] = [
+        vec![("models/a.sql", "select '{{ run_started_at }}' as at"), b],
+        vec![("models/a.sql", "select {{ graph.nodes | length }} as n"), b],
+        // Rendered while loading: the value is baked into the node.
+        vec![
+            ("models/a.sql", "select 1 as id"),
+            b,
+            ("models/a.yml", "version: 2\nmodels:\n  - name: a\n    description: \"as of {{ run_started_at }}\"\n"),
+        ],
+        // A generic test whose macro reads the clock (its compiled SQL would go stale).
+        vec![
+            ("models/a.sql", "select 1 as id"),
+            b,
+            (
+                "macros/recent.sql",
+                "{% test recent(model, column_name) %}\nselect * from {{ model }} where {{ column_name }} > '{{ modules.datetime.datetime.now() }}'\n{% endtest %}\n",
+            ),
+            ("models/a.yml", "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [recent]\n"),
+        ],
+    ];
+    for files in cases {
+        let dir = base_project(&files);
         let d = dir.path();
         age(d);
         compile(d, &[], &[]);
-        assert!(!d.join("target/.dvt_partial").exists(), "{body}: no state is saved");
-        assert!(!compile(d, &[], &[]).contains("reused"), "{body}");
+        assert!(!d.join("target/.dvt_partial").exists(), "{files:?}: no state is saved");
+        assert!(!compile(d, &[], &[]).contains("reused"), "{files:?}");
     }
 }
 

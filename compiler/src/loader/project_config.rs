@@ -48,6 +48,7 @@ impl ConfigRenderer {
         if !(s.contains("{{") || s.contains("{%")) {
             return Ok(None);
         }
+        crate::partial::note_rendered(s);
         let text = self.env.render_str(s, ()).map_err(|e| {
             DvtError::new(ErrorCode::JinjaRender, format!("config value `{s}`: {}", e.detail().unwrap_or(&e.kind().to_string())))
                 .at(at.clone())

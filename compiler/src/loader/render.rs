@@ -159,6 +159,7 @@ impl TextRenderer<'_> {
     }
 
     fn render_uncached(&mut self, text: &str, package: &str, file: &str, line: u32) -> Result<String> {
+        crate::partial::note_rendered(text);
         let dialect = Dialect::from_adapter(&self.dialect_kind).unwrap_or(Dialect::Postgres);
         let node = Arc::new(NodeCtx {
             package: package.to_string(),

@@ -30,6 +30,8 @@ mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -135,10 +137,27 @@ const MOST_CHANGED: usize = 32;
 const VOLATILE: &str =
     r"(?-u:\b)(graph|selected_resources|run_started_at|invocation_id)(?-u:\b)|\.(now|utcnow|today)\s*\(|modules\.(time|random)(?-u:\b)";
 
+static VOLATILE_TEXT: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(VOLATILE).expect("valid pattern"));
+
+/// Set when a string rendered while loading (project file configs, properties
+/// descriptions) reads what [`VOLATILE`] names: its rendered value is baked
+/// into nodes that a reusing compile would not render again.
+static VOLATILE_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Notes a template string rendered while loading (see [`VOLATILE_SEEN`]).
+pub fn note_rendered(text: &str) {
+    if VOLATILE_TEXT.is_match(text) {
+        VOLATILE_SEEN.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Why no node of `project` can be reused, if so: some template reads what
 /// [`VOLATILE`] names, directly or through a macro.
 fn volatile(project: &Project) -> Option<String> {
-    let direct = regex::Regex::new(VOLATILE).expect("valid pattern");
+    if VOLATILE_SEEN.load(Ordering::Relaxed) {
+        return Some("a project or properties file renders with state beyond its files".into());
+    }
+    let direct = &*VOLATILE_TEXT;
     // Macros that read it, and macros calling those (by name, as text).
     let mut names: BTreeSet<&str> = project.macros.iter().filter(|m| direct.is_match(&m.source)).map(|m| m.name.as_str()).collect();
     loop {
@@ -154,7 +173,15 @@ fn volatile(project: &Project) -> Option<String> {
     let pattern = if calls.is_empty() { VOLATILE.to_string() } else { format!(r"{VOLATILE}|(?-u:\b)({})(?-u:\b)", calls.join("|")) };
     let any = regex::Regex::new(&pattern).ok()?;
     let hooks = |n: &Node| ["pre-hook", "post-hook"].iter().filter_map(|k| n.config.get(*k)).any(|v| any.is_match(&v.to_string()));
-    if let Some(n) = project.nodes.par_iter().map(|(_, n)| n).find_any(|n| any.is_match(&n.raw) || hooks(n)) {
+    // A generic test renders its macro, with its arguments (which may hold Jinja).
+    let test = |n: &Node| {
+        n.test.as_ref().is_some_and(|t| {
+            names.contains(format!("test_{}", t.name).as_str())
+                || names.contains(t.name.as_str())
+                || t.kwargs.values().any(|v| any.is_match(&v.to_string()))
+        })
+    };
+    if let Some(n) = project.nodes.par_iter().map(|(_, n)| n).find_any(|n| any.is_match(&n.raw) || hooks(n) || test(n)) {
         return Some(format!("{} renders with state beyond its files", n.unique_id));
     }
     let run_hooks = project.packages.iter().flat_map(|p| [&p.file.on_run_start, &p.file.on_run_end]).flatten();
@@ -200,7 +227,12 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
     let state_path = w.target_dir.join(STATE);
     let _ = std::fs::remove_file(&state_path);
     let project = w.project;
-    if volatile(project).is_some() || w.plan_spans.entries.is_empty() {
+    if let Some(why) = volatile(project) {
+        crate::timing::phase(&format!("no incremental state: {why}"));
+        let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
+        return Ok(());
+    }
+    if w.plan_spans.entries.is_empty() {
         let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
         return Ok(());
     }
