@@ -74,26 +74,75 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
 /// the artifact lives in a build folder where a hidden copy of its previous
 /// content may stay (see the module docs).
 pub fn write(path: &Path, keep_previous: bool, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
-    write_file(path, keep_previous, |file| {
+    write_file(path, keep_previous, |file, _| {
         let mut w = BufWriter::with_capacity(1 << 20, file);
         fill(&mut w)?;
         w.flush()
     })
 }
 
+/// What the kept previous copy of an artifact holds after a [`splice`]: the
+/// artifact's bytes on `[0, len)` but for the `dirty` ranges, as long as the copy
+/// is untouched (its size and modification time are `stamp`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shared {
+    pub len: u64,
+    pub dirty: Vec<(u64, u64)>,
+    pub stamp: (u64, u64),
+}
+
+fn stamp_of(m: &std::fs::Metadata) -> (u64, u64) {
+    let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+    (m.len(), mtime)
+}
+
 /// Rewrites `path` atomically with `edits` (sorted, disjoint byte ranges of the
 /// current content and what replaces each); the bytes between them are copied by
-/// the kernel (`copy_file_range`), not read into memory. Returns the new length.
-pub fn splice(path: &Path, keep_previous: bool, edits: &[(u64, u64, &[u8])]) -> std::io::Result<u64> {
+/// the kernel (`copy_file_range`), not read into memory. `shared`: what the
+/// previous copy is known to hold (from the last splice), whose bytes are then
+/// not copied again. Returns the new length and what the previous copy holds now.
+pub fn splice(path: &Path, keep_previous: bool, edits: &[(u64, u64, &[u8])], shared: Option<&Shared>) -> std::io::Result<(u64, Shared)> {
+    let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_string());
     let mut old = File::open(path)?;
-    let old_len = old.metadata()?.len();
+    let old_stamp = stamp_of(&old.metadata()?);
+    let old_len = old_stamp.0;
+    let mut at = 0;
+    for (start, end, _) in edits {
+        if *start < at || end < start || *end > old_len {
+            return Err(invalid("overlapping or out-of-range edits"));
+        }
+        at = *end;
+    }
+    // Up to the first edit that changes the length, old and new bytes sit at the same offsets.
+    let first_move = edits.iter().find(|(s, e, b)| e - s != b.len() as u64).map_or(old_len, |(s, _, _)| *s);
     let mut new_len = 0;
-    write_file(path, keep_previous, |file| {
+    write_file(path, keep_previous, |file, previous| {
         let mut at = 0;
-        for (start, end, bytes) in edits.iter().copied().chain(std::iter::once((old_len, old_len, &[][..]))) {
-            if start < at || end < start || end > old_len {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "overlapping or out-of-range edits"));
+        let mut rest = edits;
+        if let (Some(shared), Some(previous)) = (shared, previous)
+            && shared.stamp == previous
+        {
+            // The side file already holds the old bytes on [0, shared.len) but for its dirty ranges.
+            let mut upto = shared.len.min(first_move);
+            if let Some((s, _, _)) = edits.iter().find(|(s, e, _)| *s < upto && *e > upto) {
+                upto = *s;
             }
+            for &(a, b) in shared.dirty.iter().filter(|(a, _)| *a < upto) {
+                let b = b.min(upto);
+                old.seek(std::io::SeekFrom::Start(a))?;
+                file.seek(std::io::SeekFrom::Start(a))?;
+                if std::io::copy(&mut (&mut old).take(b - a), file)? != b - a {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the artifact changed while it was rewritten"));
+                }
+            }
+            let inside = edits.iter().take_while(|(s, e, _)| *s < upto && *e <= upto).count();
+            for (s, _, bytes) in &edits[..inside] {
+                std::os::unix::fs::FileExt::write_all_at(&*file, bytes, *s)?;
+            }
+            (at, rest, new_len) = (upto, &edits[inside..], upto);
+            file.seek(std::io::SeekFrom::Start(upto))?;
+        }
+        for (start, end, bytes) in rest.iter().copied().chain(std::iter::once((old_len, old_len, &[][..]))) {
             old.seek(std::io::SeekFrom::Start(at))?;
             let copied = std::io::copy(&mut (&mut old).take(start - at), file)?;
             if copied != start - at {
@@ -105,13 +154,25 @@ pub fn splice(path: &Path, keep_previous: bool, edits: &[(u64, u64, &[u8])]) -> 
         }
         Ok(())
     })?;
-    Ok(new_len)
+    // The old artifact is now the previous copy: the new bytes up to the first move, but for the edits.
+    let dirty = edits.iter().filter(|(s, _, _)| *s < first_move).map(|(s, e, _)| (*s, *e)).collect();
+    Ok((new_len, Shared { len: first_move, dirty, stamp: old_stamp }))
 }
 
 /// Writes `path` atomically with what `fill` writes into the side file.
-fn write_file(path: &Path, keep_previous: bool, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
+/// `fill` learns the size and modification time the side file had when it is the
+/// kept previous copy (not truncated: see [`side_file`]).
+fn write_file(
+    path: &Path,
+    keep_previous: bool,
+    fill: impl FnOnce(&mut File, Option<(u64, u64)>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let (side, mut file) = side_file(path, keep_previous)?;
-    fill(&mut file)?;
+    let previous = match &side {
+        Side::Previous(_) => Some(stamp_of(&file.metadata()?)),
+        Side::Fresh(_) => None,
+    };
+    fill(&mut file, previous)?;
     match side {
         Side::Previous(previous) => {
             let len = file.stream_position()?;
@@ -177,7 +238,7 @@ mod tests {
         // Twice: the second splice goes through the kept previous copy.
         for round in 0..2u8 {
             let edits: [(u64, u64, &[u8]); 3] = [(0, 3, b"XY"), (10, 10, b"inserted"), (text.len() as u64 - 5, text.len() as u64, b"")];
-            let new_len = splice(&p, true, &edits).unwrap();
+            let (new_len, _) = splice(&p, true, &edits, None).unwrap();
             let mut expected = b"XY".to_vec();
             expected.extend_from_slice(&text[3..10]);
             expected.extend_from_slice(b"inserted");
@@ -186,7 +247,45 @@ mod tests {
             assert_eq!(new_len, expected.len() as u64);
             text = expected;
         }
-        assert!(splice(&p, true, &[(5, 9, b""), (7, 8, b"")]).is_err(), "overlapping edits are refused");
+        assert!(splice(&p, true, &[(5, 9, b""), (7, 8, b"")], None).is_err(), "overlapping edits are refused");
         assert_eq!(std::fs::read(&p).unwrap(), text, "a refused splice leaves the artifact as it was");
+    }
+
+    #[test]
+    fn splices_that_reuse_the_previous_copy_give_the_same_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("plan.json");
+        let mut text: Vec<u8> = (0..(KEEP_FROM as usize + 5000)).map(|i| b'a' + (i % 23) as u8).collect();
+        std::fs::write(&p, &text).unwrap();
+        let mut shared = None;
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..40 {
+            // A timestamp-like edit of equal length at the start, then one or two that move the rest.
+            let len = text.len() as u64;
+            let a = 1 + next(len / 2);
+            let b = a + next(20);
+            let c = b + 1 + next(len - b - 1);
+            let stamp = format!("{round:08}");
+            let body = "x".repeat(next(40) as usize);
+            let edits: Vec<(u64, u64, &[u8])> =
+                vec![(0, 8.min(a), &stamp.as_bytes()[..8.min(a) as usize]), (a, b, body.as_bytes()), (c, c, b"++")];
+            let mut expected = text.clone();
+            for (s, e, bytes) in edits.iter().rev() {
+                expected.splice(*s as usize..*e as usize, bytes.iter().copied());
+            }
+            let (new_len, now) = splice(&p, true, &edits, shared.as_ref()).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), expected, "round {round}");
+            assert_eq!(new_len, expected.len() as u64);
+            text = expected;
+            shared = Some(now);
+            // Something else touching the previous copy makes it untrusted.
+            if round == 20 {
+                std::fs::write(t.path().join(".plan.json.previous"), b"junk").unwrap();
+            }
+        }
     }
 }

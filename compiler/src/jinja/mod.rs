@@ -88,6 +88,16 @@ impl Jinja {
     }
 
     pub fn new(defs: Vec<MacroDef>, root: &str, packages: &[String], dispatch: HashMap<String, Vec<String>>) -> Result<Jinja> {
+        Self::build(defs, root, packages, dispatch, false)
+    }
+
+    /// Like [`Jinja::new`], each macro parsed when first called: for a compile that
+    /// reuses the last one, whose macros all parsed and are unchanged (`crate::partial`).
+    pub fn new_lazy(defs: Vec<MacroDef>, root: &str, packages: &[String], dispatch: HashMap<String, Vec<String>>) -> Result<Jinja> {
+        Self::build(defs, root, packages, dispatch, true)
+    }
+
+    fn build(defs: Vec<MacroDef>, root: &str, packages: &[String], dispatch: HashMap<String, Vec<String>>, lazy: bool) -> Result<Jinja> {
         let mut env = Environment::new();
         // dbt never escapes; minijinja would JSON-escape templates named `*.yml`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
@@ -106,7 +116,13 @@ impl Jinja {
             index.packages.insert(d.package.clone());
             index.defs.insert((d.package.clone(), d.name.clone()), d);
         }
-        for d in index.defs.values() {
+        if lazy {
+            let sources: HashMap<String, String> = index.defs.values().map(|d| (d.template_name(), d.source.clone())).collect();
+            env.set_loader(move |name| {
+                Ok(sources.get(name).map(|s| compat::to_minijinja(&compat::declare_extra_arguments(s)).into_owned()))
+            });
+        }
+        for d in index.defs.values().filter(|_| !lazy) {
             let src = compat::to_minijinja(&compat::declare_extra_arguments(&d.source)).into_owned();
             env.add_template_owned(d.template_name(), src).map_err(|e| {
                 let line = e.line().map_or(d.line, |l| d.line + l as u32 - 1);

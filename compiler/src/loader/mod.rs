@@ -64,8 +64,9 @@ pub(crate) struct Globals {
     pub jinja: Jinja,
 }
 
-/// Loads the project file, packages, connections, vars, macros and docs.
-pub(crate) fn load_globals(opts: &LoadOptions) -> Result<Globals> {
+/// Loads the project file, packages, connections, vars, macros and docs
+/// (`lazy_macros`: macros are parsed when first called, see [`Jinja::new_lazy`]).
+pub(crate) fn load_globals(opts: &LoadOptions, lazy_macros: bool) -> Result<Globals> {
     let project_dir = std::fs::canonicalize(&opts.project_dir).map_err(|e| {
         DvtError::new(ErrorCode::ProjectNotFound, format!("project directory {} does not exist: {e}", opts.project_dir.display()))
     })?;
@@ -109,7 +110,10 @@ pub(crate) fn load_globals(opts: &LoadOptions) -> Result<Globals> {
     let dispatch: HashMap<String, Vec<String>> =
         root.file.dispatch.iter().flatten().map(|d| (d.macro_namespace.clone(), d.search_order.clone())).collect();
     let package_names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
-    let mut jinja = Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?;
+    let mut jinja = match lazy_macros {
+        true => Jinja::new_lazy(macro_defs.clone(), &root_name, &package_names, dispatch)?,
+        false => Jinja::new(macro_defs.clone(), &root_name, &package_names, dispatch)?,
+    };
     // What dbt's RuntimeConfig tells packages that read `builtins.ref.config`.
     let dependencies: serde_json::Map<String, Json> =
         packages.iter().map(|p| (p.name.clone(), serde_json::json!({"project_name": p.name, "version": p.file.version}))).collect();
@@ -153,7 +157,7 @@ pub(crate) fn rerender(g: &Globals, node: Node) -> Result<Node> {
 /// Loads and parses the project.
 pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)> {
     let Globals { project_dir, packages, mut profile, active_target, computes, buckets, vars, target_val, macro_defs, docs, jinja } =
-        load_globals(opts)?;
+        load_globals(opts, false)?;
     let root_name = packages[0].name.clone();
     crate::timing::phase("macros and Jinja environment");
 

@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::artifact_write::Shared;
 use crate::compile::{CompileOptions, Compiled};
 use crate::config::ConfigExt;
 use crate::graph::Graph;
@@ -300,6 +301,8 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
         plan: stamp("plan.json"),
         manifest: stamp("manifest.json"),
         nodes_file: stamp(SNAPSHOTS),
+        plan_shared: None,
+        manifest_shared: None,
         sources: (0, sources.len() as u64),
         metadata: w.manifest_spans.top("metadata").unwrap_or_default(),
         load_warnings: project.warnings.clone(),
@@ -412,7 +415,7 @@ pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> 
     let metadata = metadata_entry(&manifest_path, saved.metadata).why("the manifest's metadata")?;
     let step = Step { manifest_edits: [(saved.metadata, metadata)].into_iter().chain(step.manifest_edits).collect(), ..step };
     crate::timing::phase("partial: models compiled");
-    step.apply(&target_dir).why("writing the artifacts")?;
+    (saved.plan_shared, saved.manifest_shared) = step.apply(&target_dir, &saved).why("writing the artifacts")?;
     crate::timing::phase("partial: artifacts written");
     // Saved as this compile left things: any failure from here on drops the state.
     saved.stamped_at_ns = stamped_at_ns;
@@ -455,7 +458,7 @@ impl Step {
         let snapshots = std::fs::File::open(target_dir.join(SNAPSHOTS)).why("no snapshots")?;
         let plan_file = std::fs::File::open(target_dir.join("plan.json")).why("no plan")?;
         let snapshot = |uid: &str| -> Option<Snapshot> { serde_json::from_slice(&read_at(&snapshots, by_uid(uid)?.blob)?).ok() };
-        let mut globals = crate::loader::load_globals(lo).why("loading the project file, connections and macros")?;
+        let mut globals = crate::loader::load_globals(lo, true).why("loading the project file, connections and macros")?;
         crate::loader::add_bucket_outputs(&mut globals.profile, &globals.buckets);
         crate::timing::phase("partial: project file, connections and macros loaded");
         // Each changed file is one model whose render observes what it observed before.
@@ -595,22 +598,25 @@ impl Step {
     }
 
     /// Writes the artifacts: each replaced whole and atomically, as a whole compile replaces them.
-    fn apply(&self, target_dir: &Path) -> std::io::Result<()> {
-        let splice = |name: &str, edits: &[(spans::Span, Vec<u8>)]| -> std::io::Result<()> {
+    /// Returns what the kept previous copies of the plan and the manifest hold now.
+    fn apply(&self, target_dir: &Path, saved: &Saved) -> std::io::Result<(Option<Shared>, Option<Shared>)> {
+        let splice = |name: &str, edits: &[(spans::Span, Vec<u8>)], shared: &Option<Shared>| -> std::io::Result<Option<Shared>> {
             if edits.is_empty() {
-                return Ok(());
+                return Ok(shared.clone());
             }
             let e: Vec<(u64, u64, &[u8])> = edits.iter().map(|(s, b)| (s.0, s.1, b.as_slice())).collect();
-            crate::artifact_write::splice(&target_dir.join(name), true, &e).map(|_| ())
+            crate::artifact_write::splice(&target_dir.join(name), true, &e, shared.as_ref()).map(|(_, shared)| Some(shared))
         };
         // On two cores at once: both are mostly copies the kernel makes.
-        std::thread::scope(|scope| {
-            let plan = scope.spawn(|| splice("plan.json", &self.plan_edits));
-            splice("manifest.json", &self.manifest_edits)?;
-            plan.join().unwrap_or_else(|_| Err(std::io::Error::other("the plan writer panicked")))
+        let shared = std::thread::scope(|scope| {
+            let plan = scope.spawn(|| splice("plan.json", &self.plan_edits, &saved.plan_shared));
+            let manifest = splice("manifest.json", &self.manifest_edits, &saved.manifest_shared)?;
+            let plan = plan.join().unwrap_or_else(|_| Err(std::io::Error::other("the plan writer panicked")))?;
+            Ok::<_, std::io::Error>((plan, manifest))
         })?;
         let files: Vec<(&str, &str)> = self.files.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
-        crate::compiled_files::update(target_dir, &files).map_err(|e| std::io::Error::other(e.message))
+        crate::compiled_files::update(target_dir, &files).map_err(|e| std::io::Error::other(e.message))?;
+        Ok(shared)
     }
 
     /// Brings `saved` up to date with what this compile wrote.

@@ -10,8 +10,9 @@ use std::path::Path;
 
 use super::inputs::{Entry, Kind};
 use super::spans::Span;
+use crate::artifact_write::Shared;
 
-const MAGIC: &[u8] = b"DVT-PARTIAL-2\n";
+const MAGIC: &[u8] = b"DVT-PARTIAL-3\n";
 
 /// Size and modification time of an artifact as this compile left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +52,9 @@ pub struct Saved {
     pub plan: Stamp,
     pub manifest: Stamp,
     pub nodes_file: Stamp,
+    /// What the kept previous copies of `plan.json` and `manifest.json` hold (see [`Shared`]).
+    pub plan_shared: Option<Shared>,
+    pub manifest_shared: Option<Shared>,
     /// The project's sources, in the snapshot file.
     pub sources: Span,
     /// `metadata` in `manifest.json` (its timestamps are renewed by every compile).
@@ -92,6 +96,15 @@ impl Out {
         self.u64(s.0);
         self.u64(s.1);
     }
+    fn shared(&mut self, s: &Option<Shared>) {
+        let Some(s) = s else { return self.u64(u64::MAX) };
+        self.u64(s.len);
+        self.span(s.stamp);
+        self.u64(s.dirty.len() as u64);
+        for d in &s.dirty {
+            self.span(*d);
+        }
+    }
 }
 
 struct In<'a>(&'a [u8]);
@@ -131,6 +144,16 @@ impl In<'_> {
     fn span(&mut self) -> Option<Span> {
         Some((self.u64()?, self.u64()?))
     }
+    fn shared(&mut self) -> Option<Option<Shared>> {
+        let len = self.u64()?;
+        if len == u64::MAX {
+            return Some(None);
+        }
+        let stamp = self.span()?;
+        let n = self.len()?;
+        let dirty = (0..n).map(|_| self.span()).collect::<Option<_>>()?;
+        Some(Some(Shared { len, dirty, stamp }))
+    }
 }
 
 impl Saved {
@@ -149,6 +172,8 @@ impl Saved {
         o.stamp(self.plan);
         o.stamp(self.manifest);
         o.stamp(self.nodes_file);
+        o.shared(&self.plan_shared);
+        o.shared(&self.manifest_shared);
         o.span(self.sources);
         o.span(self.metadata);
         o.u64(self.load_warnings.len() as u64);
@@ -186,6 +211,7 @@ impl Saved {
         let tree = i.entries()?;
         let connection_files = i.entries()?;
         let (plan, manifest, nodes_file) = (i.stamp()?, i.stamp()?, i.stamp()?);
+        let (plan_shared, manifest_shared) = (i.shared()?, i.shared()?);
         let sources = i.span()?;
         let metadata = i.span()?;
         let n = i.len()?;
@@ -207,6 +233,8 @@ impl Saved {
             plan,
             manifest,
             nodes_file,
+            plan_shared,
+            manifest_shared,
             sources,
             metadata,
             load_warnings,
@@ -233,6 +261,8 @@ mod tests {
             plan: Stamp { len: 1, mtime_ns: 2 },
             manifest: Stamp { len: 3, mtime_ns: 4 },
             nodes_file: Stamp { len: 5, mtime_ns: 6 },
+            plan_shared: None,
+            manifest_shared: Some(Shared { len: 90, dirty: vec![(1, 30)], stamp: (100, 7) }),
             sources: (0, 2),
             metadata: (1, 20),
             load_warnings: vec!["w".into()],
