@@ -546,7 +546,12 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         say(f, "ArtifactWritten", &msg, serde_json::json!({ "path": out, "elapsed": secs, "recompiled": r.recompiled }));
         return Ok(0);
     }
-    let inputs = if partial { crate::partial::Inputs::stamp(&lo) } else { None };
+    // The tree is stamped while the loader reads it: the stamp time comes first, and a
+    // file modified after it counts as changed next time anyway (see `partial`).
+    let inputs = partial.then(|| {
+        let (lo, now) = (lo.clone(), crate::partial::now_ns());
+        std::thread::spawn(move || crate::partial::Inputs::stamp(&lo, now))
+    });
     let (project, jinja, graph) = load(args)?;
     if let Some(connect) = live {
         options.live = Some(connect(&project)?);
@@ -577,7 +582,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 &target_path,
             );
             write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, placements))?;
-            let spans = if inputs.is_some() {
+            let spans = if partial {
                 Some(write_recorded(&target_dir, "manifest.json", &manifest, false)?)
             } else {
                 write_json(&target_dir, "manifest.json", &manifest)?;
@@ -597,7 +602,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plan.json".into());
                 write_plan(&dir, &name, &compiled.plan, false)?
             }
-            None if inputs.is_some() => {
+            None if partial => {
                 let spans = write_recorded(&target_dir, "plan.json", &compiled.plan, true)?;
                 plan_spans = Some(spans);
                 target_dir.join("plan.json")
@@ -607,6 +612,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         manifest_spans = manifest.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked")))?;
         Ok(out)
     })?;
+    let inputs = inputs.and_then(|h| h.join().ok().flatten());
     if let (Some(inputs), Some(plan_spans), Some(manifest_spans)) = (inputs, plan_spans, manifest_spans) {
         let written = crate::partial::Written {
             lo: &lo,

@@ -98,8 +98,8 @@ fn outputs(file: &crate::project::ProjectFile) -> Vec<String> {
     skip
 }
 
-/// What the loader is about to read, stamped before it reads it (a file that
-/// changes during the compile then differs next time).
+/// What the loader reads, stamped while it reads: the stamp time comes first,
+/// so a file that changes during the compile counts as changed next time.
 pub struct Inputs {
     project_dir: PathBuf,
     stamped_at_ns: u64,
@@ -109,17 +109,20 @@ pub struct Inputs {
 
 impl Inputs {
     /// `None` when the project cannot be found (the loader reports why).
-    pub fn stamp(lo: &LoadOptions) -> Option<Inputs> {
+    /// `stamped_at_ns`: taken before the loader starts (see [`now_ns`]); the tree
+    /// may be walked while the loader reads it, since a file modified after that
+    /// time counts as changed next time.
+    pub fn stamp(lo: &LoadOptions, stamped_at_ns: u64) -> Option<Inputs> {
         let project_dir = std::fs::canonicalize(&lo.project_dir).ok()?;
         let file = crate::project::load_project_file(&project_dir, "").ok()?.file;
-        let stamped_at_ns = now_ns();
         let tree = inputs::tree(&project_dir, &outputs(&file));
         let dirs = crate::profiles::search_dirs(lo.profiles_dir.as_deref(), &project_dir);
         Some(Inputs { connection_files: inputs::connection_files(&dirs), tree, project_dir, stamped_at_ns })
     }
 }
 
-fn now_ns() -> u64 {
+/// Now, in nanoseconds since the epoch.
+pub fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
