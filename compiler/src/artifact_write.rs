@@ -91,7 +91,8 @@ pub struct Shared {
     pub stamp: (u64, u64),
 }
 
-fn stamp_of(m: &std::fs::Metadata) -> (u64, u64) {
+/// Size and modification time (ns since the epoch) of a file.
+pub(crate) fn stamp_of(m: &std::fs::Metadata) -> (u64, u64) {
     let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
     (m.len(), mtime)
 }

@@ -314,14 +314,28 @@ pub fn load(args: &ProjectArgs) -> Result<(Project, crate::jinja::Jinja, Graph)>
 
 /// Streams `value` as compact JSON into `dir/name`, atomically (see [`crate::artifact_write`]).
 pub fn write_json<T: serde::Serialize>(dir: &std::path::Path, name: &str, value: &T) -> Result<PathBuf> {
+    write_serialized(dir, name, value, false, true).map(|(path, _)| path)
+}
+
+/// Streams `value` as JSON (pretty or compact, then a newline) into `dir/name`,
+/// atomically (`keep_previous`: see [`crate::artifact_write`]), and returns where
+/// its entries are (see [`crate::partial`]).
+fn write_serialized<T: serde::Serialize + ?Sized>(
+    dir: &std::path::Path,
+    name: &str,
+    value: &T,
+    pretty: bool,
+    keep_previous: bool,
+) -> Result<(PathBuf, crate::partial::spans::Spans)> {
     std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
     let path = dir.join(name);
-    crate::artifact_write::write(&path, true, |w| {
-        serde_json::to_writer(&mut *w, value).map_err(std::io::Error::other)?;
+    let mut spans = None;
+    crate::artifact_write::write(&path, keep_previous, |w| {
+        spans = Some(crate::partial::spans::write(w, value, pretty, "nodes")?);
         w.write_all(b"\n")
     })
     .map_err(|e| DvtError::io(&path, e))?;
-    Ok(path)
+    Ok((path, spans.unwrap_or_default()))
 }
 
 /// Writes an artifact under the project's target path.
@@ -487,31 +501,10 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
     }
 }
 
-/// Writes `value` as JSON (pretty or compact) into `dir/name` like [`write_plan`] and
-/// [`write_json`], and returns where its entries are (see [`crate::partial`]).
-fn write_recorded<T: serde::Serialize>(dir: &std::path::Path, name: &str, value: &T, pretty: bool) -> Result<crate::partial::spans::Spans> {
-    std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
-    let path = dir.join(name);
-    let mut spans = None;
-    crate::artifact_write::write(&path, true, |w| {
-        spans = Some(crate::partial::spans::write(w, value, pretty, "nodes")?);
-        w.write_all(b"\n")
-    })
-    .map_err(|e| DvtError::io(&path, e))?;
-    Ok(spans.unwrap_or_default())
-}
-
 /// Writes a plan deterministically (pretty JSON, trailing newline), streamed and
 /// atomically (see [`crate::artifact_write`]; `in_target`: `dir` is the project's target path).
 pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan, in_target: bool) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
-    let path = dir.join(name);
-    crate::artifact_write::write(&path, in_target, |w| {
-        serde_json::to_writer_pretty(&mut *w, plan).map_err(std::io::Error::other)?;
-        w.write_all(b"\n")
-    })
-    .map_err(|e| DvtError::io(&path, e))?;
-    Ok(path)
+    write_serialized(dir, name, plan, true, in_target).map(|(path, _)| path)
 }
 
 /// `dvtc compile`.
@@ -582,14 +575,9 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 &target_path,
             );
             write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, placements))?;
-            let spans = if partial {
-                Some(write_recorded(&target_dir, "manifest.json", &manifest, false)?)
-            } else {
-                write_json(&target_dir, "manifest.json", &manifest)?;
-                None
-            };
+            let (_, spans) = write_serialized(&target_dir, "manifest.json", &manifest, false, true)?;
             crate::timing::phase("dbt manifest written");
-            Ok(spans)
+            Ok(partial.then_some(spans))
         });
         let files: Vec<(&str, &str)> =
             compiled.files.iter().map(|(p, uid)| (p.as_str(), compiled.plan.compiled_sql(uid).unwrap_or_default())).collect();
@@ -602,12 +590,11 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plan.json".into());
                 write_plan(&dir, &name, &compiled.plan, false)?
             }
-            None if partial => {
-                let spans = write_recorded(&target_dir, "plan.json", &compiled.plan, true)?;
-                plan_spans = Some(spans);
-                target_dir.join("plan.json")
+            None => {
+                let (path, spans) = write_serialized(&target_dir, "plan.json", &compiled.plan, true, true)?;
+                plan_spans = partial.then_some(spans);
+                path
             }
-            None => write_plan(&target_dir, "plan.json", &compiled.plan, true)?,
         };
         manifest_spans = manifest.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked")))?;
         Ok(out)

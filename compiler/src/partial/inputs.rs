@@ -63,9 +63,9 @@ impl Kind {
 }
 
 fn stamp(path: String, m: &std::fs::Metadata) -> Entry {
-    let mtime_ns = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+    let (len, mtime_ns) = crate::artifact_write::stamp_of(m);
     let kind = if m.is_dir() { Kind::Dir } else { Kind::File };
-    Entry { path, kind, len: if m.is_dir() { 0 } else { m.len() }, mtime_ns }
+    Entry { path, kind, len: if m.is_dir() { 0 } else { len }, mtime_ns }
 }
 
 /// Stamps `path` (following links), or records that it does not exist.
