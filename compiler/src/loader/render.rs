@@ -79,35 +79,61 @@ pub fn target_value(profile: &str, o: &Output) -> Value {
     }))
 }
 
-/// The `model` variable for a node.
+/// The `model` variable for a node: dbt's node dict, keys in dbt's order. Built
+/// for every render, so serialized straight into a Jinja value (no JSON tree).
 pub fn model_value(n: &crate::nodes::Node) -> Value {
-    let mut config = n.config.clone();
+    #[derive(serde::Serialize)]
+    struct RefView<'a> {
+        name: &'a str,
+        package: &'a Option<String>,
+        version: &'a Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    struct ModelView<'a> {
+        language: &'static str,
+        refs: Vec<RefView<'a>>,
+        // Lists (an array would be a tuple to Jinja).
+        sources: Vec<Vec<&'a str>>,
+        name: &'a str,
+        unique_id: &'a str,
+        resource_type: &'static str,
+        package_name: &'a str,
+        fqn: &'a [String],
+        original_file_path: &'a str,
+        config: std::borrow::Cow<'a, Config>,
+        tags: Vec<String>,
+        alias: &'a str,
+        description: &'a str,
+        raw_code: &'a str,
+        version: &'a Option<String>,
+        latest_version: &'a Option<String>,
+    }
+    let mut config = std::borrow::Cow::Borrowed(&n.config);
     // What py_script_postfix reads (dbt's `config_keys_used` of `dbt.config.get`).
     if let Some(py) = &n.python {
-        config.insert("config_keys_used".into(), json!(py.config_keys_used.iter().map(|(k, _)| k).collect::<Vec<_>>()));
-        config.insert("config_keys_defaults".into(), json!(py.config_keys_used.iter().map(|(_, d)| d).collect::<Vec<_>>()));
-        config.insert("meta_keys_used".into(), json!([]));
+        let c = config.to_mut();
+        c.insert("config_keys_used".into(), json!(py.config_keys_used.iter().map(|(k, _)| k).collect::<Vec<_>>()));
+        c.insert("config_keys_defaults".into(), json!(py.config_keys_used.iter().map(|(_, d)| d).collect::<Vec<_>>()));
+        c.insert("meta_keys_used".into(), json!([]));
     }
-    let refs: Vec<_> = n.refs.iter().map(|(r, _)| json!({"name": r.name, "package": r.package, "version": r.version})).collect();
-    let sources: Vec<_> = n.source_calls.iter().map(|(s, t, _)| json!([s, t])).collect();
-    crate::jinja::to_value(json!({
-        "language": if n.python.is_some() { "python" } else { "sql" },
-        "refs": refs,
-        "sources": sources,
-        "name": n.name,
-        "unique_id": n.unique_id,
-        "resource_type": n.resource_type.as_str(),
-        "package_name": n.package,
-        "fqn": n.fqn,
-        "original_file_path": n.file,
-        "config": config,
-        "tags": n.config.tags(),
-        "alias": n.config.str("alias").unwrap_or(&n.name),
-        "description": n.description,
-        "raw_code": n.raw,
-        "version": n.version,
-        "latest_version": n.latest_version,
-    }))
+    crate::jinja::to_value(ModelView {
+        language: if n.python.is_some() { "python" } else { "sql" },
+        refs: n.refs.iter().map(|(r, _)| RefView { name: &r.name, package: &r.package, version: &r.version }).collect(),
+        sources: n.source_calls.iter().map(|(s, t, _)| vec![s.as_str(), t.as_str()]).collect(),
+        name: &n.name,
+        unique_id: &n.unique_id,
+        resource_type: n.resource_type.as_str(),
+        package_name: &n.package,
+        fqn: &n.fqn,
+        original_file_path: &n.file,
+        config,
+        tags: n.config.tags(),
+        alias: n.config.str("alias").unwrap_or(&n.name),
+        description: &n.description,
+        raw_code: &n.raw,
+        version: &n.version,
+        latest_version: &n.latest_version,
+    })
 }
 
 fn flags_value(execute: bool) -> Value {
@@ -242,4 +268,46 @@ pub fn render_all(
         })
         .collect();
     results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `model` as it was built before (a JSON tree converted to a Jinja value): the
+    /// direct serialization must give templates the same dict, keys in the same order.
+    #[test]
+    fn the_model_variable_is_dbts_node_dict() {
+        let mut n = crate::nodes::Node {
+            unique_id: "model.p.orders".into(),
+            name: "orders".into(),
+            package: "p".into(),
+            fqn: vec!["p".into(), "orders".into()],
+            file: "models/orders.sql".into(),
+            raw: "select * from {{ ref('a') }}".into(),
+            description: "Orders".into(),
+            version: Some("2".into()),
+            ..Default::default()
+        };
+        n.config.insert("materialized".into(), json!("table"));
+        n.config.insert("tags".into(), json!(["x"]));
+        n.refs = vec![(RefCall { package: Some("q".into()), name: "a".into(), version: None }, 1)];
+        n.source_calls = vec![("raw".into(), "events".into(), 1)];
+        let expected = crate::jinja::to_value(json!({
+            "language": "sql",
+            "refs": [{"name": "a", "package": "q", "version": null}],
+            "sources": [["raw", "events"]],
+            "name": "orders", "unique_id": "model.p.orders", "resource_type": "model", "package_name": "p",
+            "fqn": ["p", "orders"], "original_file_path": "models/orders.sql", "config": n.config,
+            "tags": ["x"], "alias": "orders", "description": "Orders", "raw_code": n.raw,
+            "version": "2", "latest_version": null,
+        }));
+        let got = model_value(&n);
+        assert_eq!(got, expected);
+        let env = minijinja::Environment::new();
+        let show = |v: &Value| {
+            env.render_str("{{ m }}|{% for k, v in m | items %}{{ k }}={{ v }};{% endfor %}", minijinja::context! { m => v }).unwrap()
+        };
+        assert_eq!(show(&got), show(&expected));
+    }
 }
