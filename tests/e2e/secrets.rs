@@ -62,9 +62,18 @@ fn no_command_prints_or_writes_a_secret() {
             assert!(!out.contains(secret), "`dvtr {cmd}` printed a secret:\n{out}");
         }
     }
+    // `dvtc compile` twice: the second reuses the state the first saved (environment values as digests).
+    for _ in 0..2 {
+        let r = db.dvtc(&["compile"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        for secret in [PG_SECRET, BAD_SECRET] {
+            assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "`dvtc compile` printed a secret");
+        }
+    }
     let mut files = Vec::new();
     files_under(&db.project.join("target"), &mut files);
     assert!(files.iter().any(|f| f.ends_with("run_results.json")) && files.iter().any(|f| f.ends_with("plan.json")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(".dvt_partial")), "the incremental state is among the files checked: {files:?}");
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
