@@ -165,6 +165,12 @@ fn changes_that_reach_other_nodes_compile_the_whole_project() {
     assert!(!out.contains("reused"), "{out}");
     std::fs::remove_file(d.join("models/extra.sql")).unwrap();
     assert!(!compile(d, &[], &[]).contains("reused"));
+    // A compiled SQL file removed behind DVT's back is written again.
+    assert!(compile(d, &[], &[]).contains("reused"));
+    let compiled = d.join("target/compiled/proj/models/last.sql");
+    std::fs::remove_file(&compiled).unwrap();
+    assert!(!compile(d, &[], &[]).contains("reused"));
+    assert!(compiled.is_file(), "a whole compile writes it again");
     // Other options.
     assert!(!compile(d, &[], &["--vars", "{rate: 3}"]).contains("reused"));
     assert!(compile(d, &[], &["--vars", "{rate: 3}"]).contains("reused"));

@@ -91,6 +91,26 @@ pub fn tree(root: &Path, skip: &[String]) -> Vec<Entry> {
     out
 }
 
+/// The folders under `root` (itself included), stamped: what a compile wrote
+/// there is gone or renamed when one of their times changes. Files are not
+/// stat'ed (a folder's entries come with their types).
+pub fn folders(root: &Path) -> Vec<Entry> {
+    fn into(dir: &Path, rel: &str, out: &mut Vec<Entry>) {
+        let Ok(m) = std::fs::metadata(dir) else { return };
+        out.push(stamp(rel.to_string(), &m));
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                into(&e.path(), &if rel.is_empty() { name } else { format!("{rel}/{name}") }, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    into(root, "", &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
 /// The entries below `dir`; folders are walked in parallel (a stat costs a few
 /// microseconds in a VM, and a project has thousands of files).
 fn walk(dir: &Path, rel: &str, skip: &[String], depth: usize) -> Vec<Entry> {

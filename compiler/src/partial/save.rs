@@ -124,6 +124,7 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
         stamped_at_ns: w.inputs.stamped_at_ns,
         tree: w.inputs.tree,
         connection_files: w.inputs.connection_files,
+        compiled_folders: inputs::folders(&w.target_dir.join("compiled")),
         plan: stamp("plan.json"),
         manifest: stamp("manifest.json"),
         nodes_file: stamp(SNAPSHOTS),

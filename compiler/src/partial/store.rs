@@ -12,7 +12,7 @@ use super::inputs::{Entry, Kind};
 use super::spans::Span;
 use crate::artifact_write::Shared;
 
-const MAGIC: &[u8] = b"DVT-PARTIAL-3\n";
+const MAGIC: &[u8] = b"DVT-PARTIAL-4\n";
 
 /// Size and modification time of an artifact as this compile left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +49,8 @@ pub struct Saved {
     pub stamped_at_ns: u64,
     pub tree: Vec<Entry>,
     pub connection_files: Vec<Entry>,
+    /// The folders of `target/compiled/` as the compile left them.
+    pub compiled_folders: Vec<Entry>,
     pub plan: Stamp,
     pub manifest: Stamp,
     pub nodes_file: Stamp,
@@ -169,6 +171,7 @@ impl Saved {
         o.u64(self.stamped_at_ns);
         o.entries(&self.tree);
         o.entries(&self.connection_files);
+        o.entries(&self.compiled_folders);
         o.stamp(self.plan);
         o.stamp(self.manifest);
         o.stamp(self.nodes_file);
@@ -210,6 +213,7 @@ impl Saved {
         let stamped_at_ns = i.u64()?;
         let tree = i.entries()?;
         let connection_files = i.entries()?;
+        let compiled_folders = i.entries()?;
         let (plan, manifest, nodes_file) = (i.stamp()?, i.stamp()?, i.stamp()?);
         let (plan_shared, manifest_shared) = (i.shared()?, i.shared()?);
         let sources = i.span()?;
@@ -230,6 +234,7 @@ impl Saved {
             stamped_at_ns,
             tree,
             connection_files,
+            compiled_folders,
             plan,
             manifest,
             nodes_file,
@@ -258,6 +263,7 @@ mod tests {
             stamped_at_ns: 7,
             tree: vec![Entry { path: "models/a.sql".into(), kind: Kind::File, len: 3, mtime_ns: 9 }],
             connection_files: vec![Entry { path: "/x/profiles.yml".into(), kind: Kind::Absent, len: 0, mtime_ns: 0 }],
+            compiled_folders: vec![Entry { path: "p/models".into(), kind: Kind::Dir, len: 0, mtime_ns: 3 }],
             plan: Stamp { len: 1, mtime_ns: 2 },
             manifest: Stamp { len: 3, mtime_ns: 4 },
             nodes_file: Stamp { len: 5, mtime_ns: 6 },
