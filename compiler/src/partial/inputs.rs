@@ -111,6 +111,15 @@ pub fn folders(root: &Path) -> Vec<Entry> {
     out
 }
 
+/// Whether the folders [`folders`] found under `root` are there with the same times
+/// (one `stat` each: a folder's time changes when an entry in it is removed or renamed).
+pub fn folders_unchanged(root: &Path, saved: &[Entry]) -> bool {
+    saved.iter().all(|e| {
+        let p = if e.path.is_empty() { root.to_path_buf() } else { root.join(&e.path) };
+        std::fs::metadata(&p).is_ok_and(|m| m.is_dir() && stamp(e.path.clone(), &m) == *e)
+    })
+}
+
 /// The entries below `dir`; folders are walked in parallel (a stat costs a few
 /// microseconds in a VM, and a project has thousands of files).
 fn walk(dir: &Path, rel: &str, skip: &[String], depth: usize) -> Vec<Entry> {
@@ -168,6 +177,24 @@ mod tests {
         let after = tree(root, &skip);
         assert_ne!(before[3], after[3], "an edit changes the file's stamp");
         assert_eq!(probe(&root.join("nope.yml")).kind, Kind::Absent);
+    }
+
+    #[test]
+    fn removing_a_file_changes_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("p/models")).unwrap();
+        std::fs::write(root.join("p/models/a.sql"), "select 1").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let saved = folders(root);
+        assert_eq!(saved.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["", "p", "p/models"]);
+        assert!(folders_unchanged(root, &saved));
+        std::fs::write(root.join("p/models/a.sql"), "select 2").unwrap();
+        assert!(folders_unchanged(root, &saved), "a file rewritten in place leaves its folder alone");
+        std::fs::remove_file(root.join("p/models/a.sql")).unwrap();
+        assert!(!folders_unchanged(root, &saved));
+        std::fs::remove_dir_all(root.join("p")).unwrap();
+        assert!(!folders_unchanged(root, &saved));
     }
 
     #[test]

@@ -57,16 +57,17 @@ pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> 
     {
         return Err("the artifacts are not the ones the state describes".into());
     }
-    // Compiled SQL files removed or renamed since: a whole compile writes them again.
-    if inputs::folders(&target_dir.join("compiled")) != saved.compiled_folders {
-        return Err("files under target/compiled/ were removed or renamed".into());
-    }
     let racy = |e: &Entry| e.mtime_ns.saturating_add(RACY_NS) >= saved.stamped_at_ns;
     let dirs = crate::profiles::search_dirs(lo.profiles_dir.as_deref(), &project_dir);
     if inputs::connection_files(&dirs) != saved.connection_files || saved.connection_files.iter().any(racy) {
         return Err("a connection file changed".into());
     }
     let stamped_at_ns = now_ns();
+    // Compiled SQL files removed or renamed since: a whole compile writes them again.
+    // (What this compile writes there replaces files in place: the folders keep their times.)
+    if !inputs::folders_unchanged(&target_dir.join("compiled"), &saved.compiled_folders) {
+        return Err("files under target/compiled/ were removed or renamed".into());
+    }
     let tree = inputs::tree(&project_dir, &outputs(&file));
     // The same entries (folders' times change with editors' temporary files: only their names count).
     if tree.len() != saved.tree.len() {
@@ -318,7 +319,6 @@ impl Step {
         }
         saved.metadata = moved(saved.metadata, &manifest_edits);
         saved.tree = tree;
-        saved.compiled_folders = inputs::folders(&plan.with_file_name("compiled"));
         // Variables the recompiled models read for the first time (the others were checked unchanged).
         let mut env: BTreeMap<String, String> = saved.env.drain(..).collect();
         env.extend(inputs::env_reads());
