@@ -171,6 +171,10 @@ fn changes_that_reach_other_nodes_compile_the_whole_project() {
     std::fs::remove_file(&compiled).unwrap();
     assert!(!compile(d, &[], &[]).contains("reused"));
     assert!(compiled.is_file(), "a whole compile writes it again");
+    let semantic = d.join("target/semantic_manifest.json");
+    std::fs::remove_file(&semantic).unwrap();
+    assert!(!compile(d, &[], &[]).contains("reused"));
+    assert!(semantic.is_file(), "a whole compile writes it again");
     // Other options.
     assert!(!compile(d, &[], &["--vars", "{rate: 3}"]).contains("reused"));
     assert!(compile(d, &[], &["--vars", "{rate: 3}"]).contains("reused"));

@@ -54,6 +54,7 @@ pub fn reuse(lo: &LoadOptions, opts: &CompileOptions) -> Result<Reused, String> 
     if Stamp::of(&plan_path) != Some(saved.plan)
         || Stamp::of(&manifest_path) != Some(saved.manifest)
         || Stamp::of(&snapshots_path) != Some(saved.nodes_file)
+        || Stamp::of(&target_dir.join("semantic_manifest.json")) != Some(saved.semantic_manifest)
     {
         return Err("the artifacts are not the ones the state describes".into());
     }

@@ -127,6 +127,7 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
         compiled_folders: inputs::folders(&w.target_dir.join("compiled")),
         plan: stamp("plan.json"),
         manifest: stamp("manifest.json"),
+        semantic_manifest: stamp("semantic_manifest.json"),
         nodes_file: stamp(SNAPSHOTS),
         plan_shared: None,
         manifest_shared: None,

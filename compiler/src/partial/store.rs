@@ -12,7 +12,7 @@ use super::inputs::{Entry, Kind};
 use super::spans::Span;
 use crate::artifact_write::Shared;
 
-const MAGIC: &[u8] = b"DVT-PARTIAL-4\n";
+const MAGIC: &[u8] = b"DVT-PARTIAL-5\n";
 
 /// Size and modification time of an artifact as this compile left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +53,8 @@ pub struct Saved {
     pub compiled_folders: Vec<Entry>,
     pub plan: Stamp,
     pub manifest: Stamp,
+    /// `semantic_manifest.json`, which a reusing compile leaves as it is.
+    pub semantic_manifest: Stamp,
     pub nodes_file: Stamp,
     /// What the kept previous copies of `plan.json` and `manifest.json` hold (see [`Shared`]).
     pub plan_shared: Option<Shared>,
@@ -174,6 +176,7 @@ impl Saved {
         o.entries(&self.compiled_folders);
         o.stamp(self.plan);
         o.stamp(self.manifest);
+        o.stamp(self.semantic_manifest);
         o.stamp(self.nodes_file);
         o.shared(&self.plan_shared);
         o.shared(&self.manifest_shared);
@@ -214,7 +217,7 @@ impl Saved {
         let tree = i.entries()?;
         let connection_files = i.entries()?;
         let compiled_folders = i.entries()?;
-        let (plan, manifest, nodes_file) = (i.stamp()?, i.stamp()?, i.stamp()?);
+        let (plan, manifest, semantic_manifest, nodes_file) = (i.stamp()?, i.stamp()?, i.stamp()?, i.stamp()?);
         let (plan_shared, manifest_shared) = (i.shared()?, i.shared()?);
         let sources = i.span()?;
         let metadata = i.span()?;
@@ -237,6 +240,7 @@ impl Saved {
             compiled_folders,
             plan,
             manifest,
+            semantic_manifest,
             nodes_file,
             plan_shared,
             manifest_shared,
@@ -266,6 +270,7 @@ mod tests {
             compiled_folders: vec![Entry { path: "p/models".into(), kind: Kind::Dir, len: 0, mtime_ns: 3 }],
             plan: Stamp { len: 1, mtime_ns: 2 },
             manifest: Stamp { len: 3, mtime_ns: 4 },
+            semantic_manifest: Stamp { len: 8, mtime_ns: 9 },
             nodes_file: Stamp { len: 5, mtime_ns: 6 },
             plan_shared: None,
             manifest_shared: Some(Shared { len: 90, dirty: vec![(1, 30)], stamp: (100, 7) }),
