@@ -29,7 +29,8 @@ fn side_file(path: &Path, keep_previous: bool) -> std::io::Result<(Side, File)> 
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     // Small artifacts gain nothing from a kept copy.
     if cfg!(target_os = "linux") && keep_previous && path.metadata().is_ok_and(|m| m.is_file() && m.len() >= KEEP_FROM) {
-        let previous = dir.join(format!(".{name}.previous"));
+        // Hidden beside it (an artifact that is hidden itself is not hidden twice).
+        let previous = dir.join(format!("{}{name}.previous", if name.starts_with('.') { "" } else { "." }));
         // Only a file nothing else links to is overwritten (a hard link made to keep an
         // old plan stays intact); not truncated: its pages are reused, its length set after.
         let sole = match std::fs::symlink_metadata(&previous) {
