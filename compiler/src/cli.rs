@@ -531,8 +531,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         for (code, message) in &r.plan_warnings {
             warn(&format!("[{code}] {message}"), f);
         }
-        let [nodes, pushdown, federation] = r.counts;
-        say(f, "CompileSummary", &r.summary, serde_json::json!({"nodes": nodes, "pushdown": pushdown, "federation": federation}));
+        say(f, "CompileSummary", &r.summary, summary_counts(r.counts));
         let secs = start.elapsed().as_secs_f64();
         let out = &r.plan_path;
         let msg = format!("Wrote {} in {secs:.3}s (reused the last compile; {} model(s) compiled again)", out.display(), r.recompiled);
@@ -624,13 +623,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         let text = crate::compile::explain(&compiled.plan, name)?;
         say(f, "Explain", text.trim_end(), serde_json::json!({ "node": name, "text": text }));
     }
-    let paths = |p: dvt_schema::plan::ExecutionPath| compiled.plan.nodes.values().filter(|n| n.path == p).count();
-    let counts = serde_json::json!({
-        "nodes": compiled.plan.nodes.len(),
-        "pushdown": paths(dvt_schema::plan::ExecutionPath::Pushdown),
-        "federation": paths(dvt_schema::plan::ExecutionPath::Federation),
-    });
-    say(f, "CompileSummary", &compiled.summary(), counts);
+    say(f, "CompileSummary", &compiled.summary(), summary_counts(crate::partial::counts(&compiled.plan)));
     let secs = start.elapsed().as_secs_f64();
     say(f, "ArtifactWritten", &format!("Wrote {} in {secs:.3}s", out.display()), serde_json::json!({ "path": out, "elapsed": secs }));
     let failed = compiled.node_errors.len();
@@ -644,6 +637,11 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     // The process ends next; freeing the plan piece by piece is wasted time.
     std::mem::forget(compiled);
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// The data of the `CompileSummary` event: nodes, pushdown, federation.
+fn summary_counts([nodes, pushdown, federation]: [u64; 3]) -> serde_json::Value {
+    serde_json::json!({ "nodes": nodes, "pushdown": pushdown, "federation": federation })
 }
 
 fn project_root(args: &ProjectArgs) -> PathBuf {

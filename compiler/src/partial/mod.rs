@@ -94,7 +94,8 @@ fn key(lo: &LoadOptions, opts: &CompileOptions, project_dir: &Path) -> String {
 /// Top-level folders the compile writes rather than reads.
 fn outputs(file: &crate::project::ProjectFile) -> Vec<String> {
     let mut skip = vec!["logs".to_string(), "target".to_string()];
-    skip.extend(Path::new(&file.target_path()).components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    let configured = Path::new(&file.target_path()).components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    skip.extend(configured.filter(|c| !skip.contains(c)));
     skip
 }
 
