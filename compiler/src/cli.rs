@@ -592,6 +592,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
             None => {
                 let (path, spans) = write_serialized(&target_dir, "plan.json", &compiled.plan, true, true)?;
                 plan_spans = partial.then_some(spans);
+                crate::timing::phase("plan.json written");
                 path
             }
         };
@@ -618,7 +619,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
     }
     // The project is no longer needed, and the process ends soon: freeing it piece by piece costs ~0.2 s on 5,000 models.
     std::mem::forget((project, jinja, graph));
-    crate::timing::phase("plan written");
+    crate::timing::phase("done");
     if let Some(name) = &c.explain {
         let text = crate::compile::explain(&compiled.plan, name)?;
         say(f, "Explain", text.trim_end(), serde_json::json!({ "node": name, "text": text }));

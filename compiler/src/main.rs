@@ -5,5 +5,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    dvt_compiler::timing::start();
     std::process::exit(dvt_compiler::cli::main_with_args(std::env::args_os().collect()));
 }

@@ -6,6 +6,11 @@ use std::time::Instant;
 static ENABLED: LazyLock<bool> = LazyLock::new(|| std::env::var_os("DVT_TIMINGS").is_some());
 static START: LazyLock<Instant> = LazyLock::new(Instant::now);
 
+/// Starts the clock (first thing in `main`), so the first phase counts from process start.
+pub fn start() {
+    LazyLock::force(&START);
+}
+
 /// Records the end of a phase.
 pub fn phase(name: &str) {
     if *ENABLED {

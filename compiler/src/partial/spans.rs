@@ -26,19 +26,41 @@ impl Spans {
     }
 }
 
-/// A writer that counts what passes through it.
+/// A writer that counts what passes through it, buffering it on the way:
+/// serializers write many tiny pieces (quotes, indentation), which a concrete
+/// `Vec` takes inline where a `dyn Write` costs two indirect calls each.
 struct Counting<'w> {
     inner: &'w mut dyn Write,
+    buf: Vec<u8>,
     pos: Rc<Cell<u64>>,
+}
+
+impl Counting<'_> {
+    const CAPACITY: usize = 1 << 20;
+
+    fn drain(&mut self) -> io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
 }
 
 impl Write for Counting<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.pos.set(self.pos.get() + n as u64);
-        Ok(n)
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.buf.len() + buf.len() > Self::CAPACITY {
+            self.drain()?;
+        }
+        self.buf.extend_from_slice(buf);
+        self.pos.set(self.pos.get() + buf.len() as u64);
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
         self.inner.flush()
     }
 }
@@ -129,16 +151,18 @@ impl<F: Formatter> Formatter for Recording<F> {
 pub fn write<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T, pretty: bool, map: &'static str) -> io::Result<Spans> {
     let pos = Rc::new(Cell::new(0));
     let out = Rc::new(RefCell::new(Spans::default()));
-    let counting = Counting { inner: w, pos: pos.clone() };
+    let counting = Counting { inner: w, buf: Vec::with_capacity(Counting::CAPACITY), pos: pos.clone() };
     let keys = [String::new(), String::new(), String::new()];
     let rec =
         |inner| Recording { inner, pos: pos.clone(), map, depth: 0, in_key: false, keys: keys.clone(), starts: [0; 3], out: out.clone() };
     if pretty {
         let mut ser = serde_json::Serializer::with_formatter(counting, rec(Formatter2::Pretty(PrettyFormatter::new())));
         value.serialize(&mut ser).map_err(io::Error::other)?;
+        ser.into_inner().drain()?;
     } else {
         let mut ser = serde_json::Serializer::with_formatter(counting, rec(Formatter2::Compact(CompactFormatter)));
         value.serialize(&mut ser).map_err(io::Error::other)?;
+        ser.into_inner().drain()?;
     }
     Ok(std::mem::take(&mut *out.borrow_mut()))
 }
