@@ -595,14 +595,20 @@ pub(crate) fn sql_text(text: &str) -> (String, u32) {
 
 /// One node per `.sql` file under `paths` (models, analyses).
 fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceType, out: &mut Vec<PendingNode>) -> Result<()> {
+    // Models may also be Python (`.py`), as in dbt.
+    let exts: &[&str] = if rt == ResourceType::Model { &["sql", "py"] } else { &["sql"] };
+    let mut files = Vec::new();
     for dir in resource_dirs(pkg, paths) {
-        // Models may also be Python (`.py`), as in dbt.
-        let exts: &[&str] = if rt == ResourceType::Model { &["sql", "py"] } else { &["sql"] };
-        for path in files::walk(&pkg.root, &dir, exts)? {
-            let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let (raw, raw_line) = sql_text(&files::read(&path, &display)?);
+        files.extend(files::walk(&pkg.root, &dir, exts)?.into_iter().map(|path| (dir.clone(), path)));
+    }
+    // Read and set up in parallel (thousands of files), kept in walk order.
+    let nodes: Vec<Result<PendingNode>> = files
+        .par_iter()
+        .map(|(dir, path)| {
+            let display = format!("{}{}", pkg.rel, files::rel(path, &pkg.root));
+            let (raw, raw_line) = sql_text(&files::read(path, &display)?);
             let is_python = path.extension().is_some_and(|e| e == "py");
-            let src = NodeSource { name: files::stem(&path), folders: files::folders(&path, &dir), file: display, raw, raw_line };
+            let src = NodeSource { name: files::stem(path), folders: files::folders(path, dir), file: display, raw, raw_line };
             let mut node = new_node(rt, pkg, root, src);
             if is_python {
                 let model = python::parse(&node.raw, &node.file, node.raw_line)?;
@@ -613,8 +619,12 @@ fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceT
                 node.source_calls = model.sources.clone();
                 node.python = Some(model);
             }
-            out.push(PendingNode { node });
-        }
+            Ok(PendingNode { node })
+        })
+        .collect();
+    out.reserve(nodes.len());
+    for n in nodes {
+        out.push(n?);
     }
     Ok(())
 }
