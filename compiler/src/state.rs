@@ -96,33 +96,74 @@ pub fn sha256(text: &str) -> String {
     crate::hex::encode(&Sha256::digest(text.as_bytes()))
 }
 
-/// JSON with every object's keys sorted, so that equal values hash equally.
-fn canonical(v: &Json) -> Json {
+/// SHA-256 of `prefix` and `value` as compact JSON with every object's keys
+/// sorted (so that equal values hash equally), streamed into the hash: no
+/// sorted copy of the value, no text of it.
+fn sha256_canonical(prefix: &str, map: &BTreeMap<String, Json>) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    h.0.update(prefix.as_bytes());
+    // A `BTreeMap`'s keys are sorted already. Writing into a hash cannot fail,
+    // and JSON values always serialize.
+    let _ = serde::Serializer::collect_map(&mut serde_json::Serializer::new(&mut h), map.iter().map(|(k, v)| (k, SortedJson(v))));
+    crate::hex::encode(&h.0.finalize())
+}
+
+/// A JSON value serialized with the keys of every object in it sorted.
+struct SortedJson<'a>(&'a Json);
+
+fn sorted_json<S: serde::Serializer>(v: &Json, s: S) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::{SerializeMap, SerializeSeq};
     match v {
         Json::Object(m) => {
-            let sorted: BTreeMap<&String, Json> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
-            Json::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            let mut entries: Vec<(&String, &Json)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let mut map = s.serialize_map(Some(entries.len()))?;
+            for (k, v) in entries {
+                map.serialize_entry(k, &SortedJson(v))?;
+            }
+            map.end()
         }
-        Json::Array(a) => Json::Array(a.iter().map(canonical).collect()),
-        other => other.clone(),
+        Json::Array(a) => {
+            let mut seq = s.serialize_seq(Some(a.len()))?;
+            for v in a {
+                seq.serialize_element(&SortedJson(v))?;
+            }
+            seq.end()
+        }
+        other => serde::Serialize::serialize(other, s),
+    }
+}
+
+impl serde::Serialize for SortedJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        sorted_json(self.0, s)
     }
 }
 
 /// SHA-256 of each macro's source, computed the first time a node reaches the macro (a
 /// compile that renders one node hashes only that node's macros).
 pub struct MacroHashes<'a> {
-    sources: HashMap<String, &'a str>,
-    done: std::sync::Mutex<HashMap<String, String>>,
+    /// unique id → source, and its hash once computed (no lock shared by every node).
+    sources: HashMap<String, (&'a str, std::sync::OnceLock<String>)>,
 }
 
 impl<'a> MacroHashes<'a> {
     pub fn new(macros: &'a [crate::jinja::MacroDef]) -> Self {
-        MacroHashes { sources: macros.iter().map(|m| (m.unique_id(), m.source.as_str())).collect(), done: Default::default() }
+        MacroHashes { sources: macros.iter().map(|m| (m.unique_id(), (m.source.as_str(), Default::default()))).collect() }
     }
 
-    fn get(&self, id: &str) -> String {
-        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        done.entry(id.to_string()).or_insert_with(|| self.sources.get(id).map_or_else(String::new, |s| sha256(s))).clone()
+    fn get(&self, id: &str) -> &str {
+        self.sources.get(id).map_or("", |(source, hash)| hash.get_or_init(|| sha256(source)))
     }
 }
 
@@ -131,11 +172,11 @@ pub fn checksum(node: &Node, macro_hashes: &MacroHashes<'_>, seed_sha: Option<St
     let body = match (&seed_sha, &node.test) {
         (Some(sha), _) => sha.clone(),
         (None, Some(t)) if node.raw.is_empty() || node.file.ends_with(".yml") || node.file.ends_with(".yaml") => {
-            sha256(&format!("{}\u{0}{}", node.name, canonical(&serde_json::to_value(&t.kwargs).unwrap_or_default())))
+            sha256_canonical(&format!("{}\u{0}", node.name), &t.kwargs)
         }
         _ => sha256(&node.raw),
     };
-    let configs = sha256(&canonical(&serde_json::to_value(&node.config).unwrap_or_default()).to_string());
+    let configs = sha256_canonical("", &node.config);
     let mut macros: Vec<&String> = node.macros.iter().collect();
     macros.sort();
     macros.dedup();
@@ -260,6 +301,25 @@ fn unknown_state(value: &str) -> DvtError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_hash_sorts_the_keys_of_every_object() {
+        let config: BTreeMap<String, Json> = serde_json::from_value(serde_json::json!({
+            "materialized": "table",
+            "meta": {"z": [{"b": 1, "a": "x\n\"y\""}], "a": null},
+            "tags": ["b", "a"],
+            "n": 1.5
+        }))
+        .unwrap();
+        // The same bytes as a sorted copy written out as text.
+        let text = r#"{"materialized":"table","meta":{"a":null,"z":[{"a":"x\n\"y\"","b":1}]},"n":1.5,"tags":["b","a"]}"#;
+        assert_eq!(sha256_canonical("p\u{0}", &config), sha256(&format!("p\u{0}{text}")));
+        let mut reordered = config.clone();
+        reordered.insert("meta".into(), serde_json::json!({"a": null, "z": [{"a": "x\n\"y\"", "b": 1}]}));
+        assert_eq!(sha256_canonical("", &config), sha256_canonical("", &reordered));
+        reordered.insert("tags".into(), serde_json::json!(["a", "b"]));
+        assert_ne!(sha256_canonical("", &config), sha256_canonical("", &reordered), "arrays keep their order");
+    }
 
     fn state_with_freshness(at: &str) -> State {
         let plan: Plan = serde_json::from_value(serde_json::json!({
