@@ -260,8 +260,11 @@ impl serde::Serialize for NodeEntry<'_> {
         m.serialize_entry("unique_id", &node.unique_id)?;
         m.serialize_entry("fqn", &node.fqn)?;
         m.serialize_entry("alias", &alias)?;
-        match node.resource_type {
-            ResourceType::Test if node.test.is_some() => m.serialize_entry("checksum", &json!({"name": "none", "checksum": ""}))?,
+        match (node.resource_type, &node.seed_path) {
+            (ResourceType::Test, _) if node.test.is_some() => m.serialize_entry("checksum", &json!({"name": "none", "checksum": ""}))?,
+            (ResourceType::Seed, Some(path)) => {
+                m.serialize_entry("checksum", &seed_checksum(path, package_relative(project, &node.package, &node.file)))?
+            }
             _ => m.serialize_entry("checksum", &json!({"name": "sha256", "checksum": sha256(&node.raw)}))?,
         }
         m.serialize_entry("config", &NodeConfig { node, placement })?;
@@ -274,27 +277,41 @@ impl serde::Serialize for NodeEntry<'_> {
         }
         m.serialize_entry("group", node.config.get("group").unwrap_or(&null))?;
         m.serialize_entry("docs", &json!({"show": true, "node_color": null}))?;
-        m.serialize_entry("patch_path", &null)?;
+        m.serialize_entry("patch_path", &node.patch_path)?;
         m.serialize_entry("build_path", &null)?;
         m.serialize_entry("unrendered_config", &Map::new())?;
         m.serialize_entry("created_at", &0.0)?;
         m.serialize_entry("relation_name", &relation_name)?;
         m.serialize_entry("doc_blocks", &empty)?;
-        m.serialize_entry("raw_code", &node.raw)?;
+        let generic =
+            node.test.as_ref().filter(|_| node.raw.is_empty()).map(|t| GenericTest::new(project, jinja, node, t, compiled.is_some()));
+        match &generic {
+            Some(g) => m.serialize_entry("raw_code", &g.raw_code)?,
+            None => m.serialize_entry("raw_code", &node.raw)?,
+        }
         if node.resource_type == ResourceType::Seed {
             m.serialize_entry("root_path", &project.root.display().to_string())?;
             m.serialize_entry("depends_on", &json!({"macros": node.macros}))?;
             return m.end();
         }
-        let refs: Vec<RefEntry<'_>> =
-            node.refs.iter().map(|(r, _)| RefEntry { name: &r.name, package: &r.package, version: &r.version }).collect();
-        let sources: Vec<[&str; 2]> = node.source_calls.iter().map(|(a, b, _)| [a.as_str(), b.as_str()]).collect();
+        let (refs, sources, macros): (Vec<RefEntry<'_>>, Vec<[&str; 2]>, &[String]) = match &generic {
+            Some(g) => (
+                g.refs.iter().map(|r| RefEntry { name: &r.name, package: &r.package, version: &r.version }).collect(),
+                g.sources.iter().map(|(a, b)| [a.as_str(), b.as_str()]).collect(),
+                &g.macros,
+            ),
+            None => (
+                node.refs.iter().map(|(r, _)| RefEntry { name: &r.name, package: &r.package, version: &r.version }).collect(),
+                node.source_calls.iter().map(|(a, b, _)| [a.as_str(), b.as_str()]).collect(),
+                &node.macros,
+            ),
+        };
         m.serialize_entry("language", if node.python.is_some() { "python" } else { "sql" })?;
         m.serialize_entry("refs", &refs)?;
         m.serialize_entry("sources", &sources)?;
         m.serialize_entry("metrics", &empty)?;
         m.serialize_entry("functions", &empty)?;
-        m.serialize_entry("depends_on", &json!({"macros": node.macros, "nodes": graph.parents(&node.unique_id)}))?;
+        m.serialize_entry("depends_on", &json!({"macros": macros, "nodes": graph.parents(&node.unique_id)}))?;
         let compiled_path = compiled.and_then(|(_, path, target_path)| path.map(|p| format!("{target_path}/compiled/{p}")));
         m.serialize_entry("compiled_path", &compiled_path)?;
         m.serialize_entry("contract", &json!({"enforced": crate::state::contract_enforced(node), "alias_types": true, "checksum": null}))?;
@@ -309,7 +326,7 @@ impl serde::Serialize for NodeEntry<'_> {
                 m.serialize_entry("version", &version_json(node.version.as_deref()))?;
                 m.serialize_entry("latest_version", &version_json(node.latest_version.as_deref()))?;
                 m.serialize_entry("deprecation_date", &null)?;
-                m.serialize_entry("primary_key", &empty)?;
+                m.serialize_entry("primary_key", &primary_key(project, graph, node))?;
                 m.serialize_entry("time_spine", &node.time_spine)?;
             }
             ResourceType::Test => {
@@ -332,6 +349,98 @@ impl serde::Serialize for NodeEntry<'_> {
             m.serialize_entry("extra_ctes", &empty)?;
         }
         m.end()
+    }
+}
+
+/// What dbt's parser records of a generic test (`render_test_update`): the call of
+/// its macro with the kwargs as `raw_code`, the relations its arguments and the
+/// tested node reach, and its macro with `get_where_subquery` (which dbt's
+/// `not_null` and `unique` only reach once compiled: their parse renders nothing).
+struct GenericTest {
+    raw_code: String,
+    refs: Vec<crate::jinja::RefCall>,
+    sources: Vec<(String, String)>,
+    macros: Vec<String>,
+}
+
+impl GenericTest {
+    fn new(project: &Project, jinja: &Jinja, node: &Node, t: &crate::nodes::TestInfo, compiled: bool) -> Self {
+        let callee = match &t.namespace {
+            Some(ns) => format!("{ns}.test_{}", t.name),
+            None => format!("test_{}", t.name),
+        };
+        let test_macro = match &t.namespace {
+            Some(ns) => jinja.index.get(ns, &format!("test_{}", t.name)),
+            None => jinja.index.lookup(&node.package, &format!("test_{}", t.name)),
+        };
+        let test_macro = test_macro.map(crate::jinja::MacroDef::unique_id);
+        // dbt's own not_null and unique skip rendering their arguments at parse time.
+        let builtin = matches!(test_macro.as_deref(), Some("macro.dbt.test_not_null" | "macro.dbt.test_unique"));
+        let mut macros: Vec<String> = test_macro.iter().cloned().collect();
+        if let Some(w) = jinja.index.lookup(&node.package, "get_where_subquery").map(crate::jinja::MacroDef::unique_id)
+            && !macros.contains(&w)
+            && (compiled || !builtin)
+        {
+            macros.push(w);
+        }
+        let (mut refs, mut sources) = if builtin { Default::default() } else { crate::loader::kwarg_dependencies(&t.kwargs) };
+        match (
+            project.sources.get(&t.attached_node),
+            project.nodes.get(&t.attached_node).or_else(|| project.disabled.get(&t.attached_node)),
+        ) {
+            (Some(s), _) => sources.push((s.source_name.clone(), s.name.clone())),
+            (None, Some(n)) => refs.push(crate::jinja::RefCall { package: None, name: n.name.clone(), version: n.version.clone() }),
+            (None, None) => {}
+        }
+        GenericTest { raw_code: format!("{{{{ {callee}(**_dbt_generic_test_kwargs) }}}}"), refs, sources, macros }
+    }
+}
+
+/// A model's primary key as dbt infers it (`ModelNode.infer_primary_key`): a
+/// model-level `primary_key` constraint, else a column's, else the columns with
+/// both a `unique` (or `unique_combination_of_columns`) and a `not_null` test,
+/// else those with a unique test alone. Sorted (dbt's order comes from a set).
+fn primary_key(project: &Project, graph: &Graph, node: &Node) -> Vec<String> {
+    let is_pk = |c: &Json| c.get("type").and_then(Json::as_str) == Some("primary_key");
+    if let Some(c) = node.config.get("constraints").and_then(Json::as_array).into_iter().flatten().find(|c| is_pk(c)) {
+        return c.get("columns").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_string).collect();
+    }
+    if let Some((name, _)) = node.columns.iter().find(|(_, c)| c.constraints.iter().any(is_pk)) {
+        return vec![name.clone()];
+    }
+    let (mut unique, mut not_null) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    for child in graph.children(&node.unique_id) {
+        let Some(t) = project.nodes.get(&child).and_then(|n| n.test.as_ref()).filter(|t| t.attached_node == node.unique_id) else {
+            continue;
+        };
+        let columns: Vec<&str> = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
+            (Some(Json::String(c)), _) => vec![c.as_str()],
+            (_, Some(Json::Array(cs))) => cs.iter().filter_map(Json::as_str).collect(),
+            _ => continue,
+        };
+        match t.name.as_str() {
+            "unique" | "unique_combination_of_columns" => unique.extend(columns),
+            "not_null" => not_null.extend(columns),
+            _ => {}
+        }
+    }
+    let both: Vec<String> = not_null.intersection(&unique).map(|c| c.to_string()).collect();
+    if both.is_empty() { unique.into_iter().map(str::to_string).collect() } else { both }
+}
+
+/// A seed's checksum as dbt computes it: SHA-256 of the stripped file, or its
+/// path for files over 1 MiB (which dbt does not read at parse time).
+fn seed_checksum(path: &std::path::Path, original_file_path: &str) -> Json {
+    const MAXIMUM_SEED_SIZE: u64 = 1 << 20;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > MAXIMUM_SEED_SIZE) {
+        return json!({"name": "path", "checksum": original_file_path});
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            json!({"name": "sha256", "checksum": sha256(text.trim())})
+        }
+        Err(_) => json!({"name": "sha256", "checksum": sha256("")}),
     }
 }
 

@@ -209,6 +209,10 @@ pub struct Node {
     /// `config` before the file's own `config()` calls were applied, when it has some.
     #[serde(default)]
     pub config_before_render: Option<Config>,
+    /// The properties file that describes the node, as dbt writes `patch_path`
+    /// (`<package>://models/_models.yml`).
+    #[serde(default)]
+    pub patch_path: Option<String>,
 }
 
 /// One table of a source group.

@@ -204,3 +204,60 @@ fn graph_and_argument_behaviours_dbt_project_evaluator_relies_on() {
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["nodes"]["model.compat_proj.spine"]["time_spine"]["standard_granularity_column"], "date_day");
 }
+
+/// Fields of dbt's manifest that dbt-core 1.11 fills at parse time and tools read
+/// (dbt-project-evaluator finds documented models by `patch_path`; lineage tools
+/// read a test's `refs`/`sources`): checked against dbt-core 1.11's manifest of the
+/// same shapes.
+#[test]
+fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
+    let yml = "version: 2\nsources:\n  - name: raw\n    connection: pg\n    tables:\n      - name: events\n        columns:\n          - name: id\n            tests: [unique]\nmodels:\n  - name: base\n    columns:\n      - name: id\n        tests:\n          - not_null\n          - relationships:\n              to: ref('other')\n              field: id\n          - accepted_values:\n              values: [1, 2]\n  - name: other\n    columns:\n      - name: id\n        tests: [unique, not_null]\n";
+    let dir = base_project(&[
+        ("models/third.sql", "select 1 as id\n"),
+        ("models/base.sql", "select 1 as id\n"),
+        ("models/other.sql", "select 1 as id\n"),
+        ("models/schema.yml", yml),
+        ("seeds/codes.csv", "id,name\n1,a\n\n"),
+        ("tests/no_rows.sql", "select * from {{ ref('base') }} where id < 0\n\n"),
+    ]);
+    let r = dvtc(dir.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap()).unwrap();
+    let nodes = m["nodes"].as_object().unwrap();
+    assert_eq!(nodes["model.proj.base"]["patch_path"], "proj://models/schema.yml");
+    assert_eq!(nodes["model.proj.third"]["patch_path"], serde_json::Value::Null, "no properties entry");
+    // Inferred from the tests: `unique` and `not_null` make a key, `not_null` alone does not.
+    assert_eq!(nodes["model.proj.other"]["primary_key"], serde_json::json!(["id"]));
+    assert_eq!(nodes["model.proj.base"]["primary_key"], serde_json::json!([]));
+    let test = |prefix: &str| nodes.iter().find(|(k, _)| k.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}")).1;
+    let ref_of = |name: &str| serde_json::json!({"name": name, "package": null, "version": null});
+
+    let not_null = test("test.proj.not_null_base_id.");
+    assert_eq!(not_null["raw_code"], "{{ test_not_null(**_dbt_generic_test_kwargs) }}");
+    assert_eq!(not_null["refs"], serde_json::json!([ref_of("base")]));
+    // dbt's parse of not_null renders nothing; its compile reaches get_where_subquery.
+    assert_eq!(not_null["depends_on"]["macros"], serde_json::json!(["macro.dbt.test_not_null"]));
+    // Other tests render their arguments: the `to:` relation, then the tested one.
+    let rel = test("test.proj.relationships_base_id__id__ref_other_.");
+    assert_eq!(rel["raw_code"], "{{ test_relationships(**_dbt_generic_test_kwargs) }}");
+    assert_eq!(rel["refs"], serde_json::json!([ref_of("other"), ref_of("base")]));
+    assert_eq!(rel["depends_on"]["nodes"], serde_json::json!(["model.proj.base", "model.proj.other"]));
+    assert_eq!(rel["depends_on"]["macros"], serde_json::json!(["macro.dbt.test_relationships", "macro.dbt.get_where_subquery"]));
+    assert_eq!(test("test.proj.accepted_values_base_id__1__2.")["refs"], serde_json::json!([ref_of("base")]));
+    let on_source = test("test.proj.source_unique_raw_events_id.");
+    assert_eq!(on_source["refs"], serde_json::json!([]));
+    assert_eq!(on_source["sources"], serde_json::json!([["raw", "events"]]));
+
+    // Files are read stripped, as dbt reads them; a seed's checksum is its stripped content's.
+    assert_eq!(test("test.proj.no_rows")["raw_code"], "select * from {{ ref('base') }} where id < 0");
+    assert_eq!(
+        nodes["seed.proj.codes"]["checksum"],
+        serde_json::json!({"name": "sha256", "checksum": "8785bd65e2099267252e07a04b3ad2eb72f692775aae46d95ff6a49f0a864e4f"})
+    );
+    let r = dvtc(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap()).unwrap();
+    let compiled = m["nodes"].as_object().unwrap().iter().find(|(k, _)| k.starts_with("test.proj.not_null_base_id.")).unwrap().1;
+    assert_eq!(compiled["depends_on"]["macros"], serde_json::json!(["macro.dbt.test_not_null", "macro.dbt.get_where_subquery"]));
+    assert_eq!(compiled["raw_code"], "{{ test_not_null(**_dbt_generic_test_kwargs) }}");
+}

@@ -28,6 +28,7 @@ use crate::yaml;
 use generic_tests::TestTarget;
 use properties::{ColumnProps, NodePatch, PropertiesFile, tag_list};
 
+pub use generic_tests::kwarg_dependencies;
 pub use render::{ParseResolver, model_value, node_ctx, target_value};
 
 /// What the loader needs from the command line.
@@ -206,6 +207,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     }
     let parsed: Vec<Result<PropertiesFile>> =
         yml.par_iter().map(|(_, path, display)| yaml::parse(&files::read(path, display)?, display)).collect();
+    crate::timing::phase("properties YAML parsed");
     let mut unit_decls = Vec::new();
     let mut semantic_decls = Vec::new();
     for ((i, path, display), props) in yml.iter().zip(parsed) {
@@ -680,9 +682,10 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
                 continue;
             }
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
-            let raw = files::read(&path, &display)?;
+            // Stripped, as dbt reads every SQL file.
+            let (raw, raw_line) = sql_text(&files::read(&path, &display)?);
             let mut node =
-                new_node(ResourceType::Test, pkg, root, NodeSource { name: files::stem(&path), folders, file: display, raw, raw_line: 1 });
+                new_node(ResourceType::Test, pkg, root, NodeSource { name: files::stem(&path), folders, file: display, raw, raw_line });
             node.config.entry("severity".into()).or_insert_with(|| Json::from("ERROR"));
             out.push(PendingNode { node });
         }
@@ -889,6 +892,7 @@ fn apply_patch(
     file: &str,
     line: u32,
 ) -> Result<()> {
+    node.patch_path = Some(format!("{}://{}", pkg.name, file.strip_prefix(pkg.rel.as_str()).unwrap_or(file)));
     if let Some(cfg) = &patch.config {
         // Jinja in property-file configs renders at parse time, to native values (as dbt).
         let text = serde_json::to_string(cfg).unwrap_or_default();

@@ -12,7 +12,7 @@ use super::inputs::{Entry, Kind};
 use super::spans::Span;
 use crate::artifact_write::Shared;
 
-const MAGIC: &[u8] = b"DVT-PARTIAL-5\n";
+const MAGIC: &[u8] = b"DVT-PARTIAL-6\n";
 
 /// Size and modification time of an artifact as this compile left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
