@@ -447,7 +447,8 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
     use crate::config::ConfigExt;
     if let Some(s) = project.sources.get(id) {
         return match output {
-            ListOutput::Selector => format!("source:{}", s.fqn.join(".")),
+            // dbt searches sources by package.source.table (their fqn also holds folders).
+            ListOutput::Selector => format!("source:{}.{}.{}", s.package, s.source_name, s.name),
             ListOutput::Name => format!("{}.{}", s.source_name, s.name),
             ListOutput::Path => s.file.clone(),
             ListOutput::Json => serde_json::json!({

@@ -261,3 +261,30 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     assert_eq!(compiled["depends_on"]["macros"], serde_json::json!(["macro.dbt.test_not_null", "macro.dbt.get_where_subquery"]));
     assert_eq!(compiled["raw_code"], "{{ test_not_null(**_dbt_generic_test_kwargs) }}");
 }
+
+/// dbt's fqn of a source holds the folders of its properties file, and a snapshot's
+/// its file name; the project file's `sources:` and `snapshots:` configs follow them.
+#[test]
+fn sources_and_snapshots_have_dbts_fqn_and_configs_follow_it() {
+    let project_file = "name: proj\nversion: '1.0'\nprofile: proj\nsources:\n  proj:\n    staging:\n      +enabled: false\nsnapshots:\n  proj:\n    snaps:\n      s1:\n        +tags: [from_file_path]\n";
+    let dir = base_project(&[
+        ("dbt_project.yml", project_file),
+        ("models/top.yml", "sources:\n  - name: raw\n    connection: pg\n    tables: [{name: events}]\n"),
+        ("models/staging/legacy.yml", "sources:\n  - name: legacy\n    connection: pg\n    tables: [{name: old}]\n"),
+        (
+            "snapshots/snaps.sql",
+            "{% snapshot s1 %}\n{{ config(target_schema='snap', unique_key='id', strategy='check', check_cols='all') }}\nselect 1 as id\n{% endsnapshot %}\n",
+        ),
+    ]);
+    let r = dvtc(dir.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["sources"]["source.proj.raw.events"]["fqn"], serde_json::json!(["proj", "raw", "events"]));
+    assert!(m["sources"].get("source.proj.legacy.old").is_none(), "disabled by `sources: proj: staging:`");
+    let snap = &m["nodes"]["snapshot.proj.s1"];
+    assert_eq!(snap["fqn"], serde_json::json!(["proj", "snaps", "s1"]));
+    assert_eq!(snap["tags"], serde_json::json!(["from_file_path"]));
+    let r = dvtc(dir.path(), &["ls", "--resource-type", "source", "--output", "selector"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(lines(&r.stdout), ["source:proj.raw.events"]);
+}

@@ -657,6 +657,8 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
         for path in files::walk(&pkg.root, &dir, &["sql"])? {
             let display = format!("{}{}", pkg.rel, files::rel(&path, &pkg.root));
             let text = files::read(&path, &display)?;
+            let mut snapshot_folders = files::folders(&path, &dir);
+            snapshot_folders.push(files::stem(&path));
             for b in jinja::scan(&text, &display)? {
                 if b.kind != BlockKind::Snapshot {
                     continue;
@@ -668,7 +670,8 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
                     ResourceType::Snapshot,
                     pkg,
                     root,
-                    NodeSource { name: b.name.clone(), folders: files::folders(&path, &dir), file: display.clone(), raw, raw_line: line },
+                    // dbt: "on snapshots, the fqn includes the filename".
+                    NodeSource { name: b.name.clone(), folders: snapshot_folders.clone(), file: display.clone(), raw, raw_line: line },
                 );
                 out.push(PendingNode { node });
             }
@@ -1069,7 +1072,11 @@ fn load_source_group(
         let unique_id = format!("source.{}.{}.{}", pkg.name, sname, tname);
         let mut cfg = Config::new();
         cfg.insert("enabled".into(), Json::Bool(true));
-        let fqn = vec![pkg.name.clone(), sname.clone(), tname.clone()];
+        // dbt's: the project, the properties file's folders below the model path, the
+        // source and the table (`sources:` configs in the project file follow it).
+        let mut fqn = vec![pkg.name.clone()];
+        fqn.extend(properties_place(pkg, file).2);
+        fqn.extend([sname.clone(), tname.clone()]);
         config::apply_project_tree(&mut cfg, pkg.file.sources.as_ref(), &fqn);
         for c in [&group.config, &table.config].into_iter().flatten() {
             config::apply_all(&mut cfg, c);
