@@ -497,7 +497,7 @@ fn source_json(project: &Project, s: &Source) -> Json {
     json!({
         "database": s.database, "schema": s.schema, "name": s.name, "resource_type": "source", "package_name": s.package,
         "path": package_relative(project, &s.package, &s.file), "original_file_path": package_relative(project, &s.package, &s.file), "unique_id": s.unique_id, "fqn": s.fqn, "source_name": s.source_name,
-        "source_description": "", "loader": "", "identifier": s.identifier,
+        "source_description": s.source_description, "loader": s.loader, "identifier": s.identifier,
         "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
         "loaded_at_field": loaded_at, "loaded_at_query": null, "freshness": freshness, "external": null,
         "description": s.description, "columns": columns(&s.columns), "meta": {}, "source_meta": {}, "tags": s.tags,

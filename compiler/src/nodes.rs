@@ -240,6 +240,11 @@ pub struct Source {
     pub quote: crate::dialect::QuotePolicy,
     /// The files of a source whose `connection:` is a bucket.
     pub external: Option<dvt_schema::plan::ExternalFiles>,
+    /// The source group's description (rendered) and `loader:`, as dbt lists them.
+    #[serde(default)]
+    pub source_description: String,
+    #[serde(default)]
+    pub loader: String,
 }
 
 /// A package (the root project or a dependency).

@@ -269,7 +269,10 @@ fn sources_and_snapshots_have_dbts_fqn_and_configs_follow_it() {
     let project_file = "name: proj\nversion: '1.0'\nprofile: proj\nsources:\n  proj:\n    staging:\n      +enabled: false\nsnapshots:\n  proj:\n    snaps:\n      s1:\n        +tags: [from_file_path]\n";
     let dir = base_project(&[
         ("dbt_project.yml", project_file),
-        ("models/top.yml", "sources:\n  - name: raw\n    connection: pg\n    tables: [{name: events}]\n"),
+        (
+            "models/top.yml",
+            "sources:\n  - name: raw\n    description: Raw events\n    loader: fivetran\n    connection: pg\n    tables: [{name: events}]\n",
+        ),
         ("models/staging/legacy.yml", "sources:\n  - name: legacy\n    connection: pg\n    tables: [{name: old}]\n"),
         (
             "snapshots/snaps.sql",
@@ -279,7 +282,9 @@ fn sources_and_snapshots_have_dbts_fqn_and_configs_follow_it() {
     let r = dvtc(dir.path(), &["parse"]);
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["sources"]["source.proj.raw.events"]["fqn"], serde_json::json!(["proj", "raw", "events"]));
+    let events = &m["sources"]["source.proj.raw.events"];
+    assert_eq!(events["fqn"], serde_json::json!(["proj", "raw", "events"]));
+    assert_eq!((events["source_description"].as_str(), events["loader"].as_str()), (Some("Raw events"), Some("fivetran")));
     assert!(m["sources"].get("source.proj.legacy.old").is_none(), "disabled by `sources: proj: staging:`");
     let snap = &m["nodes"]["snapshot.proj.s1"];
     assert_eq!(snap["fqn"], serde_json::json!(["proj", "snaps", "s1"]));

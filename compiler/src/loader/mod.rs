@@ -1066,6 +1066,7 @@ fn load_source_group(
         None => sname.clone(),
     };
     let group_tags = tag_list(&group.tags);
+    let source_description = renderer.render(group.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
     for table in &group.tables {
         let tname = &table.name.value;
         let tline = yaml::line_of(&table.name);
@@ -1130,6 +1131,8 @@ fn load_source_group(
                 // dbt 1.11 quotes source names by default whatever the project's `quoting:` says.
                 quote: crate::dialect::QuotePolicy::default().overlay(group.quoting.as_ref()).overlay(table.quoting.as_ref()),
                 external,
+                source_description: source_description.clone(),
+                loader: group.loader.clone().unwrap_or_default(),
             },
         );
     }

@@ -89,6 +89,11 @@ pub struct ColumnProps {
 pub struct SourceGroup {
     pub name: Spanned<String>,
     #[serde(default)]
+    pub description: Option<String>,
+    /// What loads the source's tables (`fivetran`, …), informational.
+    #[serde(default)]
+    pub loader: Option<String>,
+    #[serde(default)]
     pub connection: Option<Spanned<String>>,
     #[serde(default)]
     pub database: Option<String>,
