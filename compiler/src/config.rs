@@ -147,10 +147,15 @@ impl ConfigExt for Config {
         }
     }
     fn tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> =
-            self.get("tags").map(as_list).unwrap_or_default().iter().filter_map(|t| t.as_str().map(str::to_string)).collect();
-        tags.sort();
-        tags.dedup();
+        // In the order they were applied (project file, properties, `config()`), as dbt lists a node's tags.
+        let mut tags: Vec<String> = Vec::new();
+        for t in self.get("tags").map(as_list).unwrap_or_default() {
+            if let Some(t) = t.as_str()
+                && !tags.iter().any(|x| x == t)
+            {
+                tags.push(t.to_string());
+            }
+        }
         tags
     }
 }
@@ -167,6 +172,8 @@ mod tests {
         apply_project_tree(&mut cfg, Some(&tree), &["proj".into(), "staging".into(), "m".into()]);
         assert_eq!(cfg["materialized"], json!("table"));
         assert_eq!(cfg.tags(), vec!["all", "stg"]);
+        apply(&mut cfg, "tags", &json!(["b", "all", "a"]));
+        assert_eq!(cfg.tags(), vec!["all", "stg", "b", "a"], "in the order applied, each once");
         assert_eq!(cfg["meta"], json!({"a": 1}));
     }
 

@@ -268,7 +268,12 @@ impl serde::Serialize for NodeEntry<'_> {
             _ => m.serialize_entry("checksum", &json!({"name": "sha256", "checksum": sha256(&node.raw)}))?,
         }
         m.serialize_entry("config", &NodeConfig { node, placement })?;
-        m.serialize_entry("tags", &node.config.tags())?;
+        let mut tags = node.config.tags();
+        if node.test.is_some() {
+            // dbt sorts a generic test's tags (`sorted(set(...))`); other nodes keep their order.
+            tags.sort();
+        }
+        m.serialize_entry("tags", &tags)?;
         m.serialize_entry("description", &node.description)?;
         m.serialize_entry("columns", &columns(&node.columns))?;
         match node.config.get("meta").filter(|v| v.is_object()) {

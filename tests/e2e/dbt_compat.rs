@@ -214,7 +214,7 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     let yml = "version: 2\nsources:\n  - name: raw\n    connection: pg\n    tables:\n      - name: events\n        columns:\n          - name: id\n            tests: [unique]\nmodels:\n  - name: base\n    columns:\n      - name: id\n        tests:\n          - not_null\n          - relationships:\n              to: ref('other')\n              field: id\n          - accepted_values:\n              values: [1, 2]\n  - name: other\n    columns:\n      - name: id\n        tests: [unique, not_null]\n";
     let dir = base_project(&[
         ("models/third.sql", "select 1 as id\n"),
-        ("models/base.sql", "select 1 as id\n"),
+        ("models/base.sql", "{{ config(tags=['z', 'a', 'z']) }}\nselect 1 as id\n"),
         ("models/other.sql", "select 1 as id\n"),
         ("models/schema.yml", yml),
         ("seeds/codes.csv", "id,name\n1,a\n\n"),
@@ -226,6 +226,7 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     let nodes = m["nodes"].as_object().unwrap();
     assert_eq!(nodes["model.proj.base"]["patch_path"], "proj://models/schema.yml");
     assert_eq!(nodes["model.proj.third"]["patch_path"], serde_json::Value::Null, "no properties entry");
+    assert_eq!(nodes["model.proj.base"]["tags"], serde_json::json!(["z", "a"]), "in the order given, each once");
     // Inferred from the tests: `unique` and `not_null` make a key, `not_null` alone does not.
     assert_eq!(nodes["model.proj.other"]["primary_key"], serde_json::json!(["id"]));
     assert_eq!(nodes["model.proj.base"]["primary_key"], serde_json::json!([]));
