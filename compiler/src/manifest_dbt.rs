@@ -211,6 +211,11 @@ pub(crate) fn package_relative<'a>(project: &Project, package: &str, file: &'a s
 pub(crate) fn resource_path(project: &Project, node: &Node) -> String {
     match node.resource_type {
         ResourceType::Test if node.test.is_some() => format!("{}.sql", node.config.str("alias").unwrap_or(&node.name)),
+        // dbt's `AnalysisParser.get_compiled_path`.
+        ResourceType::Analysis => {
+            let file = package_relative(project, &node.package, &node.file);
+            format!("analysis/{}", file.split_once('/').map_or(file, |(_, rest)| rest))
+        }
         _ => {
             let file = package_relative(project, &node.package, &node.file);
             file.split_once('/').map_or(file, |(_, rest)| rest).to_string()

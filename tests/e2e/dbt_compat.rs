@@ -263,8 +263,8 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     assert_eq!(compiled["raw_code"], "{{ test_not_null(**_dbt_generic_test_kwargs) }}");
 }
 
-/// dbt's fqn of a source holds the folders of its properties file, and a snapshot's
-/// its file name; the project file's `sources:` and `snapshots:` configs follow them.
+/// dbt's fqn of a source holds the folders of its properties file, a snapshot's its
+/// file name, an analysis's `analysis`; the project file's configs follow them.
 #[test]
 fn sources_and_snapshots_have_dbts_fqn_and_configs_follow_it() {
     let project_file = "name: proj\nversion: '1.0'\nprofile: proj\nsources:\n  proj:\n    staging:\n      +enabled: false\nsnapshots:\n  proj:\n    snaps:\n      s1:\n        +tags: [from_file_path]\n";
@@ -275,6 +275,7 @@ fn sources_and_snapshots_have_dbts_fqn_and_configs_follow_it() {
             "sources:\n  - name: raw\n    description: Raw events\n    loader: fivetran\n    connection: pg\n    tables: [{name: events}]\n",
         ),
         ("models/staging/legacy.yml", "sources:\n  - name: legacy\n    connection: pg\n    tables: [{name: old}]\n"),
+        ("analyses/sub/top.sql", "select 1 as id\n"),
         (
             "snapshots/snaps.sql",
             "{% snapshot s1 %}\n{{ config(target_schema='snap', unique_key='id', strategy='check', check_cols='all') }}\nselect 1 as id\n{% endsnapshot %}\n",
@@ -290,6 +291,12 @@ fn sources_and_snapshots_have_dbts_fqn_and_configs_follow_it() {
     let snap = &m["nodes"]["snapshot.proj.s1"];
     assert_eq!(snap["fqn"], serde_json::json!(["proj", "snaps", "s1"]));
     assert_eq!(snap["tags"], serde_json::json!(["from_file_path"]));
+    // An analysis is named by dbt's compiled path for it, `analysis/<path>`.
+    let top = &m["nodes"]["analysis.proj.top"];
+    assert_eq!(
+        (&top["fqn"], &top["path"]),
+        (&serde_json::json!(["proj", "analysis", "sub", "top"]), &serde_json::json!("analysis/sub/top.sql"))
+    );
     let r = dvtc(dir.path(), &["ls", "--resource-type", "source", "--output", "selector"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(lines(&r.stdout), ["source:proj.raw.events"]);

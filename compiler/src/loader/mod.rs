@@ -610,7 +610,12 @@ fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceT
             let display = format!("{}{}", pkg.rel, files::rel(path, &pkg.root));
             let (raw, raw_line) = sql_text(&files::read(path, &display)?);
             let is_python = path.extension().is_some_and(|e| e == "py");
-            let src = NodeSource { name: files::stem(path), folders: files::folders(path, dir), file: display, raw, raw_line };
+            let mut folders = files::folders(path, dir);
+            if rt == ResourceType::Analysis {
+                // dbt names an analysis by its compiled path, `analysis/<path>`: its fqn has that folder.
+                folders.insert(0, "analysis".into());
+            }
+            let src = NodeSource { name: files::stem(path), folders, file: display, raw, raw_line };
             let mut node = new_node(rt, pkg, root, src);
             if is_python {
                 let model = python::parse(&node.raw, &node.file, node.raw_line)?;
