@@ -321,7 +321,8 @@ impl serde::Serialize for NodeEntry<'_> {
         m.serialize_entry("sources", &sources)?;
         m.serialize_entry("metrics", &empty)?;
         m.serialize_entry("functions", &empty)?;
-        m.serialize_entry("depends_on", &json!({"macros": macros, "nodes": graph.parents(&node.unique_id)}))?;
+        let parents = ordered_parents(project, graph.parents(&node.unique_id), &refs, &sources);
+        m.serialize_entry("depends_on", &json!({"macros": macros, "nodes": parents}))?;
         let compiled_path = compiled.and_then(|(_, path, target_path)| path.map(|p| format!("{target_path}/compiled/{p}")));
         m.serialize_entry("compiled_path", &compiled_path)?;
         m.serialize_entry("contract", &json!({"enforced": crate::state::contract_enforced(node), "alias_types": true, "checksum": null}))?;
@@ -404,6 +405,25 @@ impl GenericTest {
         }
         GenericTest { raw_code: format!("{{{{ {callee}(**_dbt_generic_test_kwargs) }}}}"), refs, sources, macros }
     }
+}
+
+/// `depends_on.nodes` in dbt's order: the sources the node reads, then what it
+/// refs, each in the order of the calls (`parent_map` sorts them; this list does
+/// not). Parents found otherwise keep their sorted order, last.
+fn ordered_parents(project: &Project, mut parents: Vec<String>, refs: &[RefEntry<'_>], sources: &[[&str; 2]]) -> Vec<String> {
+    let rank = |uid: &String| -> usize {
+        if let Some(s) = project.sources.get(uid) {
+            return sources.iter().position(|[a, b]| *a == s.source_name && *b == s.name).unwrap_or(usize::MAX);
+        }
+        let Some(n) = project.nodes.get(uid).or_else(|| project.disabled.get(uid)) else { return usize::MAX };
+        let same = |r: &RefEntry<'_>| {
+            r.name == n.name && r.package.as_ref().is_none_or(|p| *p == n.package) && (r.version.is_none() || *r.version == n.version)
+        };
+        refs.iter().position(same).map_or(usize::MAX, |i| sources.len() + i)
+    };
+    // A stable sort: ties keep the graph's sorted order.
+    parents.sort_by_cached_key(rank);
+    parents
 }
 
 /// A model's primary key as dbt infers it (`ModelNode.infer_primary_key`): a

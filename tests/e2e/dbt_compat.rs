@@ -214,6 +214,7 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     let yml = "version: 2\nsources:\n  - name: raw\n    connection: pg\n    tables:\n      - name: events\n        columns:\n          - name: id\n            tests: [unique]\nmodels:\n  - name: base\n    columns:\n      - name: id\n        tests:\n          - not_null\n          - relationships:\n              to: ref('other')\n              field: id\n          - accepted_values:\n              values: [1, 2]\n  - name: other\n    columns:\n      - name: id\n        tests: [unique, not_null]\n";
     let dir = base_project(&[
         ("models/third.sql", "select 1 as id\n"),
+        ("models/mixed.sql", "select * from {{ ref('other') }} join {{ source('raw', 'events') }} using (id)\n"),
         ("models/base.sql", "{{ config(tags=['z', 'a', 'z']) }}\nselect 1 as id\n"),
         ("models/other.sql", "select 1 as id\n"),
         ("models/schema.yml", yml),
@@ -227,6 +228,9 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     assert_eq!(nodes["model.proj.base"]["patch_path"], "proj://models/schema.yml");
     assert_eq!(nodes["model.proj.third"]["patch_path"], serde_json::Value::Null, "no properties entry");
     assert_eq!(nodes["model.proj.base"]["tags"], serde_json::json!(["z", "a"]), "in the order given, each once");
+    // dbt lists what a node reads sources first, then refs; `parent_map` sorts.
+    assert_eq!(nodes["model.proj.mixed"]["depends_on"]["nodes"], serde_json::json!(["source.proj.raw.events", "model.proj.other"]));
+    assert_eq!(m["parent_map"]["model.proj.mixed"], serde_json::json!(["model.proj.other", "source.proj.raw.events"]));
     // Inferred from the tests: `unique` and `not_null` make a key, `not_null` alone does not.
     assert_eq!(nodes["model.proj.other"]["primary_key"], serde_json::json!(["id"]));
     assert_eq!(nodes["model.proj.base"]["primary_key"], serde_json::json!([]));
@@ -242,7 +246,7 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     let rel = test("test.proj.relationships_base_id__id__ref_other_.");
     assert_eq!(rel["raw_code"], "{{ test_relationships(**_dbt_generic_test_kwargs) }}");
     assert_eq!(rel["refs"], serde_json::json!([ref_of("other"), ref_of("base")]));
-    assert_eq!(rel["depends_on"]["nodes"], serde_json::json!(["model.proj.base", "model.proj.other"]));
+    assert_eq!(rel["depends_on"]["nodes"], serde_json::json!(["model.proj.other", "model.proj.base"]), "in dbt's order, not sorted");
     assert_eq!(rel["depends_on"]["macros"], serde_json::json!(["macro.dbt.test_relationships", "macro.dbt.get_where_subquery"]));
     assert_eq!(test("test.proj.accepted_values_base_id__1__2.")["refs"], serde_json::json!([ref_of("base")]));
     let on_source = test("test.proj.source_unique_raw_events_id.");
