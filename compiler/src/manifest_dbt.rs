@@ -33,7 +33,7 @@ fn columns(cols: &BTreeMap<String, Column>) -> Json {
                 json!({
                     "name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
                     "constraints": [], "quote": null, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
-                    "granularity": c.granularity, "doc_blocks": [],
+                    "granularity": c.granularity, "doc_blocks": c.doc_blocks,
                 }),
             )
         })
@@ -292,7 +292,7 @@ impl serde::Serialize for NodeEntry<'_> {
         m.serialize_entry("unrendered_config", &Map::new())?;
         m.serialize_entry("created_at", &0.0)?;
         m.serialize_entry("relation_name", &relation_name)?;
-        m.serialize_entry("doc_blocks", &empty)?;
+        m.serialize_entry("doc_blocks", &node.doc_blocks)?;
         let generic =
             node.test.as_ref().filter(|_| node.raw.is_empty()).map(|t| GenericTest::new(project, jinja, node, t, compiled.is_some()));
         match &generic {

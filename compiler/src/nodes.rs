@@ -86,6 +86,9 @@ pub struct Column {
     pub meta: serde_json::Map<String, Json>,
     /// A time spine column's `granularity:` (MetricFlow).
     pub granularity: Option<String>,
+    /// Docs blocks its description calls (`doc_blocks` in dbt's manifest).
+    #[serde(default)]
+    pub doc_blocks: Vec<String>,
 }
 
 /// Nodes `ref()` can name, by (package, name) and version: an unversioned `ref`
@@ -213,6 +216,9 @@ pub struct Node {
     /// (`<package>://models/_models.yml`).
     #[serde(default)]
     pub patch_path: Option<String>,
+    /// Docs blocks its description calls (`doc_blocks` in dbt's manifest).
+    #[serde(default)]
+    pub doc_blocks: Vec<String>,
 }
 
 /// One table of a source group.

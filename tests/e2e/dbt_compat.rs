@@ -211,9 +211,10 @@ fn graph_and_argument_behaviours_dbt_project_evaluator_relies_on() {
 /// same shapes.
 #[test]
 fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
-    let yml = "version: 2\nsources:\n  - name: raw\n    connection: pg\n    tables:\n      - name: events\n        columns:\n          - name: id\n            tests: [unique]\nmodels:\n  - name: base\n    columns:\n      - name: id\n        tests:\n          - not_null\n          - relationships:\n              to: ref('other')\n              field: id\n          - accepted_values:\n              values: [1, 2]\n  - name: other\n    columns:\n      - name: id\n        tests: [unique, not_null]\n";
+    let yml = "version: 2\nsources:\n  - name: raw\n    connection: pg\n    tables:\n      - name: events\n        columns:\n          - name: id\n            tests: [unique]\nmodels:\n  - name: base\n    description: '{{ doc(\"base_doc\") }}'\n    columns:\n      - name: id\n        description: \"Key: {{ doc('proj', 'id_doc') }}\"\n        tests:\n          - not_null\n          - relationships:\n              to: ref('other')\n              field: id\n          - accepted_values:\n              values: [1, 2]\n  - name: other\n    columns:\n      - name: id\n        tests: [unique, not_null]\n";
     let dir = base_project(&[
         ("models/third.sql", "select 1 as id\n"),
+        ("models/docs.md", "{% docs base_doc %}The base.{% enddocs %}\n{% docs id_doc %}The key.{% enddocs %}\n"),
         ("models/mixed.sql", "select * from {{ ref('other') }} join {{ source('raw', 'events') }} using (id)\n"),
         ("models/base.sql", "{{ config(tags=['z', 'a', 'z']) }}\nselect 1 as id\n"),
         ("models/other.sql", "select 1 as id\n"),
@@ -228,6 +229,9 @@ fn manifest_fields_of_patched_nodes_tests_and_seeds_are_dbts() {
     assert_eq!(nodes["model.proj.base"]["patch_path"], "proj://models/schema.yml");
     assert_eq!(nodes["model.proj.third"]["patch_path"], serde_json::Value::Null, "no properties entry");
     assert_eq!(nodes["model.proj.base"]["tags"], serde_json::json!(["z", "a"]), "in the order given, each once");
+    assert_eq!(nodes["model.proj.base"]["doc_blocks"], serde_json::json!(["doc.proj.base_doc"]));
+    assert_eq!(nodes["model.proj.base"]["columns"]["id"]["doc_blocks"], serde_json::json!(["doc.proj.id_doc"]));
+    assert_eq!(nodes["model.proj.base"]["columns"]["id"]["description"], "Key: The key.");
     // dbt lists what a node reads sources first, then refs; `parent_map` sorts.
     assert_eq!(nodes["model.proj.mixed"]["depends_on"]["nodes"], serde_json::json!(["source.proj.raw.events", "model.proj.other"]));
     assert_eq!(m["parent_map"]["model.proj.mixed"], serde_json::json!(["model.proj.other", "source.proj.raw.events"]));

@@ -46,6 +46,11 @@ pub trait Resolver: Send + Sync {
     fn resolve_source(&self, source: &str, table: &str) -> Result<Relation, String>;
     /// A docs block by name.
     fn doc(&self, package: Option<&str>, name: &str) -> Option<String>;
+    /// The unique id (`doc.<package>.<name>`) of the docs block `doc(package, name)`
+    /// names from a node of `node_package`, if there is one.
+    fn doc_id(&self, _package: Option<&str>, _name: &str, _node_package: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Variables visible to `var()`.

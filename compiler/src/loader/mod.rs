@@ -763,6 +763,7 @@ fn columns(
                 position,
                 meta,
                 granularity: c.granularity.clone(),
+                doc_blocks: renderer.doc_blocks(c.description.as_deref().unwrap_or(""), package),
             },
         );
     }
@@ -936,6 +937,7 @@ fn apply_patch(
         }
     }
     node.description = renderer.render(patch.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
+    node.doc_blocks = renderer.doc_blocks(patch.description.as_deref().unwrap_or(""), &pkg.name);
     node.columns = columns(&patch.columns, renderer, &pkg.name, file, line)?;
     Ok(())
 }

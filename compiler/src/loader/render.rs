@@ -41,6 +41,15 @@ impl Resolver for ParseResolver {
             None => self.docs.iter().find(|((_, n), _)| n == name).map(|(_, v)| v.clone()),
         }
     }
+    fn doc_id(&self, package: Option<&str>, name: &str, node_package: &str) -> Option<String> {
+        let has = |p: &str| self.docs.contains_key(&(p.to_string(), name.to_string()));
+        let pkg = match package {
+            Some(p) => has(p).then(|| p.to_string()),
+            None if has(node_package) => Some(node_package.to_string()),
+            None => self.docs.keys().find(|(_, n)| n == name).map(|(p, _)| p.clone()),
+        };
+        pkg.map(|p| format!("doc.{p}.{name}"))
+    }
 }
 
 /// The render state of `node` (not executing, not incremental, no `this`);
@@ -171,6 +180,29 @@ pub struct TextRenderer<'a> {
 }
 
 impl TextRenderer<'_> {
+    /// dbt's `doc_blocks` of a description as written: the docs blocks its
+    /// top-level `{{ doc(...) }}` calls name, resolved from `package`.
+    pub fn doc_blocks(&self, text: &str, package: &str) -> Vec<String> {
+        use std::sync::LazyLock;
+        static CALL: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(r#"\{\{-?\s*doc\(\s*(?:'([^']*)'|"([^"]*)")\s*(?:,\s*(?:'([^']*)'|"([^"]*)")\s*)?\)\s*-?\}\}"#)
+                .expect("valid regex")
+        });
+        if !text.contains("doc(") {
+            return Vec::new();
+        }
+        CALL.captures_iter(text)
+            .filter_map(|c| {
+                let first = c.get(1).or(c.get(2)).map_or("", |m| m.as_str());
+                let (pkg, name) = match c.get(3).or(c.get(4)) {
+                    Some(second) => (Some(first), second.as_str()),
+                    None => (None, first),
+                };
+                self.resolver.doc_id(pkg, name, package)
+            })
+            .collect()
+    }
+
     pub fn render(&mut self, text: &str, package: &str, file: &str, line: u32) -> Result<String> {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(text.to_string());
