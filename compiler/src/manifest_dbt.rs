@@ -337,7 +337,7 @@ impl serde::Serialize for NodeEntry<'_> {
                 m.serialize_entry("version", &version_json(node.version.as_deref()))?;
                 m.serialize_entry("latest_version", &version_json(node.latest_version.as_deref()))?;
                 m.serialize_entry("deprecation_date", &null)?;
-                m.serialize_entry("primary_key", &primary_key(project, graph, node))?;
+                m.serialize_entry("primary_key", &primary_key(node))?;
                 m.serialize_entry("time_spine", &node.time_spine)?;
             }
             ResourceType::Test => {
@@ -427,10 +427,10 @@ fn ordered_parents(project: &Project, mut parents: Vec<String>, refs: &[RefEntry
 }
 
 /// A model's primary key as dbt infers it (`ModelNode.infer_primary_key`): a
-/// model-level `primary_key` constraint, else a column's, else the columns with
-/// both a `unique` (or `unique_combination_of_columns`) and a `not_null` test,
-/// else those with a unique test alone. Sorted (dbt's order comes from a set).
-fn primary_key(project: &Project, graph: &Graph, node: &Node) -> Vec<String> {
+/// model-level `primary_key` constraint, else a column's, else what its tests
+/// imply (kept on the node by the loader: a compile that reuses the last one
+/// has no test nodes).
+fn primary_key(node: &Node) -> Vec<String> {
     let is_pk = |c: &Json| c.get("type").and_then(Json::as_str) == Some("primary_key");
     if let Some(c) = node.config.get("constraints").and_then(Json::as_array).into_iter().flatten().find(|c| is_pk(c)) {
         return c.get("columns").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_string).collect();
@@ -438,24 +438,7 @@ fn primary_key(project: &Project, graph: &Graph, node: &Node) -> Vec<String> {
     if let Some((name, _)) = node.columns.iter().find(|(_, c)| c.constraints.iter().any(is_pk)) {
         return vec![name.clone()];
     }
-    let (mut unique, mut not_null) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
-    for child in graph.children(&node.unique_id) {
-        let Some(t) = project.nodes.get(&child).and_then(|n| n.test.as_ref()).filter(|t| t.attached_node == node.unique_id) else {
-            continue;
-        };
-        let columns: Vec<&str> = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
-            (Some(Json::String(c)), _) => vec![c.as_str()],
-            (_, Some(Json::Array(cs))) => cs.iter().filter_map(Json::as_str).collect(),
-            _ => continue,
-        };
-        match t.name.as_str() {
-            "unique" | "unique_combination_of_columns" => unique.extend(columns),
-            "not_null" => not_null.extend(columns),
-            _ => {}
-        }
-    }
-    let both: Vec<String> = not_null.intersection(&unique).map(|c| c.to_string()).collect();
-    if both.is_empty() { unique.into_iter().map(str::to_string).collect() } else { both }
+    node.test_key.clone()
 }
 
 /// A seed's checksum as dbt computes it: SHA-256 of the stripped file, or its

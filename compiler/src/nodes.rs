@@ -219,6 +219,9 @@ pub struct Node {
     /// Docs blocks its description calls (`doc_blocks` in dbt's manifest).
     #[serde(default)]
     pub doc_blocks: Vec<String>,
+    /// A model's key as its tests imply it (see `manifest_dbt`'s `primary_key`).
+    #[serde(default)]
+    pub test_key: Vec<String>,
 }
 
 /// One table of a source group.

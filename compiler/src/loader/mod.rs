@@ -12,7 +12,7 @@ pub mod python;
 mod render;
 mod unit_tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -289,6 +289,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         }
         nodes.insert(node.unique_id.clone(), node);
     }
+    infer_test_keys(&mut nodes);
     crate::timing::phase("generic tests");
     let mut project = Project {
         root: project_dir,
@@ -593,6 +594,32 @@ fn new_node(rt: ResourceType, pkg: &Package, root: &Package, src: NodeSource) ->
 pub(crate) fn sql_text(text: &str) -> (String, u32) {
     let lead = &text[..text.len() - text.trim_start().len()];
     (text.trim().to_string(), 1 + lead.matches('\n').count() as u32)
+}
+
+/// Each model's key as dbt infers it from its tests (`ModelNode.infer_primary_key`):
+/// the columns with both a `unique` (or `unique_combination_of_columns`) and a
+/// `not_null` test, else those with a unique test. Sorted (dbt's come from a set).
+fn infer_test_keys(nodes: &mut BTreeMap<String, Node>) {
+    let mut tested: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
+    for t in nodes.values().filter_map(|n| n.test.as_ref()) {
+        let columns: Vec<&str> = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
+            (Some(Json::String(c)), _) => vec![c.as_str()],
+            (_, Some(Json::Array(cs))) => cs.iter().filter_map(Json::as_str).collect(),
+            _ => continue,
+        };
+        let (unique, not_null) = tested.entry(t.attached_node.clone()).or_default();
+        match t.name.as_str() {
+            "unique" | "unique_combination_of_columns" => unique.extend(columns.into_iter().map(str::to_string)),
+            "not_null" => not_null.extend(columns.into_iter().map(str::to_string)),
+            _ => {}
+        }
+    }
+    for (id, (unique, not_null)) in tested {
+        if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
+            let both: Vec<String> = not_null.intersection(&unique).cloned().collect();
+            n.test_key = if both.is_empty() { unique.into_iter().collect() } else { both };
+        }
+    }
 }
 
 /// One node per `.sql` file under `paths` (models, analyses).
