@@ -207,11 +207,8 @@ impl Resolver for NodeResolver {
         Ok(self.as_fragment(uid, r))
     }
 
-    fn doc(&self, package: Option<&str>, name: &str) -> Option<String> {
-        match package {
-            Some(p) => self.index.docs.get(&(p.to_string(), name.to_string())).cloned(),
-            None => self.index.docs.iter().find(|((_, n), _)| n == name).map(|(_, v)| v.clone()),
-        }
+    fn doc(&self, package: Option<&str>, name: &str, node_package: &str) -> Option<(String, String)> {
+        crate::jinja::find_doc(&self.index.docs, package, name, &self.index.root, node_package).map(|(p, t)| (p.to_string(), t.to_string()))
     }
 }
 

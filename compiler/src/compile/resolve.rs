@@ -203,7 +203,7 @@ impl crate::jinja::Resolver for NoRefs {
     fn resolve_source(&self, s: &str, t: &str) -> std::result::Result<Relation, String> {
         Err(format!("source('{s}', '{t}') cannot be used in a naming macro"))
     }
-    fn doc(&self, _package: Option<&str>, _name: &str) -> Option<String> {
+    fn doc(&self, _package: Option<&str>, _name: &str, _node_package: &str) -> Option<(String, String)> {
         None
     }
 }

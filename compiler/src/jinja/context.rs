@@ -44,12 +44,24 @@ pub trait Resolver: Send + Sync {
     fn resolve_ref(&self, from_package: &str, call: &RefCall) -> Result<Relation, String>;
     /// The relation a `source()` renders to, or an error message.
     fn resolve_source(&self, source: &str, table: &str) -> Result<Relation, String>;
-    /// A docs block by name.
-    fn doc(&self, package: Option<&str>, name: &str) -> Option<String>;
-    /// The unique id (`doc.<package>.<name>`) of the docs block `doc(package, name)`
-    /// names from a node of `node_package`, if there is one.
-    fn doc_id(&self, _package: Option<&str>, _name: &str, _node_package: &str) -> Option<String> {
-        None
+    /// The docs block `doc(package, name)` names from a node of `node_package`:
+    /// its package and text (see [`find_doc`]).
+    fn doc(&self, package: Option<&str>, name: &str, node_package: &str) -> Option<(String, String)>;
+}
+
+/// Docs blocks by (package, name).
+pub type Docs = std::collections::BTreeMap<(String, String), String>;
+
+/// The docs block `doc(package, name)` names from a node of `node_package`, in
+/// dbt's search order (`_packages_to_search`): the given package only; else the
+/// root project, the node's package, then any package.
+pub fn find_doc<'d>(docs: &'d Docs, package: Option<&str>, name: &str, root: &str, node_package: &str) -> Option<(&'d str, &'d str)> {
+    let in_package = |p: &str| docs.get_key_value(&(p.to_string(), name.to_string())).map(|((p, _), text)| (p.as_str(), text.as_str()));
+    match package {
+        Some(p) => in_package(p),
+        None => in_package(root)
+            .or_else(|| in_package(node_package))
+            .or_else(|| docs.iter().find(|((_, n), _)| n == name).map(|((p, _), text)| (p.as_str(), text.as_str()))),
     }
 }
 
@@ -196,4 +208,25 @@ pub fn set_return(v: Value) -> bool {
             None => false,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doc_without_a_package_searches_the_root_then_the_nodes_package_then_any() {
+        let docs: Docs = [("a_pkg", "shared"), ("a_pkg", "only_a"), ("root", "shared"), ("z_pkg", "shared"), ("z_pkg", "mine")]
+            .into_iter()
+            .map(|(p, n)| ((p.to_string(), n.to_string()), format!("{p}:{n}")))
+            .collect();
+        let find =
+            |package: Option<&str>, name: &str, node_package: &str| find_doc(&docs, package, name, "root", node_package).map(|(p, _)| p);
+        assert_eq!(find(None, "shared", "z_pkg"), Some("root"), "the root project first");
+        assert_eq!(find(None, "mine", "z_pkg"), Some("z_pkg"), "then the node's package");
+        assert_eq!(find(None, "only_a", "z_pkg"), Some("a_pkg"), "then any package");
+        assert_eq!(find(Some("z_pkg"), "shared", "root"), Some("z_pkg"), "a named package only");
+        assert_eq!(find(Some("z_pkg"), "only_a", "root"), None);
+        assert_eq!(find_doc(&docs, None, "mine", "root", "z_pkg").map(|(_, t)| t), Some("z_pkg:mine"));
+    }
 }

@@ -195,8 +195,8 @@ fn doc_fn(args: Rest<String>) -> Result<Value, Error> {
         _ => return Err(err("doc() takes 1 or 2 arguments")),
     };
     n.resolver
-        .doc(pkg, name)
-        .map(Value::from)
+        .doc(pkg, name, &n.package)
+        .map(|(_, text)| Value::from(text))
         .ok_or_else(|| err(format!("docs block `{name}` is not defined; add `{{% docs {name} %}}...{{% enddocs %}}` to a .md file")))
 }
 

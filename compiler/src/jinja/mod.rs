@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use minijinja::{Environment, Value};
 
 pub use blocks::{Block, BlockKind, scan};
-pub use context::{NodeCtx, Recorder, RefCall, RenderOverrides, Resolver, Scope, Vars};
+pub use context::{Docs, NodeCtx, Recorder, RefCall, RenderOverrides, Resolver, Scope, Vars, find_doc};
 pub use functions::{SECRET_ENV_PREFIXES, env_var_fn, is_runtime_only, project_env_var_fn, to_json, to_value};
 pub use macros::{BUILTIN_PACKAGE, MacroDef, MacroIndex};
 pub use relation::Relation;

@@ -148,7 +148,7 @@ pub(crate) fn add_bucket_outputs(profile: &mut profiles::Profile, buckets: &prof
 /// is its state before rendering; it comes back with what the render observed.
 pub(crate) fn rerender(g: &Globals, node: Node) -> Result<Node> {
     let kind = g.profile.outputs.get(&g.active_target).map(|o| o.kind.clone()).unwrap_or_default();
-    let resolver = Arc::new(ParseResolver::new(g.docs.clone(), kind.clone()));
+    let resolver = Arc::new(ParseResolver::new(g.docs.clone(), kind.clone(), g.packages[0].name.clone()));
     let mut pending = [PendingNode { node }];
     render::render_all(&g.jinja, &mut pending, resolver, g.vars.clone(), &g.target_val, &kind)?;
     let [p] = pending;
@@ -187,7 +187,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
 
     // Properties YAML: patches, sources, and the tests they declare.
     let target_output = profile.outputs[&active_target].clone();
-    let resolver = Arc::new(ParseResolver::new(docs.clone(), target_output.kind.clone()));
+    let resolver = Arc::new(ParseResolver::new(docs.clone(), target_output.kind.clone(), root_name.clone()));
     let mut warnings = Vec::new();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut test_decls: Vec<TestDecl> = Vec::new();

@@ -20,11 +20,13 @@ use crate::profiles::Output;
 pub struct ParseResolver {
     docs: BTreeMap<(String, String), String>,
     dialect: Dialect,
+    /// The root project, searched first for a `doc()` without a package.
+    root: String,
 }
 
 impl ParseResolver {
-    pub fn new(docs: BTreeMap<(String, String), String>, adapter: String) -> Self {
-        ParseResolver { docs, dialect: Dialect::from_adapter(&adapter).unwrap_or(Dialect::Postgres) }
+    pub fn new(docs: BTreeMap<(String, String), String>, adapter: String, root: String) -> Self {
+        ParseResolver { docs, dialect: Dialect::from_adapter(&adapter).unwrap_or(Dialect::Postgres), root }
     }
 }
 
@@ -35,20 +37,8 @@ impl Resolver for ParseResolver {
     fn resolve_source(&self, source: &str, table: &str) -> std::result::Result<Relation, String> {
         Ok(Relation::new(None, Some(source.to_string()), table.to_string(), self.dialect))
     }
-    fn doc(&self, package: Option<&str>, name: &str) -> Option<String> {
-        match package {
-            Some(p) => self.docs.get(&(p.to_string(), name.to_string())).cloned(),
-            None => self.docs.iter().find(|((_, n), _)| n == name).map(|(_, v)| v.clone()),
-        }
-    }
-    fn doc_id(&self, package: Option<&str>, name: &str, node_package: &str) -> Option<String> {
-        let has = |p: &str| self.docs.contains_key(&(p.to_string(), name.to_string()));
-        let pkg = match package {
-            Some(p) => has(p).then(|| p.to_string()),
-            None if has(node_package) => Some(node_package.to_string()),
-            None => self.docs.keys().find(|(_, n)| n == name).map(|(p, _)| p.clone()),
-        };
-        pkg.map(|p| format!("doc.{p}.{name}"))
+    fn doc(&self, package: Option<&str>, name: &str, node_package: &str) -> Option<(String, String)> {
+        crate::jinja::find_doc(&self.docs, package, name, &self.root, node_package).map(|(p, t)| (p.to_string(), t.to_string()))
     }
 }
 
@@ -198,7 +188,7 @@ impl TextRenderer<'_> {
                     Some(second) => (Some(first), second.as_str()),
                     None => (None, first),
                 };
-                self.resolver.doc_id(pkg, name, package)
+                self.resolver.doc(pkg, name, package).map(|(p, _)| format!("doc.{p}.{name}"))
             })
             .collect()
     }
