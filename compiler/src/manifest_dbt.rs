@@ -211,14 +211,11 @@ pub(crate) fn package_relative<'a>(project: &Project, package: &str, file: &'a s
 pub(crate) fn resource_path(project: &Project, node: &Node) -> String {
     match node.resource_type {
         ResourceType::Test if node.test.is_some() => format!("{}.sql", node.config.str("alias").unwrap_or(&node.name)),
-        // dbt's `AnalysisParser.get_compiled_path`.
-        ResourceType::Analysis => {
-            let file = package_relative(project, &node.package, &node.file);
-            format!("analysis/{}", file.split_once('/').map_or(file, |(_, rest)| rest))
-        }
         _ => {
             let file = package_relative(project, &node.package, &node.file);
-            file.split_once('/').map_or(file, |(_, rest)| rest).to_string()
+            let below = file.split_once('/').map_or(file, |(_, rest)| rest);
+            // An analysis's is dbt's compiled path for it (`AnalysisParser.get_compiled_path`).
+            if node.resource_type == ResourceType::Analysis { format!("analysis/{below}") } else { below.to_string() }
         }
     }
 }
@@ -376,14 +373,7 @@ struct GenericTest {
 
 impl GenericTest {
     fn new(project: &Project, jinja: &Jinja, node: &Node, t: &crate::nodes::TestInfo, compiled: bool) -> Self {
-        let callee = match &t.namespace {
-            Some(ns) => format!("{ns}.test_{}", t.name),
-            None => format!("test_{}", t.name),
-        };
-        let test_macro = match &t.namespace {
-            Some(ns) => jinja.index.get(ns, &format!("test_{}", t.name)),
-            None => jinja.index.lookup(&node.package, &format!("test_{}", t.name)),
-        };
+        let (callee, test_macro) = crate::compile::tests::test_macro(jinja, &node.package, t);
         let test_macro = test_macro.map(crate::jinja::MacroDef::unique_id);
         // dbt's own not_null and unique skip rendering their arguments at parse time.
         let builtin = matches!(test_macro.as_deref(), Some("macro.dbt.test_not_null" | "macro.dbt.test_unique"));

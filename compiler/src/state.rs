@@ -96,7 +96,7 @@ pub fn sha256(text: &str) -> String {
     crate::hex::encode(&Sha256::digest(text.as_bytes()))
 }
 
-/// SHA-256 of `prefix` and `value` as compact JSON with every object's keys
+/// SHA-256 of `prefix` and `map` as compact JSON with every object's keys
 /// sorted (so that equal values hash equally), streamed into the hash: no
 /// sorted copy of the value, no text of it.
 fn sha256_canonical(prefix: &str, map: &BTreeMap<String, Json>) -> String {

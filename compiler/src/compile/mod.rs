@@ -9,7 +9,7 @@ pub mod operation;
 mod render;
 pub mod resolve;
 pub mod run_hooks;
-mod tests;
+pub(crate) mod tests;
 mod unit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

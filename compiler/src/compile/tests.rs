@@ -60,24 +60,34 @@ fn string_expr(s: &str, native: bool, hoisted: &mut Vec<String>) -> String {
     name
 }
 
+/// A generic test's macro: how a template calls it (`test_x`, `ns.test_x`) and
+/// its definition, found in the namespace or from the test's package.
+pub fn test_macro<'j>(
+    jinja: &'j crate::jinja::Jinja,
+    package: &str,
+    t: &crate::nodes::TestInfo,
+) -> (String, Option<&'j crate::jinja::MacroDef>) {
+    let macro_name = format!("test_{}", t.name);
+    match &t.namespace {
+        Some(ns) => {
+            let def = jinja.index.get(ns, &macro_name);
+            (format!("{ns}.{macro_name}"), def)
+        }
+        None => {
+            let def = jinja.index.lookup(package, &macro_name);
+            (macro_name, def)
+        }
+    }
+}
+
 /// The Jinja that renders a generic test's query.
 pub fn generic_test_template(project: &Project, jinja: &crate::jinja::Jinja, node: &Node) -> Result<String> {
     let t = node.test.as_ref().expect("generic test");
-    let macro_name = format!("test_{}", t.name);
-    let callee = match &t.namespace {
-        Some(ns) => {
-            if jinja.index.get(ns, &macro_name).is_none() {
-                return Err(not_found(node, &format!("{ns}.{}", t.name)));
-            }
-            format!("{ns}.{macro_name}")
-        }
-        None => {
-            if jinja.index.lookup(&node.package, &macro_name).is_none() {
-                return Err(not_found(node, &t.name));
-            }
-            macro_name
-        }
-    };
+    let (callee, def) = test_macro(jinja, &node.package, t);
+    if def.is_none() {
+        let name = t.namespace.as_ref().map_or_else(|| t.name.clone(), |ns| format!("{ns}.{}", t.name));
+        return Err(not_found(node, &name));
+    }
     let model = if let Some(s) = project.sources.get(&t.attached_node) {
         format!("source({}, {})", quoted(&s.source_name), quoted(&s.name))
     } else {
