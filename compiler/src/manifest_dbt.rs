@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json, json};
 use sha2::Digest;
 
-use crate::compile::resolve::Placement;
+use crate::compile::resolve::{Placement, Placements};
 use crate::compile::run_hooks::{self, HookKind};
 use crate::config::ConfigExt;
 use crate::dialect::{Dialect, QuotePolicy};
@@ -553,7 +553,7 @@ pub struct Manifest<'a> {
     project: &'a Project,
     jinja: &'a Jinja,
     graph: &'a Graph,
-    placements: &'a BTreeMap<String, Placement>,
+    placements: &'a Placements,
     /// `dbt compile`'s additions: the plan, compiled paths by unique id, `target-path`.
     compiled: Option<(&'a dvt_schema::Plan, BTreeMap<&'a str, &'a str>, String)>,
     /// Every part but the project's enabled nodes; `nodes` holds the other entries.
@@ -561,7 +561,7 @@ pub struct Manifest<'a> {
 }
 
 impl<'a> Manifest<'a> {
-    pub fn new(project: &'a Project, jinja: &'a Jinja, graph: &'a Graph, placements: &'a BTreeMap<String, Placement>) -> Self {
+    pub fn new(project: &'a Project, jinja: &'a Jinja, graph: &'a Graph, placements: &'a Placements) -> Self {
         let rest = match parts(project, jinja, graph, placements) {
             Json::Object(m) => m,
             _ => Map::new(),
@@ -717,7 +717,7 @@ pub(crate) fn compiled_node_entry(
     project: &Project,
     jinja: &Jinja,
     graph: &Graph,
-    placements: &BTreeMap<String, Placement>,
+    placements: &Placements,
     node: &Node,
     compiled: Option<(&str, Option<&str>)>,
     target_path: &str,
@@ -735,7 +735,7 @@ pub(crate) fn compiled_node_entry(
 }
 
 /// Everything but the project's enabled nodes (`nodes` holds disabled tests and run hooks).
-fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &BTreeMap<String, Placement>) -> Json {
+fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &Placements) -> Json {
     let fast = !crate::compile::resolve::naming_overridden(jinja);
     let mut nodes: Map<String, Json> = Map::new();
     // As dbt: a test of a disabled node stays in `nodes`, disabled and with no

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::compile::resolve::Placement;
+use crate::compile::resolve::Placements;
 use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::jinja::RefCall;
 use crate::nodes::{Project, RefIndex};
@@ -105,7 +105,7 @@ impl Semantic {
     }
 
     /// The manifest section of `kind` (`node_relation` of semantic models from `placements`).
-    pub fn section(&self, kind: Kind, project: &Project, placements: &BTreeMap<String, Placement>) -> Map<String, Json> {
+    pub fn section(&self, kind: Kind, project: &Project, placements: &Placements) -> Map<String, Json> {
         self.resources
             .values()
             .filter(|r| r.kind == kind)
@@ -130,7 +130,7 @@ impl Semantic {
 
     /// dbt's `semantic_manifest.json` (what MetricFlow reads): the semantic models,
     /// metrics and saved queries in dbt-semantic-interfaces' shapes, and the time spines.
-    pub fn semantic_manifest(&self, project: &Project, placements: &BTreeMap<String, Placement>) -> Json {
+    pub fn semantic_manifest(&self, project: &Project, placements: &Placements) -> Json {
         let pick = |e: &Map<String, Json>, keys: &[&str]| -> Json {
             Json::Object(keys.iter().map(|k| (k.to_string(), e.get(*k).cloned().unwrap_or(Json::Null))).collect())
         };
@@ -244,7 +244,7 @@ impl Semantic {
         })
     }
 
-    fn entry(&self, r: &Resource, project: &Project, placements: &BTreeMap<String, Placement>) -> Map<String, Json> {
+    fn entry(&self, r: &Resource, project: &Project, placements: &Placements) -> Map<String, Json> {
         let mut e = r.entry.clone();
         if let Some(relation) = r.model.as_ref().map(|m| node_relation(project, placements, m))
             && let Some(slot) = e.get_mut("node_relation")
@@ -257,7 +257,7 @@ impl Semantic {
 
 /// MetricFlow's project configuration: models with `time_spine:` (and their primary
 /// column's granularity), or dbt's legacy `metricflow_time_spine` model.
-fn time_spines(project: &Project, placements: &BTreeMap<String, Placement>) -> Json {
+fn time_spines(project: &Project, placements: &Placements) -> Json {
     let models = || project.nodes.values().filter(|n| n.resource_type == crate::nodes::ResourceType::Model);
     let spines: Vec<Json> = models()
         .filter_map(|n| {
@@ -284,7 +284,7 @@ fn time_spines(project: &Project, placements: &BTreeMap<String, Placement>) -> J
 }
 
 /// dbt's `node_relation` of a semantic model: where its model is built.
-fn node_relation(project: &Project, placements: &BTreeMap<String, Placement>, model: &str) -> Json {
+fn node_relation(project: &Project, placements: &Placements, model: &str) -> Json {
     let Some(r) = placements.get(model).and_then(|p| p.relation.as_ref()) else { return Json::Null };
     // dbt's shape always has a schema (a model's relation has one anyway).
     let schema = r.schema.clone().or_else(|| project.profile.outputs.get(&project.active_target).map(|o| o.schema.clone()));

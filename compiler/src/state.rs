@@ -180,11 +180,23 @@ pub fn checksum(node: &Node, macro_hashes: &MacroHashes<'_>, seed_sha: Option<St
     let mut macros: Vec<&String> = node.macros.iter().collect();
     macros.sort();
     macros.dedup();
-    let macros = sha256(&macros.iter().map(|m| format!("{m}={}", macro_hashes.get(m))).collect::<Vec<_>>().join("\n"));
-    let mut desc = node.description.clone();
-    for (name, c) in &node.columns {
-        desc.push_str(&format!("\n{name}: {}", c.description));
-    }
+    // Most nodes have no macros, descriptions or relation configs: those hashes are the same for all.
+    static EMPTY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sha256(""));
+    static NO_RELATION_CONFIG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sha256("[null,null,null]"));
+    let macros = match macros.is_empty() {
+        true => EMPTY.clone(),
+        false => sha256(&macros.iter().map(|m| format!("{m}={}", macro_hashes.get(m))).collect::<Vec<_>>().join("\n")),
+    };
+    let descriptions = match node.description.is_empty() && node.columns.is_empty() {
+        true => EMPTY.clone(),
+        false => {
+            let mut desc = node.description.clone();
+            for (name, c) in &node.columns {
+                desc.push_str(&format!("\n{name}: {}", c.description));
+            }
+            sha256(&desc)
+        }
+    };
     let persist = node.config.get("persist_docs").is_some_and(|p| {
         p.get("relation").and_then(Json::as_bool).unwrap_or(false) || p.get("columns").and_then(Json::as_bool).unwrap_or(false)
     });
@@ -193,8 +205,12 @@ pub fn checksum(node: &Node, macro_hashes: &MacroHashes<'_>, seed_sha: Option<St
         sha256(&serde_json::json!([cols, node.config.get("constraints")]).to_string())
     });
     // As dbt: the relation as configured (database, schema, alias), not as rendered for one environment.
-    let relation = sha256(&serde_json::json!(["database", "schema", "alias"].map(|k| node.config.get(k))).to_string());
-    NodeChecksum { body, configs, macros, relation, descriptions: sha256(&desc), persist_docs: persist, contract }
+    let relation_config = ["database", "schema", "alias"].map(|k| node.config.get(k));
+    let relation = match relation_config.iter().all(Option::is_none) {
+        true => NO_RELATION_CONFIG.clone(),
+        false => sha256(&serde_json::json!(relation_config).to_string()),
+    };
+    NodeChecksum { body, configs, macros, relation, descriptions, persist_docs: persist, contract }
 }
 
 /// `contract: {enforced: true}` in the node's config.

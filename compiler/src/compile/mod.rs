@@ -107,16 +107,41 @@ struct Ctx<'a> {
     macro_hashes: &'a crate::state::MacroHashes<'a>,
     /// Upstreams read from the `--state` plan's relations (`--defer`).
     deferred: &'a BTreeSet<String>,
+    ids: &'a Ids<'a>,
+}
+
+/// Nodes and sources by unique id, hashed: every node looks up its upstreams,
+/// and ids share long prefixes that a sorted map compares again at each level.
+struct Ids<'p> {
+    nodes: HashMap<&'p str, &'p Node, foldhash::fast::RandomState>,
+    sources: HashMap<&'p str, &'p crate::nodes::Source, foldhash::fast::RandomState>,
+}
+
+impl<'p> Ids<'p> {
+    fn new(project: &'p Project) -> Self {
+        Ids {
+            nodes: project.nodes.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            sources: project.sources.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        }
+    }
+
+    fn node(&self, id: &str) -> Option<&'p Node> {
+        self.nodes.get(id).copied()
+    }
+
+    fn source(&self, id: &str) -> Option<&'p crate::nodes::Source> {
+        self.sources.get(id).copied()
+    }
 }
 
 impl Ctx<'_> {
     /// Outputs an upstream lives on (ephemerals: wherever their own upstreams live).
     fn locations(&self, uid: &str, depth: usize) -> BTreeSet<String> {
-        if let Some(s) = self.project.sources.get(uid) {
+        if let Some(s) = self.ids.source(uid) {
             return BTreeSet::from([s.connection.clone()]);
         }
         if self.index.ephemeral.contains(uid) && depth < 64 {
-            let n = &self.project.nodes[uid];
+            let n = self.ids.node(uid).expect("an ephemeral is a node");
             return n.depends_on.iter().flat_map(|d| self.locations(d, depth + 1)).collect();
         }
         self.index.placements.get(uid).map(|p| BTreeSet::from([p.target.value.clone()])).unwrap_or_default()
@@ -126,10 +151,10 @@ impl Ctx<'_> {
         node.depends_on
             .iter()
             .filter(|d| {
-                self.project.sources.contains_key(*d) || self.project.nodes.get(*d).is_some_and(|n| n.resource_type != ResourceType::Test)
+                self.ids.source(d).is_some() || self.ids.node(d).is_some_and(|n| n.resource_type != ResourceType::Test)
             })
             .map(|d| {
-                let relation = if let Some(s) = self.project.sources.get(d) {
+                let relation = if let Some(s) = self.ids.source(d) {
                     let o = &self.project.profile.outputs[&s.connection];
                     Some(resolve::relation_ref(o, s.database.clone(), Some(s.schema.clone()), s.identifier.clone()))
                 } else {
@@ -473,7 +498,7 @@ impl Ctx<'_> {
         let locations: BTreeSet<String> = node
             .depends_on
             .iter()
-            .filter(|d| project.sources.contains_key(*d) || project.nodes.get(*d).is_some_and(|n| n.resource_type != ResourceType::Test))
+            .filter(|d| self.ids.source(d).is_some() || self.ids.node(d).is_some_and(|n| n.resource_type != ResourceType::Test))
             .flat_map(|d| self.locations(d, 0))
             .collect();
         let target: Resolved<String> = match self.index.placements.get(&node.unique_id) {
@@ -680,7 +705,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     let raw_template;
     let raw = if node.test.is_some() {
         raw_template = tests::generic_test_template(project, cx.jinja, node)?;
-        Some(raw_template.as_str())
+        Some(render::Template { source: &raw_template.source, args: &raw_template.args, shared: raw_template.shared })
     } else {
         None
     };
@@ -987,6 +1012,7 @@ struct Shared<'p> {
     tests_of: HashMap<String, Vec<String>>,
     seed_cache: crate::seed_cache::SeedCache,
     macro_hashes: crate::state::MacroHashes<'p>,
+    ids: Ids<'p>,
 }
 
 impl<'p> Shared<'p> {
@@ -1004,6 +1030,7 @@ impl<'p> Shared<'p> {
             tests_of,
             seed_cache: crate::seed_cache::SeedCache::load(&project.root.join(project.root_package().file.target_path())),
             macro_hashes: crate::state::MacroHashes::new(&project.macros),
+            ids: Ids::new(project),
         }
     }
 
@@ -1025,6 +1052,7 @@ impl<'p> Shared<'p> {
             seed_cache: &self.seed_cache,
             macro_hashes: &self.macro_hashes,
             deferred,
+            ids: &self.ids,
         }
     }
 }
@@ -1077,7 +1105,7 @@ fn defer_placements(
     state: &crate::state::State,
     selected: &BTreeSet<String>,
     warnings: &mut Vec<PlanWarning>,
-) -> (BTreeMap<String, resolve::Placement>, BTreeSet<String>) {
+) -> (resolve::Placements, BTreeSet<String>) {
     let mut placements = cx.index.placements.clone();
     let mut deferred = BTreeSet::new();
     // Only what selected nodes read (through ephemerals, which are inlined) can be deferred.
@@ -1147,13 +1175,13 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         cx = shared.ctx(project, jinja, opts, Arc::new(Index::new(project, placements)), &deferred);
     }
     let order: Vec<String> =
-        graph.topo_order().into_iter().filter(|id| selection.ids.contains(id) && project.nodes.contains_key(id)).collect();
+        graph.topo_order().into_iter().filter(|id| cx.ids.node(id).is_some() && selection.ids.contains(id)).collect();
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);
     cx.renderer.set_selected(&order);
     let mut outs: Vec<Result<NodeOut>> =
-        order.par_iter().map(|id| crate::timing::node(id, || compile_node(&cx, &project.nodes[id]))).collect();
+        order.par_iter().map(|id| crate::timing::node(id, || compile_node(&cx, cx.ids.node(id).expect("ordered ids are nodes")))).collect();
     let mut node_errors = Vec::new();
     if opts.keep_going && opts.live.is_some() && outs.iter().any(Result::is_err) {
         // Failed nodes compile as `dvtc` compiles them: marked to render at run time.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use minijinja::Value;
 use serde_json::Value as Json;
 
-use super::resolve::Placement;
+use super::resolve::Placements;
 use crate::config::ConfigExt;
 use crate::dialect::Dialect;
 use crate::error::{DvtError, ErrorCode, Location, Result};
@@ -22,7 +22,7 @@ pub struct Index {
     pub refs: crate::nodes::RefIndex,
     pub root: String,
     pub package_order: Vec<String>,
-    pub placements: BTreeMap<String, Placement>,
+    pub placements: Placements,
     /// Source unique id by (source, table).
     pub sources: HashMap<(String, String), String>,
     pub ephemeral: BTreeSet<String>,
@@ -37,7 +37,7 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn new(project: &Project, placements: BTreeMap<String, Placement>) -> Self {
+    pub fn new(project: &Project, placements: Placements) -> Self {
         let mut ephemeral = BTreeSet::new();
         let mut cte_names = HashMap::new();
         for n in project.nodes.values() {
@@ -303,7 +303,7 @@ impl minijinja::value::Object for GraphObj {
     }
 }
 
-fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Value {
+fn graph_of(project: &Project, placements: &Placements) -> Value {
     use serde_json::json;
     let default_output = project.profile.outputs.get(&project.active_target);
     let nodes: serde_json::Map<String, serde_json::Value> = project
@@ -373,6 +373,23 @@ fn graph_of(project: &Project, placements: &BTreeMap<String, Placement>) -> Valu
     })
 }
 
+/// A template rendered for a node in place of its own SQL.
+#[derive(Clone, Copy)]
+pub struct Template<'t> {
+    pub source: &'t str,
+    /// Variables it reads (a generic test's arguments).
+    pub args: &'t [(String, Json)],
+    /// Compiled once and kept for every node that renders it (see `Jinja::render_shared`).
+    pub shared: bool,
+}
+
+impl<'t> Template<'t> {
+    /// Jinja text compiled for this render only.
+    pub fn text(source: &'t str) -> Self {
+        Template { source, args: &[], shared: false }
+    }
+}
+
 /// Rendering marked "needs a live database".
 pub struct RuntimeOnly(pub String);
 
@@ -436,7 +453,17 @@ impl<'a> Renderer<'a> {
         mode: Mode,
         incremental: bool,
     ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
-        self.render_overridden(node, raw, mode, incremental, &Json::Null)
+        self.render_template(node, raw.map(Template::text), mode, incremental)
+    }
+
+    fn render_template(
+        &self,
+        node: &Node,
+        raw: Option<Template<'_>>,
+        mode: Mode,
+        incremental: bool,
+    ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
+        self.render_overridden_template(node, raw, mode, incremental, &Json::Null)
     }
 
     /// [`Renderer::render`] with a unit test's `overrides:` (`macros`, `vars`, `env_vars`).
@@ -444,6 +471,17 @@ impl<'a> Renderer<'a> {
         &self,
         node: &Node,
         raw: Option<&str>,
+        mode: Mode,
+        incremental: bool,
+        overrides: &Json,
+    ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
+        self.render_overridden_template(node, raw.map(Template::text), mode, incremental, overrides)
+    }
+
+    fn render_overridden_template(
+        &self,
+        node: &Node,
+        raw: Option<Template<'_>>,
         mode: Mode,
         incremental: bool,
         overrides: &Json,
@@ -488,6 +526,9 @@ impl<'a> Renderer<'a> {
                     m.insert(k.as_str(), crate::jinja::to_value(v.clone()));
                 }
             }
+            for (k, v) in raw.iter().flat_map(|t| t.args) {
+                m.insert(k.as_str(), crate::jinja::to_value(v));
+            }
             Value::from(m)
         };
         // Macros dispatch on the target's adapter even when relations render for the compute.
@@ -499,7 +540,8 @@ impl<'a> Renderer<'a> {
             overrides: overrides_of(overrides),
             ..crate::loader::node_ctx(node, adapter_dialect, resolver.clone(), vars_with(&self.project.vars, overrides), target)
         });
-        let raw = raw.unwrap_or(&node.raw);
+        let shared = raw.is_some_and(|t| t.shared);
+        let raw = raw.map_or(node.raw.as_str(), |t| t.source);
         let padded;
         let src = if raw.is_empty() || node.raw_line <= 1 || raw.as_ptr() != node.raw.as_ptr() {
             raw
@@ -508,7 +550,11 @@ impl<'a> Renderer<'a> {
             padded = format!("{{#{}#}}{}", "\n".repeat(node.raw_line as usize - 1), raw);
             padded.as_str()
         };
-        let sql = match self.jinja.render(ctx.clone(), ctx_val, &node.file, src)? {
+        let rendered = match shared {
+            true => self.jinja.render_shared(ctx.clone(), ctx_val, &node.file, src)?,
+            false => self.jinja.render(ctx.clone(), ctx_val, &node.file, src)?,
+        };
+        let sql = match rendered {
             Rendered::Sql(s) => s,
             Rendered::RuntimeOnly(r) => return Ok(Err(RuntimeOnly(r))),
         };
@@ -530,11 +576,11 @@ impl<'a> Renderer<'a> {
     pub fn render_inlined(
         &self,
         node: &Node,
-        raw: Option<&str>,
+        raw: Option<Template<'_>>,
         mode: Mode,
         incremental: bool,
     ) -> Result<std::result::Result<String, RuntimeOnly>> {
-        let out = match self.render(node, raw, mode, incremental)? {
+        let out = match self.render_template(node, raw, mode, incremental)? {
             Ok(o) => o,
             Err(r) => return Ok(Err(r)),
         };

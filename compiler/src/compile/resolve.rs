@@ -28,6 +28,11 @@ pub const LOCAL_BUCKET: &str = "local";
 /// The implicit compute when computes.yml has none.
 pub const DEFAULT_COMPUTE: &str = "datafusion";
 
+/// Every writing node's placement by unique id: looked up for each node and
+/// upstream, never iterated (ids share long prefixes, which a sorted map compares
+/// again at every level).
+pub type Placements = std::collections::HashMap<String, Placement, foldhash::fast::RandomState>;
+
 /// Where a node lives and writes.
 #[derive(Debug, Clone)]
 pub struct Placement {
@@ -209,7 +214,7 @@ impl crate::jinja::Resolver for NoRefs {
 }
 
 /// Places every writing node (models, seeds, snapshots), in parallel.
-pub fn place_all(project: &Project, jinja: &Jinja, o: &Overrides) -> Result<BTreeMap<String, Placement>> {
+pub fn place_all(project: &Project, jinja: &Jinja, o: &Overrides) -> Result<Placements> {
     use rayon::prelude::*;
     let fast = !naming_overridden(jinja);
     let writers: Vec<&Node> = project

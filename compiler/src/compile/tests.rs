@@ -34,14 +34,23 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-fn string_expr(s: &str, native: bool, hoisted: &mut Vec<String>) -> String {
+/// A call dbt evaluates (`ref(…)`, `var(…)`, …), not text.
+fn looks_like_call(s: &str) -> bool {
     use std::sync::LazyLock;
     static LOOKS_LIKE_FUNC: LazyLock<regex::Regex> =
         LazyLock::new(|| regex::Regex::new(r"(?s)^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("valid regex"));
-    if LOOKS_LIKE_FUNC.is_match(s) {
+    LOOKS_LIKE_FUNC.is_match(s)
+}
+
+fn has_jinja(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+fn string_expr(s: &str, native: bool, hoisted: &mut Vec<String>) -> String {
+    if looks_like_call(s) {
         return format!("({})", s.trim());
     }
-    if !(s.contains("{{") || s.contains("{%") || s.contains("{#")) {
+    if !has_jinja(s) {
         return quoted(s);
     }
     // Under `arguments:`, one `{{ expr }}` keeps the expression's own value, as dbt
@@ -80,35 +89,67 @@ pub fn test_macro<'j>(
     }
 }
 
+/// The Jinja that renders a generic test's query, and the values it reads.
+pub struct TestTemplate {
+    pub source: String,
+    /// Arguments passed as variables (`__dvt_arg_<i>`): literal values, which
+    /// would render the same written into the call.
+    pub args: Vec<(String, Json)>,
+    /// Every argument is a variable: tests of one macro and argument names share
+    /// `source`, which is then compiled once (see `Jinja::render_shared`).
+    pub shared: bool,
+}
+
+/// Whether `v` renders to itself: no string in it is a call or holds Jinja.
+fn is_literal(v: &Json) -> bool {
+    match v {
+        Json::String(s) => !looks_like_call(s) && !has_jinja(s),
+        Json::Array(a) => a.iter().all(is_literal),
+        Json::Object(m) => m.values().all(is_literal),
+        _ => true,
+    }
+}
+
 /// The Jinja that renders a generic test's query.
-pub fn generic_test_template(project: &Project, jinja: &crate::jinja::Jinja, node: &Node) -> Result<String> {
+pub fn generic_test_template(project: &Project, jinja: &crate::jinja::Jinja, node: &Node) -> Result<TestTemplate> {
     let t = node.test.as_ref().expect("generic test");
     let (callee, def) = test_macro(jinja, &node.package, t);
     if def.is_none() {
         let name = t.namespace.as_ref().map_or_else(|| t.name.clone(), |ns| format!("{ns}.{}", t.name));
         return Err(not_found(node, &name));
     }
+    let mut args: Vec<(String, Json)> = Vec::new();
+    let mut arg = |v: Json| {
+        args.push((format!("__dvt_arg_{}", args.len()), v));
+        args.last().expect("pushed").0.clone()
+    };
     let model = if let Some(s) = project.sources.get(&t.attached_node) {
-        format!("source({}, {})", quoted(&s.source_name), quoted(&s.name))
+        format!("source({}, {})", arg(Json::from(s.source_name.as_str())), arg(Json::from(s.name.as_str())))
     } else {
         let n = &project.nodes[&t.attached_node];
-        format!("ref({}, {})", quoted(&n.package), quoted(&n.name))
+        format!("ref({}, {})", arg(Json::from(n.package.as_str())), arg(Json::from(n.name.as_str())))
     };
     let model = match node.config.str("where") {
-        Some(cond) => format!("__dvt_where({model}, {})", quoted(cond)),
+        Some(cond) => format!("__dvt_where({model}, {})", arg(Json::from(cond))),
         None => model,
     };
-    let mut args = vec![format!("model={model}")];
+    let mut call = vec![format!("model={model}")];
     let mut hoisted = Vec::new();
+    let mut shared = true;
     for (k, v) in &t.kwargs {
         let val = match (k.as_str(), v) {
             ("model", _) => continue,
-            ("column_name", Json::String(s)) => quoted(s),
-            _ => kwarg_expr(v, t.native_args, &mut hoisted),
+            ("column_name", Json::String(_)) => arg(v.clone()),
+            _ if is_literal(v) => arg(v.clone()),
+            _ => {
+                shared = false;
+                kwarg_expr(v, t.native_args, &mut hoisted)
+            }
         };
-        args.push(format!("{k}={val}"));
+        call.push(format!("{k}={val}"));
     }
-    Ok(format!("{}{{{{ {callee}({}) }}}}", hoisted.concat(), args.join(", ")))
+    let source = format!("{}{{{{ {callee}({}) }}}}", hoisted.concat(), call.join(", "));
+    Ok(TestTemplate { source, args, shared })
 }
 
 fn not_found(node: &Node, name: &str) -> DvtError {

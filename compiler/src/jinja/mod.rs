@@ -31,6 +31,9 @@ use crate::error::{DvtError, ErrorCode, Location, Result};
 /// dbt's global-project macros that projects and packages call.
 const BUILTINS: &str = include_str!("builtins.sql");
 
+/// Names of shared templates: the prefix, then the template's source.
+const SHARED_PREFIX: &str = "__dvt_shared__:";
+
 /// The outcome of rendering one template.
 #[derive(Debug)]
 pub enum Rendered {
@@ -116,12 +119,16 @@ impl Jinja {
             index.packages.insert(d.package.clone());
             index.defs.insert((d.package.clone(), d.name.clone()), d);
         }
-        if lazy {
-            let sources: HashMap<String, String> = index.defs.values().map(|d| (d.template_name(), d.source.clone())).collect();
-            env.set_loader(move |name| {
-                Ok(sources.get(name).map(|s| compat::to_minijinja(&compat::declare_extra_arguments(s)).into_owned()))
-            });
-        }
+        // Shared templates (see `render_shared`) carry their source in their name; the
+        // environment compiles each once and keeps it. Lazy: macros load when first called.
+        let sources: HashMap<String, String> = match lazy {
+            true => index.defs.values().map(|d| (d.template_name(), d.source.clone())).collect(),
+            false => HashMap::new(),
+        };
+        env.set_loader(move |name| match name.strip_prefix(SHARED_PREFIX) {
+            Some(source) => Ok(Some(compat::to_minijinja(source).into_owned())),
+            None => Ok(sources.get(name).map(|s| compat::to_minijinja(&compat::declare_extra_arguments(s)).into_owned())),
+        });
         for d in index.defs.values().filter(|_| !lazy) {
             let src = compat::to_minijinja(&compat::declare_extra_arguments(&d.source)).into_owned();
             env.add_template_owned(d.template_name(), src).map_err(|e| {
@@ -167,7 +174,12 @@ impl Jinja {
     pub fn render(&self, node: Arc<NodeCtx>, ctx: Value, file: &str, source: &str) -> Result<Rendered> {
         let src = compat::to_minijinja(source);
         let _scope = Scope::enter(node.clone(), ctx.clone());
-        match self.env.render_named_str(file, &src, ctx) {
+        let result = self.env.render_named_str(file, &src, ctx);
+        self.rendered(result, &node, file)
+    }
+
+    fn rendered(&self, result: std::result::Result<String, minijinja::Error>, node: &NodeCtx, file: &str) -> Result<Rendered> {
+        match result {
             Ok(s) => {
                 if let Some(reason) = node.record(|r| r.runtime_only.clone()) {
                     return Ok(Rendered::RuntimeOnly(reason));
@@ -182,6 +194,15 @@ impl Jinja {
                 Err(self.map_error(&e, file, node.record(|r| r.compiler_error.clone())))
             }
         }
+    }
+
+    /// Renders `source` like [`Jinja::render`], compiling it only the first time:
+    /// for templates many nodes share, which read what differs from `ctx`
+    /// (a generic test's call with its arguments as variables).
+    pub fn render_shared(&self, node: Arc<NodeCtx>, ctx: Value, file: &str, source: &str) -> Result<Rendered> {
+        let _scope = Scope::enter(node.clone(), ctx.clone());
+        let result = self.env.get_template(&format!("{SHARED_PREFIX}{source}")).and_then(|t| t.render(ctx));
+        self.rendered(result, &node, file)
     }
 
     /// Calls a macro by name for `node` and returns its value (rendered output or `return()`).
@@ -202,6 +223,7 @@ impl Jinja {
         while let Some(err) = cur {
             if let Some(me) = err.downcast_ref::<minijinja::Error>()
                 && let (Some(name), Some(line)) = (me.name(), me.line())
+                && !name.starts_with(SHARED_PREFIX)
             {
                 loc = self.location_of(name, line as u32);
                 detail = me.detail().map(str::to_string).unwrap_or_else(|| me.kind().to_string());
