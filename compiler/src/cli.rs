@@ -338,6 +338,56 @@ fn write_serialized<T: serde::Serialize + ?Sized>(
     Ok((path, spans.unwrap_or_default()))
 }
 
+/// Streams a plan like [`write_serialized`] (pretty), its nodes serialized on all cores.
+fn write_plan_file(
+    dir: &std::path::Path,
+    name: &str,
+    plan: &dvt_schema::Plan,
+    keep_previous: bool,
+) -> Result<(PathBuf, crate::partial::spans::Spans)> {
+    // Every field named (no `..`): a field added to the plan must be added here.
+    let dvt_schema::Plan {
+        plan_version,
+        project_name,
+        invocation,
+        targets,
+        computes,
+        buckets,
+        sources,
+        nodes,
+        order,
+        warnings,
+        bundle,
+        on_run_start,
+        on_run_end,
+    } = plan;
+    let skeleton = dvt_schema::Plan {
+        plan_version: plan_version.clone(),
+        project_name: project_name.clone(),
+        invocation: invocation.clone(),
+        targets: targets.clone(),
+        computes: computes.clone(),
+        buckets: buckets.clone(),
+        sources: sources.clone(),
+        nodes: Default::default(),
+        order: order.clone(),
+        warnings: warnings.clone(),
+        bundle: bundle.clone(),
+        on_run_start: on_run_start.clone(),
+        on_run_end: on_run_end.clone(),
+    };
+    let entries: Vec<(&str, &dvt_schema::plan::PlanNode)> = nodes.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+    std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
+    let path = dir.join(name);
+    let mut spans = None;
+    crate::artifact_write::write(&path, keep_previous, |w| {
+        spans = Some(crate::partial::spans::write_with_entries(w, &skeleton, true, "nodes", &entries)?);
+        w.write_all(b"\n")
+    })
+    .map_err(|e| DvtError::io(&path, e))?;
+    Ok((path, spans.unwrap_or_default()))
+}
+
 /// Writes an artifact under the project's target path.
 pub fn write_artifact(project: &Project, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let dir = project.root.join(project.root_package().file.target_path());
@@ -505,7 +555,7 @@ fn list_line(project: &Project, id: &str, output: ListOutput) -> String {
 /// Writes a plan deterministically (pretty JSON, trailing newline), streamed and
 /// atomically (see [`crate::artifact_write`]; `in_target`: `dir` is the project's target path).
 pub fn write_plan(dir: &std::path::Path, name: &str, plan: &dvt_schema::Plan, in_target: bool) -> Result<PathBuf> {
-    write_serialized(dir, name, plan, true, in_target).map(|(path, _)| path)
+    write_plan_file(dir, name, plan, in_target).map(|(path, _)| path)
 }
 
 /// `dvtc compile`.
@@ -591,7 +641,7 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
                 write_plan(&dir, &name, &compiled.plan, false)?
             }
             None => {
-                let (path, spans) = write_serialized(&target_dir, "plan.json", &compiled.plan, true, true)?;
+                let (path, spans) = write_plan_file(&target_dir, "plan.json", &compiled.plan, true)?;
                 plan_spans = partial.then_some(spans);
                 crate::timing::phase("plan.json written");
                 path

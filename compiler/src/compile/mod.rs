@@ -150,9 +150,7 @@ impl Ctx<'_> {
     fn upstreams(&self, node: &Node) -> Vec<Upstream> {
         node.depends_on
             .iter()
-            .filter(|d| {
-                self.ids.source(d).is_some() || self.ids.node(d).is_some_and(|n| n.resource_type != ResourceType::Test)
-            })
+            .filter(|d| self.ids.source(d).is_some() || self.ids.node(d).is_some_and(|n| n.resource_type != ResourceType::Test))
             .map(|d| {
                 let relation = if let Some(s) = self.ids.source(d) {
                     let o = &self.project.profile.outputs[&s.connection];
@@ -1174,8 +1172,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         deferred = d;
         cx = shared.ctx(project, jinja, opts, Arc::new(Index::new(project, placements)), &deferred);
     }
-    let order: Vec<String> =
-        graph.topo_order().into_iter().filter(|id| cx.ids.node(id).is_some() && selection.ids.contains(id)).collect();
+    let order: Vec<String> = graph.topo_order().into_iter().filter(|id| cx.ids.node(id).is_some() && selection.ids.contains(id)).collect();
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);

@@ -167,6 +167,54 @@ pub fn write<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T, pretty: bool, 
     Ok(std::mem::take(&mut *out.borrow_mut()))
 }
 
+/// [`write`] for a value whose map `map` is large: `skeleton` is the value with
+/// that map empty, `entries` are the map's entries in order. They are
+/// serialized 1,024 at a time on all cores and streamed in where the empty map
+/// was; the bytes are [`write`]'s for the whole value.
+pub fn write_with_entries<T, V>(
+    w: &mut dyn Write,
+    skeleton: &T,
+    pretty: bool,
+    map: &'static str,
+    entries: &[(&str, &V)],
+) -> io::Result<Spans>
+where
+    T: Serialize + ?Sized,
+    V: Serialize + Sync + ?Sized,
+{
+    use rayon::prelude::*;
+    let mut frame = Vec::new();
+    let mut spans = write(&mut frame, skeleton, pretty, map)?;
+    let (_, end) = spans.top(map).ok_or_else(|| io::Error::other(format!("`{map}` is not a top-level entry")))?;
+    let end = end as usize;
+    if frame.get(end - 2..end) != Some(b"{}".as_slice()) {
+        return Err(io::Error::other(format!("`{map}` of the skeleton is not an empty map")));
+    }
+    let mut out = Counting { inner: w, buf: Vec::with_capacity(Counting::CAPACITY), pos: Rc::new(Cell::new(0)) };
+    out.write_all(&frame[..end - 1])?;
+    // serde_json's layout of a map one level in: entries on their own lines, 4 spaces in.
+    let (first, next, close) = if pretty { ("\n    ", ",\n    ", "\n  }") } else { ("", ",", "}") };
+    for (i, chunk) in entries.chunks(1024).enumerate() {
+        let bytes: Vec<Vec<u8>> = chunk.par_iter().map(|(k, v)| entry(k, v, pretty, 2)).collect::<io::Result<_>>()?;
+        for (j, ((key, _), b)) in chunk.iter().zip(&bytes).enumerate() {
+            out.write_all(if i == 0 && j == 0 { first.as_bytes() } else { next.as_bytes() })?;
+            let start = out.pos.get();
+            out.write_all(b)?;
+            spans.entries.push((key.to_string(), (start, out.pos.get())));
+        }
+    }
+    out.write_all(if entries.is_empty() { b"}" } else { close.as_bytes() })?;
+    // Entries from the map's on move by what the map grew.
+    let grown = out.pos.get() - end as u64;
+    for (_, (s, e)) in spans.top.iter_mut().filter(|(_, (_, e))| *e >= end as u64) {
+        *s += if *s >= end as u64 { grown } else { 0 };
+        *e += grown;
+    }
+    out.write_all(&frame[end..])?;
+    out.drain()?;
+    Ok(spans)
+}
+
 /// `"key": value` as [`write`] wrote it at `depth` (1: the top-level object, 2: a map in it).
 pub fn entry<T: Serialize + ?Sized>(key: &str, value: &T, pretty: bool, depth: usize) -> io::Result<Vec<u8>> {
     let mut out = serde_json::to_vec(key).map_err(io::Error::other)?;
@@ -266,6 +314,24 @@ mod tests {
             for (key, (start, end)) in &spans.entries {
                 let again = entry(key, &doc()["nodes"][key], pretty, 2).unwrap();
                 assert_eq!(String::from_utf8_lossy(&buf[*start as usize..*end as usize]), String::from_utf8_lossy(&again));
+            }
+            let skeleton = serde_json::json!({"metadata": doc()["metadata"], "nodes": {}, "order": doc()["order"]});
+            let nodes = doc()["nodes"].as_object().unwrap().clone();
+            let entries: Vec<(&str, &serde_json::Value)> = nodes.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            for entries in [&entries[..], &[]] {
+                let mut streamed = Vec::new();
+                let got = write_with_entries(&mut streamed, &skeleton, pretty, "nodes", entries).unwrap();
+                let mut whole = skeleton.clone();
+                whole["nodes"] = serde_json::Value::Object(entries.iter().map(|(k, v)| (k.to_string(), (*v).clone())).collect());
+                let mut expected = Vec::new();
+                let want = write(&mut expected, &whole, pretty, "nodes").unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&streamed),
+                    String::from_utf8_lossy(&expected),
+                    "streamed entries are serde_json's layout"
+                );
+                assert_eq!(got.top, want.top);
+                assert_eq!(got.entries, want.entries);
             }
             let (start, end) = spans.top("metadata").unwrap();
             let again = entry("metadata", &doc()["metadata"], pretty, 1).unwrap();
