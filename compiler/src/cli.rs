@@ -423,8 +423,9 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
             write_json(&target_dir, "semantic_manifest.json", &project.semantic.semantic_manifest(&project, &placements))?;
             write_json(&target_dir, "manifest.json", &dbt_manifest)
         });
-        let manifest = crate::manifest::build(&project, &graph);
-        let written = write_json(&target_dir, "dvt_manifest.json", &crate::manifest::Streamed { manifest: &manifest, project: &project });
+        let manifest = crate::manifest::build(&project);
+        let streamed = crate::manifest::Streamed { manifest: &manifest, project: &project, graph: &graph };
+        let written = write_json(&target_dir, "dvt_manifest.json", &streamed);
         (dbt.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked"))).and(written), manifest)
     });
     let path = written?;

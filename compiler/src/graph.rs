@@ -117,20 +117,20 @@ impl Graph {
         out
     }
 
-    /// Direct parents of `id`.
-    pub fn parents(&self, id: &str) -> Vec<String> {
+    /// Direct parents of `id`, sorted.
+    pub fn parents(&self, id: &str) -> Vec<&str> {
         self.index.get(id).map_or_else(Vec::new, |&n| {
-            let mut v: Vec<String> = self.graph.neighbors_directed(n, Direction::Incoming).map(|m| self.graph[m].clone()).collect();
-            v.sort();
+            let mut v: Vec<&str> = self.graph.neighbors_directed(n, Direction::Incoming).map(|m| self.graph[m].as_str()).collect();
+            v.sort_unstable();
             v
         })
     }
 
-    /// Direct children of `id`.
-    pub fn children(&self, id: &str) -> Vec<String> {
+    /// Direct children of `id`, sorted.
+    pub fn children(&self, id: &str) -> Vec<&str> {
         self.index.get(id).map_or_else(Vec::new, |&n| {
-            let mut v: Vec<String> = self.graph.neighbors_directed(n, Direction::Outgoing).map(|m| self.graph[m].clone()).collect();
-            v.sort();
+            let mut v: Vec<&str> = self.graph.neighbors_directed(n, Direction::Outgoing).map(|m| self.graph[m].as_str()).collect();
+            v.sort_unstable();
             v.dedup();
             v
         })

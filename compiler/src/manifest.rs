@@ -59,18 +59,12 @@ fn node_entry(n: &crate::nodes::Node) -> ManifestNode {
     }
 }
 
-/// The manifest of `project` without its nodes, which [`Streamed`] serializes
-/// as it writes (the nodes are never all copied at once).
-pub fn build(project: &Project, graph: &Graph) -> Manifest {
+/// The manifest of `project` without its nodes, `parent_map` and `child_map`,
+/// which [`Streamed`] serializes as it writes (never all copied at once).
+pub fn build(project: &Project) -> Manifest {
     let counts = counts(project);
-    let mut parent_map = BTreeMap::new();
-    let mut child_map = BTreeMap::new();
-    for id in project.nodes.keys().chain(project.sources.keys()) {
-        if project.nodes.contains_key(id) {
-            parent_map.insert(id.clone(), graph.parents(id));
-        }
-        child_map.insert(id.clone(), graph.children(id));
-    }
+    // Written from the graph by `Streamed` (no copy of every id list).
+    let (parent_map, child_map) = (BTreeMap::new(), BTreeMap::new());
     let nodes = BTreeMap::new();
     let sources = project
         .sources
@@ -131,6 +125,7 @@ pub fn build(project: &Project, graph: &Graph) -> Manifest {
 pub struct Streamed<'a> {
     pub manifest: &'a Manifest,
     pub project: &'a Project,
+    pub graph: &'a Graph,
 }
 
 impl serde::Serialize for Streamed<'_> {
@@ -144,10 +139,37 @@ impl serde::Serialize for Streamed<'_> {
         st.serialize_field("sources", &m.sources)?;
         st.serialize_field("macros", &m.macros)?;
         st.serialize_field("docs", &m.docs)?;
-        st.serialize_field("parent_map", &m.parent_map)?;
-        st.serialize_field("child_map", &m.child_map)?;
+        st.serialize_field("parent_map", &Lineage { project: self.project, graph: self.graph, parents: true })?;
+        st.serialize_field("child_map", &Lineage { project: self.project, graph: self.graph, parents: false })?;
         st.serialize_field("counts", &m.counts)?;
         st.end()
+    }
+}
+
+/// `parent_map` (nodes) or `child_map` (nodes and sources) by id, from the graph.
+struct Lineage<'a> {
+    project: &'a Project,
+    graph: &'a Graph,
+    parents: bool,
+}
+
+impl serde::Serialize for Lineage<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Lineage { project, graph, parents } = *self;
+        // Sorted as the map of both would be: node and source ids never coincide.
+        let mut ids: Vec<&String> = match parents {
+            true => project.nodes.keys().collect(),
+            false => project.nodes.keys().chain(project.sources.keys()).collect(),
+        };
+        if !parents {
+            ids.sort_unstable();
+        }
+        let mut map = ser.serialize_map(Some(ids.len()))?;
+        for id in ids {
+            map.serialize_entry(id, &if parents { graph.parents(id) } else { graph.children(id) })?;
+        }
+        map.end()
     }
 }
 

@@ -400,8 +400,9 @@ impl GenericTest {
 /// `depends_on.nodes` in dbt's order: the sources the node reads, then what it
 /// refs, each in the order of the calls (`parent_map` sorts them; this list does
 /// not). Parents found otherwise keep their sorted order, last.
-fn ordered_parents(project: &Project, mut parents: Vec<String>, refs: &[RefEntry<'_>], sources: &[[&str; 2]]) -> Vec<String> {
-    let rank = |uid: &String| -> usize {
+fn ordered_parents<'g>(project: &Project, mut parents: Vec<&'g str>, refs: &[RefEntry<'_>], sources: &[[&str; 2]]) -> Vec<&'g str> {
+    let rank = |uid: &&str| -> usize {
+        let uid = *uid;
         if let Some(s) = project.sources.get(uid) {
             return sources.iter().position(|[a, b]| *a == s.source_name && *b == s.name).unwrap_or(usize::MAX);
         }
@@ -630,8 +631,9 @@ impl serde::Serialize for Edges<'_> {
             if parents {
                 map.serialize_entry(id, &if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] })?;
             } else {
+                let semantic = children_of(id);
                 let mut children = graph.children(id);
-                children.extend(children_of(id));
+                children.extend(semantic.iter().map(String::as_str));
                 children.sort();
                 map.serialize_entry(id, &children)?;
             }

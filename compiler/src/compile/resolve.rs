@@ -144,8 +144,8 @@ pub fn naming_overridden(jinja: &Jinja) -> bool {
     jinja
         .index
         .defs
-        .keys()
-        .any(|(pkg, name)| pkg != crate::jinja::BUILTIN_PACKAGE && NAMING.iter().any(|n| name == n || name.ends_with(&format!("__{n}"))))
+        .values()
+        .any(|d| d.package != crate::jinja::BUILTIN_PACKAGE && NAMING.iter().any(|n| d.name == *n || d.name.ends_with(&format!("__{n}"))))
 }
 
 /// database/schema/identifier of a writing node, through the (overridable) naming macros.

@@ -171,3 +171,30 @@ pub fn wrap(dialect: Dialect, node: &Node, sql: &str) -> String {
         "select\n  {fail_calc} as failures,\n  {fail_calc} {warn_if} as should_warn,\n  {fail_calc} {error_if} as should_error\nfrom (\n{inner}\n) dbt_internal_test"
     )
 }
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    #[test]
+    fn only_arguments_that_render_to_themselves_become_shared_variables() {
+        for v in [
+            serde_json::json!("id"),
+            serde_json::json!(["alpha", "beta"]),
+            serde_json::json!({"to": "x", "n": 3}),
+            serde_json::json!(null),
+            serde_json::json!(1.5),
+        ] {
+            assert!(is_literal(&v), "{v}");
+        }
+        for v in [
+            serde_json::json!("ref('customers')"),
+            serde_json::json!(" var('types') "),
+            serde_json::json!("{{ var('x') }}"),
+            serde_json::json!(["a", "{% if true %}b{% endif %}"]),
+            serde_json::json!({"k": "source('s', 't')"}),
+        ] {
+            assert!(!is_literal(&v), "{v}");
+        }
+    }
+}

@@ -145,7 +145,7 @@ mod tests {
         let mut ix = MacroIndex::default();
         for (name, source) in macros {
             let d = MacroDef { package: "p".into(), name: name.to_string(), file: String::new(), line: 1, source: source.to_string() };
-            ix.defs.insert(("p".into(), name.to_string()), d);
+            ix.defs.insert(d);
         }
         ix
     }

@@ -46,10 +46,33 @@ pub fn template_name(package: &str, name: &str) -> String {
     format!("__macro__/{package}/{name}")
 }
 
+/// Macros by package, then name: looked up at every call without building a key.
+#[derive(Debug, Default)]
+pub struct Defs(HashMap<String, HashMap<String, MacroDef>>);
+
+impl Defs {
+    pub fn insert(&mut self, d: MacroDef) {
+        self.0.entry(d.package.clone()).or_default().insert(d.name.clone(), d);
+    }
+
+    pub fn get(&self, package: &str, name: &str) -> Option<&MacroDef> {
+        self.0.get(package)?.get(name)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &MacroDef> {
+        self.0.values().flat_map(HashMap::values)
+    }
+}
+
+/// `adapter.dispatch` answers by (macro, namespace, dialect, calling package).
+type DispatchKey = (String, Option<String>, Dialect, String);
+
 /// All macros, by package, and the lookup rules between packages.
 #[derive(Debug, Default)]
 pub struct MacroIndex {
-    pub defs: HashMap<(String, String), MacroDef>,
+    pub defs: Defs,
+    /// What `dispatch` found, as (package, name): every test and model asks again.
+    pub(super) dispatched: std::sync::RwLock<HashMap<DispatchKey, Option<(String, String)>>>,
     pub root: String,
     /// `dispatch:` search orders by namespace.
     pub dispatch: HashMap<String, Vec<String>>,
@@ -62,16 +85,30 @@ impl MacroIndex {
     /// that package, then the root project, then the built-ins. Other
     /// packages' macros need their namespace (`pkg.macro`).
     pub fn lookup(&self, from_package: &str, name: &str) -> Option<&MacroDef> {
-        [from_package, self.root.as_str(), BUILTIN_PACKAGE].into_iter().find_map(|p| self.defs.get(&(p.to_string(), name.to_string())))
+        [from_package, self.root.as_str(), BUILTIN_PACKAGE].into_iter().find_map(|p| self.defs.get(p, name))
     }
 
     /// A macro of exactly this package.
     pub fn get(&self, package: &str, name: &str) -> Option<&MacroDef> {
-        self.defs.get(&(package.to_string(), name.to_string()))
+        self.defs.get(package, name)
     }
 
     /// `adapter.dispatch(name, namespace)` for `dialect`.
     pub fn dispatch(&self, name: &str, namespace: Option<&str>, dialect: Dialect, from_package: &str) -> Option<&MacroDef> {
+        let key = (name.to_string(), namespace.map(str::to_string), dialect, from_package.to_string());
+        let known = self.dispatched.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let found = match known {
+            Some(found) => found,
+            None => {
+                let found = self.find_dispatched(name, namespace, dialect, from_package).map(|d| (d.package.clone(), d.name.clone()));
+                self.dispatched.write().unwrap_or_else(|p| p.into_inner()).insert(key, found.clone());
+                found
+            }
+        };
+        found.and_then(|(package, name)| self.get(&package, &name))
+    }
+
+    fn find_dispatched(&self, name: &str, namespace: Option<&str>, dialect: Dialect, from_package: &str) -> Option<&MacroDef> {
         // dbt: a namespace that has a `dispatch:` order uses it; one that is a package is searched
         // after the root project; any other name (`dispatch('x', 'macros')`) searches as no namespace.
         let mut order: Vec<String> = match namespace {

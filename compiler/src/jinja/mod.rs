@@ -117,7 +117,7 @@ impl Jinja {
         index.packages = packages.iter().cloned().chain([root.to_string(), BUILTIN_PACKAGE.to_string()]).collect();
         for d in defs {
             index.packages.insert(d.package.clone());
-            index.defs.insert((d.package.clone(), d.name.clone()), d);
+            index.defs.insert(d);
         }
         // Shared templates (see `render_shared`) carry their source in their name; the
         // environment compiles each once and keeps it. Lazy: macros load when first called.
@@ -141,9 +141,8 @@ impl Jinja {
         functions::register(&mut env, &index);
         let reserved: BTreeSet<String> = env.globals().map(|(k, _)| k.to_string()).collect();
         let mut names: BTreeSet<&str> = BTreeSet::new();
-        for (pkg, name) in index.defs.keys() {
-            let _ = pkg;
-            names.insert(name);
+        for d in index.defs.values() {
+            names.insert(&d.name);
         }
         for name in names {
             if !reserved.contains(name) {
