@@ -75,18 +75,19 @@ impl Graph {
 
     /// Node ids in dependency order (upstream first), ties broken by id.
     pub fn topo_order(&self) -> Vec<String> {
-        let mut indeg: HashMap<NodeIndex, usize> =
-            self.graph.node_indices().map(|n| (n, self.graph.neighbors_directed(n, Direction::Incoming).count())).collect();
-        let mut ready: BTreeSet<(String, NodeIndex)> =
-            indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| (self.graph[*n].clone(), *n)).collect();
+        // In-degrees by node index (petgraph's indices are 0..n).
+        let mut indeg: Vec<usize> =
+            self.graph.node_indices().map(|n| self.graph.neighbors_directed(n, Direction::Incoming).count()).collect();
+        let mut ready: BTreeSet<(&str, NodeIndex)> =
+            self.graph.node_indices().filter(|n| indeg[n.index()] == 0).map(|n| (self.graph[n].as_str(), n)).collect();
         let mut out = Vec::with_capacity(indeg.len());
-        while let Some(first) = ready.pop_first() {
-            out.push(first.0.clone());
-            for m in self.graph.neighbors_directed(first.1, Direction::Outgoing) {
-                let d = indeg.get_mut(&m).expect("known node");
+        while let Some((id, n)) = ready.pop_first() {
+            out.push(id.to_string());
+            for m in self.graph.neighbors_directed(n, Direction::Outgoing) {
+                let d = &mut indeg[m.index()];
                 *d -= 1;
                 if *d == 0 {
-                    ready.insert((self.graph[m].clone(), m));
+                    ready.insert((self.graph[m].as_str(), m));
                 }
             }
         }

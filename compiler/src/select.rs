@@ -315,12 +315,13 @@ fn method_matches(item: &Item<'_>, method: &str, value: &str, root: &Path) -> Re
 struct Selector<'a> {
     project: &'a Project,
     graph: &'a Graph,
-    items: Vec<Item<'a>>,
+    /// Built on first use: selecting everything needs no node's attributes.
+    items: std::sync::OnceLock<Vec<Item<'a>>>,
     state: Option<&'a crate::state::State>,
     facts: Option<&'a crate::state::Facts>,
 }
 
-impl Selector<'_> {
+impl<'a> Selector<'a> {
     fn matches(&self, item: &Item<'_>, method: &str, value: &str) -> Result<bool> {
         match (method, self.state, self.facts) {
             ("state", Some(state), Some(facts)) => facts.state_matches(state, item.id, value),
@@ -363,7 +364,7 @@ impl Selector<'_> {
             return Ok(self.expand(base, a.parents, a.children, a.at));
         }
         let mut base = BTreeSet::new();
-        for item in &self.items {
+        for item in self.items() {
             if self.matches(item, &a.method, &a.value)? {
                 base.insert(item.id.to_string());
             }
@@ -510,7 +511,7 @@ impl Selector<'_> {
                     self.definition(d, depth + 1)?
                 } else {
                     let mut set = BTreeSet::new();
-                    for item in &self.items {
+                    for item in self.items() {
                         if self.matches(item, &method, &value)? {
                             set.insert(item.id.to_string());
                         }
@@ -535,9 +536,14 @@ impl Selector<'_> {
         }
     }
 
+    fn items(&self) -> &[Item<'a>] {
+        self.items.get_or_init(|| items(self.project))
+    }
+
     fn add_tests(&self, selected: &BTreeSet<String>, mode: IndirectSelection) -> BTreeSet<String> {
         let mut out = selected.clone();
-        if mode == IndirectSelection::Empty {
+        // Every node selected: its tests are among them.
+        if mode == IndirectSelection::Empty || contains_sorted(selected.iter(), self.project.nodes.keys()) {
             return out;
         }
         let ancestors: BTreeSet<String> = if mode == IndirectSelection::Buildable {
@@ -573,7 +579,7 @@ pub fn select(project: &Project, graph: &Graph, spec: &SelectionSpec) -> Result<
 
 /// Applies a selection; `facts` (the current project's, for every node) answer `state:` methods.
 pub fn select_with(project: &Project, graph: &Graph, spec: &SelectionSpec, facts: Option<&crate::state::Facts>) -> Result<Selection> {
-    let sel = Selector { project, graph, items: items(project), state: spec.state.as_deref(), facts };
+    let sel = Selector { project, graph, items: std::sync::OnceLock::new(), state: spec.state.as_deref(), facts };
     let mut unmatched = Vec::new();
     let mut ids: BTreeSet<String> = if let Some(name) = &spec.selector {
         let def = project.selectors.get(name).ok_or_else(|| {
@@ -624,6 +630,11 @@ pub fn select_with(project: &Project, graph: &Graph, spec: &SelectionSpec, facts
     Ok(Selection { ids, unmatched })
 }
 
+/// Whether sorted `all` holds every item of sorted `some` (one merge walk).
+fn contains_sorted<'s>(mut all: impl Iterator<Item = &'s String>, some: impl Iterator<Item = &'s String>) -> bool {
+    some.into_iter().all(|x| all.by_ref().find(|a| *a >= x).is_some_and(|a| a == x))
+}
+
 /// Reads `selectors.yml` (name → definition). A `default: true` selector is
 /// also stored as `__default__`.
 pub fn load_selectors(root: &Path) -> Result<BTreeMap<String, Json>> {
@@ -667,6 +678,17 @@ mod tests {
         assert_eq!(parse_atom("config.materialized:table").unwrap().method, "config.materialized");
         assert!(parse_atom("@+x").is_err());
         assert!(parse_atom("tag:").is_err());
+    }
+
+    #[test]
+    fn sorted_containment_is_a_merge_walk() {
+        let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<String>>();
+        let all = set(&["a", "b", "c", "e"]);
+        assert!(contains_sorted(all.iter(), set(&["a", "c", "e"]).iter()));
+        assert!(contains_sorted(all.iter(), set(&[]).iter()));
+        assert!(!contains_sorted(all.iter(), set(&["a", "d"]).iter()));
+        assert!(!contains_sorted(all.iter(), set(&["f"]).iter()));
+        assert!(!contains_sorted(set(&[]).iter(), set(&["a"]).iter()));
     }
 
     #[test]

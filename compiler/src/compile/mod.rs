@@ -1150,11 +1150,12 @@ fn defer_placements(
 
 /// Compiles the selected nodes of `project`.
 pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOptions) -> Result<Compiled> {
-    let placements = resolve::place_all(project, jinja, &opts.overrides)?;
+    // What every node's compilation shares is set up while the nodes are placed.
+    let (placements, shared) = rayon::join(|| resolve::place_all(project, jinja, &opts.overrides), || Shared::new(project));
+    let placements = placements?;
     crate::timing::phase("nodes placed");
-    let shared = Shared::new(project);
     let no_deferred = BTreeSet::new();
-    let index = Arc::new(Index::new(project, placements));
+    let (index, topo) = rayon::join(|| Arc::new(Index::new(project, placements)), || graph.topo_order());
     let mut cx = shared.ctx(project, jinja, opts, index.clone(), &no_deferred);
     let selection = match &opts.only {
         Some(ids) => {
@@ -1172,7 +1173,7 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         deferred = d;
         cx = shared.ctx(project, jinja, opts, Arc::new(Index::new(project, placements)), &deferred);
     }
-    let order: Vec<String> = graph.topo_order().into_iter().filter(|id| cx.ids.node(id).is_some() && selection.ids.contains(id)).collect();
+    let order: Vec<String> = topo.into_iter().filter(|id| cx.ids.node(id).is_some() && selection.ids.contains(id)).collect();
     // The selected set is no longer needed once ordered; keep only what is reported.
     let unmatched = selection.unmatched;
     drop(selection.ids);

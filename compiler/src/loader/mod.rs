@@ -315,11 +315,14 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         let into = if u.config.enabled() { &mut project.nodes } else { &mut project.disabled };
         into.insert(u.unique_id.clone(), u);
     }
-    project.semantic = crate::semantic::build(&project, semantic_decls)?;
-    crate::timing::phase("dependencies resolved");
-    let graph = crate::graph::Graph::build(&project)?;
-    graph.check_acyclic(&project)?;
-    crate::timing::phase("DAG checked");
+    // The semantic layer and the DAG both read the final nodes: built side by side.
+    let (semantic, graph) = rayon::join(
+        || crate::semantic::build(&project, semantic_decls),
+        || crate::graph::Graph::build(&project).and_then(|g| g.check_acyclic(&project).map(|()| g)),
+    );
+    project.semantic = semantic?;
+    let graph = graph?;
+    crate::timing::phase("dependencies resolved, DAG checked");
     project.selectors = crate::select::load_selectors(&project.root)?;
     Ok((project, jinja, graph))
 }
