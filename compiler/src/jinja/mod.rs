@@ -120,16 +120,16 @@ impl Jinja {
             index.defs.insert(d);
         }
         // Shared templates (see `render_shared`) carry their source in their name; the
-        // environment compiles each once and keeps it. Lazy: macros load when first called.
-        let sources: HashMap<String, String> = match lazy {
-            true => index.defs.values().map(|d| (d.template_name(), d.source.clone())).collect(),
-            false => HashMap::new(),
-        };
+        // environment compiles each once and keeps it. Lazy: macros load when first called;
+        // so do the built-ins always (known to parse, and most go unused).
+        let is_lazy = move |d: &MacroDef| lazy || d.package == BUILTIN_PACKAGE;
+        let sources: HashMap<String, String> =
+            index.defs.values().filter(|d| is_lazy(d)).map(|d| (d.template_name(), d.source.clone())).collect();
         env.set_loader(move |name| match name.strip_prefix(SHARED_PREFIX) {
             Some(source) => Ok(Some(compat::to_minijinja(source).into_owned())),
             None => Ok(sources.get(name).map(|s| compat::to_minijinja(&compat::declare_extra_arguments(s)).into_owned())),
         });
-        for d in index.defs.values().filter(|_| !lazy) {
+        for d in index.defs.values().filter(|d| !is_lazy(d)) {
             let src = compat::to_minijinja(&compat::declare_extra_arguments(&d.source)).into_owned();
             env.add_template_owned(d.template_name(), src).map_err(|e| {
                 let line = e.line().map_or(d.line, |l| d.line + l as u32 - 1);
@@ -273,6 +273,19 @@ mod tests {
     #[test]
     fn config_strings_render_env_var_defaults_raw() {
         assert_eq!(super::render_config_string("{{ env_var('DVT_SURELY_UNSET_VAR', 'dev_schema') }}").unwrap(), "dev_schema");
+    }
+
+    #[test]
+    fn every_built_in_macro_compiles() {
+        // Built-ins compile when first called: each must parse, as a project's macros are checked at load.
+        let defs = super::builtin_macros();
+        let jinja = super::Jinja::new(defs.clone(), "p", &["p".to_string()], Default::default()).unwrap();
+        for d in &defs {
+            if let Err(e) = jinja.env.get_template(&d.template_name()) {
+                panic!("built-in macro `{}` does not compile: {e}", d.name);
+            }
+        }
+        assert!(defs.len() > 100, "{} built-in macros", defs.len());
     }
 
     #[test]
