@@ -35,6 +35,32 @@ fn stat(p: &Path) -> Option<(u64, u128)> {
     Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()))
 }
 
+/// [`stat`] of files by their folder's descriptor: the kernel looks up one name
+/// instead of walking the whole path again for each of 20,000 files.
+#[derive(Default)]
+struct FolderStat {
+    folder: Option<(String, std::fs::File)>,
+}
+
+impl FolderStat {
+    /// Size and modification time (ns) of `base/rel` (`rel` `/`-separated).
+    fn stat(&mut self, base: &Path, rel: &str) -> Option<(u64, u128)> {
+        use std::os::fd::AsRawFd;
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        if self.folder.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.folder = std::fs::File::open(base.join(parent)).ok().map(|f| (parent.to_string(), f));
+        }
+        let (_, folder) = self.folder.as_ref()?;
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: an open descriptor, a NUL-terminated name and a buffer of the type fstatat fills.
+        let rc = unsafe { libc::fstatat(folder.as_raw_fd(), name.as_ptr(), &mut st, 0) };
+        let (secs, nanos) = (u128::try_from(st.st_mtime).ok()?, u128::try_from(st.st_mtime_nsec).ok()?);
+        (rc == 0).then(|| (st.st_size as u64, secs * 1_000_000_000 + nanos))
+    }
+}
+
 fn read_index(path: &Path) -> HashMap<String, Stamp> {
     let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
     let mut lines = text.lines();
@@ -84,12 +110,13 @@ pub fn write(target_dir: &Path, files: &[(&str, &str)]) -> Result<()> {
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || -> Result<Vec<(Stamp, bool)>> {
+                    let mut folders = FolderStat::default();
                     part.iter()
                         .map(|(path, sql)| {
                             let p = dir.join(path);
                             let hash = content_hash(sql.as_bytes());
                             let len = sql.len() as u64;
-                            let on_disk = stat(&p);
+                            let on_disk = folders.stat(dir, path);
                             let known = index.get(*path).copied();
                             let unchanged = match (on_disk, known) {
                                 (Some((l, m)), Some(k)) if l == k.len && m == k.mtime_ns => k.hash == hash,
@@ -103,7 +130,7 @@ pub fn write(target_dir: &Path, files: &[(&str, &str)]) -> Result<()> {
                             }
                             let mtime_ns = match (unchanged, on_disk) {
                                 (true, Some((_, m))) => m,
-                                _ => stat(&p).map_or(0, |(_, m)| m),
+                                _ => folders.stat(dir, path).map_or(0, |(_, m)| m),
                             };
                             let stamp = Stamp { len, mtime_ns, hash };
                             Ok((stamp, known != Some(stamp)))
@@ -168,6 +195,9 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         write(t.path(), &files).unwrap();
         assert_eq!(stat(&a).unwrap(), before, "an unchanged file is not rewritten");
+        let mut folders = FolderStat::default();
+        assert_eq!(folders.stat(&t.path().join("compiled"), "p/models/a.sql"), Some(before), "by folder, the same stamp");
+        assert_eq!(folders.stat(&t.path().join("compiled"), "p/models/none.sql"), None);
 
         // Edited behind DVT's back with the same length: its stamp no longer matches, so it is rewritten.
         std::fs::write(&a, "select 9").unwrap();
