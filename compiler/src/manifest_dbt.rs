@@ -237,6 +237,64 @@ struct NodeEntry<'a> {
     compiled: Option<(&'a str, Option<&'a str>, &'a str)>,
 }
 
+/// Small objects of every node entry, serialized as they are (no JSON tree each).
+#[derive(serde::Serialize)]
+struct NameChecksum<'a> {
+    name: &'a str,
+    checksum: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct DocsEntry {
+    show: bool,
+    node_color: Option<()>,
+}
+
+#[derive(serde::Serialize)]
+struct DependsOnEntry<'a, N: serde::Serialize> {
+    macros: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<N>,
+}
+
+#[derive(serde::Serialize)]
+struct ContractEntry {
+    enforced: bool,
+    alias_types: bool,
+    checksum: Option<()>,
+}
+
+#[derive(serde::Serialize)]
+struct TestMetadataEntry<'a> {
+    name: &'a str,
+    kwargs: KwargsWithModel<'a>,
+    namespace: &'a Option<String>,
+}
+
+/// A generic test's kwargs with `model` as dbt stores it: in its place when
+/// the test names it, else last.
+struct KwargsWithModel<'a> {
+    kwargs: &'a BTreeMap<String, Json>,
+    model: &'a str,
+}
+
+impl serde::Serialize for KwargsWithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(None)?;
+        for (k, v) in self.kwargs {
+            match k.as_str() {
+                "model" => m.serialize_entry(k, self.model)?,
+                _ => m.serialize_entry(k, v)?,
+            }
+        }
+        if !self.kwargs.contains_key("model") {
+            m.serialize_entry("model", self.model)?;
+        }
+        m.end()
+    }
+}
+
 #[derive(serde::Serialize)]
 struct RefEntry<'a> {
     name: &'a str,
@@ -263,11 +321,13 @@ impl serde::Serialize for NodeEntry<'_> {
         m.serialize_entry("fqn", &node.fqn)?;
         m.serialize_entry("alias", &alias)?;
         match (node.resource_type, &node.seed_path) {
-            (ResourceType::Test, _) if node.test.is_some() => m.serialize_entry("checksum", &json!({"name": "none", "checksum": ""}))?,
+            (ResourceType::Test, _) if node.test.is_some() => {
+                m.serialize_entry("checksum", &NameChecksum { name: "none", checksum: "" })?
+            }
             (ResourceType::Seed, Some(path)) => {
                 m.serialize_entry("checksum", &seed_checksum(path, package_relative(project, &node.package, &node.file)))?
             }
-            _ => m.serialize_entry("checksum", &json!({"name": "sha256", "checksum": sha256(&node.raw)}))?,
+            _ => m.serialize_entry("checksum", &NameChecksum { name: "sha256", checksum: &sha256(&node.raw) })?,
         }
         m.serialize_entry("config", &NodeConfig { node, placement })?;
         let mut tags = node.config.tags();
@@ -283,7 +343,7 @@ impl serde::Serialize for NodeEntry<'_> {
             None => m.serialize_entry("meta", &Map::new())?,
         }
         m.serialize_entry("group", node.config.get("group").unwrap_or(&null))?;
-        m.serialize_entry("docs", &json!({"show": true, "node_color": null}))?;
+        m.serialize_entry("docs", &DocsEntry { show: true, node_color: None })?;
         m.serialize_entry("patch_path", &node.patch_path)?;
         m.serialize_entry("build_path", &null)?;
         m.serialize_entry("unrendered_config", &Map::new())?;
@@ -298,7 +358,7 @@ impl serde::Serialize for NodeEntry<'_> {
         }
         if node.resource_type == ResourceType::Seed {
             m.serialize_entry("root_path", &project.root.display().to_string())?;
-            m.serialize_entry("depends_on", &json!({"macros": node.macros}))?;
+            m.serialize_entry("depends_on", &DependsOnEntry { macros: &node.macros, nodes: None::<()> })?;
             return m.end();
         }
         let (refs, sources, macros): (Vec<RefEntry<'_>>, Vec<[&str; 2]>, &[String]) = match &generic {
@@ -319,10 +379,13 @@ impl serde::Serialize for NodeEntry<'_> {
         m.serialize_entry("metrics", &empty)?;
         m.serialize_entry("functions", &empty)?;
         let parents = ordered_parents(project, graph.parents(&node.unique_id), &refs, &sources);
-        m.serialize_entry("depends_on", &json!({"macros": macros, "nodes": parents}))?;
+        m.serialize_entry("depends_on", &DependsOnEntry { macros, nodes: Some(parents) })?;
         let compiled_path = compiled.and_then(|(_, path, target_path)| path.map(|p| format!("{target_path}/compiled/{p}")));
         m.serialize_entry("compiled_path", &compiled_path)?;
-        m.serialize_entry("contract", &json!({"enforced": crate::state::contract_enforced(node), "alias_types": true, "checksum": null}))?;
+        m.serialize_entry(
+            "contract",
+            &ContractEntry { enforced: crate::state::contract_enforced(node), alias_types: true, checksum: None },
+        )?;
         match node.resource_type {
             ResourceType::Model => {
                 m.serialize_entry("access", node.config.get("access").unwrap_or(&json!("protected")))?;
@@ -339,13 +402,12 @@ impl serde::Serialize for NodeEntry<'_> {
             }
             ResourceType::Test => {
                 if let Some(t) = &node.test {
-                    let mut kwargs: Map<String, Json> = t.kwargs.iter().map(|(k, x)| (k.clone(), x.clone())).collect();
-                    kwargs
-                        .insert("model".into(), json!(format!("{{{{ get_where_subquery({}) }}}}", model_call(project, &t.attached_node))));
+                    let model = format!("{{{{ get_where_subquery({}) }}}}", model_call(project, &t.attached_node));
                     m.serialize_entry("column_name", &t.column_name)?;
                     m.serialize_entry("file_key_name", &file_key_name(project, &t.attached_node))?;
                     m.serialize_entry("attached_node", &t.attached_node)?;
-                    m.serialize_entry("test_metadata", &json!({"name": t.name, "kwargs": kwargs, "namespace": t.namespace}))?;
+                    let kwargs = KwargsWithModel { kwargs: &t.kwargs, model: &model };
+                    m.serialize_entry("test_metadata", &TestMetadataEntry { name: &t.name, kwargs, namespace: &t.namespace })?;
                 }
             }
             _ => {}
