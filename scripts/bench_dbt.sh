@@ -5,6 +5,7 @@
 #   incremental: one model file changed since the last compile (DVT reuses the rest) vs
 #                dbt compile with its partial parsing after the same change.
 set -euo pipefail
+trap 'echo "bench_dbt.sh: stopped at line $LINENO (exit $?)" >&2' ERR
 build=$(realpath "${1:?build dir}"); shared=$(realpath "${2:?shared dir}"); cmd=${3:-parse}; shift 3 || true
 counts=${*:-1000 5000}
 mkdir -p "$build"
@@ -30,7 +31,8 @@ for n in $counts; do
   [ "$cmd" = compile ] && args=(compile --no-partial-parse)
   [ "$cmd" = incremental ] && args=(compile) && dbt_args=(compile)
   # The file each incremental run edits, older than the last compile's 2-s window.
-  edited="$(ls "$proj"/models/int_001/*.sql | head -1)"; edited_dbt="$dbtproj/models/int_001/$(basename "$edited")"
+  # A glob, not `ls | head` (whose SIGPIPE stops the script under pipefail).
+  models=("$proj"/models/int_001/*.sql); edited="${models[0]}"; edited_dbt="$dbtproj/models/int_001/$(basename "$edited")"
   touch -d '-1 minute' "$edited" "$edited_dbt"
   edit() { printf -- '-- edit %s\n' "$RANDOM" >>"$1"; }
   (cd "$proj" && "$dvtc" compile >/dev/null)          # warm caches (and target/compiled/)
