@@ -147,10 +147,15 @@ impl Ctx<'_> {
         self.index.placements.get(uid).map(|p| BTreeSet::from([p.target.value.clone()])).unwrap_or_default()
     }
 
-    fn upstreams(&self, node: &Node) -> Vec<Upstream> {
+    /// What `node` reads: the sources and nodes it depends on, tests excepted.
+    fn read_ids<'n>(&self, node: &'n Node) -> impl Iterator<Item = &'n String> {
         node.depends_on
             .iter()
             .filter(|d| self.ids.source(d).is_some() || self.ids.node(d).is_some_and(|n| n.resource_type != ResourceType::Test))
+    }
+
+    fn upstreams(&self, node: &Node) -> Vec<Upstream> {
+        self.read_ids(node)
             .map(|d| {
                 let relation = if let Some(s) = self.ids.source(d) {
                     let o = &self.project.profile.outputs[&s.connection];
@@ -493,12 +498,7 @@ struct Route {
 impl Ctx<'_> {
     fn route(&self, node: &Node) -> Route {
         let project = self.project;
-        let locations: BTreeSet<String> = node
-            .depends_on
-            .iter()
-            .filter(|d| self.ids.source(d).is_some() || self.ids.node(d).is_some_and(|n| n.resource_type != ResourceType::Test))
-            .flat_map(|d| self.locations(d, 0))
-            .collect();
+        let locations: BTreeSet<String> = self.read_ids(node).flat_map(|d| self.locations(d, 0)).collect();
         let target: Resolved<String> = match self.index.placements.get(&node.unique_id) {
             Some(p) => p.target.clone(),
             // Tests and analyses run where what they read lives (SPEC §2.9).
@@ -703,7 +703,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     let raw_template;
     let raw = if node.test.is_some() {
         raw_template = tests::generic_test_template(project, cx.jinja, node)?;
-        Some(render::Template { source: &raw_template.source, args: &raw_template.args, shared: raw_template.shared })
+        Some(render::Template::from(&raw_template))
     } else {
         None
     };

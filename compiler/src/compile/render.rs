@@ -390,6 +390,12 @@ impl<'t> Template<'t> {
     }
 }
 
+impl<'t> From<&'t super::tests::TestTemplate> for Template<'t> {
+    fn from(t: &'t super::tests::TestTemplate) -> Self {
+        Template { source: &t.source, args: &t.args, shared: t.shared }
+    }
+}
+
 /// Rendering marked "needs a live database".
 pub struct RuntimeOnly(pub String);
 
@@ -453,17 +459,7 @@ impl<'a> Renderer<'a> {
         mode: Mode,
         incremental: bool,
     ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
-        self.render_template(node, raw.map(Template::text), mode, incremental)
-    }
-
-    fn render_template(
-        &self,
-        node: &Node,
-        raw: Option<Template<'_>>,
-        mode: Mode,
-        incremental: bool,
-    ) -> Result<std::result::Result<RenderOut, RuntimeOnly>> {
-        self.render_overridden_template(node, raw, mode, incremental, &Json::Null)
+        self.render_overridden_template(node, raw.map(Template::text), mode, incremental, &Json::Null)
     }
 
     /// [`Renderer::render`] with a unit test's `overrides:` (`macros`, `vars`, `env_vars`).
@@ -580,7 +576,7 @@ impl<'a> Renderer<'a> {
         mode: Mode,
         incremental: bool,
     ) -> Result<std::result::Result<String, RuntimeOnly>> {
-        let out = match self.render_template(node, raw, mode, incremental)? {
+        let out = match self.render_overridden_template(node, raw, mode, incremental, &Json::Null)? {
             Ok(o) => o,
             Err(r) => return Ok(Err(r)),
         };

@@ -177,6 +177,7 @@ impl Jinja {
         self.rendered(result, &node, file)
     }
 
+    /// A render's outcome: the SQL, "needs the database", or an error at the user's line.
     fn rendered(&self, result: std::result::Result<String, minijinja::Error>, node: &NodeCtx, file: &str) -> Result<Rendered> {
         match result {
             Ok(s) => {
