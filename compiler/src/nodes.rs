@@ -197,18 +197,19 @@ pub struct Node {
     pub macros: Vec<String>,
     /// Set when rendering needs a live database, with the reason.
     pub runtime_only: Option<String>,
-    pub test: Option<TestInfo>,
+    /// Boxed, as the other parts most nodes lack: nodes stay small to move and to hold by the 10,000.
+    pub test: Option<Box<TestInfo>>,
     /// For seeds: absolute path of the data file (never written to artifacts).
     pub seed_path: Option<PathBuf>,
     /// For Python models (`.py`): what the file declares (`raw` is the Python source).
-    pub python: Option<crate::loader::python::PythonModel>,
+    pub python: Option<Box<crate::loader::python::PythonModel>>,
     /// For unit tests: the model, its fixtures and the expected rows.
-    pub unit: Option<UnitTest>,
+    pub unit: Option<Box<UnitTest>>,
     /// A versioned model's version (`versions: [{v: 2}]`), and its model's latest version.
     pub version: Option<String>,
     pub latest_version: Option<String>,
     /// A model's `time_spine:` (MetricFlow), as its properties declare it.
-    pub time_spine: Option<Json>,
+    pub time_spine: Option<Box<Json>>,
     /// `config` before the file's own `config()` calls were applied, when it has some.
     #[serde(default)]
     pub config_before_render: Option<Config>,

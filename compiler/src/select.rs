@@ -97,7 +97,7 @@ fn items(project: &Project) -> Vec<Item<'_>> {
             tags: n.config.tags(),
             config: &n.config,
             source_name: None,
-            test: n.test.as_ref(),
+            test: n.test.as_deref(),
             version: n.version.as_deref(),
             latest: n.latest_version.as_deref(),
         })

@@ -255,7 +255,14 @@ pub fn build(
         file: target.file.to_string(),
         raw_line: target.line,
         config: cfg,
-        test: Some(TestInfo { name: test_name, namespace, kwargs, native_args, attached_node: target.unique_id.to_string(), column_name }),
+        test: Some(Box::new(TestInfo {
+            name: test_name,
+            namespace,
+            kwargs,
+            native_args,
+            attached_node: target.unique_id.to_string(),
+            column_name,
+        })),
         ..Default::default()
     })
 }

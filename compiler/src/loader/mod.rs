@@ -654,7 +654,7 @@ fn sql_file_nodes(pkg: &Package, root: &Package, paths: &[String], rt: ResourceT
                 }
                 node.refs = model.refs.clone();
                 node.source_calls = model.sources.clone();
-                node.python = Some(model);
+                node.python = Some(Box::new(model));
             }
             Ok(PendingNode { node })
         })
@@ -959,7 +959,7 @@ fn apply_patch(
         config::apply(&mut node.config, "constraints", c);
     }
     if patch.time_spine.is_some() {
-        node.time_spine = patch.time_spine.clone();
+        node.time_spine = patch.time_spine.clone().map(Box::new);
     }
     for (key, v) in [("access", &patch.access), ("group", &patch.group)] {
         if let Some(v) = v {

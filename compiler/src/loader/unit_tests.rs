@@ -112,13 +112,13 @@ pub(crate) fn build(project: &Project, decls: Vec<UnitDecl>) -> Result<Vec<Node>
             description: d.value.get("description").and_then(Json::as_str).unwrap_or_default().to_string(),
             config: cfg,
             depends_on: vec![model.unique_id.clone()],
-            unit: Some(UnitTest {
+            unit: Some(Box::new(UnitTest {
                 model: model.unique_id.clone(),
                 given,
                 expect: (format, expect_rows),
                 overrides: d.value.get("overrides").cloned().unwrap_or(Json::Null),
                 line,
-            }),
+            })),
             ..Default::default()
         });
     }
