@@ -87,7 +87,7 @@ pub fn plan_clone(env: &Env, current: &PlanNode, previous: &PlanNode, full_refre
         node.path = ExecutionPath::Federation;
         node.pushdown = None;
         node.compiled_sql = Some(select);
-        node.federation = Some(copy_plan(previous, from, source_dialect));
+        node.federation = Some(Box::new(copy_plan(previous, from, source_dialect)));
         node.write = Some(WriteStrategy {
             strategy: "replace".into(),
             unique_key: vec![],

@@ -270,13 +270,13 @@ pub struct PlanNode {
     /// Statements to run on the pushdown path.
     pub pushdown: Option<PushdownPlan>,
     /// Fragments and remainder on the federation path.
-    pub federation: Option<FederationPlan>,
+    pub federation: Option<Box<FederationPlan>>,
     /// How rows are written (incremental strategy, keys, schema changes).
     pub write: Option<WriteStrategy>,
     /// Tests attached to this node.
     pub tests: Vec<String>,
     /// For seeds: the data file.
-    pub seed: Option<SeedPlan>,
+    pub seed: Option<Box<SeedPlan>>,
     /// For tests: how failures count.
     pub test: Option<TestPlan>,
     /// Hooks run before/after the node, in order.
@@ -287,12 +287,12 @@ pub struct PlanNode {
     /// `dvtr` when the node runs, as dbt renders hooks. `pre_hooks`/`post_hooks`
     /// are then empty, so the hooks keep their order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime_hooks: Option<RuntimeHooks>,
+    pub runtime_hooks: Option<Box<RuntimeHooks>>,
     /// An incremental model with `incremental_strategy: microbatch`: its
     /// statements hold [`MICROBATCH_START`]/[`MICROBATCH_END`] where the
     /// window's bounds go, which `dvtr` computes from these settings when it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub microbatch: Option<MicrobatchPlan>,
+    pub microbatch: Option<Box<MicrobatchPlan>>,
     /// Grants: privilege → grantees.
     pub grants: BTreeMap<String, Vec<String>>,
     /// Tags, sorted.
@@ -305,7 +305,7 @@ pub struct PlanNode {
     pub contract: Option<Contract>,
     /// For unit tests: what the rows of `compiled_sql` must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<UnitTestPlan>,
+    pub unit: Option<Box<UnitTestPlan>>,
 }
 
 /// Where a microbatch window's start goes in a node's SQL (a string literal's content).

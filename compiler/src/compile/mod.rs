@@ -317,7 +317,7 @@ fn plan_hooks(cx: &Ctx, node: &Node, dialect: Dialect, plan: &mut PlanNode) -> R
         }
     }
     match wait {
-        Some(reason) => plan.runtime_hooks = Some(RuntimeHooks { reason, pre, post }),
+        Some(reason) => plan.runtime_hooks = Some(Box::new(RuntimeHooks { reason, pre, post })),
         None => [plan.pre_hooks, plan.post_hooks] = rendered,
     }
     Ok(())
@@ -664,7 +664,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         pre_hooks: vec![],
         post_hooks: vec![],
         runtime_hooks: None,
-        microbatch: microbatch_of(node, &effective)?,
+        microbatch: microbatch_of(node, &effective)?.map(Box::new),
         grants: grants_of(node),
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),
@@ -683,7 +683,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         plan.pushdown =
             Some(PushdownPlan { dialect: dialect.name().into(), full_refresh: s.full_refresh, incremental: None, replace: s.replace });
         plan.write = s.write;
-        plan.seed = Some(seed);
+        plan.seed = Some(Box::new(seed));
         return Ok(NodeOut { node: plan, warnings, file: None });
     }
     // Python models: dbt's compiled code is the model as written plus `py_script_postfix`
@@ -756,7 +756,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             });
             if federated {
                 let (f, w) = federation(cx, node, dialect, wrapped, None, None, false)?;
-                plan.federation = Some(f);
+                plan.federation = Some(Box::new(f));
                 warnings.extend(w);
             } else {
                 plan.pushdown = Some(PushdownPlan {
@@ -773,7 +773,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
             let this_name = dialect.quote("__this");
             let this = relation.as_ref().filter(|_| incremental_sql.as_deref().is_some_and(|s| s.contains(&this_name)));
             let (f, w) = federation(cx, node, dialect, sql.clone(), incremental_sql.clone(), this, plan.microbatch.is_some())?;
-            plan.federation = Some(f);
+            plan.federation = Some(Box::new(f));
             warnings.extend(w);
             let keys = match node.config.get("unique_key") {
                 Some(Json::String(s)) => vec![s.clone()],

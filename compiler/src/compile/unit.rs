@@ -229,7 +229,7 @@ pub(super) fn compile(cx: &Ctx<'_>, node: &Node, unit: &UnitTest) -> Result<Node
         tags: node.config.tags(),
         checksum: Some(cx.checksum(node)),
         contract: None,
-        unit: Some(UnitTestPlan { model: model.unique_id.clone(), columns, rows, expected_sql }),
+        unit: Some(Box::new(UnitTestPlan { model: model.unique_id.clone(), columns, rows, expected_sql })),
     };
     // Like `dbt compile`, no file under target/compiled/: the SQL is in the plan.
     Ok(NodeOut { node: Box::new(plan), warnings: vec![], file: None })
