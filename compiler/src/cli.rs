@@ -327,11 +327,21 @@ fn write_serialized<T: serde::Serialize + ?Sized>(
     pretty: bool,
     keep_previous: bool,
 ) -> Result<(PathBuf, crate::partial::spans::Spans)> {
+    write_recorded(dir, name, keep_previous, |w| crate::partial::spans::write(w, value, pretty, "nodes"))
+}
+
+/// Writes `dir/name` atomically with `fill` (which returns where the entries are), then a newline.
+fn write_recorded(
+    dir: &std::path::Path,
+    name: &str,
+    keep_previous: bool,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<crate::partial::spans::Spans>,
+) -> Result<(PathBuf, crate::partial::spans::Spans)> {
     std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
     let path = dir.join(name);
     let mut spans = None;
     crate::artifact_write::write(&path, keep_previous, |w| {
-        spans = Some(crate::partial::spans::write(w, value, pretty, "nodes")?);
+        spans = Some(fill(w)?);
         w.write_all(b"\n")
     })
     .map_err(|e| DvtError::io(&path, e))?;
@@ -345,47 +355,9 @@ fn write_plan_file(
     plan: &dvt_schema::Plan,
     keep_previous: bool,
 ) -> Result<(PathBuf, crate::partial::spans::Spans)> {
-    // Every field named (no `..`): a field added to the plan must be added here.
-    let dvt_schema::Plan {
-        plan_version,
-        project_name,
-        invocation,
-        targets,
-        computes,
-        buckets,
-        sources,
-        nodes,
-        order,
-        warnings,
-        bundle,
-        on_run_start,
-        on_run_end,
-    } = plan;
-    let skeleton = dvt_schema::Plan {
-        plan_version: plan_version.clone(),
-        project_name: project_name.clone(),
-        invocation: invocation.clone(),
-        targets: targets.clone(),
-        computes: computes.clone(),
-        buckets: buckets.clone(),
-        sources: sources.clone(),
-        nodes: Default::default(),
-        order: order.clone(),
-        warnings: warnings.clone(),
-        bundle: bundle.clone(),
-        on_run_start: on_run_start.clone(),
-        on_run_end: on_run_end.clone(),
-    };
-    let entries: Vec<(&str, &dvt_schema::plan::PlanNode)> = nodes.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
-    std::fs::create_dir_all(dir).map_err(|e| DvtError::io(dir, e))?;
-    let path = dir.join(name);
-    let mut spans = None;
-    crate::artifact_write::write(&path, keep_previous, |w| {
-        spans = Some(crate::partial::spans::write_with_entries(w, &skeleton, true, "nodes", &entries)?);
-        w.write_all(b"\n")
-    })
-    .map_err(|e| DvtError::io(&path, e))?;
-    Ok((path, spans.unwrap_or_default()))
+    let skeleton = plan.without_nodes();
+    let entries: Vec<(&str, &dvt_schema::plan::PlanNode)> = plan.nodes.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+    write_recorded(dir, name, keep_previous, |w| crate::partial::spans::write_with_entries(w, &skeleton, true, "nodes", &entries))
 }
 
 /// Writes an artifact under the project's target path.

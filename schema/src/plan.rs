@@ -48,6 +48,41 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan with no nodes (written around them when they are streamed in).
+    pub fn without_nodes(&self) -> Plan {
+        // Every field named (no `..`): a field added to the plan must be added here.
+        let Plan {
+            plan_version,
+            project_name,
+            invocation,
+            targets,
+            computes,
+            buckets,
+            sources,
+            nodes: _,
+            order,
+            warnings,
+            bundle,
+            on_run_start,
+            on_run_end,
+        } = self;
+        Plan {
+            plan_version: plan_version.clone(),
+            project_name: project_name.clone(),
+            invocation: invocation.clone(),
+            targets: targets.clone(),
+            computes: computes.clone(),
+            buckets: buckets.clone(),
+            sources: sources.clone(),
+            nodes: BTreeMap::new(),
+            order: order.clone(),
+            warnings: warnings.clone(),
+            bundle: bundle.clone(),
+            on_run_start: on_run_start.clone(),
+            on_run_end: on_run_end.clone(),
+        }
+    }
+
     /// The compiled SQL of a node or run hook by unique id.
     pub fn compiled_sql(&self, id: &str) -> Option<&str> {
         match self.nodes.get(id) {
