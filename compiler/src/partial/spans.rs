@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 
 use serde::Serialize;
-use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
+use serde_json::ser::{CompactFormatter, Formatter};
 
 /// Byte range `[start, end)` of `"key": value` in a file.
 pub type Span = (u64, u64);
@@ -156,7 +156,7 @@ pub fn write<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T, pretty: bool, 
     let rec =
         |inner| Recording { inner, pos: pos.clone(), map, depth: 0, in_key: false, keys: keys.clone(), starts: [0; 3], out: out.clone() };
     if pretty {
-        let mut ser = serde_json::Serializer::with_formatter(counting, rec(Formatter2::Pretty(PrettyFormatter::new())));
+        let mut ser = serde_json::Serializer::with_formatter(counting, rec(Formatter2::Pretty(Pretty::at(0))));
         value.serialize(&mut ser).map_err(io::Error::other)?;
         ser.into_inner().drain()?;
     } else {
@@ -217,30 +217,98 @@ where
 
 /// `"key": value` as [`write`] wrote it at `depth` (1: the top-level object, 2: a map in it).
 pub fn entry<T: Serialize + ?Sized>(key: &str, value: &T, pretty: bool, depth: usize) -> io::Result<Vec<u8>> {
-    let mut out = serde_json::to_vec(key).map_err(io::Error::other)?;
+    // Sized for a typical plan node, so the buffer seldom grows and copies.
+    let mut out = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut out, key).map_err(io::Error::other)?;
     if !pretty {
         out.push(b':');
         serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;
         return Ok(out);
     }
     out.extend_from_slice(b": ");
-    // Pretty JSON has raw newlines only between tokens (strings escape theirs):
-    // the value moves `depth` levels in.
-    let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    let indent = " ".repeat(2 * depth);
-    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
-        if i > 0 {
-            out.push(b'\n');
-            out.extend_from_slice(indent.as_bytes());
-        }
-        out.extend_from_slice(line);
-    }
+    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, Pretty::at(depth))).map_err(io::Error::other)?;
     Ok(out)
+}
+
+/// serde_json's pretty layout (two spaces a level) for a value that starts `depth`
+/// levels in: an entry is written in place, with no second pass to indent it.
+struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    fn at(depth: usize) -> Self {
+        Pretty { depth, has_value: false }
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.newline(w)?;
+        }
+        w.write_all(bracket)
+    }
+
+    fn item<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        w.write_all(if first { b"" } else { b"," })?;
+        self.newline(w)
+    }
+
+    fn newline<W: ?Sized + Write>(&self, w: &mut W) -> io::Result<()> {
+        const SPACES: &[u8] = &[b' '; 64];
+        w.write_all(b"\n")?;
+        let mut n = 2 * self.depth;
+        while n > 0 {
+            let k = n.min(SPACES.len());
+            w.write_all(&SPACES[..k])?;
+            n -= k;
+        }
+        Ok(())
+    }
+}
+
+impl Formatter for Pretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"[")
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.item(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.item(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// Pretty or compact, chosen at run time.
 enum Formatter2 {
-    Pretty(PrettyFormatter<'static>),
+    Pretty(Pretty),
     Compact(CompactFormatter),
 }
 
