@@ -603,24 +603,32 @@ pub(crate) fn sql_text(text: &str) -> (String, u32) {
 /// the columns with both a `unique` (or `unique_combination_of_columns`) and a
 /// `not_null` test, else those with a unique test. Sorted (dbt's come from a set).
 fn infer_test_keys(nodes: &mut BTreeMap<String, Node>) {
-    let mut tested: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
-    for t in nodes.values().filter_map(|n| n.test.as_ref()) {
+    // Borrowed names while reading; the few keys found are written after.
+    let mut tested: HashMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = HashMap::new();
+    for t in nodes.values().filter_map(|n| n.test.as_deref()) {
+        let unique = match t.name.as_str() {
+            "unique" | "unique_combination_of_columns" => true,
+            "not_null" => false,
+            _ => continue,
+        };
         let columns: Vec<&str> = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
             (Some(Json::String(c)), _) => vec![c.as_str()],
             (_, Some(Json::Array(cs))) => cs.iter().filter_map(Json::as_str).collect(),
             _ => continue,
         };
-        let (unique, not_null) = tested.entry(t.attached_node.clone()).or_default();
-        match t.name.as_str() {
-            "unique" | "unique_combination_of_columns" => unique.extend(columns.into_iter().map(str::to_string)),
-            "not_null" => not_null.extend(columns.into_iter().map(str::to_string)),
-            _ => {}
-        }
+        let sets = tested.entry(t.attached_node.as_str()).or_default();
+        if unique { &mut sets.0 } else { &mut sets.1 }.extend(columns);
     }
-    for (id, (unique, not_null)) in tested {
+    let keys: Vec<(String, Vec<String>)> = tested
+        .into_iter()
+        .map(|(id, (unique, not_null))| {
+            let both: Vec<String> = not_null.intersection(&unique).map(|c| c.to_string()).collect();
+            (id.to_string(), if both.is_empty() { unique.into_iter().map(str::to_string).collect() } else { both })
+        })
+        .collect();
+    for (id, key) in keys {
         if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
-            let both: Vec<String> = not_null.intersection(&unique).cloned().collect();
-            n.test_key = if both.is_empty() { unique.into_iter().collect() } else { both };
+            n.test_key = key;
         }
     }
 }

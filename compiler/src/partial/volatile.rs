@@ -1,11 +1,12 @@
 //! Templates whose output depends on more than the project's files: a project
 //! that has one is always compiled whole.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
+use serde_json::Value as Json;
 
 use crate::nodes::{Node, Project};
 
@@ -50,18 +51,25 @@ pub(super) fn volatile(project: &Project) -> Option<String> {
     let calls: Vec<String> = names.iter().map(|n| regex::escape(n)).collect();
     let pattern = if calls.is_empty() { VOLATILE.to_string() } else { format!(r"{VOLATILE}|(?-u:\b)({})(?-u:\b)", calls.join("|")) };
     let any = regex::Regex::new(&pattern).ok()?;
-    let hooks = |n: &Node| ["pre-hook", "post-hook"].iter().filter_map(|k| n.config.get(*k)).any(|v| any.is_match(&v.to_string()));
-    // A generic test renders its macro, with its arguments (which may hold Jinja).
-    let test = |n: &Node| {
-        n.test.as_ref().is_some_and(|t| {
-            names.contains(format!("test_{}", t.name).as_str())
-                || names.contains(t.name.as_str())
-                || t.kwargs.values().any(|v| any.is_match(&v.to_string()))
-        })
-    };
+    // Values are searched where they hold text (keys and strings), with no JSON written per node.
+    let reads = |v: &Json| any_text(v, &mut |s| any.is_match(s));
+    let hooks = |n: &Node| ["pre-hook", "post-hook"].iter().filter_map(|k| n.config.get(*k)).any(reads);
+    // A generic test renders its macro (`test_<name>` or `<name>`), with its arguments (which may hold Jinja).
+    let test_macros: HashSet<&str> = names.iter().flat_map(|n| [*n, n.strip_prefix("test_").unwrap_or(n)]).collect();
+    let test = |n: &Node| n.test.as_ref().is_some_and(|t| test_macros.contains(t.name.as_str()) || t.kwargs.values().any(reads));
     if let Some(n) = project.nodes.par_iter().map(|(_, n)| n).find_any(|n| any.is_match(&n.raw) || hooks(n) || test(n)) {
         return Some(format!("{} renders with state beyond its files", n.unique_id));
     }
     let run_hooks = project.packages.iter().flat_map(|p| [&p.file.on_run_start, &p.file.on_run_end]).flatten();
-    run_hooks.clone().any(|h| any.is_match(&h.to_string())).then(|| "a run hook renders with state beyond its files".to_string())
+    run_hooks.clone().any(reads).then(|| "a run hook renders with state beyond its files".to_string())
+}
+
+/// Whether `found` holds for some text of `v`: a string, or an object's key.
+fn any_text(v: &Json, found: &mut impl FnMut(&str) -> bool) -> bool {
+    match v {
+        Json::String(s) => found(s),
+        Json::Array(items) => items.iter().any(|x| any_text(x, found)),
+        Json::Object(m) => m.iter().any(|(k, x)| found(k) || any_text(x, found)),
+        Json::Null | Json::Bool(_) | Json::Number(_) => false,
+    }
 }
