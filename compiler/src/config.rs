@@ -5,12 +5,10 @@
 //! `tags` accumulate, `meta`-like dictionaries merge, hooks append, everything
 //! else is overwritten by the later level.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value as Json;
 
 /// A node's effective configuration, sorted for deterministic output.
-pub type Config = BTreeMap<String, Json>;
+pub type Config = crate::sorted_map::SortedMap<String, Json>;
 
 /// Config keys whose value is a mapping (so a mapping under them in the project
 /// file is a value, not a sub-folder).

@@ -31,6 +31,7 @@ pub mod seed_cache;
 pub mod seeds;
 pub mod select;
 pub mod semantic;
+pub mod sorted_map;
 pub mod state;
 pub mod timing;
 pub mod yaml;

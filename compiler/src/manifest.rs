@@ -10,7 +10,7 @@ use crate::config::ConfigExt;
 use crate::graph::Graph;
 use crate::nodes::{Column, Project, ResourceType};
 
-fn columns(cols: &BTreeMap<String, Column>) -> BTreeMap<String, ManifestColumn> {
+fn columns(cols: &crate::sorted_map::SortedMap<String, Column>) -> BTreeMap<String, ManifestColumn> {
     cols.iter()
         .map(|(k, c)| {
             (k.clone(), ManifestColumn { name: c.name.clone(), description: c.description.clone(), data_type: c.data_type.clone() })
@@ -42,7 +42,7 @@ fn node_entry(n: &crate::nodes::Node) -> ManifestNode {
         name: n.name.clone(),
         fqn: n.fqn.clone(),
         original_file_path: n.file.clone(),
-        config: n.config.clone(),
+        config: n.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         tags: n.config.tags(),
         description: n.description.clone(),
         columns: columns(&n.columns),
@@ -52,7 +52,7 @@ fn node_entry(n: &crate::nodes::Node) -> ManifestNode {
         test_metadata: n.test.as_ref().map(|t| TestMetadata {
             name: t.name.clone(),
             namespace: t.namespace.clone(),
-            kwargs: t.kwargs.clone(),
+            kwargs: t.kwargs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }),
         attached_node: n.test.as_ref().map(|t| t.attached_node.clone()),
         column_name: n.test.as_ref().and_then(|t| t.column_name.clone()),
@@ -85,7 +85,7 @@ pub fn build(project: &Project) -> Manifest {
                 description: s.description.clone(),
                 columns: columns(&s.columns),
                 tags: s.tags.clone(),
-                config: s.config.clone(),
+                config: s.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             };
             (s.unique_id.clone(), src)
         })

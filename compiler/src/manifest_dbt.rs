@@ -25,7 +25,7 @@ pub const DBT_SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v1
 /// The dbt-core version whose shapes DVT writes.
 pub const DBT_VERSION: &str = "1.11.16";
 
-fn columns(cols: &BTreeMap<String, Column>) -> Json {
+fn columns(cols: &crate::sorted_map::SortedMap<String, Column>) -> Json {
     cols.iter()
         .map(|(k, c)| {
             (
@@ -274,7 +274,7 @@ struct TestMetadataEntry<'a> {
 /// A generic test's kwargs with `model` as dbt stores it: in its place when
 /// the test names it, else last.
 struct KwargsWithModel<'a> {
-    kwargs: &'a BTreeMap<String, Json>,
+    kwargs: &'a crate::sorted_map::SortedMap<String, Json>,
     model: &'a str,
 }
 

@@ -161,7 +161,7 @@ pub struct TestInfo {
     /// `dbt_utils` in `dbt_utils.expression_is_true`.
     pub namespace: Option<String>,
     /// Arguments as written (without `config`/`name`).
-    pub kwargs: BTreeMap<String, Json>,
+    pub kwargs: crate::sorted_map::SortedMap<String, Json>,
     /// Declared under `arguments:` (dbt 1.10), whose Jinja strings render to native
     /// values (`"{{ var('types') }}"` is the list); top-level arguments render to text.
     pub native_args: bool,
@@ -186,7 +186,7 @@ pub struct Node {
     pub raw_line: u32,
     pub config: Config,
     pub description: String,
-    pub columns: BTreeMap<String, Column>,
+    pub columns: crate::sorted_map::SortedMap<String, Column>,
     /// `ref()` calls with the line they appear on.
     pub refs: Vec<(RefCall, u32)>,
     /// `source()` calls with their line.
@@ -243,7 +243,7 @@ pub struct Source {
     pub file: String,
     pub line: u32,
     pub description: String,
-    pub columns: BTreeMap<String, Column>,
+    pub columns: crate::sorted_map::SortedMap<String, Column>,
     pub tags: Vec<String>,
     pub config: Config,
     /// Quoting of its name: the source's `quoting:`, then the table's.

@@ -99,7 +99,7 @@ pub fn sha256(text: &str) -> String {
 /// SHA-256 of `prefix` and `map` as compact JSON with every object's keys
 /// sorted (so that equal values hash equally), streamed into the hash: no
 /// sorted copy of the value, no text of it.
-fn sha256_canonical(prefix: &str, map: &BTreeMap<String, Json>) -> String {
+fn sha256_canonical(prefix: &str, map: &crate::sorted_map::SortedMap<String, Json>) -> String {
     struct Hashing(Sha256);
     impl std::io::Write for Hashing {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn canonical_hash_sorts_the_keys_of_every_object() {
-        let config: BTreeMap<String, Json> = serde_json::from_value(serde_json::json!({
+        let config: crate::config::Config = serde_json::from_value(serde_json::json!({
             "materialized": "table",
             "meta": {"z": [{"b": 1, "a": "x\n\"y\""}], "a": null},
             "tags": ["b", "a"],

@@ -121,7 +121,10 @@ pub fn site_data(project: &dvt_compiler::nodes::Project, plan: &Plan, catalog: &
         }
         m
     };
-    let columns = |declared: &BTreeMap<String, dvt_compiler::nodes::Column>, section: &str, id: &str| -> Vec<Json> {
+    let columns = |declared: &dvt_compiler::sorted_map::SortedMap<String, dvt_compiler::nodes::Column>,
+                   section: &str,
+                   id: &str|
+     -> Vec<Json> {
         let found = catalog_cols(section, id);
         let tests = tests_of(id);
         let mut names: Vec<(usize, String)> = declared.values().map(|c| (c.position, c.name.clone())).collect();

@@ -680,7 +680,7 @@ fn skip_comments(sql: &str) -> usize {
 }
 
 /// A node's columns as dbt's `graph` shows them (`meta` also under `config`, as dbt 1.10+ writes).
-fn graph_columns(cols: &BTreeMap<String, crate::nodes::Column>) -> serde_json::Map<String, serde_json::Value> {
+fn graph_columns(cols: &crate::sorted_map::SortedMap<String, crate::nodes::Column>) -> serde_json::Map<String, serde_json::Value> {
     cols.iter()
         .map(|(k, c)| {
             let col = serde_json::json!({

@@ -1,13 +1,12 @@
 //! Generic tests declared in properties YAML (`data_tests:` / `tests:`),
 //! turned into test nodes named the way dbt names them.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value as Json;
 
 use crate::config::{self, Config};
 use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::nodes::{Node, ResourceType, TestInfo};
+use crate::sorted_map::SortedMap;
 
 /// Keys of a test entry that configure the test rather than pass arguments.
 const CONFIG_KEYS: [&str; 14] = [
@@ -96,7 +95,7 @@ fn hashable_repr(v: &Json) -> String {
 }
 
 /// dbt's `synthesize_generic_test_names`: (file name and alias, full name).
-fn synthesize_names(test_type: &str, target_name: &str, kwargs: &BTreeMap<String, Json>) -> (String, String) {
+fn synthesize_names(test_type: &str, target_name: &str, kwargs: &SortedMap<String, Json>) -> (String, String) {
     let mut flat: Vec<String> = Vec::new();
     for (k, v) in kwargs {
         if k == "model" {
@@ -180,7 +179,7 @@ pub fn build(
     let mut cfg = Config::new();
     config::apply(&mut cfg, "materialized", &Json::from("test"));
     config::apply(&mut cfg, "severity", &Json::from("ERROR"));
-    let mut kwargs: BTreeMap<String, Json> = BTreeMap::new();
+    let mut kwargs: SortedMap<String, Json> = SortedMap::new();
     let mut custom_name: Option<String> = None;
     let mut native_args = false;
     let mut test_config: Option<serde_json::Map<String, Json>> = None;
@@ -208,7 +207,7 @@ pub fn build(
     }
     let column_name = kwargs.get("column_name").and_then(Json::as_str).map(str::to_string).or_else(|| column.map(str::to_string));
     if let Some(c) = &column_name {
-        kwargs.entry("column_name".into()).or_insert_with(|| Json::from(c.clone()));
+        kwargs.entry_or_insert_with("column_name".into(), || Json::from(c.clone()));
     }
     let mut test_type = if target.model_call.starts_with("source(") { format!("source_{test_name}") } else { test_name.clone() };
     if let Some(ns) = &namespace {
@@ -268,7 +267,7 @@ pub fn build(
 }
 
 /// `ref(...)`/`source(...)` calls inside test arguments (e.g. `to: ref('customers')`).
-pub fn kwarg_dependencies(kwargs: &BTreeMap<String, Json>) -> (Vec<crate::jinja::RefCall>, Vec<(String, String)>) {
+pub fn kwarg_dependencies(kwargs: &SortedMap<String, Json>) -> (Vec<crate::jinja::RefCall>, Vec<(String, String)>) {
     let mut refs = Vec::new();
     let mut sources = Vec::new();
     for (k, v) in kwargs {

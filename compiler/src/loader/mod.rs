@@ -732,7 +732,7 @@ fn collect_nodes(pkg: &Package, root: &Package, out: &mut Vec<PendingNode>) -> R
             let (raw, raw_line) = sql_text(&files::read(&path, &display)?);
             let mut node =
                 new_node(ResourceType::Test, pkg, root, NodeSource { name: files::stem(&path), folders, file: display, raw, raw_line });
-            node.config.entry("severity".into()).or_insert_with(|| Json::from("ERROR"));
+            node.config.entry_or_insert_with("severity".into(), || Json::from("ERROR"));
             out.push(PendingNode { node });
         }
     }
@@ -777,8 +777,8 @@ fn columns(
     package: &str,
     file: &str,
     line: u32,
-) -> Result<BTreeMap<String, Column>> {
-    let mut out = BTreeMap::new();
+) -> Result<crate::sorted_map::SortedMap<String, Column>> {
+    let mut out = crate::sorted_map::SortedMap::new();
     for (position, c) in cols.iter().enumerate() {
         let mut meta = c.meta.clone().unwrap_or_default();
         if let Some(Json::Object(m)) = c.config.as_ref().and_then(|cfg| cfg.get("meta")) {
