@@ -11,8 +11,14 @@ use super::relation::Relation;
 
 /// Python's `repr()` of a string: single quotes unless it holds `'` and no `"`.
 pub fn str_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
+    str_repr_into(&mut out, s);
+    out
+}
+
+/// [`str_repr`], appended to `out`.
+pub fn str_repr_into(out: &mut String, s: &str) {
+    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     out.push(q);
     for c in s.chars() {
         match c {
@@ -29,7 +35,6 @@ pub fn str_repr(s: &str) -> String {
         }
     }
     out.push(q);
-    out
 }
 
 /// Whether `v` prints differently in Python (and is plain data, not a relation).

@@ -75,23 +75,42 @@ fn py_repr(v: &Json) -> String {
     crate::jinja::pyrepr::repr(&crate::jinja::to_value(v))
 }
 
-/// dbt's `get_hashable_md`: dicts with sorted keys, lists, everything else `str()`.
-fn hashable_repr(v: &Json) -> String {
+/// dbt's `get_hashable_md` as Python prints it, appended to `out`: dicts with
+/// sorted keys, lists, everything else `str()`.
+fn hashable_repr(out: &mut String, v: &Json) {
     match v {
         Json::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            format!(
-                "{{{}}}",
-                keys.iter()
-                    .map(|k| format!("{}: {}", crate::jinja::pyrepr::str_repr(k), hashable_repr(&m[*k])))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            let mut entries: Vec<(&str, &Json)> = m.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            hashable_dict(out, &entries);
         }
-        Json::Array(a) => format!("[{}]", a.iter().map(hashable_repr).collect::<Vec<_>>().join(", ")),
-        other => crate::jinja::pyrepr::str_repr(&py_str(other)),
+        Json::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                hashable_repr(out, x);
+            }
+            out.push(']');
+        }
+        Json::String(s) => crate::jinja::pyrepr::str_repr_into(out, s),
+        other => crate::jinja::pyrepr::str_repr_into(out, &py_repr(other)),
     }
+}
+
+/// A dict of [`hashable_repr`] whose entries are already sorted by key.
+fn hashable_dict(out: &mut String, sorted: &[(&str, &Json)]) {
+    out.push('{');
+    for (i, (k, v)) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        crate::jinja::pyrepr::str_repr_into(out, k);
+        out.push_str(": ");
+        hashable_repr(out, v);
+    }
+    out.push('}');
 }
 
 /// dbt's `synthesize_generic_test_names`: (file name and alias, full name).
@@ -240,10 +259,23 @@ pub fn build(
         cfg.insert("severity".into(), Json::from(upper));
     }
     // dbt's unique id: md5 of the name and the test's metadata, as Python prints it.
-    let mut hashed_kwargs: serde_json::Map<String, Json> = kwargs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    hashed_kwargs.insert("model".into(), Json::from(format!("{{{{ get_where_subquery({}) }}}}", target.model_call)));
-    let metadata = serde_json::json!({"namespace": namespace, "name": test_name, "kwargs": hashed_kwargs});
-    let hash = md5_hex(&format!("{name}{}", hashable_repr(&metadata)));
+    // `{'kwargs': {…, 'model': …}, 'name': …, 'namespace': …}`, keys sorted, written in place.
+    let model = Json::from(format!("{{{{ get_where_subquery({}) }}}}", target.model_call));
+    let mut hashed_kwargs: Vec<(&str, &Json)> = kwargs.iter().filter(|(k, _)| *k != "model").map(|(k, v)| (k.as_str(), v)).collect();
+    hashed_kwargs.push(("model", &model));
+    hashed_kwargs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hashed = name.clone();
+    hashed.push_str("{'kwargs': ");
+    hashable_dict(&mut hashed, &hashed_kwargs);
+    hashed.push_str(", 'name': ");
+    crate::jinja::pyrepr::str_repr_into(&mut hashed, &test_name);
+    hashed.push_str(", 'namespace': ");
+    match &namespace {
+        Some(ns) => crate::jinja::pyrepr::str_repr_into(&mut hashed, ns),
+        None => crate::jinja::pyrepr::str_repr_into(&mut hashed, "None"),
+    }
+    hashed.push('}');
+    let hash = md5_hex(&hashed);
     let unique_id = format!("test.{}.{}.{}", target.package, name, &hash[hash.len() - 10..]);
     Ok(Node {
         unique_id,
