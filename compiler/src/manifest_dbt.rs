@@ -25,20 +25,48 @@ pub const DBT_SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v1
 /// The dbt-core version whose shapes DVT writes.
 pub const DBT_VERSION: &str = "1.11.16";
 
-fn columns(cols: &crate::sorted_map::SortedMap<String, Column>) -> Json {
-    cols.iter()
-        .map(|(k, c)| {
-            (
-                k.clone(),
-                json!({
-                    "name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
-                    "constraints": [], "quote": null, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
-                    "granularity": c.granularity, "doc_blocks": c.doc_blocks,
-                }),
-            )
-        })
-        .collect::<Map<_, _>>()
-        .into()
+/// dbt's `columns` of a node or source, serialized from the columns as they are.
+struct Columns<'a>(&'a crate::sorted_map::SortedMap<String, Column>);
+
+/// One of [`Columns`], keys in dbt's order.
+#[derive(serde::Serialize)]
+struct ColumnEntry<'a> {
+    name: &'a str,
+    description: &'a str,
+    meta: &'a Map<String, Json>,
+    data_type: &'a Option<String>,
+    constraints: [(); 0],
+    quote: Option<()>,
+    config: ColumnConfig<'a>,
+    tags: &'a [String],
+    granularity: &'a Option<String>,
+    doc_blocks: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct ColumnConfig<'a> {
+    meta: &'a Map<String, Json>,
+    tags: &'a [String],
+}
+
+impl serde::Serialize for Columns<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        ser.collect_map(self.0.iter().map(|(k, c)| {
+            let entry = ColumnEntry {
+                name: &c.name,
+                description: &c.description,
+                meta: &c.meta,
+                data_type: &c.data_type,
+                constraints: [],
+                quote: None,
+                config: ColumnConfig { meta: &c.meta, tags: &c.tags },
+                tags: &c.tags,
+                granularity: &c.granularity,
+                doc_blocks: &c.doc_blocks,
+            };
+            (k, entry)
+        }))
+    }
 }
 
 /// dbt's config defaults by resource type, in dbt's key order (built once).
@@ -337,7 +365,7 @@ impl serde::Serialize for NodeEntry<'_> {
         }
         m.serialize_entry("tags", &tags)?;
         m.serialize_entry("description", &node.description)?;
-        m.serialize_entry("columns", &columns(&node.columns))?;
+        m.serialize_entry("columns", &Columns(&node.columns))?;
         match node.config.get("meta").filter(|v| v.is_object()) {
             Some(meta) => m.serialize_entry("meta", meta)?,
             None => m.serialize_entry("meta", &Map::new())?,
@@ -566,7 +594,7 @@ fn source_json(project: &Project, s: &Source) -> Json {
         "source_description": s.source_description, "loader": s.loader, "identifier": s.identifier,
         "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
         "loaded_at_field": loaded_at, "loaded_at_query": null, "freshness": freshness, "external": null,
-        "description": s.description, "columns": columns(&s.columns), "meta": {}, "source_meta": {}, "tags": s.tags,
+        "description": s.description, "columns": Columns(&s.columns), "meta": {}, "source_meta": {}, "tags": s.tags,
         "config": config, "patch_path": null, "unrendered_config": {}, "relation_name": relation_name, "created_at": 0.0,
         "unrendered_database": null, "unrendered_schema": s.schema, "doc_blocks": [],
     })
