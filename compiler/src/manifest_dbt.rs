@@ -193,6 +193,36 @@ impl serde::Serialize for NodeConfig<'_> {
     }
 }
 
+/// Calls `f` with a node's config serialized: once per distinct (resource type, target,
+/// config) on each thread, as thousands of tests share one and its ~30 default keys
+/// are a sixth of the manifest.
+fn with_config_json<T, E: serde::ser::Error>(
+    config: NodeConfig<'_>,
+    f: impl FnOnce(&serde_json::value::RawValue) -> T,
+) -> std::result::Result<T, E> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static MEMO: RefCell<HashMap<String, Box<serde_json::value::RawValue>>> = RefCell::new(HashMap::new());
+    }
+    /// Distinct configs kept per thread (most projects have far fewer).
+    const CAPACITY: usize = 4096;
+    let node = config.node;
+    let mut key = format!("{}\0{}\0", node.resource_type.as_str(), config.placement.map_or("", |p| p.target.value.as_str()));
+    // The config as JSON, after a NUL that no resource type or target name holds.
+    key.push_str(&serde_json::to_string(&node.config).map_err(E::custom)?);
+    MEMO.with_borrow_mut(|memo| {
+        if !memo.contains_key(&key) {
+            if memo.len() >= CAPACITY {
+                memo.clear();
+            }
+            let json = serde_json::value::to_raw_value(&config).map_err(E::custom)?;
+            memo.insert(key.clone(), json);
+        }
+        Ok(f(&memo[&key]))
+    })
+}
+
 /// database, schema, alias and `relation_name` (in the project's `quoting:`) of a node.
 fn relation_fields(node: &Node, placement: Option<&Placement>, project: &Project, jinja: &Jinja, fast: bool) -> (Json, Json, String, Json) {
     let output = placement.map_or(&project.active_target, |p| &p.target.value);
@@ -357,7 +387,7 @@ impl serde::Serialize for NodeEntry<'_> {
             }
             _ => m.serialize_entry("checksum", &NameChecksum { name: "sha256", checksum: &sha256(&node.raw) })?,
         }
-        m.serialize_entry("config", &NodeConfig { node, placement })?;
+        with_config_json(NodeConfig { node, placement }, |config| m.serialize_entry("config", config))??;
         let mut tags = node.config.tags();
         if node.test.is_some() {
             // dbt sorts a generic test's tags (`sorted(set(...))`); other nodes keep their order.
