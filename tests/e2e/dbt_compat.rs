@@ -123,6 +123,25 @@ fn generic_tests_on_ephemeral_models_inline_the_model() {
     assert!(sql.contains("with __dbt__cte__eph as (\n\nselect 1 as id\n) select id\nfrom __dbt__cte__eph"), "{sql}");
 }
 
+/// A generic test may mutate a list it was given (dbt_utils' `at_least_one` appends
+/// to `group_by_columns`): each test gets its own mutable copy, as dbt's Python list.
+#[test]
+fn generic_tests_mutate_their_own_list_arguments() {
+    let test = "{% test grouped(model, column_name, group_by_columns=[]) %}\n{% set cols = group_by_columns %}\n\
+                {% do cols.append(column_name) %}\nselect {{ cols | join(', ') }} from {{ model }}\n{% endtest %}\n";
+    let props = "version: 2\nmodels:\n  - name: m\n    columns:\n      - name: id\n        tests:\n\
+                 \x20         - grouped: {group_by_columns: [a]}\n      - name: v\n        tests:\n\
+                 \x20         - grouped: {group_by_columns: [a]}\n";
+    let dir = base_project(&[("models/m.sql", "select 1 as id, 2 as v, 3 as a"), ("models/m.yml", props), ("macros/grouped.sql", test)]);
+    let r = dvtc(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let compiled = dir.path().join("target/compiled/proj/models/m.yml");
+    for (file, columns) in [("grouped_m_id__a.sql", "a, id"), ("grouped_m_v__a.sql", "a, v")] {
+        let sql = std::fs::read_to_string(compiled.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(sql.contains(&format!("select {columns} from")), "{file}: {sql}");
+    }
+}
+
 /// dbt's manifest keeps a test of a disabled model in `nodes` (disabled, no parents,
 /// never run) and lists the disabled model under `disabled`, as dbt-core 1.11
 /// does for Stripe's `stg_stripe__credit_note`.

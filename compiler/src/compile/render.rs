@@ -522,8 +522,10 @@ impl<'a> Renderer<'a> {
                     m.insert(k.as_str(), crate::jinja::to_value(v.clone()));
                 }
             }
+            // A shared template's arguments, mutable as the list and dict literals they
+            // stand for (`{% do group_by_columns.append(c) %}`); fresh for each render.
             for (k, v) in raw.iter().flat_map(|t| t.args) {
-                m.insert(k.as_str(), crate::jinja::to_value(v));
+                m.insert(k.as_str(), crate::jinja::mutable::from_json(v));
             }
             Value::from(m)
         };
