@@ -489,7 +489,8 @@ impl<'a> Renderer<'a> {
             index: self.index.clone(),
             project_sources: self.sources.clone(),
             outputs: self.outputs.clone(),
-            fragment_names: Arc::new(self.fragment_names(node)),
+            // Only a federated render names its upstreams' fragments.
+            fragment_names: Arc::new(if matches!(mode, Mode::Federation(_)) { self.fragment_names(node) } else { HashMap::new() }),
             mode,
         });
         let dialect = resolver.dialect();
