@@ -202,6 +202,7 @@ fn with_config_json<T, E: serde::ser::Error>(
 ) -> std::result::Result<T, E> {
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::collections::hash_map::Entry;
     thread_local! {
         static MEMO: RefCell<HashMap<String, Box<serde_json::value::RawValue>>> = RefCell::new(HashMap::new());
     }
@@ -212,14 +213,14 @@ fn with_config_json<T, E: serde::ser::Error>(
     // The config as JSON, after a NUL that no resource type or target name holds.
     key.push_str(&serde_json::to_string(&node.config).map_err(E::custom)?);
     MEMO.with_borrow_mut(|memo| {
-        if !memo.contains_key(&key) {
-            if memo.len() >= CAPACITY {
-                memo.clear();
-            }
-            let json = serde_json::value::to_raw_value(&config).map_err(E::custom)?;
-            memo.insert(key.clone(), json);
+        if memo.len() >= CAPACITY && !memo.contains_key(&key) {
+            memo.clear();
         }
-        Ok(f(&memo[&key]))
+        let json = match memo.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(serde_json::value::to_raw_value(&config).map_err(E::custom)?),
+        };
+        Ok(f(json))
     })
 }
 
