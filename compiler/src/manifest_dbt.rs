@@ -816,6 +816,21 @@ fn dbt_overview() -> &'static str {
     FILE[start..end].trim()
 }
 
+/// dbt's `invocation_id`: one for everything this process writes (manifest, run
+/// results, catalog, sources), so that tools can join the artifacts of one run.
+/// A version-4 UUID's layout, from the clock and the process.
+pub fn invocation_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let mut b: [u8; 16] = md5::Md5::digest(format!("{nanos}:{}", std::process::id()).as_bytes()).into();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = crate::hex::encode(&b);
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    })
+}
+
 /// A manifest timestamp for now.
 pub(crate) fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -827,7 +842,7 @@ fn metadata(project: &Project) -> Json {
     let now = now();
     json!({
         "dbt_schema_version": DBT_SCHEMA_VERSION, "dbt_version": DBT_VERSION, "generated_at": now,
-        "invocation_id": null, "invocation_started_at": now, "env": {}, "project_name": project.name,
+        "invocation_id": invocation_id(), "invocation_started_at": now, "env": {}, "project_name": project.name,
         "project_id": format!("{:x}", md5::Md5::digest(project.name.as_bytes())), "user_id": null,
         "send_anonymous_usage_stats": false, "adapter_type": adapter,
         "quoting": {"database": true, "schema": true, "identifier": true, "column": null}, "run_started_at": null,

@@ -131,9 +131,9 @@ pub fn sources_json(results: &[Freshness], elapsed: f64) -> Json {
     json!({
         "metadata": {
             "dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json",
-            "dbt_version": env!("CARGO_PKG_VERSION"),
+            "dbt_version": dvt_compiler::manifest_dbt::DBT_VERSION,
             "generated_at": ts(&Utc::now()),
-            "invocation_id": null,
+            "invocation_id": dvt_compiler::manifest_dbt::invocation_id(),
             "env": {},
         },
         "results": results.iter().map(|r| {

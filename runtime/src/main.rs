@@ -245,23 +245,15 @@ impl dvt_runtime::executor::LiveRender for ProjectRender {
     }
 }
 
-/// One id per invocation: time and process, as hex in a UUID's layout.
-fn invocation_id(now: chrono::DateTime<chrono::Utc>) -> String {
-    let n = now.timestamp_nanos_opt().unwrap_or_default() as u128 ^ (u128::from(std::process::id()) << 64);
-    let hex = format!("{n:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-}
-
 fn write_results(dir: &Path, command: &str, results: &[NodeResult], elapsed: f64) -> Result<()> {
     let now = chrono::Utc::now();
-    let invocation_id = invocation_id(now);
     let rr = RunResults {
         metadata: RunResultsMetadata {
             dbt_schema_version: RUN_RESULTS_SCHEMA.into(),
             // The dbt version whose artifacts DVT writes (as in target/manifest.json).
             dbt_version: dvt_compiler::manifest_dbt::DBT_VERSION.into(),
             generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            invocation_id,
+            invocation_id: dvt_compiler::manifest_dbt::invocation_id().to_string(),
             env: BTreeMap::new(),
         },
         results: results.to_vec(),
@@ -377,7 +369,7 @@ fn docs_generate_cmd(args: &ProjectArgs) -> Result<i32> {
         "dbt_schema_version": dvt_runtime::docs::CATALOG_SCHEMA,
         "dbt_version": dvt_compiler::manifest_dbt::DBT_VERSION,
         "generated_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "invocation_id": invocation_id(now),
+        "invocation_id": dvt_compiler::manifest_dbt::invocation_id(),
         "env": {},
     });
     let catalog = dvt_runtime::docs::catalog(&env, &nodes, &sources, metadata);

@@ -57,6 +57,11 @@ fn docs_generate_catalog_and_site_with_lineage_across_databases() {
     assert!(report["columns"].as_object().unwrap().len() >= 2, "{report}");
     assert_eq!(catalog["nodes"]["model.quickstart.stg_orders"]["metadata"]["type"], "VIEW");
     assert!(catalog["errors"].is_null());
+    // One invocation: the catalog and the manifest it wrote carry the same id, a UUID as dbt's.
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(target.join("manifest.json")).unwrap()).unwrap();
+    let id = catalog["metadata"]["invocation_id"].as_str().expect("an invocation id");
+    assert_eq!(manifest["metadata"]["invocation_id"], id);
+    assert!(id.len() == 36 && id.split('-').map(str::len).eq([8, 4, 4, 4, 12]) && id.as_bytes()[14] == b'4', "{id}");
 
     // dbt's own tooling reads every artifact, with the same counts DVT has.
     let t = target.display();

@@ -62,7 +62,7 @@ fn compile(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> String {
 }
 
 /// Compiles cold and asserts the artifacts are what is on disk now (the
-/// manifest's two timestamps aside).
+/// manifest's two timestamps and its invocation id aside).
 fn assert_same_as_cold(dir: &Path, env: &[(&str, &str)]) {
     let target = dir.join("target");
     let read = |p: &str| std::fs::read(target.join(p)).unwrap();
@@ -71,7 +71,7 @@ fn assert_same_as_cold(dir: &Path, env: &[(&str, &str)]) {
     let out = compile(dir, env, &["--no-partial-parse"]);
     assert!(!out.contains("reused"), "{out}");
     assert!(read("plan.json") == plan, "plan.json differs from a cold compile's");
-    let stamps = regex::bytes::Regex::new(r#""(generated_at|invocation_started_at)":"[^"]*""#).unwrap();
+    let stamps = regex::bytes::Regex::new(r#""(generated_at|invocation_started_at|invocation_id)":"[^"]*""#).unwrap();
     let cold = read("manifest.json");
     let (a, b) = (stamps.replace_all(&manifest, &b""[..]), stamps.replace_all(&cold, &b""[..]));
     assert!(a == b, "manifest.json differs from a cold compile's");

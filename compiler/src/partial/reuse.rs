@@ -384,5 +384,6 @@ fn metadata_entry(manifest: &Path, span: spans::Span) -> std::io::Result<Vec<u8>
     for k in ["generated_at", "invocation_started_at"] {
         value[k] = serde_json::Value::String(now.clone());
     }
+    value["invocation_id"] = serde_json::Value::from(crate::manifest_dbt::invocation_id());
     spans::entry("metadata", &value, false, 1)
 }
