@@ -42,7 +42,7 @@ fn node_entry(n: &crate::nodes::Node) -> ManifestNode {
         name: n.name.clone(),
         fqn: n.fqn.clone(),
         original_file_path: n.file.clone(),
-        config: n.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        config: n.config.to_btree_map(),
         tags: n.config.tags(),
         description: n.description.clone(),
         columns: columns(&n.columns),
@@ -52,7 +52,7 @@ fn node_entry(n: &crate::nodes::Node) -> ManifestNode {
         test_metadata: n.test.as_ref().map(|t| TestMetadata {
             name: t.name.clone(),
             namespace: t.namespace.clone(),
-            kwargs: t.kwargs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            kwargs: t.kwargs.to_btree_map(),
         }),
         attached_node: n.test.as_ref().map(|t| t.attached_node.clone()),
         column_name: n.test.as_ref().and_then(|t| t.column_name.clone()),
@@ -85,7 +85,7 @@ pub fn build(project: &Project) -> Manifest {
                 description: s.description.clone(),
                 columns: columns(&s.columns),
                 tags: s.tags.clone(),
-                config: s.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                config: s.config.to_btree_map(),
             };
             (s.unique_id.clone(), src)
         })

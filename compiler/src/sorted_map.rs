@@ -122,6 +122,15 @@ impl<K: Ord, V> SortedMap<K, V> {
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.entries.retain_mut(|(k, v)| keep(k, v));
     }
+
+    /// A copy as a `BTreeMap` (the artifact types' maps).
+    pub fn to_btree_map(&self) -> std::collections::BTreeMap<K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.entries.iter().cloned().collect()
+    }
 }
 
 impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
