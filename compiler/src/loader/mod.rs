@@ -7,7 +7,7 @@ pub(crate) mod files;
 mod generic_tests;
 mod packages;
 mod project_config;
-mod properties;
+pub(crate) mod properties;
 pub mod python;
 mod render;
 mod unit_tests;
@@ -826,7 +826,7 @@ fn add_bucket_seeds(
         if external.is_none() || by_key.contains_key(&key) {
             continue;
         }
-        let line = yaml::line_of(&patch.name);
+        let line = patch.name.line;
         let bad = |msg: String| {
             DvtError::new(ErrorCode::ConfigInvalid, msg)
                 .at(Location::new(file, line, 0))
@@ -878,7 +878,7 @@ fn apply_patches(
     for (patches, rt) in groups {
         for patch in patches {
             let name = &patch.name.value;
-            let line = yaml::line_of(&patch.name);
+            let line = patch.name.line;
             let versions = model_versions(patch, pkg, rt, by_key, file, line)?;
             if !versions.is_empty() {
                 for (idx, v, latest, entry) in versions {
@@ -1072,7 +1072,7 @@ fn load_source_group(
     tests: &mut Vec<TestDecl>,
 ) -> Result<()> {
     let sname = &group.name.value;
-    let line = yaml::line_of(&group.name);
+    let line = group.name.line;
     let (connection, level) = match &group.connection {
         Some(c) => {
             if !profile.outputs.contains_key(&c.value) && !buckets.entries.contains_key(&c.value) {
@@ -1083,7 +1083,7 @@ fn load_source_group(
                         c.value, profile.name
                     ),
                 )
-                .at(Location::new(file, yaml::line_of(c), c.referenced.column() as u32))
+                .at(Location::new(file, c.line, c.column))
                 .hint(format!(
                     "use one of: {}",
                     profile.outputs.keys().chain(buckets.entries.keys()).cloned().collect::<Vec<_>>().join(", ")
@@ -1093,7 +1093,7 @@ fn load_source_group(
         }
         None if require_connection => {
             return Err(DvtError::new(ErrorCode::SourceConnectionMissing, format!("source `{sname}` has no `connection:`"))
-                .at(Location::new(file, line, group.name.referenced.column() as u32))
+                .at(Location::new(file, line, group.name.column))
                 .hint(format!(
                     "add `connection: <output>` (one of: {}) to the source, or set `flags: {{require_source_connection: false}}` in the project file to read it from the active target as dbt does",
                     profile.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -1114,7 +1114,7 @@ fn load_source_group(
     let source_description = renderer.render(group.description.as_deref().unwrap_or(""), &pkg.name, file, line)?;
     for table in &group.tables {
         let tname = &table.name.value;
-        let tline = yaml::line_of(&table.name);
+        let tline = table.name.line;
         let unique_id = format!("source.{}.{}.{}", pkg.name, sname, tname);
         let mut cfg = Config::new();
         cfg.insert("enabled".into(), Json::Bool(true));

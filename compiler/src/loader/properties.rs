@@ -1,8 +1,8 @@
 //! Properties YAML (`models:`, `sources:`, `seeds:`, `snapshots:`, …) as written.
 
+use crate::yaml::Lined as Spanned;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use serde_saphyr::Spanned;
 
 /// One properties file.
 #[derive(Debug, Default, Deserialize)]
