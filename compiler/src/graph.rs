@@ -1,7 +1,8 @@
 //! The DAG of nodes and sources on petgraph: topological order, ancestors,
 //! descendants, and cycle reports that print the cycle.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use petgraph::Direction;
 use petgraph::algo::{kosaraju_scc, toposort};
@@ -11,26 +12,46 @@ use petgraph::visit::EdgeRef;
 use crate::error::{DvtError, ErrorCode, Location, Result};
 use crate::nodes::Project;
 
-/// Edges point from upstream to downstream.
+/// Edges point from upstream to downstream. Nodes are numbered in the order of
+/// their ids, so that sorting indices sorts ids.
 pub struct Graph {
     pub graph: DiGraph<String, ()>,
-    pub index: HashMap<String, NodeIndex>,
+    pub index: HashMap<String, NodeIndex, foldhash::fast::RandomState>,
 }
 
 impl Graph {
     /// Builds the graph of all enabled nodes and sources.
     pub fn build(project: &Project) -> Result<Graph> {
-        let mut graph = DiGraph::new();
-        let mut index = HashMap::new();
-        for id in project.sources.keys().chain(project.nodes.keys()) {
-            index.insert(id.clone(), graph.add_node(id.clone()));
+        use rayon::prelude::*;
+        // Sources and nodes, each sorted already, merged into one sorted list.
+        let (mut sources, mut nodes) = (project.sources.keys().peekable(), project.nodes.iter().peekable());
+        let mut ids: Vec<(&String, Option<&crate::nodes::Node>)> = Vec::with_capacity(project.sources.len() + project.nodes.len());
+        loop {
+            let take_source = match (sources.peek(), nodes.peek()) {
+                (Some(s), Some((n, _))) => s < n,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if take_source {
+                ids.extend(sources.next().map(|s| (s, None)));
+            } else {
+                ids.extend(nodes.next().map(|(id, n)| (id, Some(n))));
+            }
         }
-        for (id, node) in &project.nodes {
-            let to = index[id];
-            for dep in &node.depends_on {
-                if let Some(&from) = index.get(dep) {
-                    graph.add_edge(from, to, ());
-                }
+        let mut graph = DiGraph::with_capacity(ids.len(), ids.len());
+        let mut index = HashMap::with_capacity_and_hasher(ids.len(), Default::default());
+        for (id, _) in &ids {
+            index.insert((*id).clone(), graph.add_node((*id).clone()));
+        }
+        // Each node's parents, looked up on all cores; the edges added in order.
+        let parents: Vec<Vec<NodeIndex>> = ids
+            .par_iter()
+            .map(|(_, node)| node.map_or_else(Vec::new, |n| n.depends_on.iter().filter_map(|d| index.get(d).copied()).collect()))
+            .collect();
+        for (to, from) in parents.into_iter().enumerate() {
+            for from in from {
+                graph.add_edge(from, NodeIndex::new(to), ());
             }
         }
         Ok(Graph { graph, index })
@@ -78,16 +99,16 @@ impl Graph {
         // In-degrees by node index (petgraph's indices are 0..n).
         let mut indeg: Vec<usize> =
             self.graph.node_indices().map(|n| self.graph.neighbors_directed(n, Direction::Incoming).count()).collect();
-        let mut ready: BTreeSet<(&str, NodeIndex)> =
-            self.graph.node_indices().filter(|n| indeg[n.index()] == 0).map(|n| (self.graph[n].as_str(), n)).collect();
+        // The smallest index first is the smallest id first.
+        let mut ready: BinaryHeap<Reverse<NodeIndex>> = self.graph.node_indices().filter(|n| indeg[n.index()] == 0).map(Reverse).collect();
         let mut out = Vec::with_capacity(indeg.len());
-        while let Some((id, n)) = ready.pop_first() {
-            out.push(id.to_string());
+        while let Some(Reverse(n)) = ready.pop() {
+            out.push(self.graph[n].clone());
             for m in self.graph.neighbors_directed(n, Direction::Outgoing) {
                 let d = &mut indeg[m.index()];
                 *d -= 1;
                 if *d == 0 {
-                    ready.insert((self.graph[m].as_str(), m));
+                    ready.push(Reverse(m));
                 }
             }
         }
@@ -120,20 +141,20 @@ impl Graph {
 
     /// Direct parents of `id`, sorted.
     pub fn parents(&self, id: &str) -> Vec<&str> {
-        self.index.get(id).map_or_else(Vec::new, |&n| {
-            let mut v: Vec<&str> = self.graph.neighbors_directed(n, Direction::Incoming).map(|m| self.graph[m].as_str()).collect();
-            v.sort_unstable();
-            v
-        })
+        self.neighbors(id, Direction::Incoming)
     }
 
     /// Direct children of `id`, sorted.
     pub fn children(&self, id: &str) -> Vec<&str> {
+        self.neighbors(id, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, id: &str, dir: Direction) -> Vec<&str> {
         self.index.get(id).map_or_else(Vec::new, |&n| {
-            let mut v: Vec<&str> = self.graph.neighbors_directed(n, Direction::Outgoing).map(|m| self.graph[m].as_str()).collect();
+            let mut v: Vec<NodeIndex> = self.graph.neighbors_directed(n, dir).collect();
             v.sort_unstable();
             v.dedup();
-            v
+            v.into_iter().map(|m| self.graph[m].as_str()).collect()
         })
     }
 }

@@ -186,7 +186,8 @@ impl serde::Serialize for StreamedNodes<'_> {
 }
 
 /// Adds one map entry per item, in order: values built and serialized in
-/// parallel 1,024 items at a time (so only a chunk's JSON is held at once).
+/// parallel 1,024 items at a time (so only a chunk's JSON is held at once), 32
+/// to a buffer (one allocation, not one per value and its growth).
 pub(crate) fn entries_in_parallel<'t, M, T, V>(
     map: &mut M,
     items: &[&'t T],
@@ -199,15 +200,57 @@ where
     V: serde::Serialize,
 {
     use rayon::prelude::*;
+    const RUN: usize = 32;
     for chunk in items.chunks(1024) {
-        let values: Vec<Box<serde_json::value::RawValue>> = chunk
-            .par_iter()
-            .map(|item| serde_json::value::to_raw_value(&value(item)))
-            .collect::<Result<_, _>>()
+        let runs: Vec<(String, Vec<usize>)> = chunk
+            .par_chunks(RUN)
+            .map(|run| {
+                let mut buf = Vec::with_capacity(RUN * 2048);
+                let mut ends = Vec::with_capacity(run.len());
+                for item in run {
+                    serde_json::to_writer(&mut buf, &value(item))?;
+                    ends.push(buf.len());
+                }
+                // serde_json writes UTF-8.
+                let text = String::from_utf8(buf).map_err(serde::ser::Error::custom)?;
+                Ok((text, ends))
+            })
+            .collect::<Result<_, serde_json::Error>>()
             .map_err(serde::ser::Error::custom)?;
-        for (item, v) in chunk.iter().zip(&values) {
-            map.serialize_entry(key(item), v)?;
+        for (run, (text, ends)) in chunk.chunks(RUN).zip(&runs) {
+            let mut start = 0;
+            for (item, &end) in run.iter().zip(ends) {
+                map.serialize_entry(key(item), &RawJson(&text[start..end]))?;
+                start = end;
+            }
         }
     }
     Ok(())
+}
+
+/// JSON text written as it is, as serde_json writes its `RawValue` (whose public
+/// constructors either parse the text again or allocate it alone).
+pub(crate) struct RawJson<'a>(pub &'a str);
+
+impl serde::Serialize for RawJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        // serde_json's token for raw JSON (`serde_json::raw::TOKEN`).
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let mut s = ser.serialize_struct(TOKEN, 1)?;
+        s.serialize_field(TOKEN, self.0)?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod raw_json_tests {
+    #[test]
+    fn raw_json_is_written_as_it_is() {
+        let v = serde_json::json!({"a": 1});
+        let text = serde_json::to_string(&v).unwrap();
+        let entries = [super::RawJson(&text), super::RawJson("[1, 2]")];
+        assert_eq!(serde_json::to_string(&entries).unwrap(), r#"[{"a":1},[1, 2]]"#);
+        assert_eq!(serde_json::to_string_pretty(&entries).unwrap(), "[\n  {\"a\":1},\n  [1, 2]\n]");
+    }
 }

@@ -95,23 +95,27 @@ pub struct Column {
 /// names a versioned model's latest version.
 #[derive(Debug, Clone, Default)]
 pub struct RefIndex {
-    latest: std::collections::HashMap<(String, String), String>,
-    versions: std::collections::HashMap<(String, String, String), String>,
+    /// package → name → the latest (or only) version's unique id.
+    latest: FastMap<String, FastMap<String, String>>,
+    /// package → (name, version) → unique id.
+    versions: FastMap<String, FastMap<(String, String), String>>,
 }
+
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 impl RefIndex {
     /// Indexes the ref-able nodes (models, seeds, snapshots) among `nodes`.
     pub fn new<'a>(nodes: impl Iterator<Item = &'a Node>) -> Self {
         let mut ix = RefIndex::default();
         for n in nodes.filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)) {
-            let key = (n.package.clone(), n.name.clone());
+            let latest = ix.latest.entry(n.package.clone()).or_default();
             if let Some(v) = &n.version {
-                ix.versions.insert((n.package.clone(), n.name.clone(), v.clone()), n.unique_id.clone());
+                ix.versions.entry(n.package.clone()).or_default().insert((n.name.clone(), v.clone()), n.unique_id.clone());
                 if n.latest_version.as_ref() == Some(v) {
-                    ix.latest.insert(key, n.unique_id.clone());
+                    latest.insert(n.name.clone(), n.unique_id.clone());
                 }
             } else {
-                ix.latest.entry(key).or_insert_with(|| n.unique_id.clone());
+                latest.entry(n.name.clone()).or_insert_with(|| n.unique_id.clone());
             }
         }
         ix
@@ -120,8 +124,8 @@ impl RefIndex {
     /// The node `ref()` names in `package`: a version when given, else the latest (or only) one.
     pub fn get(&self, package: &str, name: &str, version: Option<&str>) -> Option<&String> {
         match version {
-            Some(v) => self.versions.get(&(package.to_string(), name.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string())),
-            None => self.latest.get(&(package.to_string(), name.to_string())),
+            Some(v) => self.versions.get(package)?.get(&(name.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string())),
+            None => self.latest.get(package)?.get(name),
         }
     }
 

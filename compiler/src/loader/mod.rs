@@ -12,7 +12,7 @@ pub mod python;
 mod render;
 mod unit_tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -267,29 +267,42 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     let renderers: HashMap<&str, project_config::ConfigRenderer> =
         packages.iter().map(|p| (p.name.as_str(), project_config::ConfigRenderer::new(&p.name, &vars, &target_val))).collect();
     // Consume the declarations: their YAML values move into the test nodes.
-    let built: Vec<(String, u32, Result<Option<Node>>)> = test_decls
+    let built: Vec<(Arc<str>, u32, Result<Option<Node>>)> = test_decls
         .into_par_iter()
         .map(|decl| {
-            let renderer = &renderers[decl.package.as_str()];
+            let renderer = &renderers[&*decl.package];
             let render_config = |s: &str, at: &Location| renderer.render_str(s, at);
             let built = build_test(&decl, (&nodes, &disabled), &sources, project_tests.as_ref(), &render_config);
             (decl.file, decl.line, built)
         })
         .collect();
+    // Models' keys as their tests imply them (the tests of disabled nodes imply nothing for enabled ones).
+    let test_keys = infer_test_keys(built.iter().filter_map(|(_, _, n)| n.as_ref().ok()?.as_ref()?.test.as_deref()));
     for (file, line, node) in built {
         let Some(node) = node? else { continue };
         // A test of a disabled node is kept as dbt keeps it (listed, never run).
-        if node.test.as_ref().is_some_and(|t| disabled.contains_key(&t.attached_node)) {
+        if !disabled.is_empty() && node.test.as_ref().is_some_and(|t| disabled.contains_key(&t.attached_node)) {
             disabled.entry(node.unique_id.clone()).or_insert(node);
             continue;
         }
-        if let Some(prev) = nodes.get(&node.unique_id) {
-            warnings.push(format!("{file}:{line}: test `{}` is declared twice; keeping the first (from {})", node.name, prev.file));
-            continue;
+        match nodes.entry(node.unique_id.clone()) {
+            std::collections::btree_map::Entry::Occupied(prev) => {
+                warnings.push(format!(
+                    "{file}:{line}: test `{}` is declared twice; keeping the first (from {})",
+                    node.name,
+                    prev.get().file
+                ));
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(node);
+            }
         }
-        nodes.insert(node.unique_id.clone(), node);
     }
-    infer_test_keys(&mut nodes);
+    for (id, key) in test_keys {
+        if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
+            n.test_key = key;
+        }
+    }
     crate::timing::phase("generic tests");
     let mut project = Project {
         root: project_dir,
@@ -602,35 +615,37 @@ pub(crate) fn sql_text(text: &str) -> (String, u32) {
 /// Each model's key as dbt infers it from its tests (`ModelNode.infer_primary_key`):
 /// the columns with both a `unique` (or `unique_combination_of_columns`) and a
 /// `not_null` test, else those with a unique test. Sorted (dbt's come from a set).
-fn infer_test_keys(nodes: &mut BTreeMap<String, Node>) {
+fn infer_test_keys<'t>(tests: impl Iterator<Item = &'t crate::nodes::TestInfo>) -> Vec<(String, Vec<String>)> {
     // Borrowed names while reading; the few keys found are written after.
-    let mut tested: HashMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = HashMap::new();
-    for t in nodes.values().filter_map(|n| n.test.as_deref()) {
+    let mut tested: HashMap<&str, (Vec<&str>, Vec<&str>), foldhash::fast::RandomState> = HashMap::default();
+    for t in tests {
         let unique = match t.name.as_str() {
             "unique" | "unique_combination_of_columns" => true,
             "not_null" => false,
             _ => continue,
         };
-        let columns: Vec<&str> = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
-            (Some(Json::String(c)), _) => vec![c.as_str()],
-            (_, Some(Json::Array(cs))) => cs.iter().filter_map(Json::as_str).collect(),
+        let sets = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
+            (Some(Json::String(_)), _) | (_, Some(Json::Array(_))) => tested.entry(t.attached_node.as_str()).or_default(),
             _ => continue,
         };
-        let sets = tested.entry(t.attached_node.as_str()).or_default();
-        if unique { &mut sets.0 } else { &mut sets.1 }.extend(columns);
-    }
-    let keys: Vec<(String, Vec<String>)> = tested
-        .into_iter()
-        .map(|(id, (unique, not_null))| {
-            let both: Vec<String> = not_null.intersection(&unique).map(|c| c.to_string()).collect();
-            (id.to_string(), if both.is_empty() { unique.into_iter().map(str::to_string).collect() } else { both })
-        })
-        .collect();
-    for (id, key) in keys {
-        if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
-            n.test_key = key;
+        let set = if unique { &mut sets.0 } else { &mut sets.1 };
+        match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
+            (Some(Json::String(c)), _) => set.push(c.as_str()),
+            (_, Some(Json::Array(cs))) => set.extend(cs.iter().filter_map(Json::as_str)),
+            _ => {}
         }
     }
+    tested
+        .into_iter()
+        .map(|(id, (mut unique, mut not_null))| {
+            for set in [&mut unique, &mut not_null] {
+                set.sort_unstable();
+                set.dedup();
+            }
+            let both: Vec<String> = unique.iter().filter(|c| not_null.binary_search(c).is_ok()).map(|c| c.to_string()).collect();
+            (id.to_string(), if both.is_empty() { unique.into_iter().map(str::to_string).collect() } else { both })
+        })
+        .collect()
 }
 
 /// One node per `.sql` file under `paths` (models, analyses).
@@ -760,12 +775,13 @@ fn properties_files(pkg: &Package) -> Result<Vec<PathBuf>> {
 /// A generic test waiting for its attached node to be known enabled.
 struct TestDecl {
     entry: Json,
-    attached: String,
-    label: String,
-    model_call: String,
-    folders: Vec<String>,
-    package: String,
-    file: String,
+    /// Shared by the tests of one node (thousands of declarations).
+    attached: Arc<str>,
+    label: Arc<str>,
+    model_call: Arc<str>,
+    folders: Arc<[String]>,
+    package: Arc<str>,
+    file: Arc<str>,
     line: u32,
     column: Option<String>,
     column_tags: Vec<String>,
@@ -1206,15 +1222,18 @@ fn declare_tests(
     // dbt's fqn of a test: the package, the properties file's folders below its path root, the name.
     let in_pkg = file.strip_prefix(pkg.rel.as_str()).unwrap_or(file);
     let parts: Vec<&str> = in_pkg.split('/').collect();
-    let folders: Vec<String> = parts.iter().skip(1).take(parts.len().saturating_sub(2)).map(|s| s.to_string()).collect();
+    let folders: Arc<[String]> = parts.iter().skip(1).take(parts.len().saturating_sub(2)).map(|s| s.to_string()).collect();
+    let (attached, label, model_call): (Arc<str>, Arc<str>, Arc<str>) =
+        (target.unique_id.into(), target.label.as_str().into(), target.model_call.as_str().into());
+    let (package, file): (Arc<str>, Arc<str>) = (pkg.name.as_str().into(), file.into());
     let decl = |entry: &Json, column: Option<&ColumnProps>| TestDecl {
         entry: entry.clone(),
-        attached: target.unique_id.to_string(),
-        label: target.label.clone(),
-        model_call: target.model_call.clone(),
+        attached: attached.clone(),
+        label: label.clone(),
+        model_call: model_call.clone(),
         folders: folders.clone(),
-        package: pkg.name.clone(),
-        file: file.to_string(),
+        package: package.clone(),
+        file: file.clone(),
         line,
         column: column.map(|c| c.name.clone()),
         column_tags: column.map(|c| tag_list(&c.tags)).unwrap_or_default(),
@@ -1234,12 +1253,12 @@ fn build_test(
     project_tests: Option<&Json>,
     render_config: &generic_tests::ConfigRenderFn<'_>,
 ) -> Result<Option<Node>> {
-    if ![nodes, disabled].iter().any(|m| m.contains_key(&decl.attached)) && !sources.contains_key(&decl.attached) {
+    if ![nodes, disabled].iter().any(|m| m.contains_key(&*decl.attached)) && !sources.contains_key(&*decl.attached) {
         return Ok(None);
     }
     let target = TestTarget {
         unique_id: &decl.attached,
-        label: decl.label.clone(),
+        label: decl.label.to_string(),
         model_call: &decl.model_call,
         folders: &decl.folders,
         package: &decl.package,
@@ -1252,7 +1271,7 @@ fn build_test(
     node.refs = refs.into_iter().map(|r| (r, decl.line)).collect();
     node.source_calls = srcs.into_iter().map(|(a, b)| (a, b, decl.line)).collect();
     // dbt keeps every test of a disabled node (listed disabled), whatever its own `enabled`.
-    Ok((node.config.enabled() || disabled.contains_key(&decl.attached)).then_some(node))
+    Ok((node.config.enabled() || disabled.contains_key(&*decl.attached)).then_some(node))
 }
 
 /// Line in `node.raw` where `needle` first appears (in file coordinates).
@@ -1321,7 +1340,8 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
         .collect();
     let source_index: HashMap<(String, String), String> =
         project.sources.values().map(|s| ((s.source_name.clone(), s.name.clone()), s.unique_id.clone())).collect();
-    for node in project.nodes.values_mut() {
+    // Each node's parents on all cores; the first error in node order is reported.
+    let resolve = |node: &mut Node| -> Result<()> {
         let mut deps: Vec<String> = Vec::new();
         if let Some(t) = &node.test {
             deps.push(t.attached_node.clone());
@@ -1378,6 +1398,8 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
         deps.sort();
         deps.dedup();
         node.depends_on = deps;
-    }
-    Ok(())
+        Ok(())
+    };
+    let mut nodes: Vec<&mut Node> = project.nodes.values_mut().collect();
+    nodes.par_iter_mut().map(|n| resolve(n)).collect::<Vec<Result<()>>>().into_iter().collect()
 }
