@@ -186,8 +186,8 @@ impl serde::Serialize for StreamedNodes<'_> {
 }
 
 /// Adds one map entry per item, in order: values built and serialized in
-/// parallel 1,024 items at a time (so only a chunk's JSON is held at once), 32
-/// to a buffer (one allocation, not one per value and its growth).
+/// parallel 1,024 items at a time (so only a chunk's JSON is held at once), a
+/// run of them to a buffer (see [`crate::partial::spans::in_runs`]).
 pub(crate) fn entries_in_parallel<'t, M, T, V>(
     map: &mut M,
     items: &[&'t T],
@@ -199,29 +199,17 @@ where
     T: Sync,
     V: serde::Serialize,
 {
-    use rayon::prelude::*;
-    const RUN: usize = 32;
+    use crate::partial::spans::{RUN, in_runs};
     for chunk in items.chunks(1024) {
-        let runs: Vec<(String, Vec<usize>)> = chunk
-            .par_chunks(RUN)
-            .map(|run| {
-                let mut buf = Vec::with_capacity(RUN * 2048);
-                let mut ends = Vec::with_capacity(run.len());
-                for item in run {
-                    serde_json::to_writer(&mut buf, &value(item))?;
-                    ends.push(buf.len());
-                }
-                // serde_json writes UTF-8.
-                let text = String::from_utf8(buf).map_err(serde::ser::Error::custom)?;
-                Ok((text, ends))
-            })
-            .collect::<Result<_, serde_json::Error>>()
+        let runs = in_runs(chunk, |buf, item| serde_json::to_writer(buf, &value(item)).map_err(std::io::Error::other))
             .map_err(serde::ser::Error::custom)?;
         for (run, (text, ends)) in chunk.chunks(RUN).zip(&runs) {
-            let mut start = 0;
-            for (item, &end) in run.iter().zip(ends) {
-                map.serialize_entry(key(item), &RawJson(&text[start..end]))?;
-                start = end;
+            // serde_json writes UTF-8.
+            let text = std::str::from_utf8(text).map_err(serde::ser::Error::custom)?;
+            let mut from = 0;
+            for (item, &to) in run.iter().zip(ends) {
+                map.serialize_entry(key(item), &RawJson(&text[from..to]))?;
+                from = to;
             }
         }
     }

@@ -182,7 +182,6 @@ where
     T: Serialize + ?Sized,
     V: Serialize + Sync + ?Sized,
 {
-    use rayon::prelude::*;
     let mut frame = Vec::new();
     let mut spans = write(&mut frame, skeleton, pretty, map)?;
     let (_, end) = spans.top(map).ok_or_else(|| io::Error::other(format!("`{map}` is not a top-level entry")))?;
@@ -194,13 +193,19 @@ where
     out.write_all(&frame[..end - 1])?;
     // serde_json's layout of a map one level in: entries on their own lines, 4 spaces in.
     let (first, next, close) = if pretty { ("\n    ", ",\n    ", "\n  }") } else { ("", ",", "}") };
-    for (i, chunk) in entries.chunks(1024).enumerate() {
-        let bytes: Vec<Vec<u8>> = chunk.par_iter().map(|(k, v)| entry(k, v, pretty, 2)).collect::<io::Result<_>>()?;
-        for (j, ((key, _), b)) in chunk.iter().zip(&bytes).enumerate() {
-            out.write_all(if i == 0 && j == 0 { first.as_bytes() } else { next.as_bytes() })?;
-            let start = out.pos.get();
-            out.write_all(b)?;
-            spans.entries.push((key.to_string(), (start, out.pos.get())));
+    let mut n = 0;
+    for chunk in entries.chunks(1024) {
+        let runs = in_runs(chunk, |buf, (k, v)| entry_into(buf, k, v, pretty, 2))?;
+        for (run, (text, ends)) in chunk.chunks(RUN).zip(&runs) {
+            let mut from = 0;
+            for ((key, _), &to) in run.iter().zip(ends) {
+                out.write_all(if n == 0 { first.as_bytes() } else { next.as_bytes() })?;
+                let start = out.pos.get();
+                out.write_all(&text[from..to])?;
+                spans.entries.push((key.to_string(), (start, out.pos.get())));
+                from = to;
+                n += 1;
+            }
         }
     }
     out.write_all(if entries.is_empty() { b"}" } else { close.as_bytes() })?;
@@ -215,19 +220,46 @@ where
     Ok(spans)
 }
 
+/// Items written in parallel, [`RUN`] to a buffer: each buffer with where each
+/// item ends in it (one allocation per run, not one per item and its growth).
+pub(crate) fn in_runs<T: Sync>(
+    items: &[T],
+    write: impl Fn(&mut Vec<u8>, &T) -> io::Result<()> + Sync,
+) -> io::Result<Vec<(Vec<u8>, Vec<usize>)>> {
+    use rayon::prelude::*;
+    items
+        .par_chunks(RUN)
+        .map(|run| {
+            let mut buf = Vec::with_capacity(RUN * 4096);
+            let mut ends = Vec::with_capacity(run.len());
+            for item in run {
+                write(&mut buf, item)?;
+                ends.push(buf.len());
+            }
+            Ok((buf, ends))
+        })
+        .collect()
+}
+
+/// Items per buffer of [`in_runs`].
+pub(crate) const RUN: usize = 32;
+
 /// `"key": value` as [`write`] wrote it at `depth` (1: the top-level object, 2: a map in it).
 pub fn entry<T: Serialize + ?Sized>(key: &str, value: &T, pretty: bool, depth: usize) -> io::Result<Vec<u8>> {
     // Sized for a typical plan node, so the buffer seldom grows and copies.
     let mut out = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut out, key).map_err(io::Error::other)?;
+    entry_into(&mut out, key, value, pretty, depth)?;
+    Ok(out)
+}
+
+fn entry_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T, pretty: bool, depth: usize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, key).map_err(io::Error::other)?;
     if !pretty {
         out.push(b':');
-        serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;
-        return Ok(out);
+        return serde_json::to_writer(out, value).map_err(io::Error::other);
     }
     out.extend_from_slice(b": ");
-    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, Pretty::at(depth))).map_err(io::Error::other)?;
-    Ok(out)
+    value.serialize(&mut serde_json::Serializer::with_formatter(out, Pretty::at(depth))).map_err(io::Error::other)
 }
 
 /// serde_json's pretty layout (two spaces a level) for a value that starts `depth`
