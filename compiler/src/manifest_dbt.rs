@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::json_str::LongStr;
 use serde_json::{Map, Value as Json, json};
 use sha2::Digest;
 
@@ -413,7 +414,7 @@ impl serde::Serialize for NodeEntry<'_> {
             node.test.as_ref().filter(|_| node.raw.is_empty()).map(|t| GenericTest::new(project, jinja, node, t, compiled.is_some()));
         match &generic {
             Some(g) => m.serialize_entry("raw_code", &g.raw_code)?,
-            None => m.serialize_entry("raw_code", &node.raw)?,
+            None => m.serialize_entry("raw_code", &LongStr(&node.raw))?,
         }
         if node.resource_type == ResourceType::Seed {
             m.serialize_entry("root_path", &project.root.display().to_string())?;
@@ -473,7 +474,7 @@ impl serde::Serialize for NodeEntry<'_> {
         }
         if let Some((code, _, _)) = compiled {
             m.serialize_entry("compiled", &true)?;
-            m.serialize_entry("compiled_code", code)?;
+            m.serialize_entry("compiled_code", &LongStr(code))?;
             m.serialize_entry("extra_ctes_injected", &true)?;
             m.serialize_entry("extra_ctes", &empty)?;
         }
