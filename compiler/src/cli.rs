@@ -585,10 +585,8 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
         warn(&format!("[{}] {}", w.code, w.message), args.log_format);
     }
     let target_dir = project.root.join(project.root_package().file.target_path());
-    let (mut plan_spans, mut manifest_spans, mut prepared) = (None, None, None);
+    let (mut plan_spans, mut manifest_spans) = (None, None);
     let out = std::thread::scope(|scope| -> Result<PathBuf> {
-        // The incremental state's node snapshots, written beside the artifacts.
-        let snapshots = partial.then(|| scope.spawn(|| crate::partial::prepare(&project, &compiled, &target_dir)));
         // dbt's manifest after `dbt compile` (the compiled nodes carry their code and path),
         // built on another core while this one writes the SQL files and the plan.
         let manifest = scope.spawn(|| -> Result<Option<crate::partial::spans::Spans>> {
@@ -623,19 +621,10 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
             }
         };
         manifest_spans = manifest.join().unwrap_or_else(|_| Err(DvtError::new(ErrorCode::Io, "the manifest writer panicked")))?;
-        // The state only saves time: a compile that cannot save it still succeeded.
-        prepared = match snapshots.map(|h| h.join()) {
-            Some(Ok(Ok(p))) => Some(p),
-            Some(Ok(Err(e))) => {
-                warn(&format!("could not save the state for the next incremental compile: {e}"), f);
-                None
-            }
-            _ => None,
-        };
         Ok(out)
     })?;
     let inputs = inputs.and_then(|h| h.join().ok().flatten());
-    if let (Some(inputs), Some(plan_spans), Some(manifest_spans), Some(prepared)) = (inputs, plan_spans, manifest_spans, prepared) {
+    if let (Some(inputs), Some(plan_spans), Some(manifest_spans)) = (inputs, plan_spans, manifest_spans) {
         let written = crate::partial::Written {
             lo: &lo,
             opts: &options,
@@ -645,7 +634,6 @@ pub fn cmd_compile(args: &ProjectArgs, c: &CompileArgs, live: Option<LiveConnect
             target_dir: &target_dir,
             plan_spans,
             manifest_spans,
-            prepared,
         };
         // The state only saves time: a compile that cannot save it still succeeded.
         if let Err(e) = crate::partial::save(written) {

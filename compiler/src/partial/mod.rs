@@ -32,7 +32,7 @@ mod store;
 mod volatile;
 
 pub use reuse::{Reused, reuse};
-pub use save::{Prepared, Written, counts, prepare, save};
+pub use save::{Written, counts, save};
 pub use volatile::note_rendered;
 
 use std::path::{Path, PathBuf};

@@ -46,30 +46,25 @@ pub struct Written<'a> {
     pub target_dir: &'a Path,
     pub plan_spans: Spans,
     pub manifest_spans: Spans,
-    /// The node snapshots, written by [`prepare`] while the artifacts were.
-    pub prepared: Prepared,
 }
 
-/// The node snapshots of a whole compile, written beside the artifacts (they do not
-/// depend on where the artifacts put each node); `None` when the project cannot be reused.
-pub struct Prepared(Option<Snapshots>);
-
-struct Snapshots {
-    sources_len: u64,
-    /// (node, where its snapshot is in the snapshots file).
-    nodes: Vec<(String, String, (u64, u64))>,
-}
-
-/// Writes the node snapshots of a whole compile (see [`Prepared`]); the old state is
-/// removed first, so that a compile that stops half way leaves none.
-pub fn prepare(project: &Project, compiled: &Compiled, target_dir: &Path) -> std::io::Result<Prepared> {
-    let _ = std::fs::remove_file(target_dir.join(STATE));
+/// Saves the state of a whole compile (see the module docs). A project that
+/// cannot be reused has its old state removed instead.
+pub fn save(w: Written<'_>) -> std::io::Result<()> {
+    let state_path = w.target_dir.join(STATE);
+    let _ = std::fs::remove_file(&state_path);
+    let project = w.project;
     if let Some(why) = volatile(project) {
         crate::timing::phase(&format!("no incremental state: {why}"));
-        let _ = std::fs::remove_file(target_dir.join(SNAPSHOTS));
-        return Ok(Prepared(None));
+        let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
+        return Ok(());
+    }
+    if w.plan_spans.entries.is_empty() {
+        let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
+        return Ok(());
     }
     crate::timing::phase("state: volatile templates checked");
+    let compiled = w.compiled;
     let warned: HashSet<&str> = compiled.plan.warnings.iter().map(|x| x.node.as_str()).collect();
     let feeds_federation = upstream_of_federation(project, compiled);
     let mut units: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -96,8 +91,9 @@ pub fn prepare(project: &Project, compiled: &Compiled, target_dir: &Path) -> std
         })
         .collect();
     crate::timing::phase("state: snapshots serialized");
+    let snapshots_path = w.target_dir.join(SNAPSHOTS);
     let mut offsets = Vec::with_capacity(blobs.len());
-    crate::artifact_write::write(&target_dir.join(SNAPSHOTS), true, |out| {
+    crate::artifact_write::write(&snapshots_path, true, |out| {
         out.write_all(&sources)?;
         let mut at = sources.len() as u64;
         for b in &blobs {
@@ -108,37 +104,17 @@ pub fn prepare(project: &Project, compiled: &Compiled, target_dir: &Path) -> std
         Ok(())
     })?;
     crate::timing::phase("state: snapshots written");
-    let nodes = nodes
-        .iter()
-        .zip(offsets)
-        .map(|(n, blob)| (n.unique_id.clone(), if n.resource_type == ResourceType::Model { n.file.clone() } else { String::new() }, blob))
-        .collect();
-    Ok(Prepared(Some(Snapshots { sources_len: sources.len() as u64, nodes })))
-}
-
-/// Saves the state of a whole compile (see the module docs). A project that
-/// cannot be reused has its old state removed instead.
-pub fn save(w: Written<'_>) -> std::io::Result<()> {
-    let state_path = w.target_dir.join(STATE);
-    let _ = std::fs::remove_file(&state_path);
-    let project = w.project;
-    let Prepared(Some(snapshots)) = w.prepared else { return Ok(()) };
-    if w.plan_spans.entries.is_empty() {
-        let _ = std::fs::remove_file(w.target_dir.join(SNAPSHOTS));
-        return Ok(());
-    }
-    let compiled = w.compiled;
     let plan_spans: BTreeMap<&str, spans::Span> = w.plan_spans.entries.iter().map(|(k, s)| (k.as_str(), *s)).collect();
     let manifest_spans: BTreeMap<&str, spans::Span> = w.manifest_spans.entries.iter().map(|(k, s)| (k.as_str(), *s)).collect();
-    let records = snapshots
-        .nodes
-        .into_iter()
-        .map(|(uid, file, blob)| NodeRec {
-            plan: plan_spans.get(uid.as_str()).copied().unwrap_or_default(),
-            manifest: manifest_spans.get(uid.as_str()).copied().unwrap_or_default(),
-            uid,
-            file,
+    let records = nodes
+        .iter()
+        .zip(offsets)
+        .map(|(n, blob)| NodeRec {
+            uid: n.unique_id.clone(),
+            file: if n.resource_type == ResourceType::Model { n.file.clone() } else { String::new() },
             blob,
+            plan: plan_spans.get(n.unique_id.as_str()).copied().unwrap_or_default(),
+            manifest: manifest_spans.get(n.unique_id.as_str()).copied().unwrap_or_default(),
         })
         .collect();
     let stamp = |name: &str| Stamp::of(&w.target_dir.join(name)).unwrap_or_default();
@@ -155,7 +131,7 @@ pub fn save(w: Written<'_>) -> std::io::Result<()> {
         nodes_file: stamp(SNAPSHOTS),
         plan_shared: None,
         manifest_shared: None,
-        sources: (0, snapshots.sources_len),
+        sources: (0, sources.len() as u64),
         metadata: w.manifest_spans.top("metadata").unwrap_or_default(),
         load_warnings: project.warnings.clone(),
         plan_warnings: compiled.plan.warnings.iter().map(|x| (x.node.clone(), x.code.clone(), x.message.clone())).collect(),
