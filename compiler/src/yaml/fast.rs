@@ -447,14 +447,7 @@ fn quoted(text: &str) -> Option<(Cow<'_, str>, &str)> {
                     from = k;
                     continue;
                 }
-                let s = match out {
-                    Some(mut o) => {
-                        o.push_str(&text[from..k]);
-                        Cow::Owned(o)
-                    }
-                    None => Cow::Borrowed(&text[1..k]),
-                };
-                return Some((s, &text[k + 1..]));
+                return Some(closed(text, out, from, k));
             }
             k += 1;
         }
@@ -465,16 +458,7 @@ fn quoted(text: &str) -> Option<(Cow<'_, str>, &str)> {
     let mut k = 1;
     while k < bytes.len() {
         match bytes[k] {
-            b'"' => {
-                let s = match out {
-                    Some(mut o) => {
-                        o.push_str(&text[from..k]);
-                        Cow::Owned(o)
-                    }
-                    None => Cow::Borrowed(&text[1..k]),
-                };
-                return Some((s, &text[k + 1..]));
-            }
+            b'"' => return Some(closed(text, out, from, k)),
             b'\\' => {
                 let o = out.get_or_insert_with(String::new);
                 o.push_str(&text[from..k]);
@@ -497,6 +481,19 @@ fn quoted(text: &str) -> Option<(Cow<'_, str>, &str)> {
         }
     }
     None
+}
+
+/// A quoted scalar of `text` closed at byte `k`, and what follows: the text unescaped
+/// so far (`out`, then `from..k`), or a slice of `text` when nothing was escaped.
+fn closed(text: &str, out: Option<String>, from: usize, k: usize) -> (Cow<'_, str>, &str) {
+    let s = match out {
+        Some(mut o) => {
+            o.push_str(&text[from..k]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(&text[1..k]),
+    };
+    (s, &text[k + 1..])
 }
 
 /// A flow collection or scalar inside one (`[a, 'b', {c: 1}]`), from `*at`;
