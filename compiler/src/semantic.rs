@@ -299,6 +299,10 @@ pub fn calls_in(s: &str) -> (Vec<RefCall>, Vec<(String, String)>) {
     });
     let mut refs = Vec::new();
     let mut sources = Vec::new();
+    // Most arguments are names: no call, and no regex captures to set up.
+    if !s.contains("ref(") && !s.contains("source(") {
+        return (refs, sources);
+    }
     for c in CALL.captures_iter(s) {
         let a = c[2].to_string();
         let b = c.get(3).map(|m| m.as_str().to_string());
