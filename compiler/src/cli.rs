@@ -430,7 +430,9 @@ pub fn cmd_parse(args: &ProjectArgs) -> Result<()> {
         }
     }
     // The process ends right after: freeing ~100k small allocations one by one is wasted time.
-    std::mem::forget(manifest);
+    std::mem::forget(dbt_manifest);
+    std::mem::forget(placements);
+    std::mem::forget((manifest, graph, jinja));
     std::mem::forget(project);
     let rel = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
     let f = args.log_format;
