@@ -1,7 +1,23 @@
-//! Long strings (SQL) written as JSON eight bytes at a time: serde_json looks at
-//! each byte in turn, and the code of every node is written two or three times.
+//! JSON text for serde_json to write as it is, and long strings (SQL) escaped
+//! eight bytes at a time: serde_json looks at each byte in turn, and the code of
+//! every node is written two or three times.
 
 use std::cell::RefCell;
+
+/// JSON text written as it is, as serde_json writes its `RawValue` (whose public
+/// constructors either parse the text again or allocate it alone).
+pub(crate) struct RawJson<'a>(pub &'a str);
+
+impl serde::Serialize for RawJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        // serde_json's token for raw JSON (`serde_json::raw::TOKEN`).
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let mut s = ser.serialize_struct(TOKEN, 1)?;
+        s.serialize_field(TOKEN, self.0)?;
+        s.end()
+    }
+}
 
 /// A string serialized as serde_json writes it (same escapes), faster for long text.
 pub(crate) struct LongStr<'a>(pub &'a str);
@@ -16,7 +32,7 @@ impl serde::Serialize for LongStr<'_> {
             write_quoted(buf, self.0);
             // Escaping keeps UTF-8 valid.
             let text = std::str::from_utf8(buf).map_err(serde::ser::Error::custom)?;
-            crate::manifest::RawJson(text).serialize(ser)
+            RawJson(text).serialize(ser)
         })
     }
 }
@@ -98,5 +114,14 @@ mod tests {
                 same(&s);
             }
         }
+    }
+
+    #[test]
+    fn raw_json_is_written_as_it_is() {
+        let v = serde_json::json!({"a": 1});
+        let text = serde_json::to_string(&v).unwrap();
+        let entries = [super::RawJson(&text), super::RawJson("[1, 2]")];
+        assert_eq!(serde_json::to_string(&entries).unwrap(), r#"[{"a":1},[1, 2]]"#);
+        assert_eq!(serde_json::to_string_pretty(&entries).unwrap(), "[\n  {\"a\":1},\n  [1, 2]\n]");
     }
 }

@@ -208,37 +208,10 @@ where
             let text = std::str::from_utf8(text).map_err(serde::ser::Error::custom)?;
             let mut from = 0;
             for (item, &to) in run.iter().zip(ends) {
-                map.serialize_entry(key(item), &RawJson(&text[from..to]))?;
+                map.serialize_entry(key(item), &crate::json_str::RawJson(&text[from..to]))?;
                 from = to;
             }
         }
     }
     Ok(())
-}
-
-/// JSON text written as it is, as serde_json writes its `RawValue` (whose public
-/// constructors either parse the text again or allocate it alone).
-pub(crate) struct RawJson<'a>(pub &'a str);
-
-impl serde::Serialize for RawJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        // serde_json's token for raw JSON (`serde_json::raw::TOKEN`).
-        const TOKEN: &str = "$serde_json::private::RawValue";
-        let mut s = ser.serialize_struct(TOKEN, 1)?;
-        s.serialize_field(TOKEN, self.0)?;
-        s.end()
-    }
-}
-
-#[cfg(test)]
-mod raw_json_tests {
-    #[test]
-    fn raw_json_is_written_as_it_is() {
-        let v = serde_json::json!({"a": 1});
-        let text = serde_json::to_string(&v).unwrap();
-        let entries = [super::RawJson(&text), super::RawJson("[1, 2]")];
-        assert_eq!(serde_json::to_string(&entries).unwrap(), r#"[{"a":1},[1, 2]]"#);
-        assert_eq!(serde_json::to_string_pretty(&entries).unwrap(), "[\n  {\"a\":1},\n  [1, 2]\n]");
-    }
 }

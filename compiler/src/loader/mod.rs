@@ -624,16 +624,14 @@ fn infer_test_keys<'t>(tests: impl Iterator<Item = &'t crate::nodes::TestInfo>) 
             "not_null" => false,
             _ => continue,
         };
-        let sets = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
-            (Some(Json::String(_)), _) | (_, Some(Json::Array(_))) => tested.entry(t.attached_node.as_str()).or_default(),
+        let (column, combination) = match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
+            (Some(Json::String(c)), _) => (Some(c.as_str()), None),
+            (_, Some(Json::Array(cs))) => (None, Some(cs)),
             _ => continue,
         };
+        let sets = tested.entry(t.attached_node.as_str()).or_default();
         let set = if unique { &mut sets.0 } else { &mut sets.1 };
-        match (t.kwargs.get("column_name"), t.kwargs.get("combination_of_columns")) {
-            (Some(Json::String(c)), _) => set.push(c.as_str()),
-            (_, Some(Json::Array(cs))) => set.extend(cs.iter().filter_map(Json::as_str)),
-            _ => {}
-        }
+        set.extend(column.into_iter().chain(combination.into_iter().flatten().filter_map(Json::as_str)));
     }
     tested
         .into_iter()

@@ -1,6 +1,6 @@
 //! Properties YAML (`models:`, `sources:`, `seeds:`, `snapshots:`, …) as written.
 
-use crate::yaml::Lined as Spanned;
+use crate::yaml::Lined;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -26,7 +26,7 @@ pub struct PropertiesFile {
 /// Properties of a model, seed, snapshot or analysis.
 #[derive(Debug, Deserialize)]
 pub struct NodePatch {
-    pub name: Spanned<String>,
+    pub name: Lined<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -87,14 +87,14 @@ pub struct ColumnProps {
 /// A source group.
 #[derive(Debug, Deserialize)]
 pub struct SourceGroup {
-    pub name: Spanned<String>,
+    pub name: Lined<String>,
     #[serde(default)]
     pub description: Option<String>,
     /// What loads the source's tables (`fivetran`, …), informational.
     #[serde(default)]
     pub loader: Option<String>,
     #[serde(default)]
-    pub connection: Option<Spanned<String>>,
+    pub connection: Option<Lined<String>>,
     #[serde(default)]
     pub database: Option<String>,
     #[serde(default, alias = "catalog")]
@@ -118,7 +118,7 @@ pub struct SourceGroup {
 /// A table of a source group.
 #[derive(Debug, Deserialize)]
 pub struct SourceTable {
-    pub name: Spanned<String>,
+    pub name: Lined<String>,
     #[serde(default)]
     pub identifier: Option<String>,
     #[serde(default)]
