@@ -180,29 +180,27 @@ impl serde::Serialize for StreamedNodes<'_> {
         use serde::ser::SerializeMap;
         let nodes: Vec<&crate::nodes::Node> = self.0.nodes.values().collect();
         let mut map = ser.serialize_map(Some(nodes.len()))?;
-        entries_in_parallel(&mut map, &nodes, |n| &n.unique_id, node_entry)?;
+        entries_in_parallel(&mut map, &nodes, |n| &n.unique_id, |buf, n| serde_json::to_writer(buf, &node_entry(n)))?;
         map.end()
     }
 }
 
-/// Adds one map entry per item, in order: values built and serialized in
+/// Adds one map entry per item, in order: values written by `write` in
 /// parallel 1,024 items at a time (so only a chunk's JSON is held at once), a
 /// run of them to a buffer (see [`crate::partial::spans::in_runs`]).
-pub(crate) fn entries_in_parallel<'t, M, T, V>(
+pub(crate) fn entries_in_parallel<'t, M, T>(
     map: &mut M,
     items: &[&'t T],
     key: impl Fn(&'t T) -> &'t str,
-    value: impl Fn(&'t T) -> V + Sync,
+    write: impl Fn(&mut Vec<u8>, &'t T) -> serde_json::Result<()> + Sync,
 ) -> Result<(), M::Error>
 where
     M: serde::ser::SerializeMap,
     T: Sync,
-    V: serde::Serialize,
 {
     use crate::partial::spans::{RUN, in_runs};
     for chunk in items.chunks(1024) {
-        let runs = in_runs(chunk, |buf, item| serde_json::to_writer(buf, &value(item)).map_err(std::io::Error::other))
-            .map_err(serde::ser::Error::custom)?;
+        let runs = in_runs(chunk, |buf, item| write(buf, item).map_err(std::io::Error::other)).map_err(serde::ser::Error::custom)?;
         for (run, (text, ends)) in chunk.chunks(RUN).zip(&runs) {
             // serde_json writes UTF-8.
             let text = std::str::from_utf8(text).map_err(serde::ser::Error::custom)?;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::json_str::LongStr;
+use crate::json_str::CompactObject;
 use serde_json::{Map, Value as Json, json};
 use sha2::Digest;
 
@@ -270,7 +270,7 @@ pub(crate) fn package_relative<'a>(project: &Project, package: &str, file: &'a s
 /// The path of a node below its resource folder (`staging/stg_orders.sql`), as dbt writes `path`.
 pub(crate) fn resource_path(project: &Project, node: &Node) -> String {
     match node.resource_type {
-        ResourceType::Test if node.test.is_some() => format!("{}.sql", node.config.str("alias").unwrap_or(&node.name)),
+        ResourceType::Test if node.test.is_some() => [node.config.str("alias").unwrap_or(&node.name), ".sql"].concat(),
         _ => {
             let file = package_relative(project, &node.package, &node.file);
             let below = file.split_once('/').map_or(file, |(_, rest)| rest);
@@ -302,26 +302,6 @@ struct NodeEntry<'a> {
 struct NameChecksum<'a> {
     name: &'a str,
     checksum: &'a str,
-}
-
-#[derive(serde::Serialize)]
-struct DocsEntry {
-    show: bool,
-    node_color: Option<()>,
-}
-
-#[derive(serde::Serialize)]
-struct DependsOnEntry<'a, N: serde::Serialize> {
-    macros: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nodes: Option<N>,
-}
-
-#[derive(serde::Serialize)]
-struct ContractEntry {
-    enforced: bool,
-    alias_types: bool,
-    checksum: Option<()>,
 }
 
 #[derive(serde::Serialize)]
@@ -364,62 +344,72 @@ struct RefEntry<'a> {
 
 impl serde::Serialize for NodeEntry<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            self.write_json(buf).map_err(serde::ser::Error::custom)?;
+            // Written from `str`s and serde_json: UTF-8.
+            crate::json_str::RawJson(std::str::from_utf8(buf).map_err(serde::ser::Error::custom)?).serialize(ser)
+        })
+    }
+}
+
+impl NodeEntry<'_> {
+    /// Appends the entry as serde_json's `to_writer` would write it, keys in dbt-core's order.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let NodeEntry { project, jinja, fast, node, placement, graph, compiled } = *self;
         let (database, schema, alias, relation_name) = relation_fields(node, placement, project, jinja, fast);
-        let null = Json::Null;
-        let empty: [(); 0] = [];
-        let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("database", &database)?;
-        m.serialize_entry("schema", &schema)?;
-        m.serialize_entry("name", &node.name)?;
-        m.serialize_entry("resource_type", node.resource_type.as_str())?;
-        m.serialize_entry("package_name", &node.package)?;
-        m.serialize_entry("path", &resource_path(project, node))?;
-        m.serialize_entry("original_file_path", package_relative(project, &node.package, &node.file))?;
-        m.serialize_entry("unique_id", &node.unique_id)?;
-        m.serialize_entry("fqn", &node.fqn)?;
-        m.serialize_entry("alias", &alias)?;
+        let mut m = CompactObject::new(out);
+        m.value("database", &database)?;
+        m.value("schema", &schema)?;
+        m.str("name", &node.name);
+        m.str("resource_type", node.resource_type.as_str());
+        m.str("package_name", &node.package);
+        m.str("path", &resource_path(project, node));
+        m.str("original_file_path", package_relative(project, &node.package, &node.file));
+        m.str("unique_id", &node.unique_id);
+        m.strs("fqn", node.fqn.iter().map(String::as_str));
+        m.str("alias", &alias);
         match (node.resource_type, &node.seed_path) {
-            (ResourceType::Test, _) if node.test.is_some() => {
-                m.serialize_entry("checksum", &NameChecksum { name: "none", checksum: "" })?
-            }
+            (ResourceType::Test, _) if node.test.is_some() => m.raw("checksum", r#"{"name":"none","checksum":""}"#),
             (ResourceType::Seed, Some(path)) => {
-                m.serialize_entry("checksum", &seed_checksum(path, package_relative(project, &node.package, &node.file)))?
+                m.value("checksum", &seed_checksum(path, package_relative(project, &node.package, &node.file)))?
             }
-            _ => m.serialize_entry("checksum", &NameChecksum { name: "sha256", checksum: &sha256(&node.raw) })?,
+            _ => m.value("checksum", &NameChecksum { name: "sha256", checksum: &sha256(&node.raw) })?,
         }
-        with_config_json(NodeConfig { node, placement }, |config| m.serialize_entry("config", config))??;
+        with_config_json(NodeConfig { node, placement }, |config| m.raw("config", config.get()))?;
         let mut tags = node.config.tags();
         if node.test.is_some() {
             // dbt sorts a generic test's tags (`sorted(set(...))`); other nodes keep their order.
             tags.sort();
         }
-        m.serialize_entry("tags", &tags)?;
-        m.serialize_entry("description", &node.description)?;
-        m.serialize_entry("columns", &Columns(&node.columns))?;
+        m.strs("tags", tags.iter().map(AsRef::as_ref));
+        m.str("description", &node.description);
+        m.value("columns", &Columns(&node.columns))?;
         match node.config.get("meta").filter(|v| v.is_object()) {
-            Some(meta) => m.serialize_entry("meta", meta)?,
-            None => m.serialize_entry("meta", &Map::new())?,
+            Some(meta) => m.value("meta", meta)?,
+            None => m.raw("meta", "{}"),
         }
-        m.serialize_entry("group", node.config.get("group").unwrap_or(&null))?;
-        m.serialize_entry("docs", &DocsEntry { show: true, node_color: None })?;
-        m.serialize_entry("patch_path", &node.patch_path)?;
-        m.serialize_entry("build_path", &null)?;
-        m.serialize_entry("unrendered_config", &Map::new())?;
-        m.serialize_entry("created_at", &0.0)?;
-        m.serialize_entry("relation_name", &relation_name)?;
-        m.serialize_entry("doc_blocks", &node.doc_blocks)?;
+        m.value("group", node.config.get("group").unwrap_or(&Json::Null))?;
+        m.raw("docs", r#"{"show":true,"node_color":null}"#);
+        m.opt_str("patch_path", node.patch_path.as_deref());
+        m.raw("build_path", "null");
+        m.raw("unrendered_config", "{}");
+        m.raw("created_at", "0.0");
+        m.value("relation_name", &relation_name)?;
+        m.strs("doc_blocks", node.doc_blocks.iter().map(String::as_str));
         let generic =
             node.test.as_ref().filter(|_| node.raw.is_empty()).map(|t| GenericTest::new(project, jinja, node, t, compiled.is_some()));
-        match &generic {
-            Some(g) => m.serialize_entry("raw_code", &g.raw_code)?,
-            None => m.serialize_entry("raw_code", &LongStr(&node.raw))?,
-        }
+        m.str("raw_code", generic.as_ref().map_or(&node.raw, |g| &g.raw_code));
         if node.resource_type == ResourceType::Seed {
-            m.serialize_entry("root_path", &project.root.display().to_string())?;
-            m.serialize_entry("depends_on", &DependsOnEntry { macros: &node.macros, nodes: None::<()> })?;
-            return m.end();
+            m.str("root_path", &project.root.display().to_string());
+            let mut d = m.object("depends_on");
+            d.strs("macros", node.macros.iter().map(String::as_str));
+            d.end();
+            m.end();
+            return Ok(());
         }
         let (refs, sources, macros): (Vec<RefEntry<'_>>, Vec<[&str; 2]>, &[String]) = match &generic {
             Some(g) => (
@@ -433,52 +423,62 @@ impl serde::Serialize for NodeEntry<'_> {
                 &node.macros,
             ),
         };
-        m.serialize_entry("language", if node.python.is_some() { "python" } else { "sql" })?;
-        m.serialize_entry("refs", &refs)?;
-        m.serialize_entry("sources", &sources)?;
-        m.serialize_entry("metrics", &empty)?;
-        m.serialize_entry("functions", &empty)?;
+        m.str("language", if node.python.is_some() { "python" } else { "sql" });
+        m.value("refs", &refs)?;
+        m.value("sources", &sources)?;
+        m.raw("metrics", "[]");
+        m.raw("functions", "[]");
         let parents = ordered_parents(project, graph.parents(&node.unique_id), &refs, &sources);
-        m.serialize_entry("depends_on", &DependsOnEntry { macros, nodes: Some(parents) })?;
-        let compiled_path = compiled.and_then(|(_, path, target_path)| path.map(|p| format!("{target_path}/compiled/{p}")));
-        m.serialize_entry("compiled_path", &compiled_path)?;
-        m.serialize_entry(
+        let mut d = m.object("depends_on");
+        d.strs("macros", macros.iter().map(String::as_str));
+        d.strs("nodes", parents.iter().copied());
+        d.end();
+        let compiled_path = compiled.and_then(|(_, path, target_path)| path.map(|p| [target_path, "/compiled/", p].concat()));
+        m.opt_str("compiled_path", compiled_path.as_deref());
+        m.raw(
             "contract",
-            &ContractEntry { enforced: crate::state::contract_enforced(node), alias_types: true, checksum: None },
-        )?;
+            match crate::state::contract_enforced(node) {
+                true => r#"{"enforced":true,"alias_types":true,"checksum":null}"#,
+                false => r#"{"enforced":false,"alias_types":true,"checksum":null}"#,
+            },
+        );
         match node.resource_type {
             ResourceType::Model => {
-                m.serialize_entry("access", node.config.get("access").unwrap_or(&json!("protected")))?;
+                match node.config.get("access") {
+                    Some(a) => m.value("access", a)?,
+                    None => m.raw("access", r#""protected""#),
+                }
                 match node.config.get("constraints") {
-                    Some(c) => m.serialize_entry("constraints", c)?,
-                    None => m.serialize_entry("constraints", &empty)?,
+                    Some(c) => m.value("constraints", c)?,
+                    None => m.raw("constraints", "[]"),
                 }
                 // As written: a number stays a number.
-                m.serialize_entry("version", &version_json(node.version.as_deref()))?;
-                m.serialize_entry("latest_version", &version_json(node.latest_version.as_deref()))?;
-                m.serialize_entry("deprecation_date", &null)?;
-                m.serialize_entry("primary_key", &primary_key(node))?;
-                m.serialize_entry("time_spine", &node.time_spine)?;
+                m.value("version", &version_json(node.version.as_deref()))?;
+                m.value("latest_version", &version_json(node.latest_version.as_deref()))?;
+                m.raw("deprecation_date", "null");
+                m.strs("primary_key", primary_key(node).iter().map(String::as_str));
+                m.value("time_spine", &node.time_spine)?;
             }
             ResourceType::Test => {
                 if let Some(t) = &node.test {
-                    let model = format!("{{{{ get_where_subquery({}) }}}}", model_call(project, &t.attached_node));
-                    m.serialize_entry("column_name", &t.column_name)?;
-                    m.serialize_entry("file_key_name", &file_key_name(project, &t.attached_node))?;
-                    m.serialize_entry("attached_node", &t.attached_node)?;
+                    let model = ["{{ get_where_subquery(", &model_call(project, &t.attached_node), ") }}"].concat();
+                    m.opt_str("column_name", t.column_name.as_deref());
+                    m.str("file_key_name", &file_key_name(project, &t.attached_node));
+                    m.str("attached_node", &t.attached_node);
                     let kwargs = KwargsWithModel { kwargs: &t.kwargs, model: &model };
-                    m.serialize_entry("test_metadata", &TestMetadataEntry { name: &t.name, kwargs, namespace: &t.namespace })?;
+                    m.value("test_metadata", &TestMetadataEntry { name: &t.name, kwargs, namespace: &t.namespace })?;
                 }
             }
             _ => {}
         }
         if let Some((code, _, _)) = compiled {
-            m.serialize_entry("compiled", &true)?;
-            m.serialize_entry("compiled_code", &LongStr(code))?;
-            m.serialize_entry("extra_ctes_injected", &true)?;
-            m.serialize_entry("extra_ctes", &empty)?;
+            m.raw("compiled", "true");
+            m.str("compiled_code", code);
+            m.raw("extra_ctes_injected", "true");
+            m.raw("extra_ctes", "[]");
         }
-        m.end()
+        m.end();
+        Ok(())
     }
 }
 
@@ -515,7 +515,7 @@ impl GenericTest {
             (None, Some(n)) => refs.push(crate::jinja::RefCall { package: None, name: n.name.clone(), version: n.version.clone() }),
             (None, None) => {}
         }
-        GenericTest { raw_code: format!("{{{{ {callee}(**_dbt_generic_test_kwargs) }}}}"), refs, sources, macros }
+        GenericTest { raw_code: ["{{ ", &callee, "(**_dbt_generic_test_kwargs) }}"].concat(), refs, sources, macros }
     }
 }
 
@@ -589,15 +589,15 @@ fn operation_json(project: &Project, n: &Node, kind: HookKind, index: usize) -> 
 
 fn model_call(project: &Project, attached: &str) -> String {
     match project.sources.get(attached) {
-        Some(s) => format!("source('{}', '{}')", s.source_name, s.name),
-        None => format!("ref('{}')", node_name(project, attached)),
+        Some(s) => ["source('", &s.source_name, "', '", &s.name, "')"].concat(),
+        None => ["ref('", node_name(project, attached), "')"].concat(),
     }
 }
 
 fn file_key_name(project: &Project, attached: &str) -> String {
     match project.sources.get(attached) {
-        Some(s) => format!("sources.{}", s.source_name),
-        None => format!("models.{}", node_name(project, attached)),
+        Some(s) => ["sources.", &s.source_name].concat(),
+        None => ["models.", node_name(project, attached)].concat(),
     }
 }
 
@@ -749,17 +749,23 @@ impl serde::Serialize for Edges<'_> {
         for id in &self.hooks {
             map.serialize_entry(id, &none)?;
         }
-        for id in project.nodes.keys().chain(project.sources.keys()) {
-            if parents {
-                map.serialize_entry(id, &if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] })?;
-            } else {
-                let semantic = children_of(id);
-                let mut children = graph.children(id);
-                children.extend(semantic.iter().map(String::as_str));
-                children.sort();
-                map.serialize_entry(id, &children)?;
-            }
-        }
+        // Lists of nodes and sources, written on all cores.
+        let ids: Vec<&String> = project.nodes.keys().chain(project.sources.keys()).collect();
+        crate::manifest::entries_in_parallel(
+            &mut map,
+            &ids,
+            |id| id.as_str(),
+            |buf, id| match parents {
+                true => serde_json::to_writer(buf, &if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] }),
+                false => {
+                    let mut children = graph.children(id);
+                    let semantic = semantic_children.get(id.as_str());
+                    children.extend(semantic.into_iter().flatten().map(String::as_str));
+                    children.sort();
+                    serde_json::to_writer(buf, &children)
+                }
+            },
+        )?;
         for r in semantic.resources.values().filter(|r| r.kind != Kind::Group) {
             if parents {
                 let mut p = r.depends_on.clone();
@@ -789,17 +795,12 @@ impl serde::Serialize for NodesSer<'_, '_> {
             &mut map,
             &all,
             |n| &n.unique_id,
-            |n| NodeEntry {
-                project,
-                jinja,
-                fast,
-                node: n,
-                placement: placements.get(&n.unique_id),
-                graph,
-                compiled: compiled.as_ref().and_then(|(plan, paths, target_path)| {
+            |buf, n| {
+                let compiled = compiled.as_ref().and_then(|(plan, paths, target_path)| {
                     let code = plan.nodes.get(&n.unique_id)?.compiled_sql.as_deref()?;
                     Some((code, paths.get(n.unique_id.as_str()).copied(), target_path.as_str()))
-                }),
+                });
+                NodeEntry { project, jinja, fast, node: n, placement: placements.get(&n.unique_id), graph, compiled }.write_json(buf)
             },
         )?;
         for (k, v) in self.extra.as_object().into_iter().flatten() {

@@ -96,10 +96,10 @@ pub fn sha256(text: &str) -> String {
     crate::hex::encode(&Sha256::digest(text.as_bytes()))
 }
 
-/// SHA-256 of `prefix` and `map` as compact JSON with every object's keys
+/// SHA-256 of the `prefix` parts and `map` as compact JSON with every object's keys
 /// sorted (so that equal values hash equally), streamed into the hash: no
 /// sorted copy of the value, no text of it.
-fn sha256_canonical(prefix: &str, map: &crate::sorted_map::SortedMap<String, Json>) -> String {
+fn sha256_canonical(prefix: &[&str], map: &crate::sorted_map::SortedMap<String, Json>) -> String {
     struct Hashing(Sha256);
     impl std::io::Write for Hashing {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -111,7 +111,9 @@ fn sha256_canonical(prefix: &str, map: &crate::sorted_map::SortedMap<String, Jso
         }
     }
     let mut h = Hashing(Sha256::new());
-    h.0.update(prefix.as_bytes());
+    for part in prefix {
+        h.0.update(part.as_bytes());
+    }
     // A `BTreeMap`'s keys are sorted already. Writing into a hash cannot fail,
     // and JSON values always serialize.
     let _ = serde::Serializer::collect_map(&mut serde_json::Serializer::new(&mut h), map.iter().map(|(k, v)| (k, SortedJson(v))));
@@ -172,11 +174,11 @@ pub fn checksum(node: &Node, macro_hashes: &MacroHashes<'_>, seed_sha: Option<St
     let body = match (&seed_sha, &node.test) {
         (Some(sha), _) => sha.clone(),
         (None, Some(t)) if node.raw.is_empty() || node.file.ends_with(".yml") || node.file.ends_with(".yaml") => {
-            sha256_canonical(&format!("{}\u{0}", node.name), &t.kwargs)
+            sha256_canonical(&[&node.name, "\u{0}"], &t.kwargs)
         }
         _ => sha256(&node.raw),
     };
-    let configs = sha256_canonical("", &node.config);
+    let configs = sha256_canonical(&[], &node.config);
     let mut macros: Vec<&String> = node.macros.iter().collect();
     macros.sort();
     macros.dedup();
@@ -329,12 +331,12 @@ mod tests {
         .unwrap();
         // The same bytes as a sorted copy written out as text.
         let text = r#"{"materialized":"table","meta":{"a":null,"z":[{"a":"x\n\"y\"","b":1}]},"n":1.5,"tags":["b","a"]}"#;
-        assert_eq!(sha256_canonical("p\u{0}", &config), sha256(&format!("p\u{0}{text}")));
+        assert_eq!(sha256_canonical(&["p", "\u{0}"], &config), sha256(&format!("p\u{0}{text}")));
         let mut reordered = config.clone();
         reordered.insert("meta".into(), serde_json::json!({"a": null, "z": [{"a": "x\n\"y\"", "b": 1}]}));
-        assert_eq!(sha256_canonical("", &config), sha256_canonical("", &reordered));
+        assert_eq!(sha256_canonical(&[], &config), sha256_canonical(&[], &reordered));
         reordered.insert("tags".into(), serde_json::json!(["a", "b"]));
-        assert_ne!(sha256_canonical("", &config), sha256_canonical("", &reordered), "arrays keep their order");
+        assert_ne!(sha256_canonical(&[], &config), sha256_canonical(&[], &reordered), "arrays keep their order");
     }
 
     fn state_with_freshness(at: &str) -> State {

@@ -18,8 +18,19 @@ pub fn phase(name: &str) {
             .ok()
             .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
             .unwrap_or_default();
-        eprintln!("[timing] {:>8.1} ms  peak {rss:>7} kB  {name}", START.elapsed().as_secs_f64() * 1000.0);
+        eprintln!("[timing] {:>8.1} ms  peak {rss:>7} kB  cpu {:>7.1} ms  {name}", START.elapsed().as_secs_f64() * 1000.0, cpu_ms());
     }
+}
+
+/// CPU time of the process so far (user + system, all threads), to tell serial phases from parallel ones.
+fn cpu_ms() -> f64 {
+    // SAFETY: `getrusage` fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
 }
 
 /// Times one node's compilation; with `DVT_TIMINGS`, the slowest nodes are listed by [`slowest`].

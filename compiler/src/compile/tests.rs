@@ -39,7 +39,8 @@ fn looks_like_call(s: &str) -> bool {
     use std::sync::LazyLock;
     static LOOKS_LIKE_FUNC: LazyLock<regex::Regex> =
         LazyLock::new(|| regex::Regex::new(r"(?s)^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("valid regex"));
-    LOOKS_LIKE_FUNC.is_match(s)
+    // Most arguments are plain names and values: no parenthesis, no call.
+    s.contains('(') && LOOKS_LIKE_FUNC.is_match(s)
 }
 
 fn has_jinja(s: &str) -> bool {
@@ -76,7 +77,7 @@ pub fn test_macro<'j>(
     package: &str,
     t: &crate::nodes::TestInfo,
 ) -> (String, Option<&'j crate::jinja::MacroDef>) {
-    let macro_name = format!("test_{}", t.name);
+    let macro_name = ["test_", t.name.as_str()].concat();
     match &t.namespace {
         Some(ns) => {
             let def = jinja.index.get(ns, &macro_name);
@@ -100,6 +101,15 @@ pub struct TestTemplate {
     pub shared: bool,
 }
 
+/// Appends the name of a new argument variable (`__dvt_arg_<i>`) holding `v`.
+fn push_arg(call: &mut String, args: &mut Vec<(String, Json)>, v: Json) {
+    const NAMES: [&str; 8] =
+        ["__dvt_arg_0", "__dvt_arg_1", "__dvt_arg_2", "__dvt_arg_3", "__dvt_arg_4", "__dvt_arg_5", "__dvt_arg_6", "__dvt_arg_7"];
+    let name = NAMES.get(args.len()).map_or_else(|| format!("__dvt_arg_{}", args.len()), |n| (*n).to_string());
+    call.push_str(&name);
+    args.push((name, v));
+}
+
 /// Whether `v` renders to itself: no string in it is a call or holds Jinja.
 fn is_literal(v: &Json) -> bool {
     match v {
@@ -118,37 +128,53 @@ pub fn generic_test_template(project: &Project, jinja: &crate::jinja::Jinja, nod
         let name = t.namespace.as_ref().map_or_else(|| t.name.clone(), |ns| format!("{ns}.{}", t.name));
         return Err(not_found(node, &name));
     }
+    // The call is built in one string: tens of thousands of tests each take this path.
     let mut args: Vec<(String, Json)> = Vec::new();
-    let mut arg = |v: Json| {
-        args.push((format!("__dvt_arg_{}", args.len()), v));
-        args.last().expect("pushed").0.clone()
+    let mut call = String::with_capacity(128);
+    call.push_str("model=");
+    let where_cond = node.config.str("where");
+    if where_cond.is_some() {
+        call.push_str("__dvt_where(");
+    }
+    let (function, first, second) = match project.sources.get(&t.attached_node) {
+        Some(s) => ("source(", s.source_name.as_str(), s.name.as_str()),
+        None => {
+            let n = &project.nodes[&t.attached_node];
+            ("ref(", n.package.as_str(), n.name.as_str())
+        }
     };
-    let model = if let Some(s) = project.sources.get(&t.attached_node) {
-        format!("source({}, {})", arg(Json::from(s.source_name.as_str())), arg(Json::from(s.name.as_str())))
-    } else {
-        let n = &project.nodes[&t.attached_node];
-        format!("ref({}, {})", arg(Json::from(n.package.as_str())), arg(Json::from(n.name.as_str())))
-    };
-    let model = match node.config.str("where") {
-        Some(cond) => format!("__dvt_where({model}, {})", arg(Json::from(cond))),
-        None => model,
-    };
-    let mut call = vec![format!("model={model}")];
+    call.push_str(function);
+    push_arg(&mut call, &mut args, Json::from(first));
+    call.push_str(", ");
+    push_arg(&mut call, &mut args, Json::from(second));
+    call.push(')');
+    if let Some(cond) = where_cond {
+        call.push_str(", ");
+        push_arg(&mut call, &mut args, Json::from(cond));
+        call.push(')');
+    }
     let mut hoisted = Vec::new();
     let mut shared = true;
     for (k, v) in &t.kwargs {
-        let val = match (k.as_str(), v) {
-            ("model", _) => continue,
-            ("column_name", Json::String(_)) => arg(v.clone()),
-            _ if is_literal(v) => arg(v.clone()),
+        if k == "model" {
+            continue;
+        }
+        call.push_str(", ");
+        call.push_str(k);
+        call.push('=');
+        match (k.as_str(), v) {
+            ("column_name", Json::String(_)) => push_arg(&mut call, &mut args, v.clone()),
+            _ if is_literal(v) => push_arg(&mut call, &mut args, v.clone()),
             _ => {
                 shared = false;
-                kwarg_expr(v, t.native_args, &mut hoisted)
+                call.push_str(&kwarg_expr(v, t.native_args, &mut hoisted));
             }
-        };
-        call.push(format!("{k}={val}"));
+        }
     }
-    let source = format!("{}{{{{ {callee}({}) }}}}", hoisted.concat(), call.join(", "));
+    let mut source = hoisted.concat();
+    for part in ["{{ ", callee.as_str(), "(", call.as_str(), ") }}"] {
+        source.push_str(part);
+    }
     Ok(TestTemplate { source, args, shared })
 }
 

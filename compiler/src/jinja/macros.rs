@@ -37,7 +37,7 @@ impl MacroDef {
     }
     /// `macro.<package>.<name>`.
     pub fn unique_id(&self) -> String {
-        format!("macro.{}.{}", self.package, self.name)
+        ["macro.", self.package.as_str(), ".", self.name.as_str()].concat()
     }
 }
 
@@ -46,9 +46,12 @@ pub fn template_name(package: &str, name: &str) -> String {
     format!("__macro__/{package}/{name}")
 }
 
+/// Maps looked up at every macro call: foldhash, not SipHash (keys are the project's own names).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Macros by package, then name: looked up at every call without building a key.
 #[derive(Debug, Default)]
-pub struct Defs(HashMap<String, HashMap<String, MacroDef>>);
+pub struct Defs(FastMap<String, FastMap<String, MacroDef>>);
 
 impl Defs {
     pub fn insert(&mut self, d: MacroDef) {
@@ -60,7 +63,7 @@ impl Defs {
     }
 
     pub fn values(&self) -> impl Iterator<Item = &MacroDef> {
-        self.0.values().flat_map(HashMap::values)
+        self.0.values().flat_map(FastMap::values)
     }
 }
 
@@ -72,7 +75,7 @@ type DispatchKey = (String, Option<String>, Dialect, String);
 pub struct MacroIndex {
     pub defs: Defs,
     /// What `dispatch` found, as (package, name): every test and model asks again.
-    pub(super) dispatched: std::sync::RwLock<HashMap<DispatchKey, Option<(String, String)>>>,
+    pub(super) dispatched: std::sync::RwLock<FastMap<DispatchKey, Option<(String, String)>>>,
     pub root: String,
     /// `dispatch:` search orders by namespace.
     pub dispatch: HashMap<String, Vec<String>>,
