@@ -790,16 +790,26 @@ impl serde::Serialize for NodesSer<'_, '_> {
         let Manifest { project, jinja, graph, placements, compiled, .. } = self.m;
         let fast = !crate::compile::resolve::naming_overridden(jinja);
         let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
+        // Each node's compiled code and path, found by walking the sorted maps beside the
+        // sorted nodes (22,000 lookups of long, alike ids cost more).
+        let ids = || all.iter().map(|n| n.unique_id.as_str());
+        let with_compiled: Vec<(&Node, Option<(&str, Option<&str>)>)> = match compiled {
+            Some((plan, paths, _)) => {
+                let codes = aligned(ids(), plan.nodes.iter().map(|(k, v)| (k.as_str(), v.compiled_sql.as_deref())));
+                let paths = aligned(ids(), paths.iter().map(|(k, v)| (*k, *v)));
+                all.iter().zip(codes.into_iter().zip(paths)).map(|(n, (code, path))| (*n, code.flatten().map(|c| (c, path)))).collect()
+            }
+            None => all.iter().map(|n| (*n, None)).collect(),
+        };
+        let rows: Vec<&(&Node, Option<(&str, Option<&str>)>)> = with_compiled.iter().collect();
+        let target_path = compiled.as_ref().map_or("", |(_, _, t)| t.as_str());
         let mut map = ser.serialize_map(None)?;
         crate::manifest::entries_in_parallel(
             &mut map,
-            &all,
-            |n| &n.unique_id,
-            |buf, n| {
-                let compiled = compiled.as_ref().and_then(|(plan, paths, target_path)| {
-                    let code = plan.nodes.get(&n.unique_id)?.compiled_sql.as_deref()?;
-                    Some((code, paths.get(n.unique_id.as_str()).copied(), target_path.as_str()))
-                });
+            &rows,
+            |(n, _)| &n.unique_id,
+            |buf, &(n, code)| {
+                let compiled = code.map(|(code, path)| (code, path, target_path));
                 NodeEntry { project, jinja, fast, node: n, placement: placements.get(&n.unique_id), graph, compiled }.write_json(buf)
             },
         )?;
@@ -808,6 +818,17 @@ impl serde::Serialize for NodesSer<'_, '_> {
         }
         map.end()
     }
+}
+
+/// For `ids` in sorted order, the value of each in `map`'s entries (sorted by the same
+/// key): one pass over both instead of a lookup per id.
+fn aligned<'k, V>(ids: impl Iterator<Item = &'k str>, map: impl Iterator<Item = (&'k str, V)>) -> Vec<Option<V>> {
+    let mut map = map.peekable();
+    ids.map(|id| {
+        while map.next_if(|(k, _)| *k < id).is_some() {}
+        map.next_if(|(k, _)| *k == id).map(|(_, v)| v)
+    })
+    .collect()
 }
 
 /// The text of dbt's `{% docs __overview__ %}` block (dbt-core's global project, Apache-2.0).
@@ -965,4 +986,16 @@ fn parts(project: &Project, jinja: &Jinja, graph: &Graph, placements: &Placement
         ("functions", empty()),
     ];
     Json::Object(parts.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aligned_finds_each_id_in_a_sorted_map_in_one_pass() {
+        let map = std::collections::BTreeMap::from([("a", 1), ("c", 3), ("d", 4), ("f", 6)]);
+        let ids = ["b", "c", "d", "e", "g"];
+        let found = super::aligned(ids.into_iter(), map.iter().map(|(k, v)| (*k, *v)));
+        assert_eq!(found, [None, Some(3), Some(4), None, None]);
+        assert_eq!(super::aligned(["a"].into_iter(), std::iter::empty::<(&str, i32)>()), [None]);
+    }
 }
