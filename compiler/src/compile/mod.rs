@@ -101,7 +101,7 @@ struct Ctx<'a> {
     renderer: Renderer<'a>,
     index: Arc<Index>,
     opts: &'a CompileOptions,
-    tests_of: &'a HashMap<String, Vec<String>>,
+    tests_of: &'a HashMap<&'a str, Vec<&'a str>>,
     seed_cache: &'a crate::seed_cache::SeedCache,
     /// SHA-256 of every macro's source, for node fingerprints.
     macro_hashes: &'a crate::state::MacroHashes<'a>,
@@ -658,7 +658,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         pushdown: None,
         federation: None,
         write: None,
-        tests: cx.tests_of.get(&node.unique_id).cloned().unwrap_or_default(),
+        tests: cx.tests_of.get(node.unique_id.as_str()).map(|t| t.iter().map(|id| id.to_string()).collect()).unwrap_or_default(),
         seed: None,
         test: None,
         pre_hooks: vec![],
@@ -1007,7 +1007,7 @@ pub fn arrow_type(sql_type: &str) -> Option<String> {
 
 /// What every node's compilation shares, built once per compile.
 struct Shared<'p> {
-    tests_of: HashMap<String, Vec<String>>,
+    tests_of: HashMap<&'p str, Vec<&'p str>>,
     seed_cache: crate::seed_cache::SeedCache,
     macro_hashes: crate::state::MacroHashes<'p>,
     ids: Ids<'p>,
@@ -1015,10 +1015,10 @@ struct Shared<'p> {
 
 impl<'p> Shared<'p> {
     fn new(project: &'p Project) -> Self {
-        let mut tests_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut tests_of: HashMap<&str, Vec<&str>> = HashMap::new();
         for n in project.nodes.values() {
             if let Some(t) = &n.test {
-                tests_of.entry(t.attached_node.clone()).or_default().push(n.unique_id.clone());
+                tests_of.entry(&t.attached_node).or_default().push(&n.unique_id);
             }
         }
         for v in tests_of.values_mut() {
@@ -1230,29 +1230,29 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let [on_run_start, on_run_end] = hooks;
     crate::timing::phase("plan nodes collected");
     // Everything the plan touches, and nothing else.
-    let mut used_targets: BTreeSet<String> = BTreeSet::new();
-    let mut used_sources: BTreeSet<String> = BTreeSet::new();
-    let mut used_computes: BTreeSet<String> = BTreeSet::new();
-    let mut used_buckets: BTreeSet<String> = BTreeSet::new();
+    let mut used_targets: BTreeSet<&str> = BTreeSet::new();
+    let mut used_sources: BTreeSet<&str> = BTreeSet::new();
+    let mut used_computes: BTreeSet<&str> = BTreeSet::new();
+    let mut used_buckets: BTreeSet<&str> = BTreeSet::new();
     for n in nodes.values() {
-        used_targets.insert(n.target.value.clone());
+        used_targets.insert(&n.target.value);
         for u in &n.upstreams {
-            used_targets.extend(u.target.split(',').filter(|t| !t.is_empty()).map(str::to_string));
+            used_targets.extend(u.target.split(',').filter(|t| !t.is_empty()));
             if let Some(s) = project.sources.get(&u.unique_id) {
-                used_sources.insert(u.unique_id.clone());
+                used_sources.insert(&u.unique_id);
                 // A bucket a source lives in is described in the plan like a staging bucket.
                 if s.external.is_some() {
-                    used_buckets.insert(s.connection.clone());
+                    used_buckets.insert(&s.connection);
                 }
             }
         }
-        used_computes.extend(n.compute.as_ref().map(|c| c.value.clone()));
-        used_buckets.extend(n.bucket.as_ref().map(|b| b.value.clone()));
+        used_computes.extend(n.compute.as_ref().map(|c| c.value.as_str()));
+        used_buckets.extend(n.bucket.as_ref().map(|b| b.value.as_str()));
     }
-    used_targets.extend(on_run_start.iter().chain(&on_run_end).map(|h| h.target.clone()));
+    used_targets.extend(on_run_start.iter().chain(&on_run_end).map(|h| h.target.as_str()));
     let targets = used_targets
         .iter()
-        .filter_map(|t| project.profile.outputs.get(t))
+        .filter_map(|t| project.profile.outputs.get(*t))
         .map(|o| {
             (
                 o.name.clone(),
@@ -1262,17 +1262,17 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
         .collect();
     let computes = used_computes
         .iter()
-        .filter_map(|c| project.computes.entries.get(c))
+        .filter_map(|c| project.computes.entries.get(*c))
         .map(|c| (c.name.clone(), PlanCompute { name: c.name.clone(), kind: c.kind.clone(), memory_budget: c.memory_budget }))
         .collect();
     let buckets = used_buckets
         .iter()
-        .map(|b| match project.buckets.entries.get(b) {
+        .map(|b| match project.buckets.entries.get(*b) {
             Some(x) => (x.name.clone(), PlanBucket { name: x.name.clone(), kind: x.kind.clone(), settings: x.settings.clone() }),
             None => (
-                b.clone(),
+                b.to_string(),
                 PlanBucket {
-                    name: b.clone(),
+                    name: b.to_string(),
                     kind: "file".into(),
                     settings: BTreeMap::from([("root".to_string(), ".dvt/staging".to_string())]),
                 },
@@ -1282,13 +1282,13 @@ pub fn compile(project: &Project, jinja: &Jinja, graph: &Graph, opts: &CompileOp
     let sources = used_sources
         .iter()
         .map(|id| {
-            let s = &project.sources[id];
+            let s = &project.sources[*id];
             let o = &project.profile.outputs[&s.connection];
             let level = s.connection_level;
             (
-                id.clone(),
+                id.to_string(),
                 PlanSource {
-                    unique_id: id.clone(),
+                    unique_id: id.to_string(),
                     source_name: s.source_name.clone(),
                     name: s.name.clone(),
                     connection: Resolved { value: s.connection.clone(), level },
