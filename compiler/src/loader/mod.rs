@@ -278,6 +278,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         .collect();
     // Models' keys as their tests imply them (the tests of disabled nodes imply nothing for enabled ones).
     let test_keys = infer_test_keys(built.iter().filter_map(|(_, _, n)| n.as_ref().ok()?.as_ref()?.test.as_deref()));
+    let mut tests: Vec<(Arc<str>, u32, Node)> = Vec::with_capacity(built.len());
     for (file, line, node) in built {
         let Some(node) = node? else { continue };
         // A test of a disabled node is kept as dbt keeps it (listed, never run).
@@ -285,19 +286,9 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
             disabled.entry(node.unique_id.clone()).or_insert(node);
             continue;
         }
-        match nodes.entry(node.unique_id.clone()) {
-            std::collections::btree_map::Entry::Occupied(prev) => {
-                warnings.push(format!(
-                    "{file}:{line}: test `{}` is declared twice; keeping the first (from {})",
-                    node.name,
-                    prev.get().file
-                ));
-            }
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(node);
-            }
-        }
+        tests.push((file, line, node));
     }
+    nodes = merge_tests(nodes, tests, &mut warnings);
     for (id, key) in test_keys {
         if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
             n.test_key = key;
@@ -338,6 +329,41 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     crate::timing::phase("dependencies resolved, DAG checked");
     project.selectors = crate::select::load_selectors(&project.root)?;
     Ok((project, jinja, graph))
+}
+
+/// `nodes` with the generic `tests` (in declaration order) added: a test whose id is
+/// taken keeps the node that has it (the first declared), with a warning. One merge
+/// of sorted lists, not an insertion per test: each would shift the 544-byte nodes
+/// of a tree leaf, ~10 ms on 17,000 tests.
+fn merge_tests(nodes: BTreeMap<String, Node>, tests: Vec<(Arc<str>, u32, Node)>, warnings: &mut Vec<String>) -> BTreeMap<String, Node> {
+    // Sorted by id, declaration order among equal ids (a stable sort of indices, not of nodes).
+    let mut order: Vec<usize> = (0..tests.len()).collect();
+    order.sort_by(|&a, &b| tests[a].2.unique_id.cmp(&tests[b].2.unique_id));
+    let mut slots: Vec<Option<(Arc<str>, u32, Node)>> = tests.into_iter().map(Some).collect();
+    let mut duplicates: Vec<(usize, String)> = Vec::new();
+    let mut merged: Vec<(String, Node)> = Vec::with_capacity(nodes.len() + slots.len());
+    let mut existing = nodes.into_iter().peekable();
+    for i in order {
+        let Some((file, line, node)) = slots[i].take() else { continue };
+        while let Some(n) = existing.next_if(|(id, _)| *id < node.unique_id) {
+            merged.push(n);
+        }
+        let kept = match existing.peek() {
+            Some((id, n)) if *id == node.unique_id => Some(n),
+            _ => merged.last().map(|(_, n)| n).filter(|n| n.unique_id == node.unique_id),
+        };
+        match kept {
+            Some(first) => duplicates
+                .push((i, format!("{file}:{line}: test `{}` is declared twice; keeping the first (from {})", node.name, first.file))),
+            None => merged.push((node.unique_id.clone(), node)),
+        }
+    }
+    merged.extend(existing);
+    // Warnings in declaration order.
+    duplicates.sort_by_key(|(i, _)| *i);
+    warnings.extend(duplicates.into_iter().map(|(_, w)| w));
+    // Sorted and unique: built in one pass.
+    merged.into_iter().collect()
 }
 
 /// Where a properties file is, as dbt names it: inside its package
@@ -1400,4 +1426,45 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
     };
     let mut nodes: Vec<&mut Node> = project.nodes.values_mut().collect();
     nodes.par_iter_mut().map(|n| resolve(n)).collect::<Vec<Result<()>>>().into_iter().collect()
+}
+
+#[cfg(test)]
+mod merge_tests_tests {
+    use super::*;
+
+    fn node(id: &str, file: &str) -> Node {
+        Node { unique_id: id.into(), name: id.rsplit('.').next().unwrap_or(id).into(), file: file.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn tests_are_merged_in_id_order_and_the_first_of_an_id_is_kept() {
+        let nodes: BTreeMap<String, Node> = [node("model.p.a", "a.sql"), node("test.p.singular", "tests/singular.sql")]
+            .into_iter()
+            .map(|n| (n.unique_id.clone(), n))
+            .collect();
+        let decl = |id: &str, file: &str, line| (Arc::<str>::from(file), line, node(id, file));
+        let tests = vec![
+            decl("test.p.z", "x.yml", 1),
+            decl("test.p.b", "x.yml", 2),
+            decl("test.p.singular", "y.yml", 3),
+            decl("test.p.z", "y.yml", 4),
+            decl("test.p.b", "z.yml", 5),
+        ];
+        let mut warnings = vec!["before".to_string()];
+        let merged = merge_tests(nodes, tests, &mut warnings);
+        let ids: Vec<&str> = merged.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["model.p.a", "test.p.b", "test.p.singular", "test.p.z"]);
+        assert_eq!(merged["test.p.b"].file, "x.yml");
+        assert_eq!(merged["test.p.z"].file, "x.yml");
+        assert_eq!(merged["test.p.singular"].file, "tests/singular.sql", "an existing node keeps its id");
+        assert_eq!(
+            warnings,
+            [
+                "before",
+                "y.yml:3: test `singular` is declared twice; keeping the first (from tests/singular.sql)",
+                "y.yml:4: test `z` is declared twice; keeping the first (from x.yml)",
+                "z.yml:5: test `b` is declared twice; keeping the first (from x.yml)",
+            ]
+        );
+    }
 }
