@@ -779,6 +779,9 @@ impl serde::Serialize for Edges<'_> {
     }
 }
 
+/// A compiled node's code and its path under `compiled/` (run hooks have none).
+type CompiledCode<'a> = (&'a str, Option<&'a str>);
+
 struct NodesSer<'m, 'a> {
     m: &'m Manifest<'a>,
     extra: &'m Json,
@@ -793,7 +796,7 @@ impl serde::Serialize for NodesSer<'_, '_> {
         // Each node's compiled code and path, found by walking the sorted maps beside the
         // sorted nodes (22,000 lookups of long, alike ids cost more).
         let ids = || all.iter().map(|n| n.unique_id.as_str());
-        let with_compiled: Vec<(&Node, Option<(&str, Option<&str>)>)> = match compiled {
+        let with_compiled: Vec<(&Node, Option<CompiledCode<'_>>)> = match compiled {
             Some((plan, paths, _)) => {
                 let codes = aligned(ids(), plan.nodes.iter().map(|(k, v)| (k.as_str(), v.compiled_sql.as_deref())));
                 let paths = aligned(ids(), paths.iter().map(|(k, v)| (*k, *v)));
@@ -801,7 +804,7 @@ impl serde::Serialize for NodesSer<'_, '_> {
             }
             None => all.iter().map(|n| (*n, None)).collect(),
         };
-        let rows: Vec<&(&Node, Option<(&str, Option<&str>)>)> = with_compiled.iter().collect();
+        let rows: Vec<&(&Node, Option<CompiledCode<'_>>)> = with_compiled.iter().collect();
         let target_path = compiled.as_ref().map_or("", |(_, _, t)| t.as_str());
         let mut map = ser.serialize_map(None)?;
         crate::manifest::entries_in_parallel(
