@@ -24,11 +24,12 @@ pub fn phase(name: &str) {
 
 /// CPU time of the process so far (user + system, all threads), to tell serial phases from parallel ones.
 fn cpu_ms() -> f64 {
-    // SAFETY: `getrusage` fills the zeroed struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct, which `getrusage` fills.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+    };
+    let Some(usage) = usage else { return 0.0 };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
     ms(usage.ru_utime) + ms(usage.ru_stime)
 }
