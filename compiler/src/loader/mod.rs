@@ -199,6 +199,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         target: target_val.clone(),
         dialect_kind: target_output.kind.clone(),
         cache: HashMap::new(),
+        doc_blocks_cache: HashMap::new(),
     };
     // Read and parse every properties file in parallel, then apply them in file order.
     let mut yml: Vec<(usize, PathBuf, String)> = Vec::new();

@@ -167,12 +167,14 @@ pub struct TextRenderer<'a> {
     pub dialect_kind: String,
     /// Rendered strings by (package, text): descriptions repeat a lot.
     pub cache: HashMap<(String, String), String>,
+    /// [`TextRenderer::doc_blocks`] by (package, text), for the same reason.
+    pub doc_blocks_cache: HashMap<(String, String), Vec<String>>,
 }
 
 impl TextRenderer<'_> {
     /// dbt's `doc_blocks` of a description as written: the docs blocks its
     /// top-level `{{ doc(...) }}` calls name, resolved from `package`.
-    pub fn doc_blocks(&self, text: &str, package: &str) -> Vec<String> {
+    pub fn doc_blocks(&mut self, text: &str, package: &str) -> Vec<String> {
         use std::sync::LazyLock;
         static CALL: LazyLock<regex::Regex> = LazyLock::new(|| {
             regex::Regex::new(r#"\{\{-?\s*doc\(\s*(?:'([^']*)'|"([^"]*)")\s*(?:,\s*(?:'([^']*)'|"([^"]*)")\s*)?\)\s*-?\}\}"#)
@@ -181,7 +183,12 @@ impl TextRenderer<'_> {
         if !text.contains("doc(") {
             return Vec::new();
         }
-        CALL.captures_iter(text)
+        let key = (package.to_string(), text.to_string());
+        if let Some(hit) = self.doc_blocks_cache.get(&key) {
+            return hit.clone();
+        }
+        let found: Vec<String> = CALL
+            .captures_iter(text)
             .filter_map(|c| {
                 let first = c.get(1).or(c.get(2)).map_or("", |m| m.as_str());
                 let (pkg, name) = match c.get(3).or(c.get(4)) {
@@ -190,7 +197,9 @@ impl TextRenderer<'_> {
                 };
                 self.resolver.doc(pkg, name, package).map(|(p, _)| format!("doc.{p}.{name}"))
             })
-            .collect()
+            .collect();
+        self.doc_blocks_cache.insert(key, found.clone());
+        found
     }
 
     pub fn render(&mut self, text: &str, package: &str, file: &str, line: u32) -> Result<String> {
