@@ -1430,7 +1430,7 @@ fn resolve_dependencies(project: &mut Project) -> Result<()> {
 }
 
 #[cfg(test)]
-mod merge_tests_tests {
+mod generic_test_merge {
     use super::*;
 
     fn node(id: &str, file: &str) -> Node {
