@@ -19,6 +19,7 @@ pub mod graph;
 pub mod hex;
 pub mod init;
 pub mod jinja;
+mod json_pretty;
 mod json_str;
 pub mod loader;
 pub mod manifest;

@@ -259,7 +259,7 @@ fn entry_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T, pr
         return serde_json::to_writer(out, value).map_err(io::Error::other);
     }
     out.extend_from_slice(b": ");
-    value.serialize(&mut serde_json::Serializer::with_formatter(out, Pretty::at(depth))).map_err(io::Error::other)
+    crate::json_pretty::write(out, value, depth).map_err(io::Error::other)
 }
 
 /// serde_json's pretty layout (two spaces a level) for a value that starts `depth`
