@@ -268,7 +268,7 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     let renderers: HashMap<&str, project_config::ConfigRenderer> =
         packages.iter().map(|p| (p.name.as_str(), project_config::ConfigRenderer::new(&p.name, &vars, &target_val))).collect();
     // Consume the declarations: their YAML values move into the test nodes.
-    let built: Vec<(Arc<str>, u32, Result<Option<Node>>)> = test_decls
+    let mut built: Vec<BuiltTest> = test_decls
         .into_par_iter()
         .map(|decl| {
             let renderer = &renderers[&*decl.package];
@@ -277,19 +277,24 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
             (decl.file, decl.line, built)
         })
         .collect();
+    // The first error in declaration order.
+    if let Some(i) = built.iter().position(|(_, _, n)| n.is_err()) {
+        std::mem::replace(&mut built[i].2, Ok(None))?;
+    }
     // Models' keys as their tests imply them (the tests of disabled nodes imply nothing for enabled ones).
     let test_keys = infer_test_keys(built.iter().filter_map(|(_, _, n)| n.as_ref().ok()?.as_ref()?.test.as_deref()));
-    let mut tests: Vec<(Arc<str>, u32, Node)> = Vec::with_capacity(built.len());
-    for (file, line, node) in built {
-        let Some(node) = node? else { continue };
-        // A test of a disabled node is kept as dbt keeps it (listed, never run).
-        if !disabled.is_empty() && node.test.as_ref().is_some_and(|t| disabled.contains_key(&t.attached_node)) {
-            disabled.entry(node.unique_id.clone()).or_insert(node);
-            continue;
+    if !disabled.is_empty() {
+        for (_, _, slot) in &mut built {
+            // A test of a disabled node is kept as dbt keeps it (listed, never run).
+            if let Ok(Some(node)) = slot
+                && node.test.as_ref().is_some_and(|t| disabled.contains_key(&t.attached_node))
+                && let Ok(Some(node)) = std::mem::replace(slot, Ok(None))
+            {
+                disabled.entry(node.unique_id.clone()).or_insert(node);
+            }
         }
-        tests.push((file, line, node));
     }
-    nodes = merge_tests(nodes, tests, &mut warnings);
+    nodes = merge_tests(nodes, &mut built, &mut warnings);
     for (id, key) in test_keys {
         if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
             n.test_key = key;
@@ -332,20 +337,27 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
     Ok((project, jinja, graph))
 }
 
-/// `nodes` with the generic `tests` (in declaration order) added: a test whose id is
-/// taken keeps the node that has it (the first declared), with a warning. One merge
-/// of sorted lists, not an insertion per test: each would shift the 544-byte nodes
-/// of a tree leaf, ~10 ms on 17,000 tests.
-fn merge_tests(nodes: BTreeMap<String, Node>, tests: Vec<(Arc<str>, u32, Node)>, warnings: &mut Vec<String>) -> BTreeMap<String, Node> {
-    // Sorted by id, declaration order among equal ids (a stable sort of indices, not of nodes).
-    let mut order: Vec<usize> = (0..tests.len()).collect();
-    order.sort_by(|&a, &b| tests[a].2.unique_id.cmp(&tests[b].2.unique_id));
-    let mut slots: Vec<Option<(Arc<str>, u32, Node)>> = tests.into_iter().map(Some).collect();
+/// A generic test as built from its declaration: file, line and the node
+/// (`None`: not built, or already taken).
+type BuiltTest = (Arc<str>, u32, Result<Option<Node>>);
+
+/// `nodes` with the generic `tests` (in declaration order; the nodes are taken
+/// out) added: a test whose id is taken keeps the node that has it (the first
+/// declared), with a warning. One merge of sorted lists, not an insertion per test:
+/// each would shift the 544-byte nodes of a tree leaf. Each node moves once on
+/// the way (tens of thousands of them: the copies were most of the time).
+fn merge_tests(nodes: BTreeMap<String, Node>, tests: &mut [BuiltTest], warnings: &mut Vec<String>) -> BTreeMap<String, Node> {
+    // Sorted by id, declaration order among equal ids (the index breaks ties).
+    let mut by_id: Vec<(&str, usize)> =
+        tests.iter().enumerate().filter_map(|(i, (_, _, n))| Some((n.as_ref().ok()?.as_ref()?.unique_id.as_str(), i))).collect();
+    by_id.par_sort_unstable();
+    let order: Vec<usize> = by_id.into_iter().map(|(_, i)| i).collect();
     let mut duplicates: Vec<(usize, String)> = Vec::new();
-    let mut merged: Vec<(String, Node)> = Vec::with_capacity(nodes.len() + slots.len());
+    let mut merged: Vec<(String, Node)> = Vec::with_capacity(nodes.len() + order.len());
     let mut existing = nodes.into_iter().peekable();
     for i in order {
-        let Some((file, line, node)) = slots[i].take() else { continue };
+        let (file, line, slot) = &mut tests[i];
+        let Ok(Some(node)) = std::mem::replace(slot, Ok(None)) else { continue };
         while let Some(n) = existing.next_if(|(id, _)| *id < node.unique_id) {
             merged.push(n);
         }
@@ -1443,16 +1455,18 @@ mod generic_test_merge {
             .into_iter()
             .map(|n| (n.unique_id.clone(), n))
             .collect();
-        let decl = |id: &str, file: &str, line| (Arc::<str>::from(file), line, node(id, file));
-        let tests = vec![
+        let decl = |id: &str, file: &str, line| (Arc::<str>::from(file), line, Ok(Some(node(id, file))));
+        let mut tests = vec![
             decl("test.p.z", "x.yml", 1),
             decl("test.p.b", "x.yml", 2),
+            (Arc::from("w.yml"), 3, Ok(None)),
             decl("test.p.singular", "y.yml", 3),
             decl("test.p.z", "y.yml", 4),
             decl("test.p.b", "z.yml", 5),
         ];
         let mut warnings = vec!["before".to_string()];
-        let merged = merge_tests(nodes, tests, &mut warnings);
+        let merged = merge_tests(nodes, &mut tests, &mut warnings);
+        assert!(tests.iter().all(|(_, _, n)| matches!(n, Ok(None))), "every node is taken");
         let ids: Vec<&str> = merged.keys().map(String::as_str).collect();
         assert_eq!(ids, ["model.p.a", "test.p.b", "test.p.singular", "test.p.z"]);
         assert_eq!(merged["test.p.b"].file, "x.yml");
