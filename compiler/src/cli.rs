@@ -197,6 +197,7 @@ impl CompileArgs {
             live: None,
             defer: self.select.defer(),
             keep_going: false,
+            jinja_builtin_tests: false,
         })
     }
 }

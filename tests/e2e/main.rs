@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod buckets;
+mod builtin_tests;
 mod contracts;
 mod dbt_compat;
 mod deps;

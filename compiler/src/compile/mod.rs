@@ -1,6 +1,7 @@
 //! `dvtc compile`: resolution (SPEC §2), coercion, rendering and the
 //! execution plan (SPEC §5). The plan is deterministic: same inputs, same bytes.
 
+mod builtin_tests;
 mod column_types;
 pub mod contract;
 pub mod diff;
@@ -52,6 +53,9 @@ pub struct CompileOptions {
     /// With a live database, a node whose rendering fails (a query it runs fails, say)
     /// is reported and left to render at run time; the others compile (as `dbt compile`).
     pub keep_going: bool,
+    /// Render dbt's built-in generic tests through Jinja even where they render
+    /// natively (see `builtin_tests`): the tests that prove both give the same text.
+    pub jinja_builtin_tests: bool,
 }
 
 /// How `--defer` decides which unselected upstreams to read from the state.
@@ -108,6 +112,8 @@ struct Ctx<'a> {
     /// Upstreams read from the `--state` plan's relations (`--defer`).
     deferred: &'a BTreeSet<String>,
     ids: &'a Ids<'a>,
+    /// Built-in generic tests that render without Jinja.
+    builtin_tests: builtin_tests::BuiltinTests,
 }
 
 /// Nodes and sources by unique id, hashed: every node looks up its upstreams,
@@ -701,9 +707,17 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     }
     // Tests: render their query, wrap it.
     let raw_template;
+    let mut native = None;
     let raw = if node.test.is_some() {
-        raw_template = tests::generic_test_template(project, cx.jinja, node)?;
-        Some(render::Template::from(&raw_template))
+        // dbt's own tests in pushdown SQL render without Jinja (a live render keeps to Jinja).
+        if let (Mode::Pushdown(d), None) = (mode, &cx.opts.live) {
+            native = cx.builtin_tests.render(node, || cx.renderer.test_model_relation(node, d));
+        }
+        raw_template = match native {
+            Some(_) => None,
+            None => Some(tests::generic_test_template(project, cx.jinja, node)?),
+        };
+        raw_template.as_ref().map(render::Template::from)
     } else {
         None
     };
@@ -711,7 +725,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
         // Ephemeral upstreams are inlined as CTEs, in tests too (a test on an ephemeral model).
         cx.renderer.render_inlined(node, raw, mode, incremental)
     };
-    let compiled = match render(false)? {
+    let compiled = match native.map_or_else(|| render(false), |text| Ok(Ok(text)))? {
         Ok(s) => s,
         Err(render::RuntimeOnly(reason)) => {
             plan.render_at_runtime = Some(reason);
@@ -1051,6 +1065,7 @@ impl<'p> Shared<'p> {
             macro_hashes: &self.macro_hashes,
             deferred,
             ids: &self.ids,
+            builtin_tests: builtin_tests::BuiltinTests::new(&project.macros, opts.jinja_builtin_tests),
         }
     }
 }

@@ -450,6 +450,30 @@ impl<'a> Renderer<'a> {
         m
     }
 
+    /// What a generic test's `model` renders to in pushdown SQL of `dialect`: its
+    /// relation as `ref()`/`source()` give it to the test's template (see
+    /// `tests::generic_test_template`). `None` for a relation that is not a plain
+    /// name (an ephemeral model's CTE) or that Jinja would fail to find.
+    pub fn test_model_relation(&self, node: &Node, dialect: Dialect) -> Option<String> {
+        let t = node.test.as_ref()?;
+        let resolver = NodeResolver {
+            index: self.index.clone(),
+            project_sources: self.sources.clone(),
+            outputs: self.outputs.clone(),
+            fragment_names: Arc::new(HashMap::new()),
+            mode: Mode::Pushdown(dialect),
+        };
+        let relation = match self.project.sources.get(&t.attached_node) {
+            Some(s) => resolver.resolve_source(&s.source_name, &s.name),
+            None => {
+                let n = self.project.nodes.get(&t.attached_node)?;
+                let call = RefCall { package: Some(n.package.clone()), name: n.name.clone(), version: None };
+                resolver.resolve_ref(&node.package, &call)
+            }
+        };
+        relation.ok().filter(|r| r.cte_name.is_none()).map(|r| r.render())
+    }
+
     /// Renders `node` (its own raw SQL, or `raw` when given) in `mode`.
     /// `Ok(Err(_))` means the node must render at run time.
     pub fn render(
