@@ -79,6 +79,21 @@ models:
           - relationships:
               to: source('crm', 'customers')
               field: id
+          - relationships:
+              name: rel_to_self
+              to: ref("orders")
+              field: '"Order Status"'
+          - relationships:
+              name: rel_with_package
+              arguments: {to: " ref('p', 'orders') ", field: id}
+          - relationships:
+              name: rel_to_ephemeral
+              to: ref('eph')
+              field: id
+          - relationships:
+              name: rel_other_database
+              to: ref('lake_orders')
+              field: id
   - name: lake_orders
     columns:
       - name: id
@@ -147,6 +162,10 @@ fn built_in_tests_render_natively_as_dbt_macros_render_them() {
     assert!(file("unique_orders_id_where").contains("where id > 0) dbt_subquery"), "{}", file("unique_orders_id_where"));
     assert!(file("av_unquoted").contains("    1,2,30\n)"), "{}", file("av_unquoted"));
     assert!(file("av_from_var").contains("'x','y'"), "{}", file("av_from_var"));
+    assert!(file("rel_to_ephemeral").contains("__dbt__cte__eph"), "{}", file("rel_to_ephemeral"));
+    assert!(file("rel_with_package").contains("from \"analytics\".\"public\".\"orders\"\n)"), "{}", file("rel_with_package"));
+    let to_source = "relationships_orders_customer_id__id__source_crm_customers_";
+    assert!(file(to_source).contains("from \"analytics\".\"crm\".\"customers\"\n)"), "{}", file(to_source));
     // Outside `arguments:`, dbt 1.11 renders the value to text, and the loop goes over its characters.
     assert!(file("av_from_var_as_text").contains("'[',''','x'"), "{}", file("av_from_var_as_text"));
 }

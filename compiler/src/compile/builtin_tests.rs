@@ -1,5 +1,5 @@
-//! dbt's built-in generic tests `unique`, `not_null` and `accepted_values`,
-//! rendered without Jinja where Jinja would render dbt's own macros: byte for
+//! dbt's built-in generic tests `unique`, `not_null`, `accepted_values` and
+//! `relationships`, rendered without Jinja where Jinja would render dbt's own macros: byte for
 //! byte the text of `{% test unique(model, column_name) %}` dispatching to
 //! `default__test_unique` (and the others), whitespace included.
 //!
@@ -21,6 +21,17 @@ pub struct BuiltinTests {
     unique: bool,
     not_null: bool,
     accepted_values: bool,
+    relationships: bool,
+}
+
+/// A relation a built-in test reads, as its template names it.
+pub enum TestRelation<'a> {
+    /// The tested model or source (`model`).
+    Tested,
+    /// `ref('name')` or `ref('package', 'name')` (`relationships`' `to`).
+    Ref(Option<&'a str>, &'a str),
+    /// `source('source', 'table')`.
+    Source(&'a str, &'a str),
 }
 
 /// Whether `name` is a macro the rendering of built-in `test` goes through
@@ -48,13 +59,17 @@ impl BuiltinTests {
             unique: free("unique"),
             not_null: free("not_null") && !user.contains(&"should_store_failures"),
             accepted_values: free("accepted_values"),
+            relationships: free("relationships"),
         }
     }
 
     /// The text Jinja would render for generic test `node` whose `model` is the
     /// relation `model` (as `ref()`/`source()` render it), or `None` when this
     /// test must render through Jinja.
-    pub fn render(&self, node: &Node, model: impl FnOnce() -> Option<String>) -> Option<String> {
+    /// `relation` renders a relation as `ref()`/`source()` would, `None` where Jinja
+    /// must (an ephemeral model's CTE, a relation that does not resolve).
+    pub fn render(&self, node: &Node, relation: impl Fn(TestRelation<'_>) -> Option<String>) -> Option<String> {
+        let model = || relation(TestRelation::Tested);
         let t = node.test.as_ref()?;
         if t.namespace.is_some() || node.config.get("where").is_some_and(|w| !w.is_null()) {
             return None;
@@ -85,8 +100,45 @@ impl BuiltinTests {
                 let values = accepted_values_list(t, quote)?;
                 Some(accepted_values(&model()?, column, &values))
             }
+            "relationships" if self.relationships && only(&["column_name", "to", "field"]) => {
+                let field = match t.kwargs.get("field")? {
+                    Json::String(f) if plain(f) => f.as_str(),
+                    _ => return None,
+                };
+                let Json::String(to) = t.kwargs.get("to")? else { return None };
+                let to = relation(parse_call(to)?)?;
+                Some(relationships(&model()?, column, &to, field))
+            }
             _ => None,
         }
+    }
+}
+
+/// A string argument that renders as itself (no call, no Jinja; see `tests::kwarg_expr`).
+fn plain(s: &str) -> bool {
+    !s.contains('{') && !s.contains('(')
+}
+
+/// `ref('name')`, `ref('package', 'name')` or `source('source', 'table')`, quoted
+/// with `'` or `"`; any other expression (a version, a variable) is left to Jinja.
+fn parse_call(text: &str) -> Option<TestRelation<'_>> {
+    let text = text.trim();
+    let (function, rest) = text.split_once('(')?;
+    let inner = rest.strip_suffix(')')?;
+    let mut args = Vec::new();
+    for arg in inner.split(',') {
+        let arg = arg.trim();
+        let unquoted = arg.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')).or_else(|| arg.strip_prefix('"')?.strip_suffix('"'))?;
+        if unquoted.contains(['\'', '"', '\\']) {
+            return None;
+        }
+        args.push(unquoted);
+    }
+    match (function.trim_end(), args.as_slice()) {
+        ("ref", [name]) => Some(TestRelation::Ref(None, name)),
+        ("ref", [package, name]) => Some(TestRelation::Ref(Some(package), name)),
+        ("source", [source, table]) => Some(TestRelation::Source(source, table)),
+        _ => None,
     }
 }
 
@@ -115,6 +167,13 @@ fn accepted_values(model: &str, column: &str, values: &str) -> String {
     ))
 }
 
+/// `default__test_relationships`.
+fn relationships(model: &str, column: &str, to: &str, field: &str) -> String {
+    in_test_block(&format!(
+        "\n\nwith child as (\n    select {column} as from_field\n    from {model}\n    where {column} is not null\n),\n\nparent as (\n    select {field} as to_field\n    from {to}\n)\n\nselect\n    from_field\n\nfrom child\nleft join parent\n    on child.from_field = parent.to_field\n\nwhere parent.to_field is null\n\n"
+    ))
+}
+
 /// The values as the macro's loop writes them (`'a','b'`, or `a,b` without
 /// `quote`): strings and integers only, whose Jinja text is their own.
 fn accepted_values_list(t: &TestInfo, quote: bool) -> Option<String> {
@@ -123,7 +182,7 @@ fn accepted_values_list(t: &TestInfo, quote: bool) -> Option<String> {
     for (i, v) in values.iter().enumerate() {
         let text = match v {
             // A string that calls or holds Jinja renders first (see `tests::kwarg_expr`).
-            Json::String(s) if !s.contains('{') && !s.contains('(') => s.clone(),
+            Json::String(s) if plain(s) => s.clone(),
             Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
             _ => return None,
         };
@@ -169,7 +228,26 @@ mod tests {
                 assert_eq!(native, !(off == "all" || off == test), "{name} defined: {test}");
             }
         }
+        assert!(all.relationships);
         // A name that only ends like one is not one of them.
         assert!(BuiltinTests::new(&[def("p", "my_test_unique")], false).unique);
+    }
+
+    #[test]
+    fn only_plain_ref_and_source_calls_are_read() {
+        let read = |t: &str| match parse_call(t) {
+            Some(TestRelation::Ref(p, n)) => format!("ref {p:?} {n}"),
+            Some(TestRelation::Source(s, t)) => format!("source {s} {t}"),
+            Some(TestRelation::Tested) | None => "jinja".into(),
+        };
+        assert_eq!(read("ref('customers')"), "ref None customers");
+        assert_eq!(read(" ref( \"pkg\" , 'customers' ) "), "ref Some(\"pkg\") customers");
+        assert_eq!(read("source('crm', 'customers')"), "source crm customers");
+        for other in
+            ["ref('a', v=2)", "ref(name)", "ref('a', 'b', 'c')", "source('crm')", "var('x')", "ref('a\\'b')", "ref('a')|lower", "ref('a') "]
+        {
+            let expected = if other == "ref('a') " { "ref None a" } else { "jinja" };
+            assert_eq!(read(other), expected, "{other}");
+        }
     }
 }

@@ -711,7 +711,7 @@ fn compile_node(cx: &Ctx<'_>, node: &Node) -> Result<NodeOut> {
     let raw = if node.test.is_some() {
         // dbt's own tests in pushdown SQL render without Jinja (a live render keeps to Jinja).
         if let (Mode::Pushdown(d), None) = (mode, &cx.opts.live) {
-            native = cx.builtin_tests.render(node, || cx.renderer.test_model_relation(node, d));
+            native = cx.builtin_tests.render(node, |r| cx.renderer.test_relation(node, d, r));
         }
         raw_template = match native {
             Some(_) => None,

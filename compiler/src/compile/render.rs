@@ -450,12 +450,12 @@ impl<'a> Renderer<'a> {
         m
     }
 
-    /// What a generic test's `model` renders to in pushdown SQL of `dialect`: its
-    /// relation as `ref()`/`source()` give it to the test's template (see
+    /// What a relation of generic test `node` renders to in pushdown SQL of
+    /// `dialect`, as `ref()`/`source()` give it to the test's template (see
     /// `tests::generic_test_template`). `None` for a relation that is not a plain
     /// name (an ephemeral model's CTE) or that Jinja would fail to find.
-    pub fn test_model_relation(&self, node: &Node, dialect: Dialect) -> Option<String> {
-        let t = node.test.as_ref()?;
+    pub fn test_relation(&self, node: &Node, dialect: Dialect, relation: super::builtin_tests::TestRelation<'_>) -> Option<String> {
+        use super::builtin_tests::TestRelation;
         let resolver = NodeResolver {
             index: self.index.clone(),
             project_sources: self.sources.clone(),
@@ -463,15 +463,25 @@ impl<'a> Renderer<'a> {
             fragment_names: Arc::new(HashMap::new()),
             mode: Mode::Pushdown(dialect),
         };
-        let relation = match self.project.sources.get(&t.attached_node) {
-            Some(s) => resolver.resolve_source(&s.source_name, &s.name),
-            None => {
-                let n = self.project.nodes.get(&t.attached_node)?;
-                let call = RefCall { package: Some(n.package.clone()), name: n.name.clone(), version: None };
-                resolver.resolve_ref(&node.package, &call)
-            }
+        let by_ref = |package: Option<&str>, name: &str| {
+            let call = RefCall { package: package.map(str::to_string), name: name.to_string(), version: None };
+            resolver.resolve_ref(&node.package, &call)
         };
-        relation.ok().filter(|r| r.cte_name.is_none()).map(|r| r.render())
+        let resolved = match relation {
+            TestRelation::Tested => {
+                let t = node.test.as_ref()?;
+                match self.project.sources.get(&t.attached_node) {
+                    Some(s) => resolver.resolve_source(&s.source_name, &s.name),
+                    None => {
+                        let n = self.project.nodes.get(&t.attached_node)?;
+                        by_ref(Some(&n.package), &n.name)
+                    }
+                }
+            }
+            TestRelation::Ref(package, name) => by_ref(package, name),
+            TestRelation::Source(source, table) => resolver.resolve_source(source, table),
+        };
+        resolved.ok().filter(|r| r.cte_name.is_none()).map(|r| r.render())
     }
 
     /// Renders `node` (its own raw SQL, or `raw` when given) in `mode`.
