@@ -295,6 +295,8 @@ pub fn load(opts: &LoadOptions) -> Result<(Project, Jinja, crate::graph::Graph)>
         }
     }
     nodes = merge_tests(nodes, &mut built, &mut warnings);
+    // Emptied, but 10 MB at 17,000 tests: freed now, for what loading allocates next.
+    drop(built);
     for (id, key) in test_keys {
         if let Some(n) = nodes.get_mut(&id).filter(|n| n.resource_type == ResourceType::Model) {
             n.test_key = key;
