@@ -17,6 +17,9 @@ use crate::nodes::Project;
 pub struct Graph {
     pub graph: DiGraph<String, ()>,
     pub index: HashMap<String, NodeIndex, foldhash::fast::RandomState>,
+    /// By index: whether it is a project node (else a source). Indices follow the
+    /// ids, so nodes and sources are listed in id order without looking ids up.
+    is_node: Vec<bool>,
 }
 
 impl Graph {
@@ -54,7 +57,8 @@ impl Graph {
                 graph.add_edge(from, NodeIndex::new(to), ());
             }
         }
-        Ok(Graph { graph, index })
+        let is_node = ids.iter().map(|(_, n)| n.is_some()).collect();
+        Ok(Graph { graph, index, is_node })
     }
 
     /// Errors with the cycle spelled out if the graph has one.
@@ -150,11 +154,35 @@ impl Graph {
     }
 
     fn neighbors(&self, id: &str, dir: Direction) -> Vec<&str> {
-        self.index.get(id).map_or_else(Vec::new, |&n| {
-            let mut v: Vec<NodeIndex> = self.graph.neighbors_directed(n, dir).collect();
-            v.sort_unstable();
-            v.dedup();
-            v.into_iter().map(|m| self.graph[m].as_str()).collect()
-        })
+        self.index.get(id).map_or_else(Vec::new, |&n| self.neighbors_at(n, dir))
+    }
+
+    /// Indices of the project's nodes, then of its sources, each in id order
+    /// (manifests list them so; a lookup by id per entry would compare 60-byte
+    /// ids that are seldom in cache).
+    pub fn nodes_then_sources(&self) -> (Vec<NodeIndex>, Vec<NodeIndex>) {
+        self.graph.node_indices().partition(|n| self.is_node[n.index()])
+    }
+
+    /// The id at `n`.
+    pub fn id(&self, n: NodeIndex) -> &str {
+        &self.graph[n]
+    }
+
+    /// [`Graph::parents`] of the node at `n`.
+    pub fn parents_at(&self, n: NodeIndex) -> Vec<&str> {
+        self.neighbors_at(n, Direction::Incoming)
+    }
+
+    /// [`Graph::children`] of the node at `n`.
+    pub fn children_at(&self, n: NodeIndex) -> Vec<&str> {
+        self.neighbors_at(n, Direction::Outgoing)
+    }
+
+    fn neighbors_at(&self, n: NodeIndex, dir: Direction) -> Vec<&str> {
+        let mut v: Vec<NodeIndex> = self.graph.neighbors_directed(n, dir).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.into_iter().map(|m| self.graph[m].as_str()).collect()
     }
 }

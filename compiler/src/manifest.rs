@@ -139,8 +139,8 @@ impl serde::Serialize for Streamed<'_> {
         st.serialize_field("sources", &m.sources)?;
         st.serialize_field("macros", &m.macros)?;
         st.serialize_field("docs", &m.docs)?;
-        st.serialize_field("parent_map", &Lineage { project: self.project, graph: self.graph, parents: true })?;
-        st.serialize_field("child_map", &Lineage { project: self.project, graph: self.graph, parents: false })?;
+        st.serialize_field("parent_map", &Lineage { graph: self.graph, parents: true })?;
+        st.serialize_field("child_map", &Lineage { graph: self.graph, parents: false })?;
         st.serialize_field("counts", &m.counts)?;
         st.end()
     }
@@ -148,7 +148,6 @@ impl serde::Serialize for Streamed<'_> {
 
 /// `parent_map` (nodes) or `child_map` (nodes and sources) by id, from the graph.
 struct Lineage<'a> {
-    project: &'a Project,
     graph: &'a Graph,
     parents: bool,
 }
@@ -156,18 +155,17 @@ struct Lineage<'a> {
 impl serde::Serialize for Lineage<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let Lineage { project, graph, parents } = *self;
-        // Sorted as the map of both would be: node and source ids never coincide.
-        let mut ids: Vec<&String> = match parents {
-            true => project.nodes.keys().collect(),
-            false => project.nodes.keys().chain(project.sources.keys()).collect(),
-        };
+        let Lineage { graph, parents } = *self;
+        // Parents of nodes, children of nodes and sources, in id order: the graph's order.
+        let (nodes, sources) = graph.nodes_then_sources();
+        let mut ids = nodes;
         if !parents {
+            ids.extend(sources);
             ids.sort_unstable();
         }
         let mut map = ser.serialize_map(Some(ids.len()))?;
-        for id in ids {
-            map.serialize_entry(id, &if parents { graph.parents(id) } else { graph.children(id) })?;
+        for n in ids {
+            map.serialize_entry(graph.id(n), &if parents { graph.parents_at(n) } else { graph.children_at(n) })?;
         }
         map.end()
     }

@@ -20,6 +20,7 @@ use crate::jinja::Jinja;
 use crate::nodes::{Column, Node, Project, ResourceType, Source};
 use crate::semantic::Kind;
 use crate::state::sha256;
+use petgraph::graph::NodeIndex;
 
 /// dbt's manifest schema this file follows.
 pub const DBT_SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
@@ -750,16 +751,18 @@ impl serde::Serialize for Edges<'_> {
             map.serialize_entry(id, &none)?;
         }
         // Lists of nodes and sources, written on all cores.
-        let ids: Vec<&String> = project.nodes.keys().chain(project.sources.keys()).collect();
+        let (nodes, sources) = graph.nodes_then_sources();
+        let ids: Vec<(NodeIndex, bool)> = nodes.into_iter().map(|n| (n, true)).chain(sources.into_iter().map(|n| (n, false))).collect();
+        let ids: Vec<&(NodeIndex, bool)> = ids.iter().collect();
         crate::manifest::entries_in_parallel(
             &mut map,
             &ids,
-            |id| id.as_str(),
-            |buf, id| match parents {
-                true => serde_json::to_writer(buf, &if project.nodes.contains_key(id) { graph.parents(id) } else { vec![] }),
+            |(n, _)| graph.id(*n),
+            |buf, &(n, is_node)| match parents {
+                true => serde_json::to_writer(buf, &if is_node { graph.parents_at(n) } else { vec![] }),
                 false => {
-                    let mut children = graph.children(id);
-                    let semantic = semantic_children.get(id.as_str());
+                    let mut children = graph.children_at(n);
+                    let semantic = semantic_children.get(graph.id(n));
                     children.extend(semantic.into_iter().flatten().map(String::as_str));
                     children.sort();
                     serde_json::to_writer(buf, &children)
