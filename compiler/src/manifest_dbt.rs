@@ -282,7 +282,7 @@ pub(crate) fn resource_path(project: &Project, node: &Node) -> String {
 }
 
 fn node_json(project: &Project, jinja: &Jinja, fast: bool, node: &Node, placement: Option<&Placement>, graph: &Graph) -> Json {
-    serde_json::to_value(NodeEntry { project, jinja, fast, node, placement, graph, compiled: None }).unwrap_or(Json::Null)
+    serde_json::to_value(NodeEntry { project, jinja, fast, node, placement, graph, at: None, compiled: None }).unwrap_or(Json::Null)
 }
 
 /// A node of dbt's manifest, serialized as it is written (no intermediate JSON tree:
@@ -294,6 +294,8 @@ struct NodeEntry<'a> {
     node: &'a Node,
     placement: Option<&'a Placement>,
     graph: &'a Graph,
+    /// The node's index in `graph` where the caller knows it (else it is looked up by id).
+    at: Option<NodeIndex>,
     /// What `dbt compile` adds (see [`mark_compiled`]): code, path under `compiled/`, `target-path`.
     compiled: Option<(&'a str, Option<&'a str>, &'a str)>,
 }
@@ -360,7 +362,7 @@ impl serde::Serialize for NodeEntry<'_> {
 impl NodeEntry<'_> {
     /// Appends the entry as serde_json's `to_writer` would write it, keys in dbt-core's order.
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let NodeEntry { project, jinja, fast, node, placement, graph, compiled } = *self;
+        let NodeEntry { project, jinja, fast, node, placement, graph, at, compiled } = *self;
         let (database, schema, alias, relation_name) = relation_fields(node, placement, project, jinja, fast);
         let mut m = CompactObject::new(out);
         m.value("database", &database)?;
@@ -429,7 +431,8 @@ impl NodeEntry<'_> {
         m.value("sources", &sources)?;
         m.raw("metrics", "[]");
         m.raw("functions", "[]");
-        let parents = ordered_parents(project, graph.parents(&node.unique_id), &refs, &sources);
+        let parents = at.map_or_else(|| graph.parents(&node.unique_id), |n| graph.parents_at(n));
+        let parents = ordered_parents(project, parents, &refs, &sources);
         let mut d = m.object("depends_on");
         d.strs("macros", macros.iter().map(String::as_str));
         d.strs("nodes", parents.iter().copied());
@@ -795,28 +798,36 @@ impl serde::Serialize for NodesSer<'_, '_> {
         use serde::ser::SerializeMap;
         let Manifest { project, jinja, graph, placements, compiled, .. } = self.m;
         let fast = !crate::compile::resolve::naming_overridden(jinja);
-        let all: Vec<&Node> = project.nodes.values().filter(|n| n.unit.is_none()).collect();
+        // Each node with its index in the graph, which lists the nodes in the same order.
+        let (indices, _) = graph.nodes_then_sources();
+        let at = |i: usize| (indices.len() == project.nodes.len()).then(|| indices[i]);
+        let all: Vec<(&Node, Option<NodeIndex>)> =
+            project.nodes.values().enumerate().filter(|(_, n)| n.unit.is_none()).map(|(i, n)| (n, at(i))).collect();
+        debug_assert!(all.iter().all(|(n, at)| at.is_none_or(|i| graph.id(i) == n.unique_id)), "the graph lists the nodes in id order");
         // Each node's compiled code and path, found by walking the sorted maps beside the
         // sorted nodes (22,000 lookups of long, alike ids cost more).
-        let ids = || all.iter().map(|n| n.unique_id.as_str());
-        let with_compiled: Vec<(&Node, Option<CompiledCode<'_>>)> = match compiled {
+        let ids = || all.iter().map(|(n, _)| n.unique_id.as_str());
+        let with_compiled: Vec<(&Node, Option<NodeIndex>, Option<CompiledCode<'_>>)> = match compiled {
             Some((plan, paths, _)) => {
                 let codes = aligned(ids(), plan.nodes.iter().map(|(k, v)| (k.as_str(), v.compiled_sql.as_deref())));
                 let paths = aligned(ids(), paths.iter().map(|(k, v)| (*k, *v)));
-                all.iter().zip(codes.into_iter().zip(paths)).map(|(n, (code, path))| (*n, code.flatten().map(|c| (c, path)))).collect()
+                all.iter()
+                    .zip(codes.into_iter().zip(paths))
+                    .map(|(&(n, at), (code, path))| (n, at, code.flatten().map(|c| (c, path))))
+                    .collect()
             }
-            None => all.iter().map(|n| (*n, None)).collect(),
+            None => all.iter().map(|&(n, at)| (n, at, None)).collect(),
         };
-        let rows: Vec<&(&Node, Option<CompiledCode<'_>>)> = with_compiled.iter().collect();
+        let rows: Vec<&(&Node, Option<NodeIndex>, Option<CompiledCode<'_>>)> = with_compiled.iter().collect();
         let target_path = compiled.as_ref().map_or("", |(_, _, t)| t.as_str());
         let mut map = ser.serialize_map(None)?;
         crate::manifest::entries_in_parallel(
             &mut map,
             &rows,
-            |(n, _)| &n.unique_id,
-            |buf, &(n, code)| {
+            |(n, _, _)| &n.unique_id,
+            |buf, &(n, at, code)| {
                 let compiled = code.map(|(code, path)| (code, path, target_path));
-                NodeEntry { project, jinja, fast, node: n, placement: placements.get(&n.unique_id), graph, compiled }.write_json(buf)
+                NodeEntry { project, jinja, fast, node: n, placement: placements.get(&n.unique_id), graph, at, compiled }.write_json(buf)
             },
         )?;
         for (k, v) in self.extra.as_object().into_iter().flatten() {
@@ -896,6 +907,7 @@ pub(crate) fn compiled_node_entry(
         node,
         placement: placements.get(&node.unique_id),
         graph,
+        at: None,
         compiled: compiled.map(|(code, path)| (code, path, target_path)),
     };
     crate::partial::spans::entry(&node.unique_id, &entry, false, 2)
