@@ -157,12 +157,10 @@ impl serde::Serialize for Lineage<'_> {
         use serde::ser::SerializeMap;
         let Lineage { graph, parents } = *self;
         // Parents of nodes, children of nodes and sources, in id order: the graph's order.
-        let (nodes, sources) = graph.nodes_then_sources();
-        let mut ids = nodes;
-        if !parents {
-            ids.extend(sources);
-            ids.sort_unstable();
-        }
+        let ids: Vec<_> = match parents {
+            true => graph.nodes_then_sources().0,
+            false => graph.graph.node_indices().collect(),
+        };
         let mut map = ser.serialize_map(Some(ids.len()))?;
         for n in ids {
             map.serialize_entry(graph.id(n), &if parents { graph.parents_at(n) } else { graph.children_at(n) })?;

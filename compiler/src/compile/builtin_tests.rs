@@ -102,7 +102,7 @@ impl BuiltinTests {
             }
             "relationships" if self.relationships && only(&["column_name", "to", "field"]) => {
                 let field = match t.kwargs.get("field")? {
-                    Json::String(f) if plain(f) => f.as_str(),
+                    f @ Json::String(text) if super::tests::is_literal(f) => text.as_str(),
                     _ => return None,
                 };
                 let Json::String(to) = t.kwargs.get("to")? else { return None };
@@ -112,11 +112,6 @@ impl BuiltinTests {
             _ => None,
         }
     }
-}
-
-/// A string argument that renders as itself (no call, no Jinja; see `tests::kwarg_expr`).
-fn plain(s: &str) -> bool {
-    !s.contains('{') && !s.contains('(')
 }
 
 /// `ref('name')`, `ref('package', 'name')` or `source('source', 'table')`, quoted
@@ -182,7 +177,7 @@ fn accepted_values_list(t: &TestInfo, quote: bool) -> Option<String> {
     for (i, v) in values.iter().enumerate() {
         let text = match v {
             // A string that calls or holds Jinja renders first (see `tests::kwarg_expr`).
-            Json::String(s) if plain(s) => s.clone(),
+            Json::String(s) if super::tests::is_literal(v) => s.clone(),
             Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
             _ => return None,
         };

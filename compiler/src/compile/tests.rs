@@ -112,7 +112,7 @@ fn push_arg(call: &mut String, args: &mut Vec<(String, Json)>, v: Json) {
 }
 
 /// Whether `v` renders to itself: no string in it is a call or holds Jinja.
-fn is_literal(v: &Json) -> bool {
+pub(super) fn is_literal(v: &Json) -> bool {
     match v {
         Json::String(s) => !looks_like_call(s) && !has_jinja(s),
         Json::Array(a) => a.iter().all(is_literal),
